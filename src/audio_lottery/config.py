@@ -1,0 +1,296 @@
+"""Typed hyper-parameters: dataclasses loaded from YAML presets plus dotted overrides.
+
+Each field's help text lives beside it (``field(metadata={"help": ...})``). A run's
+identity is the hash of its non-default hyper-parameters (see :func:`config_hash`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key."""
+
+
+def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
+    meta = {"help": help}
+    if choices:
+        meta["choices"] = choices
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class FeatureConfig:
+    kind: str = _f("logmel", "logmel (mel filterbank) or linear (DeepSpeech2 log1p spectrogram)", ("logmel", "linear"))
+    sample_rate: int = _f(16000, "audio sample rate in Hz; audio is resampled to it")
+    n_mels: int = _f(80, "number of mel bins (logmel)")
+    win_ms: float = _f(25.0, "analysis window in ms (the linear preset uses 20)")
+    hop_ms: float = _f(10.0, "frame shift in ms")
+    window: str = _f("hann", "window function", ("hann", "hamming"))
+    normalize: bool = _f(True, "per-utterance mean/variance normalisation of each bin")
+
+
+@dataclass
+class AugmentConfig:
+    freq_masks: int = _f(0, "SpecAugment: number of frequency masks")
+    freq_width: int = _f(27, "SpecAugment: maximal frequency-mask width F (bins)")
+    time_masks: int = _f(0, "SpecAugment: number of time masks")
+    time_width: int = _f(70, "SpecAugment: maximal time-mask width T (frames)")
+    time_width_ratio: float = _f(0.2, "a time mask covers at most this fraction of the utterance")
+    noise_manifest: str = _f("", "JSONL manifest of noise recordings mixed into training audio")
+    noise_prob: float = _f(0.0, "probability that an utterance gets noise")
+    snr_min: float = _f(0.0, "lowest SNR in dB for training noise")
+    snr_max: float = _f(20.0, "highest SNR in dB for training noise")
+
+
+@dataclass
+class DataConfig:
+    train_manifest: str = _f("", "JSONL manifest of training utterances")
+    dev_manifest: str = _f("", "JSONL manifest for model selection (never the test set)")
+    test_manifest: str = _f("", "JSONL manifest for the final test")
+    tokenizer: str = _f("char", "char (blank, a-z, ', space) or bpe (sentencepiece)", ("char", "bpe"))
+    bpe_vocab_size: int = _f(256, "sentencepiece vocabulary size (bpe)")
+    max_duration: float = _f(20.0, "training utterances longer than this (s) are skipped")
+    min_duration: float = _f(0.2, "training utterances shorter than this (s) are skipped")
+    max_train_utterances: int = _f(0, "use at most this many training utterances (0 = all)")
+    max_eval_utterances: int = _f(0, "use at most this many dev/test utterances (0 = all)")
+    batch_seconds: float = _f(240.0, "audio seconds per training batch (duration bucketing)")
+    max_batch_size: int = _f(32, "upper bound on utterances per batch")
+    num_workers: int = _f(0, "DataLoader worker processes")
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class DS2Config:
+    conv_channels: list = _f([32, 32], "output channels of each Conv2d layer")
+    conv_kernels: list = _f([[41, 11], [21, 11]], "(freq, time) kernel of each Conv2d layer")
+    conv_strides: list = _f([[2, 2], [2, 1]], "(freq, time) stride of each Conv2d layer")
+    rnn_layers: int = _f(5, "number of bidirectional LSTM layers")
+    rnn_hidden: int = _f(1024, "LSTM hidden size per direction")
+    bidirectional: bool = _f(True, "bidirectional LSTMs (directions are summed)")
+    rnn_batch_norm: bool = _f(True, "sequence-wise batch norm before LSTM layers 2..N and the output")
+
+
+@dataclass
+class ModelConfig:
+    name: str = _f("ds2", "backbone name in the model registry")
+    ds2: DS2Config = field(default_factory=DS2Config)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = _f(16, "training epochs (per lottery level)")
+    optimizer: str = _f("adamw", "optimizer", ("adamw", "adam"))
+    lr: float = _f(3e-4, "peak learning rate")
+    betas: list = _f([0.9, 0.999], "Adam betas")
+    weight_decay: float = _f(1e-5, "AdamW decoupled weight decay")
+    lr_anneal: float = _f(1.01, "learning rate is divided by this after every epoch")
+    warmup_steps: int = _f(0, "linear warm-up steps at the start of training")
+    grad_clip: float = _f(400.0, "gradient-norm clipping threshold")
+    sortagrad: bool = _f(True, "first epoch visits batches from shortest to longest")
+    seed: int = _f(0, "random seed (weights, batches, augmentation)")
+    threads: int = _f(2, "torch intra-op threads")
+    device: str = _f("cpu", "torch device")
+    eval_every_epochs: int = _f(1, "validate on dev every N epochs")
+    max_steps: int = _f(0, "stop after this many optimizer steps (0 = no limit)")
+    max_minutes: float = _f(0.0, "stop after this many minutes of training (0 = no limit)")
+    log_every_steps: int = _f(20, "write a metrics line every N steps")
+
+
+@dataclass
+class PruneConfig:
+    strategy: str = _f("global_magnitude", "mask strategy", ("global_magnitude", "layerwise_magnitude", "random"))
+    fraction: float = _f(0.2, "fraction of the remaining weights pruned per level")
+    include: list = _f([], "glob patterns of prunable tensor names to include (empty = the model's defaults)")
+    exclude: list = _f([], "glob patterns of prunable tensor names to exclude")
+    rewind: str = _f("0", "rewind point: 0 (theta_0), '<k>it' (after k steps) or '<k>ep' (after k epochs)")
+
+
+@dataclass
+class LotteryConfig:
+    levels: int = _f(10, "number of pruning levels after the dense level 0")
+    match_tolerance: float = _f(0.005, "a ticket 'matches' dense when its dev WER <= dense WER + this (absolute)")
+    replicate: int = _f(0, "replicate index (different seeds share a lottery hash)")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    lottery: LotteryConfig = field(default_factory=LotteryConfig)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    """Convert ``value`` to ``typ`` or raise a ConfigError naming ``key``."""
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+    if typ is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if typ is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    if typ is list:
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip() else []
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return value
+    return value
+
+
+def _apply(obj: Any, data: dict, prefix: str = "") -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    types = _field_types(type(obj))
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        if name not in fields:
+            raise ConfigError(f"unknown key {key!r}; allowed: {', '.join(sorted(fields))}")
+        typ = types[name]
+        if dataclasses.is_dataclass(typ):
+            _apply(getattr(obj, name), value, key + ".")
+            continue
+        coerced = _coerce(value, typ, key)
+        choices = fields[name].metadata.get("choices")
+        if choices and coerced not in choices:
+            raise ConfigError(f"{key}: {coerced!r} is not one of {', '.join(map(str, choices))}")
+        setattr(obj, name, coerced)
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like dotted.key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _nest(key: str, value: Any) -> dict:
+    out: dict = {}
+    cur = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = value
+    return out
+
+
+def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
+    """Apply ``dotted.key=value`` overrides in place and return ``cfg``."""
+    for text in overrides or []:
+        key, value = _parse_override(text)
+        _apply(cfg, _nest(key, value))
+    return cfg
+
+
+def config_from_dict(data: dict | None) -> Config:
+    cfg = Config()
+    _apply(cfg, data or {})
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML preset (optionally) and apply dotted overrides."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        try:
+            cfg = config_from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+    else:
+        cfg = Config()
+    return apply_overrides(cfg, overrides)
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def non_defaults(cfg: Any, default: Any | None = None) -> dict:
+    """The fields of ``cfg`` that differ from the dataclass defaults, nested."""
+    default = default if default is not None else type(cfg)()
+    out: dict = {}
+    for f in dataclasses.fields(cfg):
+        a, b = getattr(cfg, f.name), getattr(default, f.name)
+        if dataclasses.is_dataclass(a):
+            sub = non_defaults(a, b)
+            if sub:
+                out[f.name] = sub
+        elif a != b:
+            out[f.name] = a
+    return out
+
+
+def config_hash(cfg: Any, drop: tuple[str, ...] = ()) -> str:
+    """Short stable hash of the non-default hyper-parameters (minus top-level ``drop`` sections)."""
+    nd = {k: v for k, v in non_defaults(cfg).items() if k not in drop}
+    blob = json.dumps(nd, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:10]
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    from audio_lottery.io import atomic_write_text
+
+    atomic_write_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, default, help) for every field, for ``--help`` listings and docs."""
+    rows = []
+    inst = cls()
+    for f in dataclasses.fields(inst):
+        typ = _field_types(cls)[f.name]
+        if dataclasses.is_dataclass(typ):
+            rows += describe(typ, f"{prefix}{f.name}.")
+        else:
+            rows.append((f"{prefix}{f.name}", getattr(inst, f.name), f.metadata.get("help", "")))
+    return rows
