@@ -32,6 +32,8 @@ def load_audio(
     Raises :class:`AudioError` naming the file for unreadable, empty or non-finite audio.
     """
     path = Path(path)
+    if offset < 0 or (duration is not None and duration <= 0):
+        raise AudioError(f"{path}: invalid segment (offset={offset}s, duration={duration}s)")
     try:
         with sf.SoundFile(str(path)) as fh:
             sr = fh.samplerate

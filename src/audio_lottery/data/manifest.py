@@ -59,6 +59,8 @@ def read_manifest(path: str | Path, resolve_audio: bool = True) -> list[dict]:
                 raise ManifestError(f"{path}:{lineno}: duration/offset must be numbers") from None
             if not math.isfinite(rec["duration"]) or rec["duration"] <= 0:
                 raise ManifestError(f"{path}:{lineno}: duration must be a positive number, got {rec['duration']}")
+            if not math.isfinite(rec["offset"]) or rec["offset"] < 0:
+                raise ManifestError(f"{path}:{lineno}: offset must be a non-negative number, got {rec['offset']}")
             if not isinstance(rec["text"], str):
                 raise ManifestError(f"{path}:{lineno}: text must be a string")
             rec["speaker"] = str(rec["speaker"])

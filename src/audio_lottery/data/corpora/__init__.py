@@ -1,0 +1,59 @@
+"""Real-corpus preparers: official layouts (LibriSpeech, TED-LIUM 2/3, Common Voice) -> JSONL manifests.
+
+Each preparer in :data:`PREPARERS` takes ``(root: Path, progress: bool = True)`` and returns
+``{split: SplitResult}``; :func:`prepare_corpus` writes them as ``<out>/<split>.jsonl`` plus
+``<out>/prepare_report.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from audio_lottery.data.corpora.common import CorpusLayoutError, SkipItem, SplitResult
+from audio_lottery.data.corpora.commonvoice import collect_commonvoice
+from audio_lottery.data.corpora.librispeech import collect_librispeech
+from audio_lottery.data.corpora.tedlium import collect_tedlium
+from audio_lottery.data.manifest import write_manifest
+from audio_lottery.io import atomic_write_json
+
+PREPARERS: dict[str, Callable[..., dict[str, SplitResult]]] = {
+    "librispeech": collect_librispeech,
+    "tedlium": collect_tedlium,
+    "commonvoice": collect_commonvoice,
+}
+
+_ALIASES = {"tedlium2": "tedlium", "tedlium3": "tedlium", "cv": "commonvoice"}
+
+
+def resolve_name(name: str) -> str:
+    """Canonical preparer name ("TED-LIUM3" -> "tedlium"); unknown names raise ValueError listing the known ones."""
+    key = name.lower().replace("-", "").replace("_", "").replace(" ", "")
+    key = _ALIASES.get(key, key)
+    if key not in PREPARERS:
+        raise ValueError(f"unknown corpus {name!r}; known corpora: {', '.join(sorted(PREPARERS))}")
+    return key
+
+
+def prepare_corpus(name: str, root: Path, out: Path, progress: bool = True) -> dict[str, dict]:
+    """Prepare corpus ``name`` found at ``root`` into ``<out>/<split>.jsonl`` manifests.
+
+    Returns ``{split: {"written", "skipped", "reasons"}}``, also saved in ``<out>/prepare_report.json``.
+    """
+    key = resolve_name(name)
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise CorpusLayoutError(f"{root}: corpus folder not found")
+    splits = PREPARERS[key](root, progress=progress)
+    if not splits:
+        raise CorpusLayoutError(f"{root}: no {key} splits found")
+    out = Path(out)
+    report: dict[str, dict] = {}
+    for split, result in splits.items():
+        write_manifest(out / f"{split}.jsonl", result.records)
+        report[split] = result.report()
+    atomic_write_json(out / "prepare_report.json", {"corpus": key, "root": str(root), "splits": report})
+    return report
+
+
+__all__ = ["PREPARERS", "CorpusLayoutError", "SkipItem", "SplitResult", "prepare_corpus", "resolve_name"]

@@ -1,0 +1,196 @@
+"""The one ``audio-lottery`` command and its sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from audio_lottery.config import ConfigError, load_config
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="YAML preset, e.g. configs/ds2_small.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set train.epochs=3 (repeatable)")
+
+
+def cmd_data_synth(args: argparse.Namespace) -> None:
+    from audio_lottery.data.synth import synthesize_corpus
+
+    summary = synthesize_corpus(Path(args.out), hours=args.hours, seed=args.seed, workers=args.workers)
+    print(json.dumps(summary))
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> None:
+    from audio_lottery.data.corpora import prepare_corpus
+
+    print(json.dumps(prepare_corpus(args.name, Path(args.root), Path(args.out))))
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from audio_lottery.data.tokenizers import CharTokenizer
+    from audio_lottery.pruning.mask import select_prunable
+    from audio_lottery.recognizer import Recognizer
+
+    cfg = load_config(args.config, args.overrides)
+    tokenizer = CharTokenizer() if cfg.data.tokenizer == "char" else _FixedVocab(cfg.data.bpe_vocab_size + 1)
+    rec = Recognizer.build(cfg, tokenizer)
+    prunable = select_prunable(rec.model, cfg.prune.include, cfg.prune.exclude)
+    print(json.dumps({
+        "model": cfg.model.name,
+        "params": sum(p.numel() for p in rec.model.parameters()),
+        "prunable_params": sum(p.numel() for p in prunable.values()),
+        "prunable_tensors": len(prunable),
+        "feature_dim": rec.featurizer.dim,
+        "vocab_size": tokenizer.vocab_size,
+    }))
+
+
+class _FixedVocab:
+    """Stand-in tokenizer for ``info`` on BPE configs (only the size matters)."""
+
+    def __init__(self, size: int) -> None:
+        self.vocab_size = size
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from audio_lottery.train.loop import train_model
+
+    cfg = load_config(args.config, args.overrides)
+    result = train_model(cfg, Path(args.out), progress=not args.quiet)
+    print(json.dumps({k: v for k, v in result.items() if k != "history"}))
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from audio_lottery.data.manifest import read_manifest
+    from audio_lottery.eval.evaluate import evaluate
+    from audio_lottery.recognizer import Recognizer
+
+    rec = Recognizer.load(args.model)
+    records = read_manifest(args.manifest)
+    if args.limit:
+        records = records[: args.limit]
+    scores = evaluate(rec, records, progress=not args.quiet)
+    hyps = scores.pop("hyps")
+    if args.hyps:
+        from audio_lottery.io import atomic_write_jsonl
+
+        atomic_write_jsonl(Path(args.hyps), [{"id": r["id"], "ref": r["text"], "hyp": hyps[r["id"]]} for r in records])
+    print(json.dumps(scores))
+
+
+def cmd_transcribe(args: argparse.Namespace) -> None:
+    from audio_lottery.data.audio import load_audio
+    from audio_lottery.recognizer import Recognizer
+
+    rec = Recognizer.load(args.model)
+    sr = rec.cfg.data.features.sample_rate
+    for path in args.audio:
+        text = rec.transcribe([load_audio(path, sr)])[0]
+        print(f"{path}\t{text}")
+
+
+def cmd_lottery(args: argparse.Namespace) -> None:
+    from audio_lottery.lottery.runner import run_lottery
+
+    cfg = load_config(args.config, args.overrides)
+    if args.levels is not None:
+        cfg.lottery.levels = args.levels
+    run_dir = run_lottery(cfg, Path(args.root), progress=not args.quiet)
+    print(run_dir)
+
+
+def cmd_branch(args: argparse.Namespace) -> None:
+    from audio_lottery.lottery.branches import run_branch
+
+    levels = [int(x) for x in args.levels.split(",")] if args.levels else None
+    out = run_branch(args.name, Path(args.run), levels=levels, overrides=args.overrides,
+                     tag=args.tag, progress=not args.quiet)
+    print(out)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from audio_lottery.lottery.report import write_report
+
+    md, html = write_report(Path(args.run))
+    print(md)
+    print(html)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="audio-lottery", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="corpora and manifests").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("synth", help="synthesise the embedded default corpus offline")
+    p.add_argument("--out", required=True)
+    p.add_argument("--hours", type=float, default=3.5, help="hours of training audio")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=cmd_data_synth)
+    p = data.add_parser("prepare", help="manifests from an official corpus layout")
+    p.add_argument("name", choices=["librispeech", "tedlium", "commonvoice"])
+    p.add_argument("--root", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_data_prepare)
+
+    p = sub.add_parser("info", help="parameter counts of a config's model")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("train", help="train a recognizer")
+    _add_config_args(p)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="WER/CER of a trained model on a manifest (one JSON line)")
+    p.add_argument("--model", required=True, help="OUT/best.safetensors of a training run")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--limit", type=int, default=0, help="first N utterances only")
+    p.add_argument("--hyps", help="write id/ref/hyp JSONL here")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, mp3; any sample rate)")
+    p.add_argument("--model", required=True)
+    p.add_argument("audio", nargs="+")
+    p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("lottery", help="iterative magnitude pruning with rewinding")
+    _add_config_args(p)
+    p.add_argument("--levels", type=int, default=None, help="pruning levels after the dense level 0")
+    p.add_argument("--root", required=True, help="runs are created under ROOT/lottery_<hash>")
+    p.set_defaults(func=cmd_lottery)
+
+    p = sub.add_parser("branch", help="a control experiment over an existing lottery run")
+    p.add_argument("name", help="random-reinit, random-prune, retrain, ...")
+    p.add_argument("--run", required=True, help="the lottery run folder")
+    p.add_argument("--levels", default=None, help="comma-separated levels (default: all pruned levels)")
+    p.add_argument("--tag", default="", help="suffix of the branch folder (for several retrain configs)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_branch)
+
+    p = sub.add_parser("report", help="write report.md and report.html for a run")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"audio-lottery: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Augmentation: SpecAugment masks on features and background noise mixed at a true SNR."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from audio_lottery.config import AugmentConfig
+from audio_lottery.data.audio import AudioError, audio_info, load_audio
+from audio_lottery.data.manifest import read_manifest
+
+Wave = TypeVar("Wave", np.ndarray, Tensor)
+Span = tuple[int, int]
+
+
+# --------------------------------------------------------------------------- SpecAugment
+
+
+def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
+    """Uniform integer in ``[low, high]`` (inclusive)."""
+    return int(torch.randint(low, high + 1, (1,), generator=generator).item())
+
+
+class SpecAugment:
+    """Frequency and time masking (Park et al. 2019) of ``[frames, dim]`` features.
+
+    Each of ``freq_masks`` masks covers ``f ~ U[0, freq_width]`` bins; each of ``time_masks``
+    masks covers ``t ~ U[0, min(time_width, time_width_ratio * frames)]`` frames. Masked values
+    become 0, the mean of normalised features.
+    """
+
+    def __init__(self, cfg: AugmentConfig | None = None) -> None:
+        cfg = cfg or AugmentConfig()
+        self.freq_masks = cfg.freq_masks
+        self.freq_width = cfg.freq_width
+        self.time_masks = cfg.time_masks
+        self.time_width = cfg.time_width
+        self.time_width_ratio = cfg.time_width_ratio
+
+    @property
+    def enabled(self) -> bool:
+        """True when at least one mask is drawn."""
+        return self.freq_masks > 0 or self.time_masks > 0
+
+    def max_time_width(self, frames: int) -> int:
+        """Largest time-mask width for an utterance of ``frames`` frames."""
+        return max(0, min(self.time_width, int(self.time_width_ratio * frames)))
+
+    def sample_masks(
+        self, frames: int, dim: int, generator: torch.Generator | None = None
+    ) -> tuple[list[Span], list[Span]]:
+        """Draw ``(freq_spans, time_spans)``, each a list of ``(start, width)``."""
+        freq = [self._span(dim, min(self.freq_width, dim), generator) for _ in range(self.freq_masks)]
+        t_max = min(self.max_time_width(frames), frames)
+        time = [self._span(frames, t_max, generator) for _ in range(self.time_masks)]
+        return freq, time
+
+    @staticmethod
+    def _span(size: int, max_width: int, generator: torch.Generator | None) -> Span:
+        width = _randint(0, max(0, max_width), generator)
+        start = _randint(0, size - width, generator) if size > width else 0
+        return start, width
+
+    def __call__(
+        self, feats: Tensor, generator: torch.Generator | None = None, lengths: Tensor | None = None
+    ) -> Tensor:
+        """Masked copy of ``[frames, dim]`` or ``[B, frames, dim]`` (``lengths``: valid frames)."""
+        if feats.dim() == 2:
+            return self._mask_one(feats.clone(), feats.shape[0], generator)
+        out = feats.clone()
+        for b in range(out.shape[0]):
+            frames = int(lengths[b]) if lengths is not None else out.shape[1]
+            self._mask_one(out[b], frames, generator)
+        return out
+
+    def _mask_one(self, feats: Tensor, frames: int, generator: torch.Generator | None) -> Tensor:
+        freq, time = self.sample_masks(frames, feats.shape[1], generator)
+        for start, width in freq:
+            feats[:frames, start : start + width] = 0.0
+        for start, width in time:
+            feats[start : start + width, :] = 0.0
+        return feats
+
+
+# --------------------------------------------------------------------------- noise mixing
+
+
+def _power(x: np.ndarray) -> float:
+    return float(np.mean(np.square(x, dtype=np.float64))) if x.size else 0.0
+
+
+def fit_length(noise: np.ndarray, length: int, offset: int = 0) -> np.ndarray:
+    """``length`` samples of ``noise`` starting at ``offset``, tiled cyclically."""
+    if noise.size == 0:
+        return np.zeros(length, dtype=np.float32)
+    idx = (np.arange(length) + offset) % noise.size
+    return noise[idx]
+
+
+def mix_at_snr(speech: Wave, noise: Wave | np.ndarray, snr_db: float) -> Wave:
+    """``speech + g * noise`` with ``g`` such that ``10*log10(P_speech / P_noise') == snr_db``.
+
+    Noise is tiled or cropped to the speech length. Silent speech or silent noise gets no
+    noise (``g = 0``) rather than NaN. Returns the type (and dtype) of ``speech``.
+    """
+    is_tensor = isinstance(speech, Tensor)
+    s = speech.detach().cpu().numpy() if is_tensor else np.asarray(speech)
+    n = noise.detach().cpu().numpy() if isinstance(noise, Tensor) else np.asarray(noise)
+    n = fit_length(n.reshape(-1), s.size).astype(np.float64)
+    p_s, p_n = _power(s), _power(n)
+    gain = 0.0 if p_s == 0.0 or p_n == 0.0 else np.sqrt(p_s / (p_n * 10.0 ** (snr_db / 10.0)))
+    mixed = (s.astype(np.float64) + gain * n.reshape(s.shape)).astype(s.dtype if s.dtype.kind == "f" else np.float32)
+    if is_tensor:
+        return torch.from_numpy(mixed).to(speech.device)
+    return mixed
+
+
+def _stable_seed(*parts: object) -> int:
+    blob = "\x1f".join(str(p) for p in parts).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little")
+
+
+class NoiseMixer:
+    """Mixes background noise from a noise manifest into waveforms at a random SNR.
+
+    Every entry is checked at construction (an unreadable file raises :class:`AudioError`
+    naming it); audio is loaded on first use and cached in memory.
+    """
+
+    def __init__(
+        self,
+        noise_manifest: str | Path,
+        prob: float,
+        snr_min: float,
+        snr_max: float,
+        sample_rate: int = 16000,
+        seed: int = 0,
+    ) -> None:
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"noise prob must be in [0, 1], got {prob}")
+        if snr_min > snr_max:
+            raise ValueError(f"snr_min ({snr_min}) must not exceed snr_max ({snr_max})")
+        self.records = read_manifest(noise_manifest)
+        if not self.records:
+            raise ValueError(f"{noise_manifest}: noise manifest has no entries")
+        for rec in self.records:
+            audio_info(rec["audio"])
+        self.prob, self.snr_min, self.snr_max = prob, snr_min, snr_max
+        self.sample_rate, self.seed = sample_rate, seed
+        self._cache: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def from_config(cls, cfg: AugmentConfig, sample_rate: int = 16000, seed: int = 0) -> "NoiseMixer | None":
+        """A mixer for ``cfg`` or None when noise is off."""
+        if not cfg.noise_manifest or cfg.noise_prob <= 0.0:
+            return None
+        return cls(cfg.noise_manifest, cfg.noise_prob, cfg.snr_min, cfg.snr_max, sample_rate, seed)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def noise(self, index: int) -> np.ndarray:
+        """The cached float32 waveform of noise record ``index``."""
+        if index not in self._cache:
+            rec = self.records[index]
+            wav = load_audio(rec["audio"], self.sample_rate, rec["offset"], rec.get("duration"))
+            if _power(wav) == 0.0:
+                raise AudioError(f"{rec['audio']}: noise recording is silent")
+            self._cache[index] = wav
+        return self._cache[index]
+
+    def _mix(self, wave: Wave, rng: np.random.Generator, snr_db: float) -> Wave:
+        index = int(rng.integers(len(self.records)))
+        noise = self.noise(index)
+        offset = int(rng.integers(noise.size))
+        return mix_at_snr(wave, fit_length(noise, int(wave.shape[-1]), offset), snr_db)
+
+    def __call__(self, wave: Wave, rng: np.random.Generator) -> Wave:
+        """With probability ``prob`` a noisy copy of ``wave`` (SNR ~ U[snr_min, snr_max]), else ``wave``."""
+        if rng.random() >= self.prob:
+            return wave
+        snr_db = float(rng.uniform(self.snr_min, self.snr_max))
+        return self._mix(wave, rng, snr_db)
+
+    def mix_fixed(self, wave: Wave, utt_id: str, snr_db: float) -> Wave:
+        """Noise at ``snr_db`` whose recording and offset depend only on ``(utt_id, seed)``."""
+        rng = np.random.default_rng(_stable_seed("noise", self.seed, utt_id))
+        return self._mix(wave, rng, snr_db)

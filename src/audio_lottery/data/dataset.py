@@ -1,0 +1,230 @@
+"""From manifest records to padded batches: dataset, duration-bucketed sampler, collate."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from audio_lottery.data.audio import AudioError, audio_info, load_audio
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """A padded batch. ``feats`` is [B, T, F]; ``targets`` is [B, U] padded with 0."""
+
+    feats: torch.Tensor
+    feat_lens: torch.Tensor
+    targets: torch.Tensor
+    target_lens: torch.Tensor
+    ids: list[str]
+    texts: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _rng(*keys: int) -> np.random.Generator:
+    return np.random.default_rng([int(k) & 0xFFFFFFFF for k in keys])
+
+
+class SpeechDataset(Dataset):
+    """Loads audio, mixes noise, computes features and SpecAugment, and encodes text.
+
+    Randomness depends only on (seed, epoch, index), so a resumed epoch sees the same data.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[dict],
+        featurizer: torch.nn.Module,
+        tokenizer,
+        sample_rate: int,
+        spec_augment: Callable | None = None,
+        noise: object | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.records = list(records)
+        self.featurizer = featurizer
+        self.tokenizer = tokenizer
+        self.sample_rate = sample_rate
+        self.spec_augment = spec_augment
+        self.noise = noise
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, idx: int) -> dict | None:
+        rec = self.records[idx]
+        try:
+            wave = load_audio(rec["audio"], self.sample_rate, rec.get("offset", 0.0), rec["duration"])
+        except AudioError as exc:
+            log.warning("skipping utterance %s: %s", rec["id"], exc)
+            return None
+        rng = _rng(self.seed, self.epoch, idx)
+        if self.noise is not None:
+            wave = self.noise(wave, rng)
+        with torch.no_grad():
+            feats = self.featurizer(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)))
+            if self.spec_augment is not None:
+                gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+                feats = self.spec_augment(feats, gen)
+        tokens = self.tokenizer.encode(rec["text"])
+        return {"feats": feats, "tokens": tokens, "id": rec["id"], "text": rec["text"]}
+
+
+def collate(items: list[dict | None]) -> Batch | None:
+    """Pad features and targets of ``items`` into a :class:`Batch` (unreadable items dropped)."""
+    items = [it for it in items if it is not None]
+    if not items:
+        return None
+    feat_lens = torch.tensor([it["feats"].shape[0] for it in items], dtype=torch.long)
+    target_lens = torch.tensor([len(it["tokens"]) for it in items], dtype=torch.long)
+    dim = items[0]["feats"].shape[1]
+    feats = torch.zeros(len(items), int(feat_lens.max()), dim)
+    targets = torch.zeros(len(items), max(1, int(target_lens.max())), dtype=torch.long)
+    for i, it in enumerate(items):
+        feats[i, : it["feats"].shape[0]] = it["feats"]
+        targets[i, : len(it["tokens"])] = torch.as_tensor(it["tokens"], dtype=torch.long)
+    return Batch(feats, feat_lens, targets, target_lens, [it["id"] for it in items], [it["text"] for it in items])
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar duration, at most ``batch_seconds`` of audio and ``max_batch_size`` items.
+
+    Batches are formed once from the duration order; each epoch shuffles the batch order
+    (seeded by seed and epoch). With ``sortagrad`` the first epoch goes shortest first.
+    """
+
+    def __init__(
+        self,
+        durations: Sequence[float],
+        batch_seconds: float,
+        max_batch_size: int,
+        seed: int = 0,
+        sortagrad: bool = False,
+        shuffle: bool = True,
+    ) -> None:
+        self.batches = make_buckets(durations, batch_seconds, max_batch_size)
+        self.seed = seed
+        self.sortagrad = sortagrad
+        self.shuffle = shuffle
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if not self.shuffle or (self.sortagrad and self.epoch == 0):
+            yield from self.batches
+            return
+        order = _rng(self.seed, self.epoch, 7).permutation(len(self.batches))
+        for i in order:
+            yield self.batches[i]
+
+
+def make_buckets(durations: Sequence[float], batch_seconds: float, max_batch_size: int) -> list[list[int]]:
+    """Greedy batches over the duration-sorted indices; the padded cost (len x longest) is bounded."""
+    order = sorted(range(len(durations)), key=lambda i: (durations[i], i))
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        longest = durations[i]  # sorted ascending: the newest item is the longest
+        if cur and ((len(cur) + 1) * longest > batch_seconds or len(cur) >= max_batch_size):
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+@dataclass
+class FilterReport:
+    """Utterances dropped before training, with a reason per problem kind."""
+
+    kept: int = 0
+    dropped: dict | None = None
+
+    def add(self, reason: str, rec: dict, detail: str = "") -> None:
+        self.dropped = self.dropped or {}
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        log.warning("skipping %s (%s): %s %s", rec.get("audio"), rec.get("id"), reason, detail)
+
+    def total_dropped(self) -> int:
+        return sum((self.dropped or {}).values())
+
+
+def filter_records(
+    records: Sequence[dict],
+    tokenizer,
+    frames_for: Callable[[float], int],
+    min_duration: float,
+    max_duration: float,
+    check_audio: bool = True,
+) -> tuple[list[dict], FilterReport]:
+    """Drop utterances training cannot use, naming each file and its problem.
+
+    Reasons: unreadable/missing audio, duration outside the range, empty transcript,
+    characters outside the vocabulary, or too few output frames for the transcript under
+    CTC (``frames_for(duration)`` output frames < tokens + repeated neighbours).
+    """
+    report = FilterReport()
+    kept: list[dict] = []
+    for rec in records:
+        reason = _problem(rec, tokenizer, frames_for, min_duration, max_duration, check_audio)
+        if reason:
+            report.add(reason[0], rec, reason[1])
+            continue
+        kept.append(rec)
+    report.kept = len(kept)
+    return kept, report
+
+
+def _problem(rec, tokenizer, frames_for, min_duration, max_duration, check_audio) -> tuple[str, str] | None:
+    dur = rec["duration"]
+    if not rec["text"].strip():
+        return "empty transcript", ""
+    if not (min_duration <= dur <= max_duration):
+        return "duration out of range", f"{dur:.2f}s not in [{min_duration}, {max_duration}]"
+    try:
+        tokens = tokenizer.encode(rec["text"])
+    except ValueError as exc:
+        return "text outside the vocabulary", str(exc)
+    need = len(tokens) + sum(1 for a, b in zip(tokens, tokens[1:]) if a == b)
+    have = frames_for(dur)
+    if have < need:
+        return "audio too short for its transcript under CTC", f"{have} frames < {need} labels"
+    if check_audio:
+        try:
+            file_dur, _ = audio_info(rec["audio"])
+        except AudioError as exc:
+            return "unreadable audio", str(exc)
+        if rec.get("offset", 0.0) + dur > file_dur + 0.05:
+            return "segment beyond the end of the audio", f"{rec.get('offset', 0.0) + dur:.2f}s > {file_dur:.2f}s"
+    return None
+
+
+def frames_counter(featurizer, model, sample_rate: int) -> Callable[[float], int]:
+    """duration (s) -> number of model output frames."""
+
+    def frames_for(duration: float) -> int:
+        n = featurizer.num_frames(int(math.floor(duration * sample_rate)))
+        return int(model.output_lengths(torch.tensor([n]))[0])
+
+    return frames_for

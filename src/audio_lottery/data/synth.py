@@ -1,0 +1,268 @@
+"""Embedded default corpus: multi-speaker English synthesised offline with espeak-ng, flite and festival.
+
+A *speaker* is engine + voice + variant + speed/pitch setting. One voice per engine is held out
+of training and dev and appears in test only (``seen_voice: false``). Sentences come from
+:mod:`audio_lottery.data.sentences`; train, dev and test never share a sentence.
+
+Everything is a pure function of the seed: utterance ``i`` of a split always gets the same
+sentence, speaker, gain and margin, so the same files come out (the engines are deterministic).
+Splits are synthesised in order (test, dev, train) until their audio target is reached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+import warnings
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from audio_lottery.data.manifest import read_manifest, write_manifest
+from audio_lottery.data.sentences import Sentence, load_sentence_records
+from audio_lottery.io import atomic_write_json
+
+VERSION = 1
+SAMPLE_RATE = 16000
+MAX_CHARS_PER_SECOND = 14.0
+SPLITS = ("test", "dev", "train")  # synthesis order; sentences are consumed in this order
+EVAL_FRACTION = 0.065  # dev and test each get this fraction of the training audio
+ENGINE_WEIGHTS = {"espeak": 5, "flite": 3, "festival": 2}  # utterances per block of 10
+ESPEAK_ACCENTS = (
+    "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029",
+    "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc",
+)  # fmt: skip
+ESPEAK_VARIANTS = (
+    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5",
+    "adam", "Alex", "Andy", "aunty", "belinda", "benjamin", "caleb", "david", "ed", "edward",
+    "john", "linda", "max", "michel", "paul", "quincy", "rob", "robert", "steph", "travis", "victor", "zac",
+)  # fmt: skip
+ESPEAK_SPEED = (115, 150)  # words per minute; faster speech breaks 14 chars/s
+ESPEAK_PITCH = (25, 75)
+FLITE_VOICES = ("kal16", "kal", "awb", "rms", "slt")
+FLITE_STRETCH = (1.25, 1.5)
+FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+FESTIVAL_STRETCH = (1.1, 1.35)
+FESTIVAL_DIRS = (Path("/usr/share/festival/voices"),)
+ENGINE_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """Engine + voice + variant + speed (wpm or duration stretch) + pitch (engine units)."""
+
+    engine: str
+    voice: str
+    variant: str
+    speed: float
+    pitch: float
+
+    @property
+    def id(self) -> str:
+        """Stable speaker label, e.g. ``espeak-en-gb-scotland+f2-s140-p50``."""
+        var = f"+{self.variant}" if self.variant else ""
+        return f"{self.engine}-{self.voice}{var}-s{self.speed:g}-p{self.pitch:g}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One utterance to synthesise: everything that determines the output file."""
+
+    uid: str
+    split: str
+    sentence: Sentence
+    speaker: Speaker
+    seen_voice: bool
+    peak: float
+    margin_s: float
+    out_dir: str
+
+    @property
+    def rel_audio(self) -> str:
+        return f"audio/{self.split}/{self.uid}.flac"
+
+
+# ---------------------------------------------------------------- engines
+
+
+def available_voices() -> dict[str, tuple[str, ...]]:
+    """Installed voices per engine (engines without any usable voice are left out)."""
+    found: dict[str, tuple[str, ...]] = {}
+    if shutil.which("espeak-ng"):
+        found["espeak"] = ESPEAK_ACCENTS
+    if shutil.which("flite"):
+        out = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout.split()
+        voices = tuple(v for v in FLITE_VOICES if v in out)
+        if voices:
+            found["flite"] = voices
+    if shutil.which("text2wave"):
+        voices = tuple(v for v in FESTIVAL_VOICES if any(any(d.glob(f"*/{v}")) for d in FESTIVAL_DIRS if d.is_dir()))
+        if voices:
+            found["festival"] = voices
+    return found
+
+
+def _engine_command(spk: Speaker, raw: str, wav: str) -> tuple[list[str], str | None]:
+    """(argv, stdin text) that makes ``spk`` say ``raw`` into ``wav``."""
+    if spk.engine == "espeak":
+        voice = f"{spk.voice}+{spk.variant}" if spk.variant else spk.voice
+        argv = ["espeak-ng", "-v", voice, "-s", str(int(spk.speed)), "-p", str(int(spk.pitch)), "-w", wav, raw]
+        return argv, None
+    if spk.engine == "flite":
+        return ["flite", "-voice", spk.voice, "--setf", f"duration_stretch={spk.speed}", "-t", raw, "-o", wav], None
+    if spk.engine == "festival":
+        if spk.voice.endswith("_hts"):  # hts_engine: -r is the speech rate, -fm shifts pitch in half-tones
+            setup = f"(set! hts_engine_params (append hts_engine_params '((\"-r\" {1 / spk.speed:.3f}) (\"-fm\" {spk.pitch:g}))))"
+        else:
+            setup = f"(Parameter.set 'Duration_Stretch {spk.speed})"
+        return ["text2wave", "-eval", f"(begin (voice_{spk.voice}) {setup})", "-o", wav], raw
+    raise ValueError(f"unknown engine {spk.engine!r}")
+
+
+def run_engine(spk: Speaker, raw: str) -> tuple[np.ndarray, int]:
+    """Synthesise ``raw`` with speaker ``spk`` in a temp file; returns (float32 mono, sample rate)."""
+    fd, wav = tempfile.mkstemp(suffix=".wav", prefix="al-synth-")
+    os.close(fd)
+    try:
+        argv, stdin = _engine_command(spk, raw, wav)
+        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=ENGINE_TIMEOUT_S)
+        if proc.returncode != 0:
+            raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.strip()[-200:]}")
+        audio, sr = sf.read(wav, dtype="float32", always_2d=True)
+    finally:
+        os.unlink(wav)
+    if audio.shape[0] == 0:
+        raise RuntimeError("engine produced no audio")
+    return audio.mean(axis=1), sr
+
+
+def postprocess(audio: np.ndarray, sr: int, peak: float, margin_s: float, floor_db: float = -40.0) -> np.ndarray:
+    """Resample to 16 kHz, trim silence down to ``margin_s`` each side, peak-normalise to ``peak``."""
+    if sr != SAMPLE_RATE:
+        audio = soxr.resample(audio, sr, SAMPLE_RATE).astype(np.float32)
+    hop = SAMPLE_RATE // 100
+    frames = len(audio) // hop
+    if frames == 0:
+        raise RuntimeError("audio shorter than 10 ms")
+    rms = np.sqrt(np.mean(audio[: frames * hop].reshape(frames, hop) ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(rms > rms.max() * 10 ** (floor_db / 20))
+    margin = int(margin_s * SAMPLE_RATE)
+    start = max(0, loud[0] * hop - margin)
+    end = min(len(audio), (loud[-1] + 1) * hop + margin)
+    audio = audio[start:end]
+    top = float(np.max(np.abs(audio)))
+    if top <= 0:
+        raise RuntimeError("silent audio")
+    return (audio * (peak / top)).astype(np.float32)
+
+
+def _record(job: Job, duration: float) -> dict:
+    spk = job.speaker
+    return {
+        "id": job.uid, "audio": job.rel_audio, "duration": round(duration, 4), "text": job.sentence.text,
+        "speaker": spk.id, "offset": 0, "engine": spk.engine, "voice": spk.voice, "variant": spk.variant,
+        "split": job.split, "seen_voice": job.seen_voice, "source": job.sentence.source,
+    }  # fmt: skip
+
+
+def synth_job(job: Job) -> dict:
+    """Synthesise one job (reusing a finished file); returns its record or ``{"skip": reason, ...}``."""
+    path = Path(job.out_dir) / job.rel_audio
+    try:
+        if path.is_file():
+            info = sf.info(str(path))
+            duration = info.frames / info.samplerate
+        else:
+            audio, sr = run_engine(job.speaker, job.sentence.raw)
+            audio = postprocess(audio, sr, job.peak, job.margin_s)
+            duration = len(audio) / SAMPLE_RATE
+            _write_flac(path, audio)
+    except Exception as exc:  # noqa: BLE001 - one failing utterance must not stop the corpus
+        return {"skip": "failed", "id": job.uid, "message": f"{job.speaker.id}: {exc} (text: {job.sentence.raw!r})"}
+    if len(job.sentence.text) / duration > MAX_CHARS_PER_SECOND:
+        path.unlink(missing_ok=True)
+        return {"skip": "too_fast", "id": job.uid, "engine": job.speaker.engine}
+    return _record(job, duration)
+
+
+def _write_flac(path: Path, audio: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    sf.write(str(tmp), audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- speakers and planning
+
+
+def build_speakers(seed: int, voices: dict[str, tuple[str, ...]]) -> list[Speaker]:
+    """The speaker inventory for ``seed``: 6 variants per espeak accent, 3 per flite voice, 2 per festival voice."""
+    rng = random.Random(f"speakers:{seed}")
+    out: list[Speaker] = []
+    for accent in voices.get("espeak", ()):
+        for variant in rng.sample(ESPEAK_VARIANTS, 6):
+            out.append(Speaker("espeak", accent, variant, rng.randint(*ESPEAK_SPEED), rng.randint(*ESPEAK_PITCH)))
+    for voice in voices.get("flite", ()):
+        for _ in range(3):
+            out.append(Speaker("flite", voice, "", round(rng.uniform(*FLITE_STRETCH), 2), 0))
+    for voice in voices.get("festival", ()):
+        for _ in range(2):
+            pitch = rng.choice((-3, -1, 1, 3)) if voice.endswith("_hts") else 0
+            out.append(Speaker("festival", voice, "", round(rng.uniform(*FESTIVAL_STRETCH), 2), pitch))
+    return out
+
+
+def choose_held_out(seed: int, voices: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """One held-out (test-only) voice per engine that has at least two voices."""
+    rng = random.Random(f"held-out:{seed}")
+    return {eng: rng.choice(sorted(vs)) for eng, vs in sorted(voices.items()) if len(vs) > 1}
+
+
+class Planner:
+    """Deterministic job plan of one split: utterance ``i`` -> (engine, seen voice, speaker, gain)."""
+
+    def __init__(self, split: str, seed: int, speakers: list[Speaker], held_out: dict[str, str], out_dir: Path):
+        self.split, self.seed, self.out_dir = split, seed, str(out_dir)
+        engines = sorted({s.engine for s in speakers})
+        weights = {e: ENGINE_WEIGHTS.get(e, 1) for e in engines}
+        self.block = [e for e in engines for _ in range(weights[e])]
+        self.pools: dict[tuple[str, bool], list[Speaker]] = {}
+        for spk in speakers:
+            seen = held_out.get(spk.engine) != spk.voice
+            self.pools.setdefault((spk.engine, seen), []).append(spk)
+        self.engines: list[str] = []
+        self.unseen: list[bool] = []
+
+    def _extend(self, n: int) -> None:
+        counts = Counter(self.engines)
+        while len(self.engines) < n:
+            block = list(self.block)
+            random.Random(f"{self.seed}:{self.split}:block{len(self.engines)}").shuffle(block)
+            for eng in block:
+                # test alternates held-out / seen voices per engine, starting with a held-out one
+                self.unseen.append(self.split == "test" and counts[eng] % 2 == 0 and (eng, False) in self.pools)
+                counts[eng] += 1
+                self.engines.append(eng)
+
+    def job(self, i: int, sentence: Sentence) -> Job:
+        """Job of utterance ``i`` of this split, saying ``sentence``."""
+        self._extend(i + 1)
+        seen = not self.unseen[i]
+        rng = random.Random(f"{self.seed}:{self.split}:{i}")
+        speaker = rng.choice(self.pools[(self.engines[i], seen)])
+        peak, margin = round(rng.uniform(0.3, 0.95), 3), round(rng.uniform(0.08, 0.25), 3)
+        key = json.dumps([VERSION, sentence.raw, asdict(speaker), peak, margin], sort_keys=True)
+        uid = f"{self.split}-{i:06d}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+        return Job(uid, self.split, sentence, speaker, seen, peak, margin, self.out_dir)

@@ -1,0 +1,149 @@
+"""Iterative magnitude pruning with rewinding, as idempotent resumable stages.
+
+Layout of a run (``<root>/lottery_<hash>/``)::
+
+    config.yaml  init.safetensors (theta_0)  rewind.safetensors  tokenizer/
+    level_0/  train/ (training run)  mask.safetensors + mask.json  result.json
+    level_L/  mask.safetensors + mask.json  train/  result.json
+    branch_<name>/level_L/ ...  (control experiments, see branches.py)
+
+Every stage checks whether its output exists and skips, so rerunning the same command
+after a crash resumes at the stage where it stopped and never redoes a finished level.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+import torch
+
+from audio_lottery.config import Config, LotteryConfig, config_hash, load_config, save_config, to_dict
+from audio_lottery.io import atomic_write_json, load_tensors, read_json, save_tensors
+from audio_lottery.lottery.rewind import parse_rewind
+from audio_lottery.pruning.mask import Mask, select_prunable
+from audio_lottery.pruning.strategies import get_strategy
+from audio_lottery.lottery.scoring import score_level
+from audio_lottery.recognizer import Recognizer
+from audio_lottery.train.components import prepare_tokenizer
+from audio_lottery.train.loop import load_split, train_model
+
+log = logging.getLogger(__name__)
+
+
+def run_hash(cfg: Config) -> str:
+    """Hash of the non-default hyper-parameters that define a run (not the number of levels)."""
+    c = copy.deepcopy(cfg)
+    c.lottery.levels = LotteryConfig().levels
+    c.lottery.match_tolerance = LotteryConfig().match_tolerance
+    return config_hash(c)
+
+
+def run_dir_for(cfg: Config, root: Path) -> Path:
+    return Path(root) / f"lottery_{run_hash(cfg)}"
+
+
+def load_run_config(run_dir: Path) -> Config:
+    return load_config(Path(run_dir) / "config.yaml")
+
+
+def prepare_run(cfg: Config, root: Path) -> Path:
+    """Create the run folder with config, tokenizer and theta_0 (each once)."""
+    run_dir = run_dir_for(cfg, root)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = run_dir / "config.yaml"
+    if cfg_path.is_file():
+        stored = load_config(cfg_path)
+        if run_hash(stored) != run_hash(cfg):
+            raise ValueError(f"{cfg_path}: a different configuration already lives in this run folder")
+    save_config(cfg, cfg_path)  # levels/tolerance may change between invocations
+    tokenizer = run_tokenizer(cfg, run_dir)
+    if not (run_dir / "init.safetensors").is_file():
+        torch.manual_seed(cfg.train.seed)
+        rec = Recognizer.build(cfg, tokenizer)
+        save_tensors(run_dir / "init.safetensors", rec.model.state_dict())
+    return run_dir
+
+
+def run_tokenizer(cfg: Config, run_dir: Path):
+    """The run's one tokenizer, shared by every level and branch."""
+    texts = [] if (Path(run_dir) / "tokenizer" / "tokenizer.json").is_file() else [
+        r["text"] for r in load_split(cfg, "train")]
+    return prepare_tokenizer(cfg, texts, Path(run_dir) / "tokenizer")
+
+
+def rewind_state(cfg: Config, run_dir: Path) -> dict[str, torch.Tensor]:
+    """Weights every pruned level restarts from: theta_0 or the late-rewinding snapshot."""
+    count, _ = parse_rewind(cfg.prune.rewind)
+    if count == 0:
+        return load_tensors(run_dir / "init.safetensors")
+    path = run_dir / "rewind.safetensors"
+    if not path.is_file():
+        src = run_dir / "level_0" / "train" / "rewind.safetensors"
+        if not src.is_file():
+            raise FileNotFoundError(f"{src}: level 0 did not reach the rewind point {cfg.prune.rewind}")
+        save_tensors(path, load_tensors(src))
+    return load_tensors(path)
+
+
+def trained_weights(level_dir: Path) -> dict[str, torch.Tensor]:
+    """Final weights of a level's training run (what the next level prunes)."""
+    tensors = load_tensors(level_dir / "train" / "last.safetensors")
+    return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+
+
+def dense_mask(cfg: Config, run_dir: Path) -> Mask:
+    """All-ones mask over the configured prunable tensors."""
+    tokenizer = run_tokenizer(cfg, run_dir)
+    rec = Recognizer.build(cfg, tokenizer)
+    params = select_prunable(rec.model, cfg.prune.include, cfg.prune.exclude)
+    return Mask.ones_like(params)
+
+
+def next_mask(cfg: Config, run_dir: Path, level: int, strategy: str | None = None,
+              generator: torch.Generator | None = None) -> Mask:
+    """Mask of ``level``: the previous level's mask pruned by the strategy on its trained weights."""
+    prev = Mask.load(run_dir / f"level_{level - 1}" / "mask.safetensors")
+    weights = trained_weights(run_dir / f"level_{level - 1}")
+    params = {name: weights[name] for name in prev.keys()}
+    return get_strategy(strategy or cfg.prune.strategy)(params, prev, cfg.prune.fraction, generator)
+
+
+def train_level(cfg: Config, run_dir: Path, level_dir: Path, mask: Mask, init_state, level: int,
+                branch: str, rewind: str | None = None, progress: bool = True) -> dict:
+    """Train ``mask`` from ``init_state`` into ``level_dir`` and score it (each stage skipped if done)."""
+    if (level_dir / "result.json").is_file():
+        return read_json(level_dir / "result.json")
+    tokenizer = run_tokenizer(cfg, run_dir)
+    enforced = mask if mask.density() < 1.0 else None
+    train_model(cfg, level_dir / "train", init_state=init_state, mask=enforced, rewind=rewind,
+                tokenizer=tokenizer, progress=progress)
+    result = score_level(cfg, level_dir, mask, level, branch, progress=progress)
+    atomic_write_json(level_dir / "result.json", result)
+    return result
+
+
+def run_lottery(cfg: Config, root: Path, progress: bool = True) -> Path:
+    """Level 0 (dense), then per level: prune -> rewind -> train -> score. Returns the run folder."""
+    run_dir = prepare_run(cfg, root)
+    print(f"lottery run: {run_dir}", flush=True)
+    level0 = run_dir / "level_0"
+    if not (level0 / "mask.safetensors").is_file():
+        dense_mask(cfg, run_dir).save(level0 / "mask.safetensors")
+    rewind = cfg.prune.rewind if parse_rewind(cfg.prune.rewind)[0] > 0 else None
+    train_level(cfg, run_dir, level0, Mask.load(level0 / "mask.safetensors"), load_tensors(run_dir / "init.safetensors"), 0, "imp",
+                rewind=rewind, progress=progress)
+    for level in range(1, cfg.lottery.levels + 1):
+        level_dir = run_dir / f"level_{level}"
+        mask_path = level_dir / "mask.safetensors"
+        if not mask_path.is_file():
+            next_mask(cfg, run_dir, level).save(mask_path)
+        mask = Mask.load(mask_path)
+        log.info("level %d: %.1f %% of prunable weights remain", level, 100 * mask.density())
+        train_level(cfg, run_dir, level_dir, mask, rewind_state(cfg, run_dir), level, "imp", progress=progress)
+    from audio_lottery.lottery.report import write_report
+
+    write_report(run_dir, cfg.lottery.match_tolerance)
+    atomic_write_json(run_dir / "run.json", {"config": to_dict(cfg), "levels": cfg.lottery.levels})
+    return run_dir

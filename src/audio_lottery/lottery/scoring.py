@@ -1,0 +1,37 @@
+"""Scoring a trained level: sparsity, effective compute, dev and test WER/CER."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from audio_lottery.config import Config
+from audio_lottery.eval.evaluate import evaluate
+from audio_lottery.io import read_json
+from audio_lottery.pruning.macs import macs_per_second
+from audio_lottery.pruning.mask import Mask
+from audio_lottery.recognizer import Recognizer
+from audio_lottery.train.loop import load_split
+
+
+def score_level(cfg: Config, level_dir: Path, mask: Mask, level: int, branch: str, progress: bool = False) -> dict:
+    """Result of ``level_dir/train``: the best-dev checkpoint scored on dev and test.
+
+    Model selection happened on dev during training; test is only reported.
+    """
+    train = read_json(level_dir / "train" / "result.json")
+    rec = Recognizer.load(level_dir / "train" / "best.safetensors")
+    total = sum(p.numel() for p in rec.model.parameters())
+    pruned = mask.numel() - mask.remaining()
+    result = {
+        "level": level, "branch": branch,
+        "remaining": mask.density(),
+        "prunable_params": mask.numel(), "total_params": total,
+        "nonzero_params": total - pruned,
+        "macs_per_second": macs_per_second(rec.model, mask, rec.featurizer.dim,
+                                           frames_per_second=1000.0 / cfg.data.features.hop_ms)["effective_macs"],
+        "train_seconds": train["train_seconds"], "epochs": train["epochs"], "best_epoch": train["best_epoch"],
+    }
+    for split in ("dev", "test"):
+        scores = evaluate(rec, load_split(cfg, split), progress=progress, desc=split)
+        result[f"{split}_wer"], result[f"{split}_cer"] = scores["wer"], scores["cer"]
+    return result

@@ -1,0 +1,44 @@
+"""Choose the "extreme" and "best" winning tickets of an IMP run, on dev WER only.
+
+Test WER is carried along for reporting and never influences the choice.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+_EPS = 1e-12
+
+
+def _usable(result: dict[str, Any]) -> bool:
+    wer = result.get("dev_wer")
+    return isinstance(wer, (int, float)) and not isinstance(wer, bool) and math.isfinite(wer)
+
+
+def _dense(results: list[dict[str, Any]]) -> dict[str, Any]:
+    dense = [r for r in results if r.get("level") == 0 and _usable(r)]
+    if not dense:
+        raise ValueError("no dense result (level 0 with a dev_wer) to compare tickets with")
+    return dense[0]
+
+
+def select_tickets(results: list[dict[str, Any]], tolerance: float) -> dict[str, dict[str, Any] | None]:
+    """Pick tickets from one branch's per-level results (level 0 is the dense model).
+
+    Each result has at least ``level``, ``remaining`` (fraction 0-1), ``dev_wer`` and
+    ``test_wer``. Returns ``{"dense", "extreme", "best"}``: *extreme* is the sparsest
+    pruned level with ``dev_wer <= dense dev_wer + tolerance`` (``None`` if none
+    matches; equal sparsity -> lower dev WER); *best* is the pruned level with the
+    lowest dev WER (ties -> the sparser one; ``None`` without pruned levels).
+    Results without a finite ``dev_wer`` are ignored.
+    """
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    dense = _dense(results)
+    pruned = [r for r in results if _usable(r) and r.get("level", 0) > 0]
+    limit = dense["dev_wer"] + tolerance + _EPS
+    matching = [r for r in pruned if r["dev_wer"] <= limit]
+    extreme = min(matching, key=lambda r: (r["remaining"], r["dev_wer"])) if matching else None
+    best = min(pruned, key=lambda r: (r["dev_wer"], r["remaining"])) if pruned else None
+    return {"dense": dense, "extreme": extreme, "best": best}

@@ -1,0 +1,111 @@
+"""The interface every speech recogniser implements (CTC models).
+
+A model maps padded features ``[B, T, F]`` with lengths ``[B]`` to per-frame
+log-probabilities ``[B, T', V]`` with output lengths ``[B]``. Token id 0 is the CTC blank.
+Padding never changes the result for the valid frames of an utterance.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from audio_lottery.decoding.ctc import greedy_decode
+
+BLANK = 0
+
+
+def lengths_to_mask(lens: Tensor, max_len: int) -> Tensor:
+    """Bool mask ``[B, max_len]`` that is True at the valid positions ``t < lens[b]``."""
+    return torch.arange(max_len, device=lens.device)[None, :] < lens[:, None]
+
+
+def ctc_min_frames(targets: Tensor, target_lens: Tensor) -> Tensor:
+    """Fewest CTC frames each target needs: its length plus its adjacent repeats."""
+    if targets.shape[1] < 2:
+        return target_lens.clone()
+    repeat = targets[:, 1:] == targets[:, :-1]
+    valid = lengths_to_mask(target_lens - 1, targets.shape[1] - 1)
+    return target_lens + (repeat & valid).sum(dim=1)
+
+
+class ASRModel(nn.Module):
+    """Abstract CTC speech recogniser.
+
+    Subclasses implement :meth:`forward`, :meth:`output_lengths`, :meth:`prunable` and the
+    ``from_config`` classmethod used by the registry. ``last_infeasible`` holds how many
+    utterances of the last :meth:`loss` call could not be aligned (too few output frames).
+    """
+
+    blank: int = BLANK
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_infeasible: int = 0
+
+    # ------------------------------------------------------------------ abstract
+
+    def forward(self, feats: Tensor, feat_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Return log-probabilities ``[B, T', V]`` and output lengths ``[B]``."""
+        raise NotImplementedError
+
+    def output_lengths(self, feat_lens: Tensor) -> Tensor:
+        """Output frame counts for input frame counts (the model's subsampling)."""
+        raise NotImplementedError
+
+    def prunable(self) -> dict[str, nn.Parameter]:
+        """Tensors pruned by default, keyed by their ``named_parameters()`` names."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ shared
+
+    def subsampling(self, feat_lens: Tensor) -> Tensor:
+        """Alias of :meth:`output_lengths` (the name used in docs/architecture.md)."""
+        return self.output_lengths(feat_lens)
+
+    def loss(self, feats: Tensor, feat_lens: Tensor, targets: Tensor, target_lens: Tensor) -> Tensor:
+        """Mean over the batch of each utterance's CTC loss divided by its target length.
+
+        Equals ``F.ctc_loss(..., blank=0, reduction="mean", zero_infinity=True)``: an
+        infeasible utterance (fewer output frames than target length plus repeats)
+        contributes 0 loss and 0 gradient but still counts in the mean; how many there
+        were is stored in ``self.last_infeasible``.
+        """
+        log_probs, out_lens = self(feats, feat_lens)
+        per_utt = self.ctc_per_utterance(log_probs, out_lens, targets, target_lens)
+        return (per_utt / target_lens.clamp(min=1).to(per_utt.dtype)).mean()
+
+    def ctc_per_utterance(
+        self, log_probs: Tensor, out_lens: Tensor, targets: Tensor, target_lens: Tensor
+    ) -> Tensor:
+        """Per-utterance CTC loss ``[B]`` (infeasible ones zeroed); updates ``last_infeasible``."""
+        self.last_infeasible = int((out_lens < ctc_min_frames(targets, target_lens)).sum())
+        return F.ctc_loss(
+            log_probs.transpose(0, 1).float(),
+            targets,
+            out_lens,
+            target_lens,
+            blank=self.blank,
+            reduction="none",
+            zero_infinity=True,
+        )
+
+    @torch.no_grad()
+    def decode(self, feats: Tensor, feat_lens: Tensor) -> list[list[int]]:
+        """Greedy CTC token ids per utterance (call ``eval()`` first for inference)."""
+        log_probs, out_lens = self(feats, feat_lens)
+        return greedy_decode(log_probs, out_lens, blank=self.blank)
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every parameter (and norm statistics) with the model's initialiser.
+
+        Uses torch's global RNG, so ``torch.manual_seed(s)`` beforehand fixes the result.
+        """
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+    def num_params(self, trainable_only: bool = False) -> int:
+        """Number of parameters (optionally only those with ``requires_grad``)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

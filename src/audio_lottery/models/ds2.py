@@ -1,0 +1,220 @@
+"""DeepSpeech2 CNN-LSTM CTC model (deepspeech.pytorch layout), padding-invariant.
+
+Conv2d blocks over (freq, time) -> sequence-wise batch norm + bidirectional LSTMs with
+directions summed -> batch norm + Linear (no bias) -> log-softmax.
+
+Every step is computed so that padding never changes an utterance's valid outputs:
+positions beyond each length are zeroed after every conv block and LSTM layer, batch-norm
+statistics are taken over valid frames only, and the backward LSTM direction runs on
+per-sequence-reversed padded input (no PackedSequence: its CPU backward is quadratic).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from audio_lottery.config import ConfigError, DS2Config, ModelConfig
+from audio_lottery.models.base import ASRModel, lengths_to_mask
+from audio_lottery.models.registry import register_model
+
+# --------------------------------------------------------------------------- masked batch norm
+
+
+def _update_running(bn: nn.modules.batchnorm._BatchNorm, mean: Tensor, var: Tensor, count: Tensor) -> None:
+    """Update ``bn``'s running statistics like torch's BatchNorm (unbiased running variance)."""
+    bn.num_batches_tracked.add_(1)
+    factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    unbiased = var * (count / (count - 1).clamp(min=1))
+    bn.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
+    bn.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
+
+
+def masked_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: Tensor, mask: Tensor, channel_dim: int) -> Tensor:
+    """Batch-normalise ``x`` using statistics of the positions where ``mask`` is True.
+
+    ``mask`` broadcasts against ``x`` and has size 1 along ``channel_dim``. In training
+    mode (or without running statistics) the batch statistics are used and the running
+    ones updated; in eval mode the running statistics are used.
+    """
+    shape = [1] * x.dim()
+    shape[channel_dim] = -1
+    if bn.training or bn.running_mean is None:
+        dims = tuple(d for d in range(x.dim()) if d != channel_dim)
+        w = mask.to(x.dtype)
+        count = w.expand([1 if d == channel_dim else n for d, n in enumerate(x.shape)]).sum().clamp(min=1)
+        mean = (x * w).sum(dims, keepdim=True) / count
+        var = ((x - mean).square() * w).sum(dims, keepdim=True) / count
+        if bn.training and bn.track_running_stats:
+            with torch.no_grad():
+                _update_running(bn, mean.detach().view(-1), var.detach().view(-1), count)
+    else:
+        mean, var = bn.running_mean.view(shape), bn.running_var.view(shape)
+    y = (x - mean) * torch.rsqrt(var + bn.eps)
+    if bn.affine:
+        y = y * bn.weight.view(shape) + bn.bias.view(shape)
+    return y
+
+
+class MaskedBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d over ``[B, C, F, T]`` whose statistics ignore padded time steps."""
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
+        """``mask``: bool ``[B, 1, 1, T]``, True at valid frames."""
+        return masked_batch_norm(self, x, mask, channel_dim=1)
+
+
+class SequenceBatchNorm(nn.BatchNorm1d):
+    """Sequence-wise BatchNorm1d over ``[B, T, C]`` whose statistics ignore padded frames."""
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
+        """``mask``: bool ``[B, T]``, True at valid frames."""
+        return masked_batch_norm(self, x, mask[:, :, None], channel_dim=2)
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def reverse_index(lens: Tensor, max_len: int) -> Tensor:
+    """Time index ``[B, T]`` reversing each sequence within its length (padding stays put)."""
+    t = torch.arange(max_len, device=lens.device)[None, :]
+    return torch.where(t < lens[:, None], lens[:, None] - 1 - t, t)
+
+
+def reverse_padded(x: Tensor, index: Tensor) -> Tensor:
+    """Apply a :func:`reverse_index` to ``x`` ``[B, T, C]`` (it is its own inverse)."""
+    return x.gather(1, index[:, :, None].expand(-1, -1, x.shape[2]))
+
+
+def conv_out_len(length: Tensor | int, kernel: int, stride: int) -> Tensor | int:
+    """Output length of a convolution with padding ``kernel // 2``."""
+    return (length + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+class ConvBlock(nn.Module):
+    """Conv2d -> masked BatchNorm2d -> Hardtanh(0, 20) -> zero the padded frames."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+        padding = (kernel[0] // 2, kernel[1] // 2)
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding)
+        self.bn = MaskedBatchNorm2d(out_ch)
+
+    def out_lens(self, lens: Tensor) -> Tensor:
+        """Valid output frames for ``lens`` valid input frames."""
+        return conv_out_len(lens, self.kernel[1], self.stride[1]).clamp(min=0)
+
+    def forward(self, x: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        """``x``: ``[B, C, F, T]`` zero beyond ``lens``; returns the same for the output."""
+        x = self.conv(x)
+        lens = self.out_lens(lens)
+        mask = lengths_to_mask(lens, x.shape[-1])[:, None, None, :]
+        x = F.hardtanh(self.bn(x, mask), 0.0, 20.0)
+        return x * mask, lens
+
+
+class BiLSTMLayer(nn.Module):
+    """(Sequence batch norm) -> LSTM per direction, directions summed, padding zeroed."""
+
+    def __init__(self, in_dim: int, hidden: int, bidirectional: bool, batch_norm: bool) -> None:
+        super().__init__()
+        self.norm = SequenceBatchNorm(in_dim) if batch_norm else None
+        self.fwd = nn.LSTM(in_dim, hidden, batch_first=True)
+        self.bwd = nn.LSTM(in_dim, hidden, batch_first=True) if bidirectional else None
+
+    def forward(self, x: Tensor, lens: Tensor, mask: Tensor) -> Tensor:
+        """``x``: ``[B, T, in_dim]``, ``mask``: ``[B, T]``; returns ``[B, T, hidden]``."""
+        if self.norm is not None:
+            x = self.norm(x, mask)
+        y, _ = self.fwd(x)
+        if self.bwd is not None:
+            index = reverse_index(lens, x.shape[1])
+            y_rev, _ = self.bwd(reverse_padded(x, index))
+            y = y + reverse_padded(y_rev, index)
+        return y * mask[:, :, None].to(y.dtype)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def _check_config(cfg: DS2Config) -> None:
+    n = len(cfg.conv_channels)
+    if n == 0 or len(cfg.conv_kernels) != n or len(cfg.conv_strides) != n:
+        raise ConfigError("model.ds2: conv_channels, conv_kernels and conv_strides need the same non-zero length")
+    for key in ("conv_kernels", "conv_strides"):
+        if any(len(pair) != 2 for pair in getattr(cfg, key)):
+            raise ConfigError(f"model.ds2.{key}: every entry must be a (freq, time) pair")
+    if cfg.rnn_layers < 1 or cfg.rnn_hidden < 1:
+        raise ConfigError("model.ds2: rnn_layers and rnn_hidden must be positive")
+
+
+@register_model("ds2")
+class DeepSpeech2(ASRModel):
+    """DeepSpeech2: Conv2d stack, (bi)LSTMs with summed directions, BN + Linear, CTC."""
+
+    def __init__(self, cfg: DS2Config, vocab_size: int, feat_dim: int) -> None:
+        super().__init__()
+        _check_config(cfg)
+        self.cfg, self.vocab_size, self.feat_dim = cfg, vocab_size, feat_dim
+        self.conv = nn.ModuleList()
+        in_ch, freq = 1, feat_dim
+        for ch, k, s in zip(cfg.conv_channels, cfg.conv_kernels, cfg.conv_strides):
+            self.conv.append(ConvBlock(in_ch, ch, (int(k[0]), int(k[1])), (int(s[0]), int(s[1]))))
+            in_ch, freq = ch, conv_out_len(freq, int(k[0]), int(s[0]))
+        if freq < 1:
+            raise ConfigError(f"model.ds2: the conv stack reduces {feat_dim} feature bins to {freq}")
+        self.rnn_input_dim = in_ch * freq
+        self.rnns = nn.ModuleList(
+            BiLSTMLayer(
+                self.rnn_input_dim if i == 0 else cfg.rnn_hidden,
+                cfg.rnn_hidden,
+                cfg.bidirectional,
+                batch_norm=cfg.rnn_batch_norm and i > 0,
+            )
+            for i in range(cfg.rnn_layers)
+        )
+        self.out_norm = SequenceBatchNorm(cfg.rnn_hidden) if cfg.rnn_batch_norm else None
+        self.out = nn.Linear(cfg.rnn_hidden, vocab_size, bias=False)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, vocab_size: int, feat_dim: int) -> "DeepSpeech2":
+        """Build from ``cfg.ds2`` (registry entry point)."""
+        return cls(cfg.ds2, vocab_size, feat_dim)
+
+    def output_lengths(self, feat_lens: Tensor) -> Tensor:
+        """Frames after the conv stack's time strides."""
+        lens = feat_lens
+        for block in self.conv:
+            lens = block.out_lens(lens)
+        return lens
+
+    def forward(self, feats: Tensor, feat_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Log-probabilities ``[B, T', V]`` and output lengths ``[B]``."""
+        lens = feat_lens.to(feats.device)
+        x = feats * lengths_to_mask(lens, feats.shape[1])[:, :, None].to(feats.dtype)
+        x = x.transpose(1, 2).unsqueeze(1)  # [B, 1, F, T]
+        for block in self.conv:
+            x, lens = block(x, lens)
+        b, c, f, t = x.shape
+        x = x.reshape(b, c * f, t).transpose(1, 2)  # [B, T', C*F']
+        mask = lengths_to_mask(lens, t)
+        for layer in self.rnns:
+            x = layer(x, lens, mask)
+        if self.out_norm is not None:
+            x = self.out_norm(x, mask)
+        return F.log_softmax(self.out(x), dim=-1), lens
+
+    def prunable(self) -> dict[str, nn.Parameter]:
+        """Conv weights, every LSTM weight_ih/weight_hh, the output Linear weight."""
+        out: dict[str, nn.Parameter] = {}
+        for mod_name, module in self.named_modules():
+            prefix = f"{mod_name}." if mod_name else ""
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                out[prefix + "weight"] = module.weight
+            elif isinstance(module, nn.LSTM):
+                for name, p in module.named_parameters():
+                    if name.startswith(("weight_ih", "weight_hh")):
+                        out[prefix + name] = p
+        return out

@@ -1,0 +1,78 @@
+"""A recognizer bundle: config + features + tokenizer + model, saved and loaded together.
+
+On disk a trained model is ``<dir>/<name>.safetensors`` with ``<dir>/config.yaml`` and
+``<dir>/tokenizer/`` beside it; loading never executes code from the files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audio_lottery.config import Config, load_config, save_config
+from audio_lottery.data.features import FeatureExtractor
+from audio_lottery.data.tokenizers import load_tokenizer
+from audio_lottery.models.registry import build_model
+from audio_lottery.train.checkpoint import load_model_weights, save_model
+
+
+@dataclass
+class Recognizer:
+    cfg: Config
+    featurizer: FeatureExtractor
+    tokenizer: object
+    model: torch.nn.Module
+
+    @classmethod
+    def build(cls, cfg: Config, tokenizer) -> "Recognizer":
+        """Fresh model for ``cfg`` (weights from torch's current RNG state)."""
+        featurizer = FeatureExtractor(cfg.data.features)
+        model = build_model(cfg.model, tokenizer.vocab_size, featurizer.dim)
+        return cls(cfg, featurizer, tokenizer, model)
+
+    def save(self, out_dir: Path, weights_name: str = "best.safetensors") -> Path:
+        """Write weights, config and tokenizer into ``out_dir``; returns the weights path."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(self.cfg, out_dir / "config.yaml")
+        tok_dir = out_dir / "tokenizer"
+        if not (tok_dir / "tokenizer.json").is_file():
+            self.tokenizer.save(tok_dir)
+        path = out_dir / weights_name
+        save_model(path, self.model)
+        return path
+
+    @classmethod
+    def load(cls, model_path: str | Path) -> "Recognizer":
+        """Load ``.../<name>.safetensors`` with the config and tokenizer beside it."""
+        model_path = Path(model_path)
+        if model_path.is_dir():
+            model_path = model_path / "best.safetensors"
+        cfg_path = model_path.parent / "config.yaml"
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{model_path}: no config.yaml beside the model")
+        cfg = load_config(cfg_path)
+        tokenizer = load_tokenizer(model_path.parent / "tokenizer")
+        rec = cls.build(cfg, tokenizer)
+        load_model_weights(model_path, rec.model)
+        rec.model.eval()
+        return rec
+
+    def features(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded features [B, T, F] and lengths for a list of 1-D waveforms."""
+        feats = [self.featurizer(torch.as_tensor(w, dtype=torch.float32)) for w in waves]
+        lens = torch.tensor([f.shape[0] for f in feats])
+        out = torch.zeros(len(feats), int(lens.max()), self.featurizer.dim)
+        for i, f in enumerate(feats):
+            out[i, : f.shape[0]] = f
+        return out, lens
+
+    @torch.no_grad()
+    def transcribe(self, waves: list[np.ndarray]) -> list[str]:
+        """Greedy transcripts of 1-D waveforms at the configured sample rate."""
+        self.model.eval()
+        feats, lens = self.features(waves)
+        return [self.tokenizer.decode(ids) for ids in self.model.decode(feats, lens)]

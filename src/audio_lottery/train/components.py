@@ -1,0 +1,29 @@
+"""Builders that turn config sections into data-side components for training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from audio_lottery.config import Config
+from audio_lottery.data.augment import NoiseMixer, SpecAugment
+from audio_lottery.data.tokenizers import build_tokenizer, load_tokenizer
+
+
+def prepare_tokenizer(cfg: Config, train_texts: list[str], tok_dir: Path):
+    """Load the tokenizer saved in ``tok_dir`` or build it (BPE is trained on ``train_texts``)."""
+    tok_dir = Path(tok_dir)
+    if (tok_dir / "tokenizer.json").is_file():
+        return load_tokenizer(tok_dir)
+    tok = build_tokenizer(cfg.data, train_texts, tok_dir)
+    tok.save(tok_dir)
+    return tok
+
+
+def build_augmentation(cfg: Config) -> tuple[SpecAugment | None, NoiseMixer | None]:
+    """SpecAugment and noise mixing for training, or None where the config disables them."""
+    a = cfg.data.augment
+    spec = SpecAugment(a) if (a.freq_masks > 0 or a.time_masks > 0) else None
+    noise = None
+    if a.noise_manifest and a.noise_prob > 0:
+        noise = NoiseMixer(a.noise_manifest, a.noise_prob, a.snr_min, a.snr_max, cfg.data.features.sample_rate)
+    return spec, noise

@@ -1,0 +1,243 @@
+"""The training loop: one function every experiment (train, lottery level, branch) calls.
+
+A finished run leaves ``result.json``; calling again returns it without training. An
+interrupted run resumes from ``last.json``/``last.safetensors`` (written atomically at the
+end of every epoch). Batch order and augmentation depend only on (seed, epoch), so a
+resumed run reproduces an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from audio_lottery.config import Config
+from audio_lottery.data.dataset import (
+    BucketBatchSampler,
+    SpeechDataset,
+    collate,
+    filter_records,
+    frames_counter,
+)
+from audio_lottery.data.manifest import read_manifest
+from audio_lottery.eval.evaluate import evaluate
+from audio_lottery.io import atomic_write_json, read_json, save_tensors
+from audio_lottery.lottery.rewind import rewind_to_steps
+from audio_lottery.pruning.mask import Mask, MaskEnforcer
+from audio_lottery.recognizer import Recognizer
+from audio_lottery.train.components import build_augmentation, prepare_tokenizer
+from audio_lottery.train.checkpoint import load_training_state, save_training_state
+from audio_lottery.train.logger import MetricsLogger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainState:
+    """Counters that survive a resume."""
+
+    epoch: int = 0
+    step: int = 0
+    train_seconds: float = 0.0
+    audio_seconds: float = 0.0
+    skipped_steps: int = 0
+    best_dev_wer: float = math.inf
+    best_dev_cer: float = math.inf
+    best_epoch: int = -1
+    history: list = field(default_factory=list)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, cfg: Config, step: int, epoch: int) -> float:
+    """Warm-up over steps, then divide by ``lr_anneal`` every epoch."""
+    t = cfg.train
+    warm = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps > 0 else 1.0
+    lr = t.lr * warm / (t.lr_anneal**epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    t = cfg.train
+    params = [p for p in model.parameters() if p.requires_grad]
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+    return torch.optim.AdamW(params, lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+
+
+def load_split(cfg: Config, split: str) -> list[dict]:
+    """Records of the train/dev/test manifest named in ``cfg`` (dev/test capped by max_eval_utterances)."""
+    path = getattr(cfg.data, f"{split}_manifest")
+    if not path:
+        raise ValueError(f"data.{split}_manifest is not set")
+    records = read_manifest(path)
+    cap = cfg.data.max_train_utterances if split == "train" else cfg.data.max_eval_utterances
+    return records[:cap] if cap else records
+
+
+def train_model(
+    cfg: Config,
+    out_dir: Path,
+    *,
+    init_state: dict[str, torch.Tensor] | None = None,
+    mask: Mask | None = None,
+    rewind: str | None = None,
+    tokenizer=None,
+    progress: bool = True,
+) -> dict:
+    """Train ``cfg``'s model into ``out_dir`` and return the result dict (see module doc).
+
+    ``init_state`` replaces the fresh weights (rewinding); ``mask`` keeps pruned weights at
+    exactly zero; ``rewind`` ('0', '<k>it' or '<k>ep') saves the weights at that point to
+    ``rewind.safetensors`` (late rewinding).
+    """
+    out_dir = Path(out_dir)
+    if (out_dir / "result.json").is_file():
+        return read_json(out_dir / "result.json")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.train.threads)
+    torch.manual_seed(cfg.train.seed)
+
+    train_records = load_split(cfg, "train")
+    dev_records = load_split(cfg, "dev")
+    tokenizer = tokenizer or prepare_tokenizer(cfg, [r["text"] for r in train_records], out_dir / "tokenizer")
+    rec = Recognizer.build(cfg, tokenizer)
+    if init_state is not None:
+        rec.model.load_state_dict(init_state)
+    enforcer = MaskEnforcer(rec.model, mask) if mask is not None else None
+    if enforcer:
+        enforcer.apply()
+    optimizer = make_optimizer(rec.model, cfg)
+
+    sr = cfg.data.features.sample_rate
+    train_records, filtered = filter_records(
+        train_records, tokenizer, frames_counter(rec.featurizer, rec.model, sr),
+        cfg.data.min_duration, cfg.data.max_duration,
+    )
+    if not train_records:
+        raise ValueError(f"{cfg.data.train_manifest}: no usable training utterances ({filtered.dropped})")
+    spec_aug, noise = build_augmentation(cfg)
+    dataset = SpeechDataset(train_records, rec.featurizer, tokenizer, sr, spec_aug, noise, cfg.train.seed)
+    sampler = BucketBatchSampler(
+        [r["duration"] for r in train_records], cfg.data.batch_seconds, cfg.data.max_batch_size,
+        seed=cfg.train.seed, sortagrad=cfg.train.sortagrad,
+    )
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers)
+
+    rewind_step = rewind_to_steps(rewind, len(sampler)) if rewind is not None else None
+    state = TrainState()
+    info = load_training_state(out_dir, "last", rec.model, optimizer)
+    if info is not None:
+        state = TrainState(**info["state"])
+        log.info("resuming %s at epoch %d (step %d)", out_dir, state.epoch, state.step)
+    elif rewind_step == 0:
+        save_tensors(out_dir / "rewind.safetensors", rec.model.state_dict())
+    logger = MetricsLogger(out_dir, resume_step=state.step)
+    logger.log({"event": "start", "step": state.step, "epoch": state.epoch, "train_utterances": len(train_records),
+                "filtered": filtered.dropped or {}, "params": sum(p.numel() for p in rec.model.parameters())})
+
+    ctx = _Loop(cfg, rec, optimizer, enforcer, loader, logger, state, out_dir, rewind_step, progress)
+    while state.epoch < cfg.train.epochs and not ctx.out_of_budget():
+        sampler.set_epoch(state.epoch)
+        dataset.set_epoch(state.epoch)
+        ctx.run_epoch()
+        ctx.validate(dev_records)
+        state.epoch += 1
+        save_training_state(out_dir, "last", rec.model, optimizer, {"state": state.__dict__})
+    logger.close()
+    result = {
+        "best_dev_wer": state.best_dev_wer, "best_dev_cer": state.best_dev_cer, "best_epoch": state.best_epoch,
+        "epochs": state.epoch, "steps": state.step, "train_seconds": state.train_seconds,
+        "audio_seconds": state.audio_seconds,
+        "audio_seconds_per_second": state.audio_seconds / max(state.train_seconds, 1e-9),
+        "skipped_steps": state.skipped_steps, "filtered": filtered.dropped or {}, "kept": filtered.kept,
+        "model": str(out_dir / "best.safetensors"), "history": state.history,
+    }
+    atomic_write_json(out_dir / "result.json", result)
+    return result
+
+
+class _Loop:
+    """The per-epoch mechanics of :func:`train_model` (kept apart to stay small)."""
+
+    def __init__(self, cfg, rec, optimizer, enforcer, loader, logger, state, out_dir, rewind_step, progress):
+        self.cfg, self.rec, self.optimizer, self.enforcer = cfg, rec, optimizer, enforcer
+        self.loader, self.logger, self.state, self.out_dir = loader, logger, state, out_dir
+        self.rewind_step, self.progress = rewind_step, progress
+        self.params = [p for p in rec.model.parameters() if p.requires_grad]
+
+    def out_of_budget(self) -> bool:
+        t, s = self.cfg.train, self.state
+        return (t.max_steps > 0 and s.step >= t.max_steps) or (t.max_minutes > 0 and s.train_seconds >= 60 * t.max_minutes)
+
+    def run_epoch(self) -> None:
+        s, model = self.state, self.rec.model
+        model.train()
+        bar = tqdm(self.loader, desc=f"epoch {s.epoch + 1}/{self.cfg.train.epochs}", disable=not self.progress,
+                   leave=False, dynamic_ncols=True)
+        t0 = time.perf_counter()
+        for batch in bar:
+            if batch is None:
+                continue
+            loss = self.step(batch)
+            now = time.perf_counter()
+            s.train_seconds += now - t0
+            t0 = now
+            if loss is not None:
+                bar.set_postfix(loss=f"{loss:.3f}", step=s.step)
+            if self.out_of_budget():
+                break
+
+    def step(self, batch) -> float | None:
+        s, t, model = self.state, self.cfg.train, self.rec.model
+        lr = set_lr(self.optimizer, self.cfg, s.step, s.epoch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = model.loss(batch.feats, batch.feat_lens, batch.targets, batch.target_lens)
+        if not torch.isfinite(loss):
+            return self._skip("non-finite loss", batch)
+        loss.backward()
+        if self.enforcer:
+            self.enforcer.mask_grads()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, t.grad_clip)
+        if not torch.isfinite(grad_norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            return self._skip("non-finite gradient", batch)
+        self.optimizer.step()
+        if self.enforcer:
+            self.enforcer.apply()
+        s.step += 1
+        s.audio_seconds += float(batch.feat_lens.sum()) * self.cfg.data.features.hop_ms / 1000.0
+        if self.rewind_step and s.step == self.rewind_step:
+            save_tensors(self.out_dir / "rewind.safetensors", model.state_dict())
+        if s.step % t.log_every_steps == 0 or s.step == 1:
+            self.logger.log({"step": s.step, "epoch": s.epoch, "loss": float(loss), "lr": lr,
+                             "grad_norm": float(grad_norm), "train_seconds": round(s.train_seconds, 2),
+                             "infeasible": int(getattr(model, "last_infeasible", 0))})
+        return float(loss)
+
+    def _skip(self, why: str, batch) -> None:
+        self.state.skipped_steps += 1
+        log.warning("step %d skipped (%s) on batch %s", self.state.step, why, batch.ids[:4])
+        self.logger.log({"step": self.state.step, "event": "skipped", "why": why, "ids": batch.ids[:8]})
+        return None
+
+    def validate(self, dev_records: list[dict]) -> None:
+        s = self.state
+        if (s.epoch + 1) % self.cfg.train.eval_every_epochs and s.epoch + 1 < self.cfg.train.epochs:
+            return
+        scores = evaluate(self.rec, dev_records, progress=self.progress, desc="dev")
+        entry = {"epoch": s.epoch + 1, "step": s.step, "dev_wer": scores["wer"], "dev_cer": scores["cer"],
+                 "train_seconds": round(s.train_seconds, 2)}
+        s.history.append(entry)
+        self.logger.log(entry)
+        if scores["wer"] < s.best_dev_wer or (scores["wer"] == s.best_dev_wer and scores["cer"] < s.best_dev_cer):
+            s.best_dev_wer, s.best_dev_cer, s.best_epoch = scores["wer"], scores["cer"], s.epoch + 1
+            self.rec.save(self.out_dir, "best.safetensors")
+        log.info("epoch %d: dev WER %.4f CER %.4f", s.epoch + 1, scores["wer"], scores["cer"])

@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+
+from audio_lottery.config import Config, ConfigError, config_hash, describe, load_config, non_defaults
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_presets_load():
+    for path in CONFIGS.glob("*.yaml"):
+        cfg = load_config(path)
+        assert cfg.model.name == "ds2"
+
+
+def test_overrides_coerce_types():
+    cfg = load_config(CONFIGS / "ds2_tiny.yaml", ["train.epochs=3", "train.lr=0.01", "data.augment.freq_masks=2",
+                                                  "model.ds2.conv_channels=[8, 8]", "train.sortagrad=false"])
+    assert cfg.train.epochs == 3 and cfg.train.lr == 0.01 and cfg.data.augment.freq_masks == 2
+    assert cfg.model.ds2.conv_channels == [8, 8] and cfg.train.sortagrad is False
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("train.epochz=3", "train.epochz"),
+    ("train.epochs=three", "train.epochs"),
+    ("data.tokenizer=words", "data.tokenizer"),
+    ("prune.strategy=magic", "prune.strategy"),
+    ("nokey", "dotted.key=value"),
+])
+def test_bad_overrides_name_the_key(override, needle):
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_bad_file_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {epochs: [1, 2]}\n")
+    with pytest.raises(ConfigError, match="bad.yaml.*train.epochs"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_hash_depends_only_on_non_defaults():
+    a, b = Config(), Config()
+    assert config_hash(a) == config_hash(b) and non_defaults(a) == {}
+    b.train.lr = 1e-2
+    assert config_hash(a) != config_hash(b)
+    assert non_defaults(b) == {"train": {"lr": 1e-2}}
+
+
+def test_every_field_has_help():
+    rows = describe()
+    assert rows and all(help_text for _, _, help_text in rows)
