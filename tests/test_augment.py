@@ -164,3 +164,14 @@ def test_noise_mixer_bad_entry_names_file(tmp_path):
     manifest.write_text(json.dumps({"audio": "broken.flac", "duration": 1.0, "text": "", "speaker": "x"}) + "\n")
     with pytest.raises(AudioError, match="broken.flac"):
         NoiseMixer(manifest, prob=1.0, snr_min=0, snr_max=5, sample_rate=SR)
+
+
+def test_numpy_fallback_without_sox(tmp_path, monkeypatch):
+    import audio_lottery.data.noise as noise_mod
+
+    monkeypatch.setattr(noise_mod.shutil, "which", lambda name: None)
+    m1 = generate_sox_noises(tmp_path / "a", seconds=1.0, seed=3)
+    m2 = generate_sox_noises(tmp_path / "b", seconds=1.0, seed=3)
+    for kind in ("white", "pink", "brown"):
+        a, b = load_audio(m1.parent / f"{kind}.flac"), load_audio(m2.parent / f"{kind}.flac")
+        assert a.shape == (SR,) and np.array_equal(a, b) and np.std(a) > 0.01

@@ -142,7 +142,7 @@ class FeatureExtractor(nn.Module):
         x = x.unsqueeze(0) if single else x
         feats = self._compress(self._spectrum(x))
         frame_lens = None
-        if lengths is not None:
+        if lengths is not None and not single:
             frame_lens = torch.as_tensor(lengths, device=feats.device).div(self.hop_length, rounding_mode="floor") + 1
         if self.cfg.normalize:
             feats = normalize_features(feats, frame_lens)

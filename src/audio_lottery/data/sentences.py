@@ -30,7 +30,7 @@ _CLAUSE_END = re.compile(r"(?<=[;:])\s+")
 _ALLOWED_RAW = re.compile(r"^[A-Za-z ,.;:!?'\"()\-\u2019]+$")
 _ABBREV = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|Gen|Col|Capt|Lt|Sgt|Rev|Mt|No|vs|etc|ca|cf|viz)\.", re.I)
 _INITIAL = re.compile(r"(^|[\s(])[A-Za-z]\.|\b[A-Za-z]\.[A-Za-z]")
-_ACRONYM = re.compile(r"\b[A-Z]*[A-Z][a-z]*[A-Z]\w*")
+_ACRONYM = re.compile(r"[A-Z][A-Z]")
 _ROMAN = re.compile(r"\b[IVXLC]{2,}\b")
 
 
@@ -63,9 +63,10 @@ def speakable(raw: str) -> bool:
     """True when an engine will read ``raw`` as its normalised transcript (no digits/symbols/acronyms)."""
     if not _ALLOWED_RAW.match(raw) or "--" in raw[-3:]:
         return False
-    if _ABBREV.search(raw) or _INITIAL.search(raw) or _ROMAN.search(raw):
+    if _ACRONYM.search(raw) or _ROMAN.search(raw):
         return False
-    return not _ACRONYM.search(raw)
+    inner = raw[:-1]  # abbreviations and initials need a full stop before the end
+    return "." not in inner or not (_ABBREV.search(inner + " ") or _INITIAL.search(inner + " "))
 
 
 def _clean_raw(raw: str) -> str:
@@ -121,16 +122,16 @@ SOURCES: dict[str, Callable[[], Iterable[str]]] = {
 }
 
 
-@functools.lru_cache(maxsize=8)
-def _source_sentences(name: str, min_words: int, max_words: int, max_chars: int) -> tuple[Sentence, ...]:
-    found: list[Sentence] = []
+@functools.lru_cache(maxsize=16)
+def _candidates(name: str, max_words: int, max_chars: int) -> tuple[str, ...]:
+    """Sorted unique raw sentences of one source that pass the cheap checks (normalised later)."""
+    found: set[str] = set()
     for para in SOURCES[name]():
         for raw in split_sentences(para, max_words):
             raw = _clean_raw(raw)
-            text = normalize_text(raw)
-            if min_words <= len(text.split()) <= max_words and len(text) <= max_chars and speakable(raw):
-                found.append(Sentence(raw, text, name))
-    return tuple(found)
+            if len(raw) <= 2 * max_chars and speakable(raw):
+                found.add(raw)
+    return tuple(sorted(found))
 
 
 def load_sentence_records(
@@ -139,42 +140,53 @@ def load_sentence_records(
     max_words: int = 20,
     max_chars: int = 120,
     sources: Iterable[str] = tuple(SOURCES),
+    limit: int | None = None,
 ) -> list[Sentence]:
     """Deduplicated sentences of all available sources, shuffled per source and interleaved.
 
-    Interleaving gives every source the same share of any prefix of the list. Missing sources
+    Interleaving gives every source the same share of any prefix of the list, and ``limit``
+    returns a prefix of the full list (faster: only that many are normalised). Missing sources
     are skipped with a warning; :class:`SentenceSourceError` names the packages if none exists.
     ``max_chars`` bounds the transcript length (about 12 s of speech at 10 characters/s).
     """
-    per_source: list[list[Sentence]] = []
+    per_source: list[tuple[str, list[str]]] = []
     errors: list[str] = []
     for name in sources:
         try:
-            sents = list(_source_sentences(name, min_words, max_words, max_chars))
+            raws = list(_candidates(name, max_words, max_chars))
         except SentenceSourceError as exc:
             errors.append(str(exc))
             continue
-        sents.sort(key=lambda s: (s.text, s.raw))
-        random.Random(f"{seed}:{name}").shuffle(sents)
-        per_source.append(sents)
+        random.Random(f"{seed}:{name}").shuffle(raws)
+        per_source.append((name, raws))
     if not per_source:
         raise SentenceSourceError("no sentence source available: " + "; ".join(errors))
     for err in errors:
         warnings.warn(f"sentence source skipped: {err}", stacklevel=2)
-    return _interleave_unique(per_source)
+    return _interleave_unique(per_source, min_words, max_words, max_chars, limit)
 
 
-def _interleave_unique(per_source: list[list[Sentence]]) -> list[Sentence]:
+def _interleave_unique(
+    per_source: list[tuple[str, list[str]]], min_words: int, max_words: int, max_chars: int, limit: int | None
+) -> list[Sentence]:
     seen: set[str] = set()
     out: list[Sentence] = []
-    for i in range(max(len(s) for s in per_source)):
-        for sents in per_source:
-            if i < len(sents) and sents[i].text not in seen:
-                seen.add(sents[i].text)
-                out.append(sents[i])
+    limit = limit if limit is not None else sum(len(raws) for _, raws in per_source)
+    for i in range(max(len(raws) for _, raws in per_source)):
+        for name, raws in per_source:
+            if i >= len(raws) or len(out) >= limit:
+                continue
+            text = normalize_text(raws[i])
+            if min_words <= text.count(" ") + 1 <= max_words and len(text) <= max_chars and text not in seen:
+                seen.add(text)
+                out.append(Sentence(raws[i], text, name))
+        if len(out) >= limit:
+            break
     return out
 
 
-def load_sentences(seed: int = 0, min_words: int = 4, max_words: int = 20, max_chars: int = 120) -> list[str]:
+def load_sentences(
+    seed: int = 0, min_words: int = 4, max_words: int = 20, max_chars: int = 120, limit: int | None = None
+) -> list[str]:
     """Normalised, deduplicated sentences from fortunes, WordNet glosses and the KJV, shuffled by ``seed``."""
-    return [s.text for s in load_sentence_records(seed, min_words, max_words, max_chars)]
+    return [s.text for s in load_sentence_records(seed, min_words, max_words, max_chars, limit=limit)]

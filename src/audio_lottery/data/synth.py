@@ -24,11 +24,11 @@ import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf
 import soxr
+from tqdm.auto import tqdm
 
 from audio_lottery.data.manifest import read_manifest, write_manifest
 from audio_lottery.data.sentences import Sentence, load_sentence_records
@@ -49,12 +49,12 @@ ESPEAK_VARIANTS = (
     "adam", "Alex", "Andy", "aunty", "belinda", "benjamin", "caleb", "david", "ed", "edward",
     "john", "linda", "max", "michel", "paul", "quincy", "rob", "robert", "steph", "travis", "victor", "zac",
 )  # fmt: skip
-ESPEAK_SPEED = (115, 150)  # words per minute; faster speech breaks 14 chars/s
+ESPEAK_SPEED = (90, 122)  # words per minute: espeak says ~0.1 * wpm chars/s, and >14 chars/s is dropped
 ESPEAK_PITCH = (25, 75)
 FLITE_VOICES = ("kal16", "kal", "awb", "rms", "slt")
-FLITE_STRETCH = (1.25, 1.5)
+FLITE_STRETCH = (1.3, 1.55)
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
-FESTIVAL_STRETCH = (1.1, 1.35)
+FESTIVAL_STRETCH = (1.3, 1.55)
 FESTIVAL_DIRS = (Path("/usr/share/festival/voices"),)
 ENGINE_TIMEOUT_S = 60
 
@@ -266,3 +266,172 @@ class Planner:
         key = json.dumps([VERSION, sentence.raw, asdict(speaker), peak, margin], sort_keys=True)
         uid = f"{self.split}-{i:06d}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
         return Job(uid, self.split, sentence, speaker, seen, peak, margin, self.out_dir)
+
+
+# ---------------------------------------------------------------- corpus
+
+
+def corpus_settings(hours: float, seed: int, voices: dict[str, tuple[str, ...]]) -> dict:
+    """Everything that determines the corpus (stored in corpus.json; a match makes a re-run a no-op)."""
+    return {
+        "version": VERSION, "hours": hours, "seed": seed, "sample_rate": SAMPLE_RATE,
+        "max_chars_per_second": MAX_CHARS_PER_SECOND, "eval_fraction": EVAL_FRACTION,
+        "engine_weights": ENGINE_WEIGHTS, "voices": {k: list(v) for k, v in sorted(voices.items())},
+        "espeak_speed": list(ESPEAK_SPEED), "espeak_pitch": list(ESPEAK_PITCH),
+        "flite_stretch": list(FLITE_STRETCH), "festival_stretch": list(FESTIVAL_STRETCH),
+        "sentences": {"min_words": 4, "max_words": 20, "max_chars": 120},
+    }  # fmt: skip
+
+
+def split_targets(hours: float) -> dict[str, tuple[float, int]]:
+    """(audio seconds, minimum utterances) per split: dev/test get EVAL_FRACTION of train, >= 12..150 utterances."""
+    train_s = hours * 3600.0
+    min_eval = min(150, max(12, int(50 * hours)))
+    return {"test": (EVAL_FRACTION * train_s, min_eval), "dev": (EVAL_FRACTION * train_s, min_eval), "train": (train_s, 1)}
+
+
+def _finished_summary(out_dir: Path, settings: dict) -> dict | None:
+    meta = out_dir / "corpus.json"
+    if not meta.is_file() or not all((out_dir / f"{s}.jsonl").is_file() for s in SPLITS):
+        return None
+    try:
+        summary = json.loads(meta.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return summary if summary.get("settings") == json.loads(json.dumps(settings)) else None
+
+
+class _SplitRun:
+    """Accumulates the results of one split until its target is reached."""
+
+    def __init__(self, target: tuple[float, int], progress: bool, desc: str):
+        self.goal_s, self.min_count = target
+        self.records: list[dict] = []
+        self.seconds = 0.0
+        self.consumed = 0
+        self.skipped: Counter = Counter()
+        self.timing: Counter = Counter()
+        self.bar = tqdm(total=int(self.goal_s) + 1, unit="s", desc=desc, disable=not progress, unit_scale=False)
+
+    def done(self) -> bool:
+        return self.seconds >= self.goal_s and len(self.records) >= self.min_count
+
+    def add(self, res: dict) -> None:
+        self.consumed += 1
+        elapsed = res.pop("_elapsed", 0.0)
+        if "skip" in res:
+            self.skipped[f"{res['skip']}:{res.get('engine', '?')}"] += 1
+            if res["skip"] == "failed":
+                warnings.warn(f"synthesis failed, utterance skipped: {res['message']}", stacklevel=2)
+            return
+        self.records.append(res)
+        self.seconds += res["duration"]
+        self.timing[f"{res['engine']}:audio_s"] += res["duration"]
+        self.timing[f"{res['engine']}:synth_s"] += elapsed
+        self.bar.update(int(self.seconds) - self.bar.n)  # audio seconds so far
+
+    def next_batch(self, workers: int) -> int:
+        mean = self.seconds / len(self.records) if self.records else 4.0
+        need = max((self.goal_s - self.seconds) / mean, self.min_count - len(self.records), 1)
+        return int(min(max(need * 1.05 + workers, 8), 200))
+
+
+def _timed_job(job: Job) -> dict:
+    t0 = time.perf_counter()
+    res = synth_job(job)
+    res["_elapsed"] = time.perf_counter() - t0
+    if "skip" in res:
+        res.setdefault("engine", job.speaker.engine)
+    return res
+
+
+def _run_split(pool, planner: Planner, sentences: list[Sentence], start: int, workers: int, progress: bool,
+               target: tuple[float, int]) -> _SplitRun:  # fmt: skip
+    run = _SplitRun(target, progress, f"synth {planner.split}")
+    while not run.done():
+        first = start + run.consumed
+        n = min(run.next_batch(workers), len(sentences) - first)
+        if n <= 0:
+            raise RuntimeError(f"ran out of sentences in split {planner.split} after {first} sentences")
+        jobs = [planner.job(run.consumed + k, sentences[first + k]) for k in range(n)]
+        for res in pool.imap(_timed_job, jobs, chunksize=max(1, min(4, n // (4 * workers)))):
+            run.add(res)
+            if run.done():
+                break
+    run.bar.close()
+    return run
+
+
+def _summarise(runs: dict[str, _SplitRun], settings: dict, held_out: dict[str, str], n_speakers: int) -> dict:
+    splits: dict[str, dict] = {}
+    timing: Counter = Counter()
+    skipped: Counter = Counter()
+    for split, run in runs.items():
+        engines: dict[str, dict] = {}
+        for rec in run.records:
+            e = engines.setdefault(rec["engine"], {"utterances": 0, "hours": 0.0})
+            e["utterances"] += 1
+            e["hours"] += rec["duration"] / 3600
+        unseen = sum(not r["seen_voice"] for r in run.records)
+        splits[split] = {"utterances": len(run.records), "hours": run.seconds / 3600, "engines": engines,
+                         "unseen_voice_utterances": unseen, "speakers": len({r["speaker"] for r in run.records})}  # fmt: skip
+        timing.update(run.timing)
+        skipped.update(run.skipped)
+    speed = {k.split(":")[0]: timing[k] / max(timing[k.replace("audio_s", "synth_s")], 1e-9)
+             for k in timing if k.endswith(":audio_s")}  # fmt: skip
+    return {"settings": settings, "splits": splits, "held_out_voices": held_out, "speakers": n_speakers,
+            "skipped": dict(sorted(skipped.items())), "audio_seconds_per_synth_second": speed}  # fmt: skip
+
+
+def _prune_unreferenced(out_dir: Path, runs: dict[str, _SplitRun]) -> None:
+    for split, run in runs.items():
+        keep = {Path(r["audio"]).name for r in run.records}
+        folder = out_dir / "audio" / split
+        for path in folder.iterdir() if folder.is_dir() else ():
+            if path.is_file() and path.name not in keep and (path.suffix in (".flac", ".tmp")):
+                path.unlink()
+
+
+def synthesize_corpus(
+    out_dir: Path, hours: float = 3.5, seed: int = 0, workers: int | None = None, progress: bool = True
+) -> dict:
+    """Synthesise the embedded corpus into ``out_dir`` (train/dev/test.jsonl, audio/, corpus.json).
+
+    ``hours`` is the training audio; dev and test each get ~6.5 % of it (at least 12-150
+    utterances). Returns the summary (utterances and hours per split and engine). A finished
+    corpus with the same settings is returned at once; a killed run reuses its finished audio.
+    """
+    out_dir = Path(out_dir)
+    voices = available_voices()
+    if not voices:
+        raise RuntimeError("no speech engine found: apt-get install espeak-ng flite festival festvox-kallpc16k")
+    settings = corpus_settings(hours, seed, voices)
+    finished = _finished_summary(out_dir, settings)
+    if finished is not None:
+        return finished
+    t0 = time.perf_counter()
+    # a prefix of the seed's sentence order: enough even if every utterance lasted only 2 s
+    sentences = load_sentence_records(seed, limit=int(hours * 3600 * (1 + 2 * EVAL_FRACTION) / 2.0) + 500)
+    speakers = build_speakers(seed, voices)
+    held_out = choose_held_out(seed, voices)
+    workers = workers or os.cpu_count() or 1
+    runs: dict[str, _SplitRun] = {}
+    cursor = 0
+    with mp.Pool(workers) as pool:
+        for split, target in split_targets(hours).items():
+            planner = Planner(split, seed, speakers, held_out, out_dir)
+            runs[split] = _run_split(pool, planner, sentences, cursor, workers, progress, target)
+            cursor += runs[split].consumed
+        pool.terminate()
+    summary = _summarise(runs, settings, held_out, len(speakers))
+    summary["wall_seconds"] = time.perf_counter() - t0
+    for split in SPLITS:
+        write_manifest(out_dir / f"{split}.jsonl", runs[split].records)
+    atomic_write_json(out_dir / "corpus.json", summary)
+    _prune_unreferenced(out_dir, runs)
+    return summary
+
+
+def load_corpus(out_dir: Path) -> dict[str, list[dict]]:
+    """Read the three manifests of a synthesised corpus (validated, audio paths resolved)."""
+    return {split: read_manifest(Path(out_dir) / f"{split}.jsonl") for split in SPLITS}

@@ -8,6 +8,7 @@ other character raises a ValueError naming it.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Iterable, Union
 
@@ -20,6 +21,7 @@ from audio_lottery.io import atomic_write_bytes, atomic_write_json, read_json
 BLANK = 0
 META_FILE = "tokenizer.json"
 BPE_MODEL_FILE = "bpe.model"
+_CHAR_TO_ID = {c: i + 1 for i, c in enumerate(ALPHABET)}
 
 
 def check_vocabulary(text: str) -> None:
@@ -28,8 +30,6 @@ def check_vocabulary(text: str) -> None:
         if ch not in _CHAR_TO_ID:
             raise ValueError(f"character {ch!r} (U+{ord(ch):04X}) at position {pos} of {text!r} is not in the vocabulary")
 
-
-_CHAR_TO_ID = {c: i + 1 for i, c in enumerate(ALPHABET)}
 
 
 class CharTokenizer:
@@ -146,8 +146,6 @@ class BpeTokenizer:
 
 
 def _train_sentencepiece(texts: list[str], piece_count: int) -> bytes:
-    import io
-
     buf = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(

@@ -28,7 +28,7 @@ def score_level(cfg: Config, level_dir: Path, mask: Mask, level: int, branch: st
         "prunable_params": mask.numel(), "total_params": total,
         "nonzero_params": total - pruned,
         "macs_per_second": macs_per_second(rec.model, mask, rec.featurizer.dim,
-                                           frames_per_second=1000.0 / cfg.data.features.hop_ms)["effective_macs"],
+                                           frames_per_second=round(1000.0 / cfg.data.features.hop_ms))["effective_macs"],
         "train_seconds": train["train_seconds"], "epochs": train["epochs"], "best_epoch": train["best_epoch"],
     }
     for split in ("dev", "test"):

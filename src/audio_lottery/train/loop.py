@@ -217,10 +217,10 @@ class _Loop:
         if self.rewind_step and s.step == self.rewind_step:
             save_tensors(self.out_dir / "rewind.safetensors", model.state_dict())
         if s.step % t.log_every_steps == 0 or s.step == 1:
-            self.logger.log({"step": s.step, "epoch": s.epoch, "loss": float(loss), "lr": lr,
+            self.logger.log({"step": s.step, "epoch": s.epoch, "loss": loss.item(), "lr": lr,
                              "grad_norm": float(grad_norm), "train_seconds": round(s.train_seconds, 2),
                              "infeasible": int(getattr(model, "last_infeasible", 0))})
-        return float(loss)
+        return loss.item()
 
     def _skip(self, why: str, batch) -> None:
         self.state.skipped_steps += 1

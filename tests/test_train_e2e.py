@@ -1,0 +1,106 @@
+"""End-to-end: train the tiny preset, resume after a kill, evaluate and transcribe through the CLI."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from audio_lottery.config import load_config
+from audio_lottery.data.manifest import read_manifest
+from audio_lottery.io import load_tensors
+from audio_lottery.train.loop import train_model
+
+from conftest import TINY_CONFIG, tiny_overrides
+
+CLI = [sys.executable, "-m", "audio_lottery.cli", "-q"]
+
+
+def _run(args, env, **kw):
+    return subprocess.run(CLI + args, env=env, capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_train_writes_artifacts_and_is_idempotent(tiny_corpus, tmp_path):
+    cfg = load_config(TINY_CONFIG, tiny_overrides(tiny_corpus, "train.epochs=2"))
+    out = tmp_path / "run"
+    result = train_model(cfg, out, progress=False)
+    for name in ("best.safetensors", "config.yaml", "tokenizer/tokenizer.json", "last.json", "result.json",
+                 "metrics.jsonl"):
+        assert (out / name).is_file(), name
+    assert any((out / "tb").iterdir())
+    assert result["epochs"] == 2 and result["steps"] > 0 and len(result["history"]) == 2
+    assert 0.0 <= result["best_dev_wer"] and np.isfinite(result["best_dev_cer"])
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any("loss" in x for x in lines) and any("dev_wer" in x for x in lines)
+    for v in load_tensors(out / "best.safetensors").values():
+        assert torch.isfinite(v.float()).all()
+    mtime = (out / "result.json").stat().st_mtime
+    assert train_model(cfg, out, progress=False)["steps"] == result["steps"]
+    assert (out / "result.json").stat().st_mtime == mtime
+
+
+def test_kill_and_resume_matches_uninterrupted(tiny_corpus, tmp_path, cli_env):
+    args = ["train", "--config", str(TINY_CONFIG), "--set", "train.epochs=3"]
+    args += sum((["--set", o] for o in tiny_overrides(tiny_corpus)), [])
+    ref = _run(args + ["--out", str(tmp_path / "ref")], cli_env)
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(CLI + args + ["--out", str(out)], env=cli_env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (out / "last.json").is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "result.json").is_file(), "the run finished before it could be killed"
+    res = _run(args + ["--out", str(out)], cli_env)
+    assert res.returncode == 0, res.stderr
+    a, b = load_tensors(tmp_path / "ref" / "last.safetensors"), load_tensors(out / "last.safetensors")
+    for k in a:
+        if k.startswith("model."):
+            assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+    assert json.loads(res.stdout.splitlines()[-1])["epochs"] == 3
+
+
+def test_eval_and_transcribe_cli(tiny_corpus, tmp_path, cli_env):
+    cfg = load_config(TINY_CONFIG, tiny_overrides(tiny_corpus))
+    out = tmp_path / "m"
+    train_model(cfg, out, progress=False)
+    res = _run(["eval", "--model", str(out / "best.safetensors"), "--manifest", str(tiny_corpus / "test.jsonl")],
+               cli_env)
+    assert res.returncode == 0, res.stderr
+    scores = json.loads(res.stdout.strip().splitlines()[-1])
+    assert {"wer", "cer"} <= scores.keys()
+    rec = read_manifest(tiny_corpus / "test.jsonl")[0]
+    wave, sr = sf.read(rec["audio"], dtype="float32")
+    files = []
+    for fmt, rate in (("wav", 8000), ("flac", 44100), ("mp3", 22050)):
+        path = tmp_path / f"clip.{fmt}"
+        sf.write(path, soxr.resample(wave, sr, rate), rate, format=fmt.upper())
+        files.append(str(path))
+    res = _run(["transcribe", "--model", str(out / "best.safetensors"), *files], cli_env)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert [ln.split("\t")[0] for ln in lines] == files
+
+
+def test_cli_errors_name_the_problem(tmp_path, cli_env):
+    res = _run(["eval", "--model", str(tmp_path / "nope.safetensors"), "--manifest", str(tmp_path / "x.jsonl")],
+               cli_env)
+    assert res.returncode == 2 and "nope.safetensors" in res.stderr
+    res = _run(["info", "--config", str(TINY_CONFIG), "--set", "train.epochs=many"], cli_env)
+    assert res.returncode == 2 and "train.epochs" in res.stderr
+
+
+def test_info_reports_params(cli_env):
+    res = _run(["info", "--config", str(TINY_CONFIG)], cli_env)
+    info = json.loads(res.stdout)
+    assert info["params"] > info["prunable_params"] > 0
