@@ -86,13 +86,18 @@ def _fake_run(root: Path) -> Path:
     run.mkdir(parents=True)
     (run / "config.yaml").write_text("lottery:\n  levels: 6\n  match_tolerance: 0.005\n")
     torch.manual_seed(0)
-    weights = {"conv.weight": torch.randn(4, 1, 3, 3), "rnn.weight_ih_l0": torch.randn(32, 20), "fc.weight": torch.randn(5, 16)}
+    weights = {
+        "conv.weight": torch.randn(4, 1, 3, 3),
+        "rnn.weight_ih_l0": torch.randn(32, 20),
+        "fc.weight": torch.randn(5, 16),
+    }
     mask = Mask.ones_like(weights)
     for lv in range(7):
         _write_level(run / f"level_{lv}", lv, "imp", DEV[lv], TEST[lv], mask)
         for name, worse in (("random-reinit", 0.02), ("random-prune", 0.05)):
             if lv > 0:
-                _write_level(run / f"branch_{name}" / f"level_{lv}", lv, name, DEV[lv] + worse * lv, TEST[lv] + worse * lv, None)
+                dev, test = DEV[lv] + worse * lv, TEST[lv] + worse * lv
+                _write_level(run / f"branch_{name}" / f"level_{lv}", lv, name, dev, test, None)
         mask = global_magnitude(weights, mask, 0.2)
     return run
 

@@ -463,7 +463,8 @@ def _render_html(title: str, summary: list[str], table: tuple, plots: list, note
         parts.append(f"<h2>{html.escape(caption)}</h2><img alt='{html.escape(caption)}' "
                      f"src='data:image/png;base64,{data}'>")
     if notes:
-        parts.append("<h2>Notes</h2><ul class='notes'>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+        items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+        parts.append(f"<h2>Notes</h2><ul class='notes'>{items}</ul>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

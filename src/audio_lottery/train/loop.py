@@ -67,9 +67,9 @@ def set_lr(optimizer: torch.optim.Optimizer, cfg: Config, step: int, epoch: int)
 def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
     t = cfg.train
     params = [p for p in model.parameters() if p.requires_grad]
-    if t.optimizer == "adam":
-        return torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
-    return torch.optim.AdamW(params, lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+    cls = torch.optim.Adam if t.optimizer == "adam" else torch.optim.AdamW
+    # fused kernels: faster, and no slow sqrt on the all-zero moments of pruned weights
+    return cls(params, lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay, fused=True)
 
 
 def load_split(cfg: Config, split: str) -> list[dict]:
@@ -233,8 +233,9 @@ class _Loop:
         if (s.epoch + 1) % self.cfg.train.eval_every_epochs and s.epoch + 1 < self.cfg.train.epochs:
             return
         scores = evaluate(self.rec, dev_records, progress=self.progress, desc="dev")
+        nonblank = sum(1 for h in scores["hyps"].values() if h.strip()) / max(1, len(scores["hyps"]))
         entry = {"epoch": s.epoch + 1, "step": s.step, "dev_wer": scores["wer"], "dev_cer": scores["cer"],
-                 "train_seconds": round(s.train_seconds, 2)}
+                 "dev_nonblank": nonblank, "train_seconds": round(s.train_seconds, 2)}
         s.history.append(entry)
         self.logger.log(entry)
         if scores["wer"] < s.best_dev_wer or (scores["wer"] == s.best_dev_wer and scores["cer"] < s.best_dev_cer):
