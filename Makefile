@@ -5,7 +5,7 @@ PY          := $(VENV)/bin/python
 CLI         := $(VENV)/bin/audio-lottery
 DATA        ?= data/synth
 RUNS        ?= runs
-DEB_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
+DEB_PACKAGES := python3-venv espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
                 sox fortunes fortunes-min wordnet-base bible-kjv bible-kjv-text
 THREADS     ?= 2
 
@@ -25,7 +25,7 @@ setup: $(VENV)/.stamp-pip .stamp-apt
 	fi
 	@touch $@
 
-$(VENV)/.stamp-pip: pyproject.toml
+$(VENV)/.stamp-pip: pyproject.toml .stamp-apt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0

@@ -52,3 +52,11 @@ def test_hash_depends_only_on_non_defaults():
 def test_every_field_has_help():
     rows = describe()
     assert rows and all(help_text for _, _, help_text in rows)
+
+
+def test_presets_named_by_the_docs_exist():
+    for name in ("ds2_paper", "ds2_small", "ds2_demo", "ds2_tiny"):
+        assert (CONFIGS / f"{name}.yaml").is_file(), name
+    from audio_lottery.demo import parse_args
+
+    assert Path(parse_args([]).config).name == "ds2_demo.yaml"

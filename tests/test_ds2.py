@@ -192,3 +192,28 @@ def test_unidirectional_without_batch_norm_runs() -> None:
     out, lens = model(torch.randn(2, 30, FEAT), torch.tensor([30, 20]))
     assert out.shape == (2, 8, VOCAB) and lens.tolist() == [8, 5]
     assert not any("bwd" in n for n in model.prunable())
+
+
+def test_default_prunable_covers_every_weight_kind():
+    from torch import nn
+
+    from audio_lottery.models.base import default_prunable
+
+    class Toy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(10, 8)
+            self.c1 = nn.Conv1d(8, 8, 3)
+            self.c2 = nn.Conv2d(1, 2, 3)
+            self.gru = nn.GRU(8, 8, num_layers=2, bidirectional=True)
+            self.mha = nn.MultiheadAttention(8, 2)
+            self.mha_kv = nn.MultiheadAttention(8, 2, kdim=4, vdim=4)
+            self.norm = nn.LayerNorm(8)
+            self.out = nn.Linear(8, 3)
+
+    names = set(default_prunable(Toy()))
+    expected = {"emb.weight", "c1.weight", "c2.weight", "mha.in_proj_weight", "mha.out_proj.weight",
+                "mha_kv.q_proj_weight", "mha_kv.k_proj_weight", "mha_kv.v_proj_weight", "mha_kv.out_proj.weight",
+                "out.weight"}
+    expected |= {f"gru.weight_{k}_l{l}{s}" for k in ("ih", "hh") for l in (0, 1) for s in ("", "_reverse")}
+    assert names == expected

@@ -17,6 +17,7 @@ from audio_lottery.io import load_tensors, read_json
 from audio_lottery.lottery.branches import run_branch
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.pruning.mask import Mask
+from audio_lottery.train.loop import weights_abs_sum
 
 from conftest import TINY_CONFIG, tiny_overrides
 
@@ -42,15 +43,22 @@ def test_levels_follow_the_schedule(lottery_run):
     assert (lottery_run / "level_2" / "mask.json").is_file()
 
 
+def _start_events(train_dir: Path) -> list[dict]:
+    lines = [json.loads(x) for x in (train_dir / "metrics.jsonl").read_text().splitlines()]
+    return [x for x in lines if x.get("event") == "start"]
+
+
 def test_trained_ticket_keeps_pruned_weights_zero_and_rewinds_to_theta0(lottery_run):
     mask = Mask.load(lottery_run / "level_2" / "mask.safetensors")
     weights = load_tensors(lottery_run / "level_2" / "train" / "best.safetensors")
     init = load_tensors(lottery_run / "init.safetensors")
     for name, keep in mask.items():
         assert (weights[name][~keep] == 0).all()
-    # the level started from theta_0: untouched survivors would equal init; trained ones moved
-    name = next(iter(mask.keys()))
-    assert not torch.equal(weights[name][mask[name]], init[name][mask[name]])
+    # the level started exactly from theta_0 with the mask applied
+    rewound = {k: (v * mask[k] if k in mask else v) for k, v in init.items()}
+    expected = weights_abs_sum(rewound)
+    assert _start_events(lottery_run / "level_2" / "train")[0]["weights_abs_sum"] == pytest.approx(expected, rel=1e-9)
+    assert weights_abs_sum(weights) != pytest.approx(expected, rel=1e-6)  # and then it trained
 
 
 def test_branches_and_report(lottery_run):
@@ -58,10 +66,13 @@ def test_branches_and_report(lottery_run):
         out = run_branch(name, lottery_run, levels=[2], progress=False)
         res = read_json(out / "level_2" / "result.json")
         assert res["branch"] == name and res["remaining"] == pytest.approx(0.64, abs=1e-3)
-    rp = Mask.load(lottery_run / "branch_random-prune" / "level_2" / "mask.safetensors") if (
-        lottery_run / "branch_random-prune" / "level_2" / "mask.safetensors").is_file() else None
+    rp = Mask.load(lottery_run / "branch_random-prune" / "level_2" / "mask.safetensors")
+    rr = Mask.load(lottery_run / "branch_random-reinit" / "level_2" / "mask.safetensors")
     imp = Mask.load(lottery_run / "level_2" / "mask.safetensors")
-    assert rp is None or any(not torch.equal(rp[k], imp[k]) for k in imp.keys())
+    assert rp.remaining() == imp.remaining() and rp != imp and rr == imp
+    init = load_tensors(lottery_run / "init.safetensors")
+    reinit_start = _start_events(lottery_run / "branch_random-reinit" / "level_2" / "train")[0]["weights_abs_sum"]
+    assert reinit_start != pytest.approx(weights_abs_sum({k: (v * imp[k] if k in imp else v) for k, v in init.items()}))
     res = subprocess.run(CLI + ["report", str(lottery_run)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     md = (lottery_run / "report.md").read_text()
@@ -92,6 +103,8 @@ def test_kill_mid_level_resumes_without_redoing_levels(tiny_corpus, tmp_path, cl
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == str(run_dir)
     assert (run_dir / "level_0" / "result.json").stat().st_mtime == level0
+    starts = _start_events(run_dir / "level_1" / "train")
+    assert len(starts) == 2 and starts[1]["step"] > 0, "level 1 restarted instead of resuming"
     assert (run_dir / "level_1" / "mask.safetensors").read_bytes() == mask1
     assert (run_dir / "level_2" / "result.json").is_file()
     # same masks as an uninterrupted run with the same seed
@@ -104,3 +117,45 @@ def test_kill_mid_level_resumes_without_redoing_levels(tiny_corpus, tmp_path, cl
         assert all(torch.equal(a[k], b[k]) for k in a.keys())
     ra, rb = read_json(ref / "level_2" / "result.json"), read_json(run_dir / "level_2" / "result.json")
     assert ra["dev_wer"] == pytest.approx(rb["dev_wer"], abs=1e-6)
+
+
+def test_retrain_branch_through_the_cli(lottery_run, cli_env):
+    res = subprocess.run(CLI + ["branch", "retrain", "--run", str(lottery_run), "--levels", "0,1",
+                                "--set", "train.epochs=2", "--tag", "long"],
+                         env=cli_env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    out = Path(res.stdout.strip().splitlines()[-1])
+    assert out.name == "branch_retrain-long"
+    for level in (0, 1):
+        r = read_json(out / f"level_{level}" / "result.json")
+        assert r["epochs"] == 2 and r["remaining"] == pytest.approx(0.8**level, abs=1e-3)
+    bad = subprocess.run(CLI + ["branch", "nope", "--run", str(lottery_run)], env=cli_env, capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and "random-reinit" in bad.stderr
+
+
+def test_late_rewinding_saves_and_uses_the_snapshot(tiny_corpus, tmp_path):
+    cfg = load_config(TINY_CONFIG, tiny_overrides(tiny_corpus, "prune.rewind=2it"))
+    cfg.lottery.levels = 1
+    run = run_lottery(cfg, tmp_path, progress=False)
+    snap = load_tensors(run / "rewind.safetensors")
+    init = load_tensors(run / "init.safetensors")
+    assert any(not torch.equal(snap[k], init[k]) for k in snap)
+    mask = Mask.load(run / "level_1" / "mask.safetensors")
+    expected = weights_abs_sum({k: (v * mask[k] if k in mask else v) for k, v in snap.items()})
+    assert _start_events(run / "level_1" / "train")[0]["weights_abs_sum"] == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("text, steps", [("0", 0), ("500it", 500), ("2ep", 20)])
+def test_rewind_points(text, steps):
+    from audio_lottery.lottery.rewind import rewind_to_steps
+
+    assert rewind_to_steps(text, steps_per_epoch=10) == steps
+
+
+@pytest.mark.parametrize("text", ["5", "1.5ep", "ep", "-1it"])
+def test_bad_rewind_points_are_refused(text):
+    from audio_lottery.lottery.rewind import parse_rewind
+
+    with pytest.raises(ValueError, match="prune.rewind"):
+        parse_rewind(text)

@@ -118,13 +118,14 @@ def test_mismatched_mask_is_refused(model: TinyASR) -> None:
 # ----------------------------------------------------------------- MaskEnforcer during training
 
 
-def test_enforcer_keeps_pruned_weights_zero_under_adamw(model: TinyASR) -> None:
+@pytest.mark.parametrize("fused", [False, True])
+def test_enforcer_keeps_pruned_weights_zero_under_adamw(model: TinyASR, fused: bool) -> None:
     mask = random_prune(model.prunable(), Mask.ones_like(model.prunable()), 0.5, torch.Generator().manual_seed(3))
     assert mask.density() == pytest.approx(0.5, abs=1e-3)
     mask.apply_(model)
     start = {n: p.detach().clone() for n, p in model.named_parameters()}
     enforcer = MaskEnforcer(model, mask)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1, fused=fused)
     torch.manual_seed(4)
     feats, lens = torch.randn(4, 10, 8), torch.full((4,), 10)
     target = torch.randn(4, 10, 5)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import soxr
 import torch
@@ -102,5 +103,33 @@ def test_cli_errors_name_the_problem(tmp_path, cli_env):
 
 def test_info_reports_params(cli_env):
     res = _run(["info", "--config", str(TINY_CONFIG)], cli_env)
+    assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
     assert info["params"] > info["prunable_params"] > 0
+
+
+def test_paper_preset_has_the_papers_parameter_count(cli_env):
+    res = _run(["info", "--config", str(TINY_CONFIG.parent / "ds2_paper.yaml")], cli_env)
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["params"] == 86_618_400 and info["feature_dim"] == 161 and info["vocab_size"] == 29
+
+
+def test_noisy_training_through_a_noise_manifest(tiny_corpus, tmp_path, cli_env):
+    res = _run(["data", "noise", "--out", str(tmp_path / "noise"), "--seconds", "5"], cli_env)
+    assert res.returncode == 0, res.stderr
+    manifest = Path(res.stdout.strip().splitlines()[-1])
+    assert len(read_manifest(manifest)) == 3
+    cfg = load_config(TINY_CONFIG, tiny_overrides(tiny_corpus, f"data.augment.noise_manifest={manifest}",
+                                                  "data.augment.noise_prob=1.0", "data.augment.snr_min=5",
+                                                  "data.augment.snr_max=10"))
+    result = train_model(cfg, tmp_path / "noisy", progress=False)
+    assert result["steps"] > 0 and result["skipped_steps"] == 0
+
+
+def test_changed_config_is_refused_in_an_existing_folder(tiny_corpus, tmp_path):
+    cfg = load_config(TINY_CONFIG, tiny_overrides(tiny_corpus))
+    train_model(cfg, tmp_path / "r", progress=False)
+    cfg.train.lr = 0.5
+    with pytest.raises(ValueError, match="result.json.*other hyper-parameters"):
+        train_model(cfg, tmp_path / "r", progress=False)

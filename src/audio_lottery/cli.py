@@ -30,13 +30,19 @@ def cmd_data_prepare(args: argparse.Namespace) -> None:
     print(json.dumps(prepare_corpus(args.name, Path(args.root), Path(args.out))))
 
 
+def cmd_data_noise(args: argparse.Namespace) -> None:
+    from audio_lottery.data.noise import generate_sox_noises
+
+    print(generate_sox_noises(Path(args.out), seconds=args.seconds, seed=args.seed))
+
+
 def cmd_info(args: argparse.Namespace) -> None:
     from audio_lottery.data.tokenizers import CharTokenizer
     from audio_lottery.pruning.mask import select_prunable
     from audio_lottery.recognizer import Recognizer
 
     cfg = load_config(args.config, args.overrides)
-    tokenizer = CharTokenizer() if cfg.data.tokenizer == "char" else _FixedVocab(cfg.data.bpe_vocab_size + 1)
+    tokenizer = CharTokenizer() if cfg.data.tokenizer == "char" else _FixedVocab(cfg.data.bpe_vocab_size)
     rec = Recognizer.build(cfg, tokenizer)
     prunable = select_prunable(rec.model, cfg.prune.include, cfg.prune.exclude)
     print(json.dumps({
@@ -121,52 +127,59 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="audio-lottery", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
+    parser = argparse.ArgumentParser(prog="audio-lottery", description=__doc__, parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="corpora and manifests").add_subparsers(dest="data_command", required=True)
-    p = data.add_parser("synth", help="synthesise the embedded default corpus offline")
+    p = data.add_parser("synth", help="synthesise the embedded default corpus offline", parents=[common])
     p.add_argument("--out", required=True)
     p.add_argument("--hours", type=float, default=3.5, help="hours of training audio")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(func=cmd_data_synth)
-    p = data.add_parser("prepare", help="manifests from an official corpus layout")
+    p = data.add_parser("noise", help="a noise manifest of sox-generated white, pink and brown noise",
+                        parents=[common])
+    p.add_argument("--out", required=True)
+    p.add_argument("--seconds", type=float, default=30.0, help="length of each noise recording")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_data_noise)
+    p = data.add_parser("prepare", help="manifests from an official corpus layout", parents=[common])
     p.add_argument("name", choices=["librispeech", "tedlium", "commonvoice"])
     p.add_argument("--root", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_data_prepare)
 
-    p = sub.add_parser("info", help="parameter counts of a config's model")
+    p = sub.add_parser("info", help="parameter counts of a config's model", parents=[common])
     _add_config_args(p)
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("train", help="train a recognizer")
+    p = sub.add_parser("train", help="train a recognizer", parents=[common])
     _add_config_args(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="WER/CER of a trained model on a manifest (one JSON line)")
+    p = sub.add_parser("eval", help="WER/CER of a trained model on a manifest (one JSON line)", parents=[common])
     p.add_argument("--model", required=True, help="OUT/best.safetensors of a training run")
     p.add_argument("--manifest", required=True)
     p.add_argument("--limit", type=int, default=0, help="first N utterances only")
     p.add_argument("--hyps", help="write id/ref/hyp JSONL here")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, mp3; any sample rate)")
+    p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, mp3; any sample rate)", parents=[common])
     p.add_argument("--model", required=True)
     p.add_argument("audio", nargs="+")
     p.set_defaults(func=cmd_transcribe)
 
-    p = sub.add_parser("lottery", help="iterative magnitude pruning with rewinding")
+    p = sub.add_parser("lottery", help="iterative magnitude pruning with rewinding", parents=[common])
     _add_config_args(p)
     p.add_argument("--levels", type=int, default=None, help="pruning levels after the dense level 0")
     p.add_argument("--root", required=True, help="runs are created under ROOT/lottery_<hash>")
     p.set_defaults(func=cmd_lottery)
 
-    p = sub.add_parser("branch", help="a control experiment over an existing lottery run")
+    p = sub.add_parser("branch", help="a control experiment over an existing lottery run", parents=[common])
     p.add_argument("name", help="random-reinit, random-prune, retrain, ...")
     p.add_argument("--run", required=True, help="the lottery run folder")
     p.add_argument("--levels", default=None, help="comma-separated levels (default: all pruned levels)")
@@ -174,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_branch)
 
-    p = sub.add_parser("report", help="write report.md and report.html for a run")
+    p = sub.add_parser("report", help="write report.md and report.html for a run", parents=[common])
     p.add_argument("run")
     p.set_defaults(func=cmd_report)
     return parser
@@ -182,11 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.verbose = getattr(args, "verbose", False)
+    args.quiet = getattr(args, "quiet", False)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        if args.verbose:
+            raise
         print(f"audio-lottery: error: {exc}", file=sys.stderr)
         return 2
     return 0

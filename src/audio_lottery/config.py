@@ -64,7 +64,7 @@ class DataConfig:
     max_duration: float = _f(20.0, "training utterances longer than this (s) are skipped")
     min_duration: float = _f(0.2, "training utterances shorter than this (s) are skipped")
     max_train_utterances: int = _f(0, "use at most this many training utterances (0 = all)")
-    max_eval_utterances: int = _f(0, "use at most this many dev/test utterances (0 = all)")
+    max_eval_utterances: int = _f(0, "validate on at most this many dev utterances (0 = all; test is never capped)")
     batch_seconds: float = _f(240.0, "audio seconds per training batch (duration bucketing)")
     max_batch_size: int = _f(32, "upper bound on utterances per batch")
     num_workers: int = _f(0, "DataLoader worker processes")
@@ -270,10 +270,45 @@ def non_defaults(cfg: Any, default: Any | None = None) -> dict:
     return out
 
 
-def config_hash(cfg: Any, drop: tuple[str, ...] = ()) -> str:
-    """Short stable hash of the non-default hyper-parameters (minus top-level ``drop`` sections)."""
-    nd = {k: v for k, v in non_defaults(cfg).items() if k not in drop}
-    blob = json.dumps(nd, sort_keys=True, default=str).encode()
+# Keys that change how fast a run goes, not what it computes: never part of a run's identity.
+RUNTIME_KEYS = ("train.threads", "train.device", "data.num_workers", "train.log_every_steps")
+PATH_KEYS = ("data.train_manifest", "data.dev_manifest", "data.test_manifest", "data.augment.noise_manifest")
+
+
+def _get(cfg: Any, key: str) -> Any:
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _set(cfg: Any, key: str, value: Any) -> None:
+    *parents, last = key.split(".")
+    for part in parents:
+        cfg = getattr(cfg, part)
+    setattr(cfg, last, value)
+
+
+def resolve_paths(cfg: Config, base: Path | None = None) -> Config:
+    """Make the manifest paths absolute (in place), so a run works from any directory."""
+    for key in PATH_KEYS:
+        value = _get(cfg, key)
+        if value:
+            _set(cfg, key, str((Path(base or Path.cwd()) / value).resolve()))
+    return cfg
+
+
+def config_hash(cfg: Any, ignore: tuple[str, ...] = RUNTIME_KEYS) -> str:
+    """Short stable hash of the non-default hyper-parameters, without the dotted ``ignore`` keys."""
+    import copy
+
+    c = copy.deepcopy(cfg)
+    default = type(cfg)()
+    for key in ignore:
+        try:
+            _set(c, key, _get(default, key))
+        except AttributeError:
+            continue
+    blob = json.dumps(non_defaults(c), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:10]
 
 

@@ -50,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     from audio_lottery.lottery.report import write_report
     from audio_lottery.lottery.runner import run_lottery
     from audio_lottery.lottery.tickets import select_tickets
-    from audio_lottery.recognizer import Recognizer
-    from audio_lottery.data.audio import load_audio
 
     data = Path(args.data)
     ensure_corpus(data, args.hours)
@@ -59,24 +57,36 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config, overrides)
     t0 = time.time()
     run_dir = run_lottery(cfg, Path(args.runs))
-    levels = list(range(args.branch_every, cfg.lottery.levels + 1, args.branch_every))
-    for name in ("random-reinit", "random-prune"):
-        run_branch(name, run_dir, levels=levels)
-    md, html = write_report(run_dir, cfg.lottery.match_tolerance)
     results = [read_json(p) for p in sorted(run_dir.glob("level_*/result.json"))]
     tickets = select_tickets(results, cfg.lottery.match_tolerance)
+    levels = set(range(args.branch_every, cfg.lottery.levels + 1, args.branch_every))
+    levels |= {t["level"] for t in (tickets["extreme"], tickets["best"]) if t and t["level"] > 0}
+    for name in ("random-reinit", "random-prune"):
+        run_branch(name, run_dir, levels=sorted(levels))
+    md, html = write_report(run_dir, cfg.lottery.match_tolerance)
     print(f"\nlottery search: {(time.time() - t0) / 60:.1f} min; report: {md} and {html}")
     for kind in ("dense", "extreme", "best"):
         t = tickets.get(kind)
-        if t:
-            print(f"{kind:8s} level {t['level']:2d}  remaining {100 * t['remaining']:5.1f} %  "
-                  f"test WER {t['test_wer']:.3f}  CER {t['test_cer']:.3f}")
-    test = read_manifest(cfg.data.test_manifest)[0]
-    rec = Recognizer.load(run_dir / "level_0" / "train" / "best.safetensors")
-    text = rec.transcribe([load_audio(test["audio"], cfg.data.features.sample_rate)])[0]
-    print(f"\n{test['audio']}\n  reference : {test['text']}\n  dense     : {text}")
+        print(f"{kind:8s} " + ("none" if not t else f"level {t['level']:2d}  remaining {100 * t['remaining']:5.1f} %  "
+                                f"test WER {t['test_wer']:.3f}  CER {t['test_cer']:.3f}"))
+    show_transcriptions(run_dir, cfg, tickets)
     print(run_dir)
     return 0
+
+
+def show_transcriptions(run_dir: Path, cfg, tickets: dict) -> None:
+    """Print a test utterance's reference and what the dense model and the extreme ticket hear."""
+    from audio_lottery.data.audio import load_audio
+    from audio_lottery.recognizer import Recognizer
+
+    test = read_manifest(cfg.data.test_manifest)[0]
+    wave = load_audio(test["audio"], cfg.data.features.sample_rate, test["offset"], test["duration"])
+    print(f"\n{test['audio']}\n  reference      : {test['text']}")
+    for kind in ("dense", "extreme"):
+        t = tickets.get(kind)
+        if t:
+            rec = Recognizer.load(run_dir / f"level_{t['level']}" / "train" / "best.safetensors")
+            print(f"  {kind:7s} ({100 * t['remaining']:5.1f} %): {rec.transcribe([wave])[0]}")
 
 
 if __name__ == "__main__":

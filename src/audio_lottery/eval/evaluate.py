@@ -9,6 +9,7 @@ import torch
 from tqdm import tqdm
 
 from audio_lottery.data.audio import load_audio
+from audio_lottery.data.text import out_of_vocabulary
 from audio_lottery.eval.metrics import error_rates
 from audio_lottery.recognizer import Recognizer
 
@@ -29,6 +30,7 @@ def evaluate(
     """
     from audio_lottery.data.dataset import make_buckets
 
+    check_references(records)
     sr = rec.cfg.data.features.sample_rate
     batches = make_buckets([r["duration"] for r in records], batch_seconds, max_batch_size)
     hyps: dict[str, str] = {}
@@ -47,3 +49,15 @@ def evaluate(
     out["utterances"] = len(records)
     out["hyps"] = hyps
     return out
+
+
+def check_references(records: Sequence[dict]) -> None:
+    """Refuse an empty record list or references outside the character vocabulary
+    (they would silently inflate WER); the message names the utterance and its audio."""
+    if not records:
+        raise ValueError("nothing to evaluate: the manifest has no utterances")
+    for r in records:
+        bad = out_of_vocabulary(r["text"])
+        if bad:
+            raise ValueError(f"{r['audio']} ({r['id']}): reference has characters outside the vocabulary "
+                             f"{sorted(bad)}; normalise the manifest's text")

@@ -252,28 +252,40 @@ def _level_label(level: int, tickets: dict | None) -> str:
     return f"{level} ({', '.join(tags)})" if tags else str(level)
 
 
+_COLUMNS = ["Level", "Remaining", "Nonzero params", "MACs/s", "Dev WER", "Dev CER", "Test WER", "Test CER",
+            "Train time", "Wall time"]
+
+
+def _row(level: int, data: LevelData | None, tickets: dict | None) -> list[str]:
+    r = (data.result if data else None) or {}
+    return [_level_label(level, tickets), _pct(data.remaining if data else None, 1), _count(r.get("nonzero_params")),
+            _si(r.get("macs_per_second")), _pct(r.get("dev_wer")), _pct(r.get("dev_cer")),
+            _pct(r.get("test_wer")), _pct(r.get("test_cer")), _duration(r.get("train_seconds")),
+            _duration(r.get("wall_seconds"))]
+
+
 def _table(run: RunData, tickets: dict | None) -> tuple[list[str], list[list[str]]]:
-    """One row per level (IMP columns, then dev/test WER of every branch)."""
-    headers = ["Level", "Remaining", "Nonzero params", "MACs/s", "Dev WER", "Dev CER",
-               "Test WER", "Test CER", "Train time"]
+    """One row per level: IMP columns, then dev/test WER of every branch at that level."""
+    headers = list(_COLUMNS)
     for name in run.branches:
         headers += [f"{name} dev WER", f"{name} test WER"]
     levels = sorted(set(run.imp).union(*[set(b) for b in run.branches.values()]))
     rows = []
     for level in levels:
-        data = run.imp.get(level)
-        r = (data.result if data else None) or {}
-        rem = data.remaining if data else None
-        if rem is None:
-            rem = next((b[level].remaining for b in run.branches.values() if level in b), None)
-        row = [_level_label(level, tickets), _pct(rem, 1), _count(r.get("nonzero_params")),
-               _si(r.get("macs_per_second")), _pct(r.get("dev_wer")), _pct(r.get("dev_cer")),
-               _pct(r.get("test_wer")), _pct(r.get("test_cer")), _duration(r.get("train_seconds"))]
+        row = _row(level, run.imp.get(level), tickets)
         for branch in run.branches.values():
             br = (branch[level].result if level in branch else None) or {}
             row += [_pct(br.get("dev_wer")), _pct(br.get("test_wer"))]
         rows.append(row)
     return headers, rows
+
+
+def _tables(run: RunData, tickets: dict | None) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
+    """The comparison table, then a full table per branch."""
+    out = [("Levels", _table(run, tickets))]
+    for name, levels in run.branches.items():
+        out.append((f"Branch {name}", (list(_COLUMNS), [_row(lv, levels[lv], None) for lv in sorted(levels)])))
+    return out
 
 
 # --------------------------------------------------------------------------- plots
@@ -431,9 +443,10 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _render_md(title: str, summary: list[str], table: tuple, plots: list, notes: list[str]) -> str:
-    parts = [f"# {title}", "", *[f"- {line}" for line in summary], "", "## Levels", ""]
-    parts.append(_md_table(*table) if table[1] else "No level results yet.")
+def _render_md(title: str, summary: list[str], tables: list, plots: list, notes: list[str]) -> str:
+    parts = [f"# {title}", "", *[f"- {line}" for line in summary]]
+    for heading, table in tables:
+        parts += ["", f"## {heading}", "", _md_table(*table) if table[1] else "No level results yet."]
     for name, caption, _ in plots:
         parts += ["", f"## {caption}", "", f"![{caption}](plots/{name})"]
     if notes:
@@ -446,18 +459,21 @@ def _html_inline(text: str) -> str:
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
 
 
-def _render_html(title: str, summary: list[str], table: tuple, plots: list, notes: list[str]) -> str:
-    headers, rows = table
+def _html_table(headers: list[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return "<p>No level results yet.</p>"
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def _render_html(title: str, summary: list[str], tables: list, plots: list, notes: list[str]) -> str:
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{_CSS}</style></head><body>", f"<h1>{html.escape(title)}</h1><ul>"]
     parts += [f"<li>{_html_inline(line)}</li>" for line in summary]
-    parts.append("</ul><h2>Levels</h2>")
-    if rows:
-        parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows]
-        parts.append("</table>")
-    else:
-        parts.append("<p>No level results yet.</p>")
+    parts.append("</ul>")
+    for heading, table in tables:
+        parts.append(f"<h2>{html.escape(heading)}</h2>{_html_table(*table)}")
     for _, caption, png in plots:
         data = base64.b64encode(png).decode("ascii")
         parts.append(f"<h2>{html.escape(caption)}</h2><img alt='{html.escape(caption)}' "
@@ -489,8 +505,8 @@ def write_report(run_dir: Path, tolerance: float | None = None) -> tuple[Path, P
             plots.append((name, caption, png))
     title = f"Lottery report: {'/'.join(run_dir.resolve().parts[-2:])}"
     summary = _summary(run, tickets, tol)
-    table = _table(run, tickets)
+    tables = _tables(run, tickets)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
-    atomic_write_text(md_path, _render_md(title, summary, table, plots, run.notes))
-    atomic_write_text(html_path, _render_html(title, summary, table, plots, run.notes))
+    atomic_write_text(md_path, _render_md(title, summary, tables, plots, run.notes))
+    atomic_write_text(html_path, _render_html(title, summary, tables, plots, run.notes))
     return md_path, html_path

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from pathlib import Path
 
 import torch
 
-from audio_lottery.config import Config, LotteryConfig, config_hash, load_config, save_config, to_dict
+from audio_lottery.config import RUNTIME_KEYS, Config, config_hash, load_config, resolve_paths, save_config, to_dict
 from audio_lottery.io import atomic_write_json, load_tensors, read_json, save_tensors
 from audio_lottery.lottery.rewind import parse_rewind
-from audio_lottery.pruning.mask import Mask, select_prunable
+from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.strategies import get_strategy
 from audio_lottery.lottery.scoring import score_level
 from audio_lottery.recognizer import Recognizer
@@ -33,11 +34,10 @@ log = logging.getLogger(__name__)
 
 
 def run_hash(cfg: Config) -> str:
-    """Hash of the non-default hyper-parameters that define a run (not the number of levels)."""
-    c = copy.deepcopy(cfg)
-    c.lottery.levels = LotteryConfig().levels
-    c.lottery.match_tolerance = LotteryConfig().match_tolerance
-    return config_hash(c)
+    """Hash of the hyper-parameters that define a run: not the number of levels, the match
+    tolerance or runtime settings (threads, device); manifest paths count in absolute form."""
+    c = resolve_paths(copy.deepcopy(cfg))
+    return config_hash(c, RUNTIME_KEYS + ("lottery.levels", "lottery.match_tolerance"))
 
 
 def run_dir_for(cfg: Config, root: Path) -> Path:
@@ -50,6 +50,7 @@ def load_run_config(run_dir: Path) -> Config:
 
 def prepare_run(cfg: Config, root: Path) -> Path:
     """Create the run folder with config, tokenizer and theta_0 (each once)."""
+    cfg = resolve_paths(cfg)
     run_dir = run_dir_for(cfg, root)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run_dir / "config.yaml"
@@ -95,10 +96,8 @@ def trained_weights(level_dir: Path) -> dict[str, torch.Tensor]:
 
 def dense_mask(cfg: Config, run_dir: Path) -> Mask:
     """All-ones mask over the configured prunable tensors."""
-    tokenizer = run_tokenizer(cfg, run_dir)
-    rec = Recognizer.build(cfg, tokenizer)
-    params = select_prunable(rec.model, cfg.prune.include, cfg.prune.exclude)
-    return Mask.ones_like(params)
+    rec = Recognizer.build(cfg, run_tokenizer(cfg, run_dir))
+    return Mask.from_patterns(rec.model, cfg.prune.include, cfg.prune.exclude)
 
 
 def next_mask(cfg: Config, run_dir: Path, level: int, strategy: str | None = None,
@@ -112,14 +111,21 @@ def next_mask(cfg: Config, run_dir: Path, level: int, strategy: str | None = Non
 
 def train_level(cfg: Config, run_dir: Path, level_dir: Path, mask: Mask, init_state, level: int,
                 branch: str, rewind: str | None = None, progress: bool = True) -> dict:
-    """Train ``mask`` from ``init_state`` into ``level_dir`` and score it (each stage skipped if done)."""
+    """Train ``mask`` from ``init_state`` into ``level_dir`` and score it (each stage skipped if done).
+
+    The level's mask is saved beside its result (``mask.safetensors`` + ``mask.json``).
+    """
     if (level_dir / "result.json").is_file():
         return read_json(level_dir / "result.json")
+    if not (level_dir / "mask.safetensors").is_file():
+        mask.save(level_dir / "mask.safetensors")
     tokenizer = run_tokenizer(cfg, run_dir)
     enforced = mask if mask.density() < 1.0 else None
-    train_model(cfg, level_dir / "train", init_state=init_state, mask=enforced, rewind=rewind,
-                tokenizer=tokenizer, progress=progress)
+    train = train_model(cfg, level_dir / "train", init_state=init_state, mask=enforced, rewind=rewind,
+                        tokenizer=tokenizer, progress=progress)
+    started = time.time()
     result = score_level(cfg, level_dir, mask, level, branch, progress=progress)
+    result["wall_seconds"] = train["wall_seconds"] + time.time() - started
     atomic_write_json(level_dir / "result.json", result)
     return result
 

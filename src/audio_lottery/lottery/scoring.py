@@ -20,13 +20,15 @@ def score_level(cfg: Config, level_dir: Path, mask: Mask, level: int, branch: st
     """
     train = read_json(level_dir / "train" / "result.json")
     rec = Recognizer.load(level_dir / "train" / "best.safetensors")
-    total = sum(p.numel() for p in rec.model.parameters())
-    pruned = mask.numel() - mask.remaining()
+    params = dict(rec.model.named_parameters())
+    revived = sum(int((params[name].detach()[~keep] != 0).sum()) for name, keep in mask.items())
+    if revived:
+        raise RuntimeError(f"{level_dir}: {revived} pruned weights are nonzero after training")
     result = {
         "level": level, "branch": branch,
         "remaining": mask.density(),
-        "prunable_params": mask.numel(), "total_params": total,
-        "nonzero_params": total - pruned,
+        "prunable_params": mask.numel(), "total_params": sum(p.numel() for p in params.values()),
+        "nonzero_params": sum(int((p.detach() != 0).sum()) for p in params.values()),
         "macs_per_second": macs_per_second(rec.model, mask, rec.featurizer.dim,
                                            frames_per_second=round(1000.0 / cfg.data.features.hop_ms))["effective_macs"],
         "train_seconds": train["train_seconds"], "epochs": train["epochs"], "best_epoch": train["best_epoch"],

@@ -30,10 +30,32 @@ def ctc_min_frames(targets: Tensor, target_lens: Tensor) -> Tensor:
     return target_lens + (repeat & valid).sum(dim=1)
 
 
+_WEIGHT_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.Embedding)
+
+
+def default_prunable(model: nn.Module) -> dict[str, nn.Parameter]:
+    """Every weight matrix: Conv1d/2d/3d, Linear and Embedding weights, each RNN/LSTM/GRU
+    ``weight_ih``/``weight_hh`` (all layers and directions) and the input/output projections of
+    ``nn.MultiheadAttention``; never biases or normalisation parameters.
+    """
+    out: dict[str, nn.Parameter] = {}
+    for mod_name, module in model.named_modules():
+        prefix = f"{mod_name}." if mod_name else ""
+        if isinstance(module, _WEIGHT_MODULES):
+            out[prefix + "weight"] = module.weight
+        elif isinstance(module, nn.RNNBase):
+            out.update({prefix + n: p for n, p in module.named_parameters() if n.startswith(("weight_ih", "weight_hh"))})
+        elif isinstance(module, nn.MultiheadAttention):
+            for n in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
+                if getattr(module, n, None) is not None:
+                    out[prefix + n] = getattr(module, n)
+    return out
+
+
 class ASRModel(nn.Module):
     """Abstract CTC speech recogniser.
 
-    Subclasses implement :meth:`forward`, :meth:`output_lengths`, :meth:`prunable` and the
+    Subclasses implement :meth:`forward`, :meth:`output_lengths` (and may narrow :meth:`prunable`) and the
     ``from_config`` classmethod used by the registry. ``last_infeasible`` holds how many
     utterances of the last :meth:`loss` call could not be aligned (too few output frames).
     """
@@ -55,8 +77,11 @@ class ASRModel(nn.Module):
         raise NotImplementedError
 
     def prunable(self) -> dict[str, nn.Parameter]:
-        """Tensors pruned by default, keyed by their ``named_parameters()`` names."""
-        raise NotImplementedError
+        """Tensors pruned by default, keyed by their ``named_parameters()`` names.
+
+        The default is :func:`default_prunable`; a backbone narrows it where the paper does.
+        """
+        return default_prunable(self)
 
     # ------------------------------------------------------------------ shared
 

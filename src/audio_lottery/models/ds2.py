@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audio_lottery.config import ConfigError, DS2Config, ModelConfig
-from audio_lottery.models.base import ASRModel, lengths_to_mask
+from audio_lottery.models.base import default_prunable, ASRModel, lengths_to_mask
 from audio_lottery.models.registry import register_model
 
 # --------------------------------------------------------------------------- masked batch norm
@@ -207,14 +207,5 @@ class DeepSpeech2(ASRModel):
         return F.log_softmax(self.out(x), dim=-1), lens
 
     def prunable(self) -> dict[str, nn.Parameter]:
-        """Conv weights, every LSTM weight_ih/weight_hh, the output Linear weight."""
-        out: dict[str, nn.Parameter] = {}
-        for mod_name, module in self.named_modules():
-            prefix = f"{mod_name}." if mod_name else ""
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                out[prefix + "weight"] = module.weight
-            elif isinstance(module, nn.LSTM):
-                for name, p in module.named_parameters():
-                    if name.startswith(("weight_ih", "weight_hh")):
-                        out[prefix + name] = p
-        return out
+        """Conv weights, every LSTM weight_ih/weight_hh, the output Linear weight (the paper's scope)."""
+        return default_prunable(self)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from audio_lottery.config import Config
 from audio_lottery.data.augment import NoiseMixer, SpecAugment
+from audio_lottery.data.text import out_of_vocabulary
 from audio_lottery.data.tokenizers import build_tokenizer, load_tokenizer
 
 
@@ -14,7 +15,8 @@ def prepare_tokenizer(cfg: Config, train_texts: list[str], tok_dir: Path):
     tok_dir = Path(tok_dir)
     if (tok_dir / "tokenizer.json").is_file():
         return load_tokenizer(tok_dir)
-    tok = build_tokenizer(cfg.data, train_texts, tok_dir)
+    usable = [t for t in train_texts if t.strip() and not out_of_vocabulary(t)]
+    tok = build_tokenizer(cfg.data, usable, tok_dir)
     tok.save(tok_dir)
     return tok
 
@@ -25,5 +27,6 @@ def build_augmentation(cfg: Config) -> tuple[SpecAugment | None, NoiseMixer | No
     spec = SpecAugment(a) if (a.freq_masks > 0 or a.time_masks > 0) else None
     noise = None
     if a.noise_manifest and a.noise_prob > 0:
-        noise = NoiseMixer(a.noise_manifest, a.noise_prob, a.snr_min, a.snr_max, cfg.data.features.sample_rate)
+        noise = NoiseMixer(a.noise_manifest, a.noise_prob, a.snr_min, a.snr_max, cfg.data.features.sample_rate,
+                           seed=cfg.train.seed)
     return spec, noise

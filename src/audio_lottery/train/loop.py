@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from audio_lottery.config import Config
+from audio_lottery.config import Config, config_hash
 from audio_lottery.data.dataset import (
     BucketBatchSampler,
     SpeechDataset,
@@ -46,6 +46,7 @@ class TrainState:
     epoch: int = 0
     step: int = 0
     train_seconds: float = 0.0
+    wall_seconds: float = 0.0
     audio_seconds: float = 0.0
     skipped_steps: int = 0
     best_dev_wer: float = math.inf
@@ -73,12 +74,12 @@ def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer
 
 
 def load_split(cfg: Config, split: str) -> list[dict]:
-    """Records of the train/dev/test manifest named in ``cfg`` (dev/test capped by max_eval_utterances)."""
+    """Records of the train/dev/test manifest named in ``cfg`` (train and dev may be capped; test never)."""
     path = getattr(cfg.data, f"{split}_manifest")
     if not path:
         raise ValueError(f"data.{split}_manifest is not set")
     records = read_manifest(path)
-    cap = cfg.data.max_train_utterances if split == "train" else cfg.data.max_eval_utterances
+    cap = {"train": cfg.data.max_train_utterances, "dev": cfg.data.max_eval_utterances}.get(split, 0)
     return records[:cap] if cap else records
 
 
@@ -99,8 +100,9 @@ def train_model(
     ``rewind.safetensors`` (late rewinding).
     """
     out_dir = Path(out_dir)
+    identity = config_hash(cfg)
     if (out_dir / "result.json").is_file():
-        return read_json(out_dir / "result.json")
+        return _check_identity(read_json(out_dir / "result.json"), identity, out_dir / "result.json")
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
@@ -133,6 +135,8 @@ def train_model(
 
     rewind_step = rewind_to_steps(rewind, len(sampler)) if rewind is not None else None
     state = TrainState()
+    if (out_dir / "last.json").is_file():
+        _check_identity(read_json(out_dir / "last.json"), identity, out_dir / "last.json")
     info = load_training_state(out_dir, "last", rec.model, optimizer)
     if info is not None:
         state = TrainState(**info["state"])
@@ -141,20 +145,24 @@ def train_model(
         save_tensors(out_dir / "rewind.safetensors", rec.model.state_dict())
     logger = MetricsLogger(out_dir, resume_step=state.step)
     logger.log({"event": "start", "step": state.step, "epoch": state.epoch, "train_utterances": len(train_records),
+                "weights_abs_sum": weights_abs_sum(rec.model.state_dict()),
                 "filtered": filtered.dropped or {}, "params": sum(p.numel() for p in rec.model.parameters())})
 
     ctx = _Loop(cfg, rec, optimizer, enforcer, loader, logger, state, out_dir, rewind_step, progress)
     while state.epoch < cfg.train.epochs and not ctx.out_of_budget():
+        started = time.perf_counter()
         sampler.set_epoch(state.epoch)
         dataset.set_epoch(state.epoch)
         ctx.run_epoch()
         ctx.validate(dev_records)
         state.epoch += 1
-        save_training_state(out_dir, "last", rec.model, optimizer, {"state": state.__dict__})
+        state.wall_seconds += time.perf_counter() - started
+        save_training_state(out_dir, "last", rec.model, optimizer, {"state": state.__dict__, "config_hash": identity})
     logger.close()
     result = {
         "best_dev_wer": state.best_dev_wer, "best_dev_cer": state.best_dev_cer, "best_epoch": state.best_epoch,
         "epochs": state.epoch, "steps": state.step, "train_seconds": state.train_seconds,
+        "wall_seconds": state.wall_seconds, "config_hash": identity,
         "audio_seconds": state.audio_seconds,
         "audio_seconds_per_second": state.audio_seconds / max(state.train_seconds, 1e-9),
         "skipped_steps": state.skipped_steps, "filtered": filtered.dropped or {}, "kept": filtered.kept,
@@ -162,6 +170,18 @@ def train_model(
     }
     atomic_write_json(out_dir / "result.json", result)
     return result
+
+
+def weights_abs_sum(state: dict[str, torch.Tensor]) -> float:
+    """Sum of |w| over the floating-point tensors of a state dict (a cheap fingerprint of the start point)."""
+    return float(sum(v.detach().abs().double().sum() for v in state.values() if v.is_floating_point()))
+
+
+def _check_identity(saved: dict, identity: str, path: Path) -> dict:
+    """Refuse to reuse or resume a run made with other hyper-parameters."""
+    if saved.get("config_hash", identity) != identity:
+        raise ValueError(f"{path}: this folder holds a run with other hyper-parameters; use another --out")
+    return saved
 
 
 class _Loop:
@@ -230,7 +250,8 @@ class _Loop:
 
     def validate(self, dev_records: list[dict]) -> None:
         s = self.state
-        if (s.epoch + 1) % self.cfg.train.eval_every_epochs and s.epoch + 1 < self.cfg.train.epochs:
+        last = s.epoch + 1 >= self.cfg.train.epochs or self.out_of_budget()
+        if (s.epoch + 1) % self.cfg.train.eval_every_epochs and not last:
             return
         scores = evaluate(self.rec, dev_records, progress=self.progress, desc="dev")
         nonblank = sum(1 for h in scores["hyps"].values() if h.strip()) / max(1, len(scores["hyps"]))

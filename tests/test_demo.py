@@ -1,0 +1,22 @@
+"""The `make demo` pipeline end to end on the tiny preset and corpus."""
+
+from __future__ import annotations
+
+import pytest
+
+from audio_lottery.demo import main
+
+from conftest import TINY_CONFIG
+
+
+@pytest.mark.slow
+def test_demo_pipeline_on_the_tiny_preset(tiny_corpus, tmp_path, capsys):
+    assert main(["--data", str(tiny_corpus), "--runs", str(tmp_path), "--config", str(TINY_CONFIG),
+                 "--branch-every", "1"]) == 0
+    out = capsys.readouterr().out
+    run_dir = tmp_path / out.strip().splitlines()[-1].split("/")[-1]
+    assert "reference" in out and "dense" in out
+    md = (run_dir / "report.md").read_text()
+    assert "random-reinit" in md and "random-prune" in md
+    for png in ("wer.png", "density.png", "training.png"):
+        assert (run_dir / "plots" / png).is_file()
