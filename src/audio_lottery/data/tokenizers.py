@@ -32,6 +32,18 @@ def check_vocabulary(text: str) -> None:
 
 
 
+def non_blank_ids(ids: Iterable[int], vocab_size: int) -> list[int]:
+    """``ids`` without blanks; an id outside the vocabulary raises ValueError."""
+    out = []
+    for i in map(int, ids):
+        if i == BLANK:
+            continue
+        if not 0 < i < vocab_size:
+            raise ValueError(f"token id {i} out of range for vocab_size {vocab_size}")
+        out.append(i)
+    return out
+
+
 class CharTokenizer:
     """Blank (0), a-z (1-26), apostrophe (27), space (28): ``vocab_size == 29``."""
 
@@ -53,15 +65,7 @@ class CharTokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; blanks are skipped."""
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == BLANK:
-                continue
-            if not 0 < i < self.vocab_size:
-                raise ValueError(f"token id {i} out of range for vocab_size {self.vocab_size}")
-            out.append(self.symbols[i])
-        return "".join(out)
+        return "".join(self.symbols[i] for i in non_blank_ids(ids, self.vocab_size))
 
     def save(self, out_dir: Path) -> None:
         """Write ``tokenizer.json`` into ``out_dir``."""
@@ -117,15 +121,7 @@ class BpeTokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; blanks are skipped."""
-        pieces = []
-        for i in ids:
-            i = int(i)
-            if i == BLANK:
-                continue
-            if not 0 < i < self.vocab_size:
-                raise ValueError(f"token id {i} out of range for vocab_size {self.vocab_size}")
-            pieces.append(i - 1)
-        return self.sp.decode(pieces)
+        return self.sp.decode([i - 1 for i in non_blank_ids(ids, self.vocab_size)])
 
     def save(self, out_dir: Path) -> None:
         """Write ``tokenizer.json`` and ``bpe.model`` into ``out_dir``."""

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from audio_lottery.config import Config, config_hash
 from audio_lottery.data.dataset import (
     BucketBatchSampler,
+    FilterReport,
     SpeechDataset,
     collate,
     filter_records,
@@ -118,41 +119,19 @@ def train_model(
         enforcer.apply()
     optimizer = make_optimizer(rec.model, cfg)
 
-    sr = cfg.data.features.sample_rate
-    train_records, filtered = filter_records(
-        train_records, tokenizer, frames_counter(rec.featurizer, rec.model, sr),
-        cfg.data.min_duration, cfg.data.max_duration,
-    )
-    if not train_records:
-        raise ValueError(f"{cfg.data.train_manifest}: no usable training utterances ({filtered.dropped})")
-    spec_aug, noise = build_augmentation(cfg)
-    dataset = SpeechDataset(train_records, rec.featurizer, tokenizer, sr, spec_aug, noise, cfg.train.seed)
-    sampler = BucketBatchSampler(
-        [r["duration"] for r in train_records], cfg.data.batch_seconds, cfg.data.max_batch_size,
-        seed=cfg.train.seed, sortagrad=cfg.train.sortagrad,
-    )
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers)
-
-    rewind_step = rewind_to_steps(rewind, len(sampler)) if rewind is not None else None
-    state = TrainState()
-    if (out_dir / "last.json").is_file():
-        _check_identity(read_json(out_dir / "last.json"), identity, out_dir / "last.json")
-    info = load_training_state(out_dir, "last", rec.model, optimizer)
-    if info is not None:
-        state = TrainState(**info["state"])
-        log.info("resuming %s at epoch %d (step %d)", out_dir, state.epoch, state.step)
-    elif rewind_step == 0:
-        save_tensors(out_dir / "rewind.safetensors", rec.model.state_dict())
+    data = build_train_data(cfg, rec, train_records)
+    rewind_step = rewind_to_steps(rewind, len(data.sampler)) if rewind is not None else None
+    state = restore_state(out_dir, identity, rec, optimizer, rewind_step)
     logger = MetricsLogger(out_dir, resume_step=state.step)
-    logger.log({"event": "start", "step": state.step, "epoch": state.epoch, "train_utterances": len(train_records),
+    logger.log({"event": "start", "step": state.step, "epoch": state.epoch, "train_utterances": len(data.dataset),
                 "weights_abs_sum": weights_abs_sum(rec.model.state_dict()),
-                "filtered": filtered.dropped or {}, "params": sum(p.numel() for p in rec.model.parameters())})
+                "filtered": data.filtered.dropped or {}, "params": sum(p.numel() for p in rec.model.parameters())})
 
-    ctx = _Loop(cfg, rec, optimizer, enforcer, loader, logger, state, out_dir, rewind_step, progress)
+    ctx = _Loop(cfg, rec, optimizer, enforcer, data.loader, logger, state, out_dir, rewind_step, progress)
     while state.epoch < cfg.train.epochs and not ctx.out_of_budget():
         started = time.perf_counter()
-        sampler.set_epoch(state.epoch)
-        dataset.set_epoch(state.epoch)
+        data.sampler.set_epoch(state.epoch)
+        data.dataset.set_epoch(state.epoch)
         ctx.run_epoch()
         ctx.validate(dev_records)
         state.epoch += 1
@@ -165,11 +144,47 @@ def train_model(
         "wall_seconds": state.wall_seconds, "config_hash": identity,
         "audio_seconds": state.audio_seconds,
         "audio_seconds_per_second": state.audio_seconds / max(state.train_seconds, 1e-9),
-        "skipped_steps": state.skipped_steps, "filtered": filtered.dropped or {}, "kept": filtered.kept,
+        "skipped_steps": state.skipped_steps, "filtered": data.filtered.dropped or {}, "kept": data.filtered.kept,
         "model": str(out_dir / "best.safetensors"), "history": state.history,
     }
     atomic_write_json(out_dir / "result.json", result)
     return result
+
+
+@dataclass
+class TrainData:
+    dataset: SpeechDataset
+    sampler: BucketBatchSampler
+    loader: DataLoader
+    filtered: FilterReport
+
+
+def build_train_data(cfg: Config, rec: Recognizer, records: list[dict]) -> TrainData:
+    """Filter the training records (each problem named and counted) and wrap them for the loop."""
+    sr = cfg.data.features.sample_rate
+    records, filtered = filter_records(records, rec.tokenizer, frames_counter(rec.featurizer, rec.model, sr),
+                                       cfg.data.min_duration, cfg.data.max_duration)
+    if not records:
+        raise ValueError(f"{cfg.data.train_manifest}: no usable training utterances ({filtered.dropped})")
+    spec_aug, noise = build_augmentation(cfg)
+    dataset = SpeechDataset(records, rec.featurizer, rec.tokenizer, sr, spec_aug, noise, cfg.train.seed)
+    sampler = BucketBatchSampler([r["duration"] for r in records], cfg.data.batch_seconds, cfg.data.max_batch_size,
+                                 seed=cfg.train.seed, sortagrad=cfg.train.sortagrad)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers)
+    return TrainData(dataset, sampler, loader, filtered)
+
+
+def restore_state(out_dir: Path, identity: str, rec: Recognizer, optimizer, rewind_step: int | None) -> TrainState:
+    """Resume from ``last.json`` when present (same hyper-parameters only), else start fresh."""
+    if (out_dir / "last.json").is_file():
+        _check_identity(read_json(out_dir / "last.json"), identity, out_dir / "last.json")
+    info = load_training_state(out_dir, "last", rec.model, optimizer)
+    if info is not None:
+        log.info("resuming %s at epoch %d (step %d)", out_dir, info["state"]["epoch"], info["state"]["step"])
+        return TrainState(**info["state"])
+    if rewind_step == 0:
+        save_tensors(out_dir / "rewind.safetensors", rec.model.state_dict())
+    return TrainState()
 
 
 def weights_abs_sum(state: dict[str, torch.Tensor]) -> float:
