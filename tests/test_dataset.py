@@ -54,6 +54,6 @@ def test_filter_names_each_problem(tmp_path, caplog):
         kept, report = filter_records(recs, CharTokenizer(), lambda d: int(d * 25), 0.1, 20.0)
     assert [r["id"] for r in kept] == ["ok"]
     assert report.dropped == {"empty transcript": 1, "text outside the vocabulary": 1,
-                              "audio too short for its transcript under CTC": 1, "unreadable audio": 2,
+                              "audio too short for its transcript": 1, "unreadable audio": 2,
                               "segment beyond the end of the audio": 1}
     assert "corrupt.wav" in caplog.text and "nope.wav" in caplog.text

@@ -170,6 +170,11 @@ class FilterReport:
         return sum((self.dropped or {}).values())
 
 
+def ctc_min_frames_of(tokens: list[int]) -> int:
+    """CTC needs one frame per token plus one between adjacent repeats."""
+    return len(tokens) + sum(1 for a, b in zip(tokens, tokens[1:]) if a == b)
+
+
 def filter_records(
     records: Sequence[dict],
     tokenizer,
@@ -177,17 +182,18 @@ def filter_records(
     min_duration: float,
     max_duration: float,
     check_audio: bool = True,
+    min_frames: Callable[[list[int]], int] = ctc_min_frames_of,
 ) -> tuple[list[dict], FilterReport]:
     """Drop utterances training cannot use, naming each file and its problem.
 
     Reasons: unreadable/missing audio, duration outside the range, empty transcript,
-    characters outside the vocabulary, or too few output frames for the transcript under
-    CTC (``frames_for(duration)`` output frames < tokens + repeated neighbours).
+    characters outside the vocabulary, or too few output frames for the transcript
+    (``frames_for(duration)`` output frames < ``min_frames(tokens)``, by default the CTC rule).
     """
     report = FilterReport()
     kept: list[dict] = []
     for rec in records:
-        reason = _problem(rec, tokenizer, frames_for, min_duration, max_duration, check_audio)
+        reason = _problem(rec, tokenizer, frames_for, min_frames, min_duration, max_duration, check_audio)
         if reason:
             report.add(reason[0], rec, reason[1])
             continue
@@ -196,7 +202,7 @@ def filter_records(
     return kept, report
 
 
-def _problem(rec, tokenizer, frames_for, min_duration, max_duration, check_audio) -> tuple[str, str] | None:
+def _problem(rec, tokenizer, frames_for, min_frames, min_duration, max_duration, check_audio) -> tuple[str, str] | None:
     dur = rec["duration"]
     if not rec["text"].strip():
         return "empty transcript", ""
@@ -206,10 +212,10 @@ def _problem(rec, tokenizer, frames_for, min_duration, max_duration, check_audio
         tokens = tokenizer.encode(rec["text"])
     except ValueError as exc:
         return "text outside the vocabulary", str(exc)
-    need = len(tokens) + sum(1 for a, b in zip(tokens, tokens[1:]) if a == b)
+    need = min_frames(tokens)
     have = frames_for(dur)
     if have < need:
-        return "audio too short for its transcript under CTC", f"{have} frames < {need} labels"
+        return "audio too short for its transcript", f"{have} output frames < {need} needed"
     if check_audio:
         try:
             file_dur, _ = audio_info(rec["audio"])

@@ -85,6 +85,15 @@ class ASRModel(nn.Module):
 
     # ------------------------------------------------------------------ shared
 
+    def min_output_frames(self, tokens: list[int]) -> int:
+        """Fewest output frames that can emit ``tokens`` (CTC: length plus adjacent repeats).
+
+        Training drops utterances with fewer frames than this; a transducer overrides it.
+        """
+        from audio_lottery.data.dataset import ctc_min_frames_of
+
+        return ctc_min_frames_of(tokens)
+
     def subsampling(self, feat_lens: Tensor) -> Tensor:
         """Alias of :meth:`output_lengths` (the name used in docs/architecture.md)."""
         return self.output_lengths(feat_lens)

@@ -163,7 +163,8 @@ def build_train_data(cfg: Config, rec: Recognizer, records: list[dict]) -> Train
     """Filter the training records (each problem named and counted) and wrap them for the loop."""
     sr = cfg.data.features.sample_rate
     records, filtered = filter_records(records, rec.tokenizer, frames_counter(rec.featurizer, rec.model, sr),
-                                       cfg.data.min_duration, cfg.data.max_duration)
+                                       cfg.data.min_duration, cfg.data.max_duration,
+                                       min_frames=rec.model.min_output_frames)
     if not records:
         raise ValueError(f"{cfg.data.train_manifest}: no usable training utterances ({filtered.dropped})")
     spec_aug, noise = build_augmentation(cfg)
