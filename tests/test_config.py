@@ -60,3 +60,15 @@ def test_presets_named_by_the_docs_exist():
     from audio_lottery.demo import parse_args
 
     assert Path(parse_args([]).config).name == "ds2_demo.yaml"
+
+
+def test_learning_rate_schedules():
+    from audio_lottery.train.loop import learning_rate
+
+    cfg = Config()
+    cfg.train.lr, cfg.train.warmup_steps, cfg.train.lr_anneal = 1.0, 10, 2.0
+    assert learning_rate(cfg, 4, 0) == pytest.approx(0.5)
+    assert learning_rate(cfg, 100, 3) == pytest.approx(1 / 8)
+    cfg.train.schedule = "noam"
+    assert learning_rate(cfg, 9, 0) == pytest.approx(1.0)
+    assert learning_rate(cfg, 39, 5) == pytest.approx(0.5)

@@ -96,7 +96,9 @@ class TrainConfig:
     lr: float = _f(3e-4, "peak learning rate")
     betas: list = _f([0.9, 0.999], "Adam betas")
     weight_decay: float = _f(1e-5, "AdamW decoupled weight decay")
-    lr_anneal: float = _f(1.01, "learning rate is divided by this after every epoch")
+    schedule: str = _f("anneal", "anneal: warm-up then /lr_anneal per epoch (DeepSpeech2); noam: warm-up then "
+                       "lr * sqrt(warmup / step) (Conformer, Transformer)", ("anneal", "noam"))
+    lr_anneal: float = _f(1.01, "learning rate is divided by this after every epoch (schedule anneal)")
     warmup_steps: int = _f(0, "linear warm-up steps at the start of training")
     grad_clip: float = _f(400.0, "gradient-norm clipping threshold")
     sortagrad: bool = _f(True, "first epoch visits batches from shortest to longest")

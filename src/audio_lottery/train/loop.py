@@ -56,11 +56,18 @@ class TrainState:
     history: list = field(default_factory=list)
 
 
-def set_lr(optimizer: torch.optim.Optimizer, cfg: Config, step: int, epoch: int) -> float:
-    """Warm-up over steps, then divide by ``lr_anneal`` every epoch."""
+def learning_rate(cfg: Config, step: int, epoch: int) -> float:
+    """Peak ``train.lr`` with linear warm-up, then the per-epoch anneal or Noam's inverse square root."""
     t = cfg.train
     warm = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps > 0 else 1.0
-    lr = t.lr * warm / (t.lr_anneal**epoch)
+    if t.schedule == "noam" and t.warmup_steps > 0:
+        return t.lr * min(warm, (t.warmup_steps / (step + 1)) ** 0.5)
+    return t.lr * warm / (t.lr_anneal**epoch)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, cfg: Config, step: int, epoch: int) -> float:
+    """Set and return the learning rate of ``step`` in ``epoch``."""
+    lr = learning_rate(cfg, step, epoch)
     for group in optimizer.param_groups:
         group["lr"] = lr
     return lr
