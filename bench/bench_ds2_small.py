@@ -91,14 +91,16 @@ def main() -> None:
     test_records = read_manifest(cfg.data.test_manifest)
     test_audio = sum(r["duration"] for r in test_records)
     subsets = subset_rows(test_records, test["hyps"])
+    train_hours = sum(r["duration"] for r in read_manifest(cfg.data.train_manifest)
+                      if cfg.data.min_duration <= r["duration"] <= cfg.data.max_duration) / 3600
     curve_plot(dev, ROOT / "docs" / "plots" / "ds2_small_curve.png")
     rows = [
         ("parameters", f"{sum(p.numel() for p in rec.model.parameters()):,}"),
-        ("training audio", f"{result['kept']} utterances (3.5 h)"),
+        ("training audio", f"{result['kept']} utterances ({train_hours:.2f} h)"),
         ("training time (excl. dev evaluation)", f"{result['train_seconds'] / 60:.1f} min, {result['epochs']} epochs"),
         ("wall time incl. dev evaluation", f"{wall / 60:.1f} min"),
         ("training throughput", f"{result['audio_seconds_per_second']:.1f} audio s per wall s"),
-        ("first dev pass with >= 50 % non-empty hypotheses",
+        ("first dev pass (once per epoch) with >= 50 % non-empty hypotheses",
          f"{first_nonblank['train_seconds'] / 60:.1f} min (epoch {first_nonblank['epoch']})" if first_nonblank else "never"),
         ("best dev epoch", f"{result['best_epoch']} (dev WER {result['best_dev_wer']:.3f}, CER {result['best_dev_cer']:.3f})"),
         ("**test WER (greedy)**", f"**{test['wer']:.3f}**"),

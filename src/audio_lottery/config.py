@@ -84,9 +84,66 @@ class DS2Config:
 
 
 @dataclass
+class TransformerConfig:
+    d_model: int = _f(256, "attention dimension of the encoder and the decoder")
+    heads: int = _f(4, "attention heads (must divide d_model)")
+    ffn_dim: int = _f(2048, "hidden size of each position-wise feed-forward block")
+    encoder_layers: int = _f(12, "self-attention encoder layers")
+    decoder_layers: int = _f(6, "attention decoder layers")
+    subsampling_channels: int = _f(256, "channels of the two Conv2d (3x3, stride 2) subsampling layers (4x in time)")
+    dropout: float = _f(0.1, "dropout after attention, feed-forward blocks and positional encoding")
+    ctc_weight: float = _f(0.3, "training loss = ctc_weight * CTC + (1 - ctc_weight) * decoder cross-entropy")
+    label_smoothing: float = _f(0.1, "label smoothing of the decoder cross-entropy (over real tokens and <eos>)")
+    beam_size: int = _f(4, "beam width of attention decoding in decode() (1 = greedy)")
+    ctc_prefix_weight: float = _f(0.3, "decoding score = (1 - w) * attention + w * CTC prefix score (0 = attention only)")
+
+
+@dataclass
+class RNNTConfig:
+    conv_channels: list = _f([32, 32], "output channels of each Conv2d layer of the front-end")
+    conv_kernels: list = _f([[41, 11], [21, 11]], "(freq, time) kernel of each Conv2d layer")
+    conv_strides: list = _f([[2, 2], [2, 2]], "(freq, time) stride of each Conv2d layer (time product = frame reduction)")
+    encoder_layers: int = _f(5, "number of encoder LSTM layers")
+    encoder_hidden: int = _f(1024, "encoder LSTM hidden size per direction")
+    bidirectional: bool = _f(True, "bidirectional encoder LSTMs (False: unidirectional, streamable)")
+    merge_directions: str = _f("concat", "how the two directions' outputs are combined", ("concat", "sum"))
+    encoder_batch_norm: bool = _f(True, "sequence-wise batch norm before encoder LSTM layers 2..N")
+    embed_dim: int = _f(1024, "prediction network: token embedding size (blank id 0 is the start symbol)")
+    pred_hidden: int = _f(1024, "prediction network: LSTM hidden size")
+    pred_layers: int = _f(1, "prediction network: LSTM layers")
+    joint_dim: int = _f(1024, "joint network: size of the tanh layer between encoder/prediction and vocabulary")
+    max_symbols_per_frame: int = _f(5, "decoding: most tokens emitted on one encoder frame (greedy and beam)")
+    beam_size: int = _f(4, "default beam of RNNTransducer.beam_search (decode() is greedy)")
+    joint_chunk: int = _f(0, "training: joint network + loss gathering recomputed in backward for this many "
+                          "utterances at a time (saves the [B, T, U+1, joint_dim] activations; 0 = off)")
+
+
+@dataclass
+class ConformerConfig:
+    subsampling_channels: list = _f([256], "output channels of each Conv2d subsampling layer (each halves time and "
+                                    "frequency: one layer = 2x as in Efficient Conformer, two = 4x)")
+    subsampling_kernel: int = _f(3, "kernel of the Conv2d subsampling layers (odd)")
+    num_blocks: int = _f(16, "number of Conformer blocks")
+    stage_dims: list = _f([256, 384, 512], "model dim of each stage (Efficient Conformer progressive downsampling)")
+    downsample_blocks: list = _f([4, 10], "indices of the blocks whose convolution module strides by "
+                                 "downsample_stride and widens into the next stage (one per stage change)")
+    downsample_stride: int = _f(2, "time stride of a downsampling block")
+    attention_group_sizes: list = _f([3, 1, 1], "grouped attention size of each stage (1 = plain attention)")
+    num_heads: int = _f(8, "attention heads")
+    ffn_ratio: int = _f(4, "feed-forward hidden size / model dim")
+    kernel_size: int = _f(15, "depthwise convolution kernel of the convolution module (odd)")
+    dropout: float = _f(0.1, "dropout after subsampling, in feed-forward, attention and convolution modules")
+    prune_convolutions: bool = _f(False, "prune the convolution weights too (default: Linear weights only, as the "
+                                  "paper's official code)")
+
+
+@dataclass
 class ModelConfig:
     name: str = _f("ds2", "backbone name in the model registry")
     ds2: DS2Config = field(default_factory=DS2Config)
+    conformer: ConformerConfig = field(default_factory=ConformerConfig)
+    rnnt: RNNTConfig = field(default_factory=RNNTConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
 
 
 @dataclass
