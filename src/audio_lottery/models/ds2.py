@@ -115,6 +115,43 @@ class ConvBlock(nn.Module):
         return x * mask, lens
 
 
+class ConvStack(nn.ModuleList):
+    """Conv2d blocks over (freq, time) that keep padding at zero; a ModuleList, so parameter
+    names stay ``<name>.<i>.conv.weight``. ``key`` names the config section in errors."""
+
+    def __init__(self, channels: list, kernels: list, strides: list, feat_dim: int, key: str) -> None:
+        n = len(channels)
+        if n == 0 or len(kernels) != n or len(strides) != n:
+            raise ConfigError(f"{key}: conv_channels, conv_kernels and conv_strides need the same non-zero length")
+        for name, pairs in (("conv_kernels", kernels), ("conv_strides", strides)):
+            if any(len(pair) != 2 for pair in pairs):
+                raise ConfigError(f"{key}.{name}: every entry must be a (freq, time) pair")
+        blocks, in_ch, freq = [], 1, feat_dim
+        for ch, k, s in zip(channels, kernels, strides):
+            blocks.append(ConvBlock(in_ch, ch, (int(k[0]), int(k[1])), (int(s[0]), int(s[1]))))
+            in_ch, freq = ch, conv_out_len(freq, int(k[0]), int(s[0]))
+        if freq < 1:
+            raise ConfigError(f"{key}: the conv stack reduces {feat_dim} feature bins to {freq}")
+        super().__init__(blocks)
+        self.out_dim = in_ch * freq
+
+    def out_lens(self, lens: Tensor) -> Tensor:
+        """Frames after the stack's time strides."""
+        for block in self:
+            lens = block.out_lens(lens)
+        return lens
+
+    def encode(self, feats: Tensor, feat_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """``[B, T, F]`` features -> ``[B, T', C*F']`` (zero beyond each length) and lengths."""
+        lens = feat_lens.to(feats.device)
+        x = feats * lengths_to_mask(lens, feats.shape[1])[:, :, None].to(feats.dtype)
+        x = x.transpose(1, 2).unsqueeze(1)  # [B, 1, F, T]
+        for block in self:
+            x, lens = block(x, lens)
+        b, c, f, t = x.shape
+        return x.reshape(b, c * f, t).transpose(1, 2), lens
+
+
 class BiLSTMLayer(nn.Module):
     """(Sequence batch norm) -> LSTM per direction, directions summed, padding zeroed."""
 
@@ -140,12 +177,6 @@ class BiLSTMLayer(nn.Module):
 
 
 def _check_config(cfg: DS2Config) -> None:
-    n = len(cfg.conv_channels)
-    if n == 0 or len(cfg.conv_kernels) != n or len(cfg.conv_strides) != n:
-        raise ConfigError("model.ds2: conv_channels, conv_kernels and conv_strides need the same non-zero length")
-    for key in ("conv_kernels", "conv_strides"):
-        if any(len(pair) != 2 for pair in getattr(cfg, key)):
-            raise ConfigError(f"model.ds2.{key}: every entry must be a (freq, time) pair")
     if cfg.rnn_layers < 1 or cfg.rnn_hidden < 1:
         raise ConfigError("model.ds2: rnn_layers and rnn_hidden must be positive")
 
@@ -158,14 +189,8 @@ class DeepSpeech2(ASRModel):
         super().__init__()
         _check_config(cfg)
         self.cfg, self.vocab_size, self.feat_dim = cfg, vocab_size, feat_dim
-        self.conv = nn.ModuleList()
-        in_ch, freq = 1, feat_dim
-        for ch, k, s in zip(cfg.conv_channels, cfg.conv_kernels, cfg.conv_strides):
-            self.conv.append(ConvBlock(in_ch, ch, (int(k[0]), int(k[1])), (int(s[0]), int(s[1]))))
-            in_ch, freq = ch, conv_out_len(freq, int(k[0]), int(s[0]))
-        if freq < 1:
-            raise ConfigError(f"model.ds2: the conv stack reduces {feat_dim} feature bins to {freq}")
-        self.rnn_input_dim = in_ch * freq
+        self.conv = ConvStack(cfg.conv_channels, cfg.conv_kernels, cfg.conv_strides, feat_dim, "model.ds2")
+        self.rnn_input_dim = self.conv.out_dim
         self.rnns = nn.ModuleList(
             BiLSTMLayer(
                 self.rnn_input_dim if i == 0 else cfg.rnn_hidden,
@@ -185,21 +210,12 @@ class DeepSpeech2(ASRModel):
 
     def output_lengths(self, feat_lens: Tensor) -> Tensor:
         """Frames after the conv stack's time strides."""
-        lens = feat_lens
-        for block in self.conv:
-            lens = block.out_lens(lens)
-        return lens
+        return self.conv.out_lens(feat_lens)
 
     def forward(self, feats: Tensor, feat_lens: Tensor) -> tuple[Tensor, Tensor]:
         """Log-probabilities ``[B, T', V]`` and output lengths ``[B]``."""
-        lens = feat_lens.to(feats.device)
-        x = feats * lengths_to_mask(lens, feats.shape[1])[:, :, None].to(feats.dtype)
-        x = x.transpose(1, 2).unsqueeze(1)  # [B, 1, F, T]
-        for block in self.conv:
-            x, lens = block(x, lens)
-        b, c, f, t = x.shape
-        x = x.reshape(b, c * f, t).transpose(1, 2)  # [B, T', C*F']
-        mask = lengths_to_mask(lens, t)
+        x, lens = self.conv.encode(feats, feat_lens)
+        mask = lengths_to_mask(lens, x.shape[1])
         for layer in self.rnns:
             x = layer(x, lens, mask)
         if self.out_norm is not None:

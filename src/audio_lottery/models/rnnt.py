@@ -1,6 +1,6 @@
 """RNN-Transducer: Conv2d front-end + LSTM encoder, LSTM prediction network, joint network.
 
-- Encoder: DeepSpeech2's padding-safe pieces (:class:`~audio_lottery.models.ds2.ConvBlock`,
+- Encoder: DeepSpeech2's padding-safe pieces (:class:`~audio_lottery.models.ds2.ConvStack`,
   :class:`~audio_lottery.models.ds2.BiLSTMLayer`, per-sequence reversal) over ``[B, T, F]``
   features; the two directions of each layer are concatenated (or summed, as in DS2).
 - Prediction network: embedding + LSTM over ``[blank] + y_1..y_U`` (blank id 0 doubles as
@@ -27,7 +27,7 @@ from torch.utils.checkpoint import checkpoint
 
 from audio_lottery.config import ConfigError, ModelConfig, RNNTConfig
 from audio_lottery.models.base import ASRModel, default_prunable, lengths_to_mask
-from audio_lottery.models.ds2 import BiLSTMLayer, ConvBlock, conv_out_len, reverse_index, reverse_padded
+from audio_lottery.models.ds2 import BiLSTMLayer, ConvStack, reverse_index, reverse_padded
 from audio_lottery.models.registry import register_model
 from audio_lottery.models.transducer_loss import _logaddexp, gather_transitions, rnnt_loss_from_gathered
 
@@ -84,12 +84,6 @@ class JointNetwork(nn.Module):
 
 
 def _check_config(cfg: RNNTConfig) -> None:
-    n = len(cfg.conv_channels)
-    if n == 0 or len(cfg.conv_kernels) != n or len(cfg.conv_strides) != n:
-        raise ConfigError("model.rnnt: conv_channels, conv_kernels and conv_strides need the same non-zero length")
-    for key in ("conv_kernels", "conv_strides"):
-        if any(len(pair) != 2 for pair in getattr(cfg, key)):
-            raise ConfigError(f"model.rnnt.{key}: every entry must be a (freq, time) pair")
     for key in ("encoder_layers", "encoder_hidden", "embed_dim", "pred_hidden", "pred_layers", "joint_dim",
                 "max_symbols_per_frame", "beam_size"):
         if getattr(cfg, key) < 1:
@@ -109,18 +103,12 @@ class RNNTransducer(ASRModel):
         super().__init__()
         _check_config(cfg)
         self.cfg, self.vocab_size, self.feat_dim = cfg, vocab_size, feat_dim
-        self.conv = nn.ModuleList()
-        in_ch, freq = 1, feat_dim
-        for ch, k, s in zip(cfg.conv_channels, cfg.conv_kernels, cfg.conv_strides):
-            self.conv.append(ConvBlock(in_ch, ch, (int(k[0]), int(k[1])), (int(s[0]), int(s[1]))))
-            in_ch, freq = ch, conv_out_len(freq, int(k[0]), int(s[0]))
-        if freq < 1:
-            raise ConfigError(f"model.rnnt: the conv stack reduces {feat_dim} feature bins to {freq}")
+        self.conv = ConvStack(cfg.conv_channels, cfg.conv_kernels, cfg.conv_strides, feat_dim, "model.rnnt")
         concat = cfg.bidirectional and cfg.merge_directions == "concat"
         layer_cls = ConcatBiLSTMLayer if concat else BiLSTMLayer
         self.enc_dim = cfg.encoder_hidden * (2 if concat else 1)
         self.encoder = nn.ModuleList(
-            layer_cls(in_ch * freq if i == 0 else self.enc_dim, cfg.encoder_hidden, cfg.bidirectional,
+            layer_cls(self.conv.out_dim if i == 0 else self.enc_dim, cfg.encoder_hidden, cfg.bidirectional,
                       batch_norm=cfg.encoder_batch_norm and i > 0)
             for i in range(cfg.encoder_layers)
         )
@@ -136,10 +124,7 @@ class RNNTransducer(ASRModel):
 
     def output_lengths(self, feat_lens: Tensor) -> Tensor:
         """Encoder frames after the conv stack's time strides."""
-        lens = feat_lens
-        for block in self.conv:
-            lens = block.out_lens(lens)
-        return lens
+        return self.conv.out_lens(feat_lens)
 
     def min_output_frames(self, tokens: list[int]) -> int:
         """A transducer can emit any number of tokens on one frame: one frame always suffices."""
@@ -150,14 +135,8 @@ class RNNTransducer(ASRModel):
 
         Not log-probabilities: use :meth:`loss`, :meth:`decode` or :meth:`beam_search`.
         """
-        lens = feat_lens.to(feats.device)
-        x = feats * lengths_to_mask(lens, feats.shape[1])[:, :, None].to(feats.dtype)
-        x = x.transpose(1, 2).unsqueeze(1)  # [B, 1, F, T]
-        for block in self.conv:
-            x, lens = block(x, lens)
-        b, c, f, t = x.shape
-        x = x.reshape(b, c * f, t).transpose(1, 2)  # [B, T', C*F']
-        mask = lengths_to_mask(lens, t)
+        x, lens = self.conv.encode(feats, feat_lens)
+        mask = lengths_to_mask(lens, x.shape[1])
         for layer in self.encoder:
             x = layer(x, lens, mask)
         return x, lens
