@@ -137,3 +137,18 @@ def test_remaining_after_paper_schedule() -> None:
     got = [round(100 * remaining_after(k, 0.2), 1) for k in range(1, 15)]
     assert got == expected
     assert remaining_after(0, 0.2) == 1.0
+
+
+def test_min_density_guard_stops_layer_collapse_and_keeps_the_global_count():
+    torch.manual_seed(0)
+    params = {"small": torch.randn(50) * 1e-3, "big": torch.randn(950)}
+    mask = Mask.ones_like(params)
+    plain = guarded = mask
+    for _ in range(5):
+        plain = global_magnitude(params, plain, 0.2)
+        guarded = global_magnitude(params, guarded, 0.2, min_density=0.1)
+    assert plain["small"].sum() == 0, "without the guard the small-magnitude tensor collapses"
+    assert guarded["small"].sum() == 5  # ceil(0.1 * 50), its largest weights
+    top5 = params["small"].abs().topk(5).indices
+    assert guarded["small"][top5].all()
+    assert guarded.remaining() == plain.remaining()

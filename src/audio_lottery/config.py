@@ -172,6 +172,8 @@ class TrainConfig:
 class PruneConfig:
     strategy: str = _f("global_magnitude", "mask strategy", ("global_magnitude", "layerwise_magnitude", "random"))
     fraction: float = _f(0.2, "fraction of the remaining weights pruned per level")
+    min_tensor_density: float = _f(0.0, "layer-collapse guard: every tensor keeps at least this fraction of its "
+                                   "weights (global_magnitude; 0 = the paper's plain global rule)")
     include: list = _f([], "glob patterns of prunable tensor names to include (empty = the model's defaults)")
     exclude: list = _f([], "glob patterns of prunable tensor names to exclude")
     rewind: str = _f("0", "rewind point: 0 (theta_0), '<k>it' (after k steps) or '<k>ep' (after k epochs)")

@@ -106,7 +106,8 @@ def next_mask(cfg: Config, run_dir: Path, level: int, strategy: str | None = Non
     prev = Mask.load(run_dir / f"level_{level - 1}" / "mask.safetensors")
     weights = trained_weights(run_dir / f"level_{level - 1}")
     params = {name: weights[name] for name in prev.keys()}
-    return get_strategy(strategy or cfg.prune.strategy)(params, prev, cfg.prune.fraction, generator)
+    return get_strategy(strategy or cfg.prune.strategy)(params, prev, cfg.prune.fraction, generator,
+                                                        min_density=cfg.prune.min_tensor_density)
 
 
 def train_level(cfg: Config, run_dir: Path, level_dir: Path, mask: Mask, init_state, level: int,

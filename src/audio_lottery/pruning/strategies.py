@@ -7,6 +7,7 @@ inputs are never modified. Strategies are registered by name in :data:`STRATEGIE
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Mapping
 
 import torch
@@ -97,22 +98,56 @@ def _prune_smallest(scores: Tensor, keep: Tensor, fraction: float) -> Tensor:
 
 @register_strategy("global_magnitude")
 def global_magnitude(
-    params: Mapping[str, Tensor], mask: Mask, fraction: float, generator: torch.Generator | None = None
+    params: Mapping[str, Tensor],
+    mask: Mask,
+    fraction: float,
+    generator: torch.Generator | None = None,
+    min_density: float = 0.0,
 ) -> Mask:
-    """Prune the ``fraction`` of remaining weights with the smallest |w| over all tensors together."""
+    """Prune the ``fraction`` of remaining weights with the smallest |w| over all tensors together.
+
+    ``min_density`` (default 0: the paper's rule) guards against layer collapse: the largest
+    ``ceil(min_density * numel)`` surviving weights of every tensor are never pruned, and the
+    global count is taken from the other weights instead.
+    """
     _check(params, mask, fraction)
     names = mask.keys()
     if not names:
         return mask.clone()
-    keep = _prune_smallest(_magnitudes(params, names), _flat(mask, names), fraction)
+    scores = _magnitudes(params, names)
+    if min_density > 0:
+        scores = _protect_floor(scores, mask, names, min_density)
+    keep = _prune_smallest(scores, _flat(mask, names), fraction)
     return _unflat(keep, mask, names)
+
+
+def _protect_floor(scores: Tensor, mask: Mask, names: list[str], min_density: float) -> Tensor:
+    """Scores with each tensor's top ``ceil(min_density * numel)`` surviving entries set to +inf."""
+    scores, start = scores.clone(), 0
+    for n in names:
+        size = mask[n].numel()
+        part, alive = scores[start : start + size], mask[n].flatten()
+        floor = min(int(alive.sum()), math.ceil(min_density * size))
+        if floor > 0:
+            idx = alive.nonzero().squeeze(1)
+            top = torch.topk(part[idx], floor).indices
+            part[idx[top]] = math.inf
+        start += size
+    return scores
 
 
 @register_strategy("layerwise_magnitude")
 def layerwise_magnitude(
-    params: Mapping[str, Tensor], mask: Mask, fraction: float, generator: torch.Generator | None = None
+    params: Mapping[str, Tensor],
+    mask: Mask,
+    fraction: float,
+    generator: torch.Generator | None = None,
+    min_density: float = 0.0,
 ) -> Mask:
-    """Prune the ``fraction`` of remaining weights with the smallest |w| in every tensor separately."""
+    """Prune the ``fraction`` of remaining weights with the smallest |w| in every tensor separately.
+
+    Every tensor keeps the global density, so ``min_density`` (accepted for a uniform signature) never binds.
+    """
     _check(params, mask, fraction)
     out = {}
     for name in mask:
@@ -123,11 +158,16 @@ def layerwise_magnitude(
 
 @register_strategy("random")
 def random_prune(
-    params: Mapping[str, Tensor], mask: Mask, fraction: float, generator: torch.Generator | None = None
+    params: Mapping[str, Tensor],
+    mask: Mask,
+    fraction: float,
+    generator: torch.Generator | None = None,
+    min_density: float = 0.0,
 ) -> Mask:
     """Prune ``round(fraction * remaining)`` remaining weights chosen uniformly over all tensors.
 
-    Deterministic for a given ``generator`` state (a CPU ``torch.Generator``).
+    Deterministic for a given ``generator`` state (a CPU ``torch.Generator``). Every tensor keeps
+    about the global density, so ``min_density`` (accepted for a uniform signature) is not applied.
     """
     _check(params, mask, fraction)
     names = mask.keys()
