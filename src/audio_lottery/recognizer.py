@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from audio_lottery.config import Config, load_config, save_config
+from audio_lottery.data.dataset import pad_features
 from audio_lottery.data.features import FeatureExtractor
 from audio_lottery.data.tokenizers import load_tokenizer
 from audio_lottery.models.registry import build_model
@@ -63,12 +64,7 @@ class Recognizer:
 
     def features(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded features [B, T, F] and lengths for a list of 1-D waveforms."""
-        feats = [self.featurizer(torch.as_tensor(w, dtype=torch.float32)) for w in waves]
-        lens = torch.tensor([f.shape[0] for f in feats])
-        out = torch.zeros(len(feats), int(lens.max()), self.featurizer.dim)
-        for i, f in enumerate(feats):
-            out[i, : f.shape[0]] = f
-        return out, lens
+        return pad_features([self.featurizer(torch.as_tensor(w, dtype=torch.float32)) for w in waves])
 
     @torch.no_grad()
     def transcribe(self, waves: list[np.ndarray]) -> list[str]:

@@ -90,15 +90,21 @@ def collate(items: list[dict | None]) -> Batch | None:
     items = [it for it in items if it is not None]
     if not items:
         return None
-    feat_lens = torch.tensor([it["feats"].shape[0] for it in items], dtype=torch.long)
+    feats, feat_lens = pad_features([it["feats"] for it in items])
     target_lens = torch.tensor([len(it["tokens"]) for it in items], dtype=torch.long)
-    dim = items[0]["feats"].shape[1]
-    feats = torch.zeros(len(items), int(feat_lens.max()), dim)
     targets = torch.zeros(len(items), max(1, int(target_lens.max())), dtype=torch.long)
     for i, it in enumerate(items):
-        feats[i, : it["feats"].shape[0]] = it["feats"]
         targets[i, : len(it["tokens"])] = torch.as_tensor(it["tokens"], dtype=torch.long)
     return Batch(feats, feat_lens, targets, target_lens, [it["id"] for it in items], [it["text"] for it in items])
+
+
+def pad_features(feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad ``[T_i, F]`` feature matrices into ``[B, T_max, F]`` plus their lengths."""
+    lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+    out = torch.zeros(len(feats), int(lens.max()), feats[0].shape[1])
+    for i, f in enumerate(feats):
+        out[i, : f.shape[0]] = f
+    return out, lens
 
 
 class BucketBatchSampler(Sampler[list[int]]):

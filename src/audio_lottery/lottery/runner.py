@@ -27,6 +27,7 @@ from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.strategies import get_strategy
 from audio_lottery.lottery.scoring import score_level
 from audio_lottery.recognizer import Recognizer
+from audio_lottery.train.checkpoint import model_tensors
 from audio_lottery.train.components import prepare_tokenizer
 from audio_lottery.train.loop import load_split, train_model
 
@@ -90,8 +91,7 @@ def rewind_state(cfg: Config, run_dir: Path) -> dict[str, torch.Tensor]:
 
 def trained_weights(level_dir: Path) -> dict[str, torch.Tensor]:
     """Final weights of a level's training run (what the next level prunes)."""
-    tensors = load_tensors(level_dir / "train" / "last.safetensors")
-    return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    return model_tensors(load_tensors(level_dir / "train" / "last.safetensors"))
 
 
 def dense_mask(cfg: Config, run_dir: Path) -> Mask:

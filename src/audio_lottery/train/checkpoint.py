@@ -63,9 +63,14 @@ def load_training_state(
         return None
     meta = read_json(meta_path)
     tensors = load_tensors(out_dir / meta["tensors"])
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    model.load_state_dict(model_tensors(tensors))
     optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"]))
     return meta
+
+
+def model_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's state dict inside a training-state file (keys without their ``model.`` prefix)."""
+    return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
 
 
 def save_model(path: Path, model: torch.nn.Module, metadata: dict[str, str] | None = None) -> None:
