@@ -31,6 +31,8 @@ def main() -> None:
     run("bench_mask_overhead.py")
     if not args.skip_training:
         run("bench_ds2_small.py")
+    if (BENCH.parent / "runs" / "ds2_small_bench" / "best.safetensors").is_file():
+        run("bench_lm.py")  # LM decoding of the ds2_small checkpoint
     if args.lottery_run:
         run("bench_lottery.py", args.lottery_run)
 

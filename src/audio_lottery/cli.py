@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from audio_lottery.config import ConfigError, load_config
+from audio_lottery.lm.cli import add_beam_args, add_lm_commands, decoder_from_args
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -79,7 +80,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     records = read_manifest(args.manifest)
     if args.limit:
         records = records[: args.limit]
-    scores = evaluate(rec, records, progress=not args.quiet)
+    scores = evaluate(rec, records, progress=not args.quiet, decoder=decoder_from_args(args, rec.tokenizer))
     hyps = scores.pop("hyps")
     if args.hyps:
         from audio_lottery.io import atomic_write_jsonl
@@ -94,8 +95,9 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
 
     rec = Recognizer.load(args.model)
     sr = rec.cfg.data.features.sample_rate
+    decoder = decoder_from_args(args, rec.tokenizer)
     for path in args.audio:
-        text = rec.transcribe([load_audio(path, sr)])[0]
+        text = rec.transcribe([load_audio(path, sr)], decoder=decoder)[0]
         print(f"{path}\t{text}")
 
 
@@ -166,12 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True)
     p.add_argument("--limit", type=int, default=0, help="first N utterances only")
     p.add_argument("--hyps", help="write id/ref/hyp JSONL here")
+    add_beam_args(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, mp3; any sample rate)", parents=[common])
     p.add_argument("--model", required=True)
     p.add_argument("audio", nargs="+")
+    add_beam_args(p)
     p.set_defaults(func=cmd_transcribe)
+
+    add_lm_commands(sub, common)
 
     p = sub.add_parser("lottery", help="iterative magnitude pruning with rewinding", parents=[common])
     _add_config_args(p)

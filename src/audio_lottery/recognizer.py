@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -67,8 +68,23 @@ class Recognizer:
         return pad_features([self.featurizer(torch.as_tensor(w, dtype=torch.float32)) for w in waves])
 
     @torch.no_grad()
-    def transcribe(self, waves: list[np.ndarray]) -> list[str]:
-        """Greedy transcripts of 1-D waveforms at the configured sample rate."""
+    def transcribe(self, waves: list[np.ndarray], decoder: Callable | None = None) -> list[str]:
+        """Transcripts of 1-D waveforms at the configured sample rate.
+
+        The model's own decoding (greedy) by default; ``decoder(log_probs, lens) -> texts`` (e.g. a
+        :class:`~audio_lottery.decoding.lm_beam.CTCBeamDecoder`) decodes the CTC outputs instead.
+        """
         self.model.eval()
         feats, lens = self.features(waves)
-        return [self.tokenizer.decode(ids) for ids in self.model.decode(feats, lens)]
+        if decoder is None:
+            return [self.tokenizer.decode(ids) for ids in self.model.decode(feats, lens)]
+        return decoder(*self.ctc_log_probs(feats, lens))
+
+    @torch.no_grad()
+    def ctc_log_probs(self, feats: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """CTC log-probabilities ``[B, T', V]`` and lengths; a clear error for a non-CTC model."""
+        if not getattr(self.model, "ctc_output", True):
+            raise ValueError(f"model.name={self.cfg.model.name} has no CTC output: beam search with an LM decodes "
+                             "CTC models only (ds2, conformer, transformer's CTC head); use greedy decoding")
+        self.model.eval()
+        return self.model(feats, lens)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -22,18 +22,41 @@ def evaluate(
     transform: Callable[[np.ndarray, dict], np.ndarray] | None = None,
     progress: bool = False,
     desc: str = "eval",
+    decoder: Callable | None = None,
 ) -> dict:
-    """Greedy-decode ``records`` (sorted by duration, batched) and score them.
+    """Decode ``records`` (sorted by duration, batched) and score them.
 
-    ``transform(wave, record)`` may alter the audio (e.g. deterministic test noise).
+    ``transform(wave, record)`` may alter the audio (e.g. deterministic test noise); ``decoder``
+    replaces greedy decoding (see :meth:`Recognizer.transcribe`).
     Returns the :func:`error_rates` dict plus ``utterances`` and ``hyps`` (id -> text).
     """
+    check_references(records)
+    hyps: dict[str, str] = {}
+    for idx, waves in wave_batches(rec, records, batch_seconds, max_batch_size, transform, progress, desc):
+        with torch.no_grad():
+            for i, text in zip(idx, rec.transcribe(waves, decoder=decoder)):
+                hyps[records[i]["id"]] = text
+    refs = [r["text"] for r in records]
+    out = error_rates(refs, [hyps[r["id"]] for r in records])
+    out["utterances"] = len(records)
+    out["hyps"] = hyps
+    return out
+
+
+def wave_batches(
+    rec: Recognizer,
+    records: Sequence[dict],
+    batch_seconds: float = 320.0,
+    max_batch_size: int = 32,
+    transform: Callable[[np.ndarray, dict], np.ndarray] | None = None,
+    progress: bool = False,
+    desc: str = "eval",
+) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """Duration-bucketed batches of ``records``: (indices into ``records``, their waveforms)."""
     from audio_lottery.data.dataset import make_buckets
 
-    check_references(records)
     sr = rec.cfg.data.features.sample_rate
     batches = make_buckets([r["duration"] for r in records], batch_seconds, max_batch_size)
-    hyps: dict[str, str] = {}
     rec.model.eval()
     for idx in tqdm(batches, desc=desc, disable=not progress, leave=False):
         waves = []
@@ -41,14 +64,7 @@ def evaluate(
             r = records[i]
             w = load_audio(r["audio"], sr, r.get("offset", 0.0), r["duration"])
             waves.append(transform(w, r) if transform else w)
-        with torch.no_grad():
-            for i, text in zip(idx, rec.transcribe(waves)):
-                hyps[records[i]["id"]] = text
-    refs = [r["text"] for r in records]
-    out = error_rates(refs, [hyps[r["id"]] for r in records])
-    out["utterances"] = len(records)
-    out["hyps"] = hyps
-    return out
+        yield idx, waves
 
 
 def check_references(records: Sequence[dict]) -> None:

@@ -61,6 +61,7 @@ class ASRModel(nn.Module):
     """
 
     blank: int = BLANK
+    ctc_output: bool = True  # forward() returns CTC log-probabilities (what CTC beam search decodes)
 
     def __init__(self) -> None:
         super().__init__()

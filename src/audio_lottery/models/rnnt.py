@@ -99,6 +99,8 @@ def _check_config(cfg: RNNTConfig) -> None:
 class RNNTransducer(ASRModel):
     """RNN-Transducer with a CNN-LSTM encoder, an LSTM prediction network and a joint network."""
 
+    ctc_output = False  # forward() returns encoder features
+
     def __init__(self, cfg: RNNTConfig, vocab_size: int, feat_dim: int) -> None:
         super().__init__()
         _check_config(cfg)
