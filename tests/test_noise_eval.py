@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from audio_lottery.cli import main
 from audio_lottery.config import load_config
 from audio_lottery.data.augment import NOISE_LEVELS, NoiseMixer, noise_overrides
 from audio_lottery.data.manifest import read_manifest, write_manifest
@@ -40,6 +41,13 @@ def one_thread():
 @pytest.fixture
 def env() -> dict:
     return dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """The CLI in-process (no torch re-import): (exit code, stdout, stderr)."""
+    code = main(["-q", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
 SR = 16000
 
 
@@ -168,7 +176,7 @@ def test_noisy_retrain_branch_and_eval_levels(run_dir, bank, monkeypatch):
     assert stored["noise_split"] == "test" and set(stored["results"]) == {"clean", "10", "0"}
 
 
-def test_eval_cli_on_a_run_and_the_report(run_dir, bank, env, tmp_path):
+def test_eval_cli_on_a_run_and_the_report(run_dir, bank, env, tmp_path, capsys):
     res = subprocess.run(CLI + ["eval", "--run", str(run_dir), "--levels", "all", "--branches", "all",
                                 "--snr", "clean,10,0", "--noise", str(bank), "--out", str(tmp_path / "r.json")],
                          env=env, capture_output=True, text=True, timeout=300)
@@ -180,17 +188,16 @@ def test_eval_cli_on_a_run_and_the_report(run_dir, bank, env, tmp_path):
     assert json.loads((tmp_path / "r.json").read_text()) == results
     for label in ("imp/0", "imp/1"):
         assert (run_dir / f"level_{label[-1]}" / noisy.RESULT_FILE).is_file()
-    res = subprocess.run(CLI + ["eval", "--model", str(run_dir / "level_0" / "train" / "best.safetensors"),
-                                "--snr", "clean,5", "--noise", str(bank), "--limit", "3"],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    single = json.loads(res.stdout.strip().splitlines()[-1])
+    code, out, _ = run_cli(capsys, "eval", "--model", str(run_dir / "level_0" / "train" / "best.safetensors"),
+                           "--snr", "clean,5", "--noise", str(bank), "--limit", "3")
+    assert code == 0
+    single = json.loads(out.strip().splitlines()[-1])
     assert list(single.values())[0]["5"]["utterances"] == 3
-    res = subprocess.run(CLI + ["eval", "--run", str(run_dir), "--snr", "10"], env=env, capture_output=True,
-                         text=True, timeout=300)
-    assert res.returncode == 2 and "--noise" in res.stderr
-    res = subprocess.run(CLI + ["report", str(run_dir)], env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
+    code, _, err = run_cli(capsys, "eval", "--run", str(run_dir), "--snr", "10")
+    assert code == 2 and "--noise" in err
+    code, _, err = run_cli(capsys, "eval", "--manifest", str(bank))
+    assert code == 2 and "--model" in err
+    assert run_cli(capsys, "report", str(run_dir))[0] == 0
     md = (run_dir / "report.md").read_text()
     assert "Test WER under noise" in md and "WER 0 dB" in md and "plots/wer_snr.png" in md
     assert (run_dir / "plots" / "wer_snr.png").is_file() and (run_dir / "plots" / "wer_remaining_snr.png").is_file()

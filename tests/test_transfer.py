@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from audio_lottery.cli import main
 from audio_lottery.config import load_config
 from audio_lottery.data.domains import filter_records, write_domain
 from audio_lottery.data.manifest import ManifestError, read_manifest
@@ -39,6 +40,13 @@ def one_thread():
 @pytest.fixture
 def env() -> dict:
     return dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """The CLI in-process (no torch re-import): (exit code, stdout, stderr)."""
+    code = main(["-q", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
 SPLITS = ("train", "dev", "test")
 
 
@@ -88,14 +96,13 @@ def test_filter_records_and_errors(tmp_path, tiny_corpus):
 
 
 @pytest.fixture(scope="module")
-def domains(tiny_corpus, tmp_path_factory, ) -> dict[str, Path]:
+def domains(tiny_corpus, tmp_path_factory) -> dict[str, Path]:
     """espeak (source) and flite + festival (target) corpora, made through the CLI."""
     out = tmp_path_factory.mktemp("domains")
     manifests = sum((["--manifest", str(tiny_corpus / f"{s}.jsonl")] for s in SPLITS), [])
     for name, extra in (("espeak", []), ("other", ["--exclude"])):
-        res = subprocess.run(CLI + ["data", "split-domain", *manifests, "--field", "engine", "--values", "espeak",
-                                    "--out", str(out / name), *extra], capture_output=True, text=True, timeout=120)
-        assert res.returncode == 0, res.stderr
+        assert main(["-q", "data", "split-domain", *manifests, "--field", "engine", "--values", "espeak",
+                     "--out", str(out / name), *extra]) == 0
     return {"source": out / "espeak", "target": out / "other"}
 
 
@@ -147,12 +154,11 @@ def test_transfer_trains_the_source_ticket_from_theta0_on_the_target(source_run,
         run_branch("transfer", source_run, levels=[1], overrides=["train.epochs=1"], progress=False)
 
 
-def test_transfer_finetune_runs_imp_from_source_trained_weights(source_run, domains, env):
-    res = subprocess.run(CLI + ["branch", "transfer-finetune", "--run", str(source_run), "--levels", "1",
-                                *sum((["--set", o] for o in _overrides(domains["target"]) + [ONE]), [])],
-                         env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    out = Path(res.stdout.strip().splitlines()[-1])
+def test_transfer_finetune_runs_imp_from_source_trained_weights(source_run, domains, env, capsys):
+    sets = sum((["--set", o] for o in _overrides(domains["target"]) + [ONE]), [])
+    code, out, err = run_cli(capsys, "branch", "transfer-finetune", "--run", str(source_run), "--levels", "1", *sets)
+    assert code == 0, err
+    out = Path(out.strip().splitlines()[-1])
     assert out.name.startswith("branch_transfer-finetune-")
     pretrained = load_tensors(source_run / "level_0" / "train" / "best.safetensors")
     init = load_tensors(out / "init.safetensors")
@@ -162,7 +168,7 @@ def test_transfer_finetune_runs_imp_from_source_trained_weights(source_run, doma
     assert own.density() == pytest.approx(0.8, abs=1e-3)
     rewound = {k: (v * own[k] if k in own else v) for k, v in pretrained.items()}
     assert _start_sum(out / "level_1") == pytest.approx(weights_abs_sum(rewound), rel=1e-9)
-    # overlap: CLI, stored result, and the report section
+    # overlap: the real CLI entry point once, the stored result, and the report section
     res = subprocess.run(CLI + ["overlap", str(source_run), str(out)], env=env, capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0, res.stderr
@@ -170,10 +176,8 @@ def test_transfer_finetune_runs_imp_from_source_trained_weights(source_run, doma
     direct = compare_runs(source_run, out)[1]["global"]
     assert summary["1"]["iou"] == pytest.approx(direct["iou"]) and direct["chance_iou"] < direct["iou"] <= 1.0
     assert list((source_run / "overlap").glob("*.json"))
-    res = subprocess.run(CLI + ["report", str(source_run)], env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
+    assert run_cli(capsys, "report", str(source_run))[0] == 0
     md = (source_run / "report.md").read_text()
     assert "Mask overlap with" in md and "per tensor (IoU)" in md
-    bad = subprocess.run(CLI + ["overlap", str(source_run), str(out), "--levels", "7"], env=env,
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "lack a mask" in bad.stderr
+    code, _, err = run_cli(capsys, "overlap", str(source_run), str(out), "--levels", "7")
+    assert code == 2 and "lack a mask" in err

@@ -18,11 +18,13 @@ from audio_lottery.data.audio import load_audio
 PEAK = 0.7
 
 
-def partition_speakers(speakers: Sequence[str], fractions: dict[str, float], seed: int) -> dict[str, list[str]]:
+def partition_speakers(speakers: Sequence[str], fractions: dict[str, float], seed: int,
+                       minimum: int = 1) -> dict[str, list[str]]:
     """Split distinct speakers into disjoint named groups of about ``fractions`` of them.
 
-    Groups other than the last key get at least one speaker when there are enough speakers;
-    the last key (e.g. ``train``) takes the rest. Deterministic for ``seed``.
+    Every key but the last (e.g. ``test``, ``dev``) gets at least ``minimum`` speakers while the last
+    (``train``, which takes the rest) keeps ``minimum``; a group that cannot get them stays empty.
+    Deterministic for ``seed``.
     """
     unique = sorted(set(speakers))
     order = [unique[i] for i in np.random.default_rng([seed, 11]).permutation(len(unique))]
@@ -30,10 +32,9 @@ def partition_speakers(speakers: Sequence[str], fractions: dict[str, float], see
     out: dict[str, list[str]] = {}
     start = 0
     for name in names[:-1]:
-        want = int(round(fractions[name] * len(unique)))
-        if fractions[name] > 0 and len(unique) - start > 1:
-            want = max(1, want)
-        want = min(want, max(0, len(unique) - start - 1))
+        want = max(minimum, int(round(fractions[name] * len(unique)))) if fractions[name] > 0 else 0
+        if len(unique) - start - want < minimum:
+            want = 0
         out[name] = sorted(order[start : start + want])
         start += want
     out[names[-1]] = sorted(order[start:])

@@ -192,10 +192,11 @@ def _babble_segments(speech: list[dict], test_speech: list[dict] | None, s: Bank
     """Babble clips per split from disjoint speaker sets (test from ``test_speech`` when given)."""
     speakers = [r["speaker"] for r in speech]
     if test_speech is None:
-        groups = partition_speakers(speakers, s.fractions, s.seed)
+        groups = partition_speakers(speakers, s.fractions, s.seed, minimum=s.babble_talkers[0])
         pool = speech
     else:
-        groups = partition_speakers(speakers, {"dev": s.dev_fraction, "train": 1.0}, s.seed)
+        groups = partition_speakers(speakers, {"dev": s.dev_fraction, "train": 1.0}, s.seed,
+                                    minimum=s.babble_talkers[0])
         seen = set(speakers)
         groups["test"] = sorted({r["speaker"] for r in test_speech} - seen)
         pool = list(speech) + [r for r in test_speech if r["speaker"] not in seen]
