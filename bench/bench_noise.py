@@ -83,7 +83,8 @@ def main() -> None:
     snrs = parse_snrs(args.snr)
     tickets = ticket_levels(run)
     levels = sorted({t["level"] for t in tickets.values()})
-    print(f"run {run}: tickets {{{', '.join(f'{k}: level {v['level']}' for k, v in tickets.items())}}}", flush=True)
+    chosen = ", ".join(f"{k}: level {v['level']}" for k, v in tickets.items())
+    print(f"run {run}: tickets {chosen}", flush=True)
 
     branches = {}
     for condition in CONDITIONS[1:]:

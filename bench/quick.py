@@ -30,3 +30,15 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 def pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
+
+
+def log_remaining_axis(ax, xs: list[float]) -> None:
+    """Log-scaled 'remaining weights (%)' axis, 100 % at the left, ticks at the levels."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ticks = sorted(set(xs), reverse=True)
+    ax.set_xscale("log")
+    ax.set_xlim(max(ticks) * 1.08, min(ticks) / 1.08)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{x:.3g}" for x in ticks])

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullLocator
 
 from audio_lottery.eval.noisy import CLEAN, RESULT_FILE
 from audio_lottery.lottery.report import IMP, RunData, _is_number, _level_label, _pct, _png
@@ -112,8 +113,12 @@ def plot_wer_remaining_snr(run: RunData, tickets: dict | None) -> bytes | None:
                           if folder[lv].remaining and _is_number(res.get(snr, {}).get("wer"))), reverse=True)
             if pts:
                 ax.plot(*zip(*pts), marker="o", markersize=4, color=f"C{k}", label=snr if snr == CLEAN else f"{snr} dB")
+        xs = sorted({100 * folder[lv].remaining for lv in levels if folder[lv].remaining}, reverse=True)
         ax.set_xscale("log")
-        ax.invert_xaxis()
+        ax.set_xlim(xs[0] * 1.08, xs[-1] / 1.08)  # 100 % at the left
+        ax.xaxis.set_major_locator(FixedLocator(xs))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([f"{x:.3g}" for x in xs])
         ax.set(xlabel="remaining weights (%)", ylabel="test WER (%)", title=f"{series}: WER per SNR")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
