@@ -94,8 +94,11 @@ def main() -> None:
         print(f"{side} lottery ({dirs[side]}) to level {top}", flush=True)
         runs[side] = run_lottery(cfg, root, progress=not args.quick)
     target_sets = args.overrides + manifests(dirs["target"])
-    print(f"transfer of the source tickets at levels {levels}", flush=True)
-    branch = run_branch("transfer", runs["source"], levels=levels, overrides=target_sets, progress=not args.quick)
+    # with a shared theta_0 the target run's level 0 is the transfer branch's level 0: not trained twice
+    transfer_levels = levels if same_theta0(runs["source"], runs["target"]) else [0, *levels]
+    print(f"transfer of the source tickets at levels {transfer_levels}", flush=True)
+    branch = run_branch("transfer", runs["source"], levels=transfer_levels, overrides=target_sets,
+                        progress=not args.quick)
     finetune = None
     if args.finetune:
         print(f"IMP on the target from the source-trained weights to level {top}", flush=True)
@@ -123,7 +126,7 @@ def render(args, runs: dict, branch: Path, finetune: Path | None, levels: list[i
                "IoU source/target masks", "chance IoU"]
     rows = []
     for lv in [0, *levels]:
-        r_t, r_tr, r_s = tgt.get(lv), tr.get(lv) if lv else tgt.get(0), src.get(lv)
+        r_t, r_tr, r_s = tgt.get(lv), tr.get(lv, tgt.get(0) if lv == 0 else None), src.get(lv)
         g = overlap[lv]["global"] if lv in overlap else None
         rows.append([str(lv), f"{100 * (r_t or r_tr)['remaining']:.1f}", pct(r_t and r_t["test_wer"]),
                      pct(r_tr and r_tr["test_wer"]), *([pct(ft[lv]["test_wer"]) if lv in ft else "–"] if finetune else []),
@@ -137,7 +140,8 @@ def render(args, runs: dict, branch: Path, finetune: Path | None, levels: list[i
                                                          *[f"--set {o}" for o in args.overrides],
                                                          *[f"--target-set {o}" for o in args.target_set]]))
     same = same_theta0(runs["source"], runs["target"])
-    theta = "identical, so it is also the transfer branch's level 0" if same else "different"
+    theta = ("identical, so it is also the transfer branch's level 0" if same else
+             "different: the transferred row at level 0 is dense training on the target from the source's theta_0")
     iou_note = ("Source and target runs share theta_0, and magnitude masks partly follow the initial weights, so "
                 "part of the overlap comes from the common start; `--target-set train.seed=1` separates the two."
                 if same else "Source and target runs start from different theta_0 (seeds).")
@@ -162,7 +166,7 @@ def plot(tgt: dict, tr: dict, ft: dict, levels: list[int], out: Path) -> None:
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
     series = {"target's own ticket": {lv: tgt[lv] for lv in [0, *levels] if lv in tgt},
-              "transferred ticket": {0: tgt[0], **{lv: tr[lv] for lv in levels if lv in tr}},
+              "transferred ticket": {0: tr.get(0, tgt[0]), **{lv: tr[lv] for lv in levels if lv in tr}},
               **({"IMP from source-trained": ft} if ft else {})}
     for i, (name, res) in enumerate(series.items()):
         pts = sorted(((100 * r["remaining"], 100 * r["test_wer"]) for r in res.values()), reverse=True)

@@ -19,7 +19,7 @@ from matplotlib.ticker import FixedLocator, NullLocator
 
 from audio_lottery.eval.noisy import CLEAN, RESULT_FILE
 from audio_lottery.lottery.report import IMP, RunData, _is_number, _level_label, _pct, _png
-from audio_lottery.pruning.overlap import OVERLAP_DIR, compare_runs
+from audio_lottery.pruning.overlap import OVERLAP_DIR, compare_runs, mask_levels
 
 OWN_MASK_BRANCHES = ("transfer-finetune", "random-prune")
 
@@ -138,10 +138,14 @@ def _overlaps(run: RunData) -> dict[str, dict[int, dict]]:
         except (OSError, ValueError, KeyError) as exc:
             run.notes.append(f"{path}: unreadable ({exc})")
     for name in run.branches:
+        folder = run.run_dir / f"branch_{name}"
         if not name.startswith(OWN_MASK_BRANCHES):
             continue
+        common = [lv for lv in set(mask_levels(run.run_dir)) & set(mask_levels(folder)) if lv > 0]
+        if not common:
+            continue
         try:
-            out[f"branch {name}"] = compare_runs(run.run_dir, run.run_dir / f"branch_{name}")
+            out[f"branch {name}"] = compare_runs(run.run_dir, folder, sorted(common))
         except (FileNotFoundError, ValueError) as exc:
             run.notes.append(f"overlap with branch {name}: {exc}")
     return out
