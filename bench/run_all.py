@@ -1,6 +1,6 @@
 """Run every benchmark in turn; each prints its figures and writes its docs/bench_*.md.
 
-    python bench/run_all.py [--skip-training] [--lottery-run runs/lottery_<hash>]
+    python bench/run_all.py [--skip-training] [--lottery-run runs/lottery_<hash> [--noise]] [--transfer]
 
 Benchmarks run one after another (never in parallel: CPU timings on a shared machine are
 only meaningful as ratios measured in one quiet run).
@@ -25,6 +25,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--skip-training", action="store_true", help="skip the 30-minute ds2_small training")
     p.add_argument("--lottery-run", help="summarise this lottery run (e.g. the one `make demo` made)")
+    p.add_argument("--noise", action="store_true", help="with --lottery-run: the noise table (~30 min, 6 trainings)")
+    p.add_argument("--transfer", action="store_true", help="the espeak -> flite+festival transfer table "
+                   "(~30 min, 14 trainings)")
     args = p.parse_args()
     run("bench_synth.py", "0.1", "2")
     run("bench_features.py")
@@ -35,6 +38,10 @@ def main() -> None:
         run("bench_lm.py")  # LM decoding of the ds2_small checkpoint
     if args.lottery_run:
         run("bench_lottery.py", args.lottery_run)
+    if args.lottery_run and args.noise:
+        run("bench_noise.py", "--run", args.lottery_run)
+    if args.transfer:
+        run("bench_transfer.py", "--levels", "1,2,3,4", "--set", "prune.fraction=0.36")
 
 
 if __name__ == "__main__":

@@ -116,10 +116,11 @@ def test_paper_preset_has_the_papers_parameter_count(cli_env):
 
 
 def test_noisy_training_through_a_noise_manifest(tiny_corpus, tmp_path, cli_env):
-    res = _run(["data", "noise", "--out", str(tmp_path / "noise"), "--seconds", "5"], cli_env)
+    res = _run(["data", "noise", "--out", str(tmp_path / "noise"), "--seconds", "5", "--sources", "sox"], cli_env)
     assert res.returncode == 0, res.stderr
     manifest = Path(res.stdout.strip().splitlines()[-1])
-    assert len(read_manifest(manifest)) == 3
+    records = read_manifest(manifest)
+    assert len(records) == 9 and sum(r["split"] == "train" for r in records) == 3
     cfg = load_config(TINY_CONFIG, tiny_overrides(tiny_corpus, f"data.augment.noise_manifest={manifest}",
                                                   "data.augment.noise_prob=1.0", "data.augment.snr_min=5",
                                                   "data.augment.snr_max=10"))

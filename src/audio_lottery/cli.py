@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from audio_lottery import cli_noise
 from audio_lottery.config import ConfigError, load_config
 from audio_lottery.lm.cli import add_beam_args, add_lm_commands, decoder_from_args
 
@@ -29,12 +30,6 @@ def cmd_data_prepare(args: argparse.Namespace) -> None:
     from audio_lottery.data.corpora import prepare_corpus
 
     print(json.dumps(prepare_corpus(args.name, Path(args.root), Path(args.out))))
-
-
-def cmd_data_noise(args: argparse.Namespace) -> None:
-    from audio_lottery.data.noise import generate_sox_noises
-
-    print(generate_sox_noises(Path(args.out), seconds=args.seconds, seed=args.seed))
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -76,6 +71,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from audio_lottery.eval.evaluate import evaluate
     from audio_lottery.recognizer import Recognizer
 
+    if args.snr or args.run:
+        return cli_noise.cmd_eval_noise(args)
+    if not args.model or not args.manifest:
+        raise ValueError("eval needs --model and --manifest (or --run/--snr, see --help)")
     rec = Recognizer.load(args.model)
     records = read_manifest(args.manifest)
     if args.limit:
@@ -142,12 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(func=cmd_data_synth)
-    p = data.add_parser("noise", help="a noise manifest of sox-generated white, pink and brown noise",
-                        parents=[common])
-    p.add_argument("--out", required=True)
-    p.add_argument("--seconds", type=float, default=30.0, help="length of each noise recording")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_data_noise)
+    cli_noise.add_data_parsers(data, common)
     p = data.add_parser("prepare", help="manifests from an official corpus layout", parents=[common])
     p.add_argument("name", choices=["librispeech", "tedlium", "commonvoice"])
     p.add_argument("--root", required=True)
@@ -164,11 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="WER/CER of a trained model on a manifest (one JSON line)", parents=[common])
-    p.add_argument("--model", required=True, help="OUT/best.safetensors of a training run")
-    p.add_argument("--manifest", required=True)
+    p.add_argument("--model", help="OUT/best.safetensors of a training run")
+    p.add_argument("--manifest", help="utterances to score (with --snr: default the model's test manifest)")
     p.add_argument("--limit", type=int, default=0, help="first N utterances only")
     p.add_argument("--hyps", help="write id/ref/hyp JSONL here")
     add_beam_args(p)
+    cli_noise.add_eval_args(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, mp3; any sample rate)", parents=[common])
@@ -186,12 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lottery)
 
     p = sub.add_parser("branch", help="a control experiment over an existing lottery run", parents=[common])
-    p.add_argument("name", help="random-reinit, random-prune, retrain, ...")
+    p.add_argument("name", help="random-reinit, random-prune, retrain, transfer, transfer-finetune")
     p.add_argument("--run", required=True, help="the lottery run folder")
     p.add_argument("--levels", default=None, help="comma-separated levels (default: all pruned levels)")
     p.add_argument("--tag", default="", help="suffix of the branch folder (for several retrain configs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_branch)
+
+    cli_noise.add_overlap_parser(sub, common)
 
     p = sub.add_parser("report", help="write report.md and report.html for a run", parents=[common])
     p.add_argument("run")

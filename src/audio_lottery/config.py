@@ -48,9 +48,11 @@ class AugmentConfig:
     time_masks: int = _f(0, "SpecAugment: number of time masks")
     time_width: int = _f(70, "SpecAugment: maximal time-mask width T (frames)")
     time_width_ratio: float = _f(0.2, "a time mask covers at most this fraction of the utterance")
-    noise_manifest: str = _f("", "JSONL manifest of noise recordings mixed into training audio")
-    noise_prob: float = _f(0.0, "probability that an utterance gets noise")
-    snr_min: float = _f(0.0, "lowest SNR in dB for training noise")
+    noise_manifest: str = _f("", "JSONL manifest of noise recordings mixed into training audio (a noise bank "
+                             "from `audio-lottery data noise`: only its train split is used)")
+    noise_prob: float = _f(0.0, "probability that an utterance gets noise (the paper's protocol: 1.0)")
+    snr_min: float = _f(0.0, "lowest SNR in dB for training noise (true SNR, drawn uniformly per utterance; "
+                        "presets: low 15-25, high 0-10)")
     snr_max: float = _f(20.0, "highest SNR in dB for training noise")
 
 

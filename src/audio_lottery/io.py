@@ -100,3 +100,13 @@ def load_tensors_any(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{path}: expected a dict of tensors")
     return obj
+
+
+def file_fingerprint(path: Path, length: int = 16) -> str:
+    """Short SHA-256 of a file's bytes (identifies the content of a manifest behind a path)."""
+    import hashlib
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:length]

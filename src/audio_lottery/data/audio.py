@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +47,28 @@ def load_audio(
         raise AudioError(f"{path}: unreadable audio ({exc})") from None
     if wav.shape[0] == 0:
         raise AudioError(f"{path}: no samples (offset={offset}s)")
+    return to_mono_rate(wav, sr, sample_rate, path)
+
+
+def to_mono_rate(wav: np.ndarray, sr: int, sample_rate: int, name: str | Path) -> np.ndarray:
+    """``[frames, channels]`` float audio -> contiguous float32 mono at ``sample_rate`` (soxr)."""
     wav = wav.mean(axis=1) if wav.shape[1] > 1 else wav[:, 0]
     if not np.all(np.isfinite(wav)):
-        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+        raise AudioError(f"{name}: audio contains NaN or infinite samples")
     if sr != sample_rate:
         wav = soxr.resample(wav, sr, sample_rate).astype(np.float32)
     return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def decode_audio(data: bytes, sample_rate: int, name: str) -> np.ndarray:
+    """Decode an in-memory audio file (wav, flac, ogg, ...) to float32 mono at ``sample_rate``.
+
+    ``name`` (e.g. ``archive.pk3:sound/fire.ogg``) is used in error messages.
+    """
+    try:
+        wav, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception as exc:  # noqa: BLE001
+        raise AudioError(f"{name}: unreadable audio ({exc})") from None
+    if wav.shape[0] == 0:
+        raise AudioError(f"{name}: no samples")
+    return to_mono_rate(wav, sr, sample_rate, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,6 +15,7 @@ from audio_lottery.config import AugmentConfig
 from audio_lottery.data.audio import AudioError, audio_info, load_audio
 from audio_lottery.data.manifest import read_manifest
 
+log = logging.getLogger(__name__)
 Wave = TypeVar("Wave", np.ndarray, Tensor)
 Span = tuple[int, int]
 
@@ -125,10 +127,27 @@ def _stable_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little")
 
 
+def select_noise_split(records: list[dict], split: str | None, manifest: str | Path) -> list[dict]:
+    """The records of noise split ``split`` (train/dev/test) of a noise bank manifest.
+
+    ``split=None`` or a manifest without ``split`` fields (a plain list of noises) keeps every
+    record; a split with no records raises ``ValueError`` naming the manifest.
+    """
+    if split is None or not any("split" in r for r in records):
+        if split == "test":
+            log.warning("%s: noise manifest has no split fields; test noise may also be training noise", manifest)
+        return records
+    chosen = [r for r in records if r.get("split") == split]
+    if not chosen:
+        raise ValueError(f"{manifest}: no noise of split {split!r} (build it with `audio-lottery data noise`)")
+    return chosen
+
+
 class NoiseMixer:
     """Mixes background noise from a noise manifest into waveforms at a random SNR.
 
-    Every entry is checked at construction (an unreadable file raises :class:`AudioError`
+    With ``split`` only that split of a noise bank is used (training draws from ``train``,
+    evaluation from ``test``; see :func:`select_noise_split`). Every entry is checked at construction (an unreadable file raises :class:`AudioError`
     naming it); audio is loaded on first use and cached in memory.
     """
 
@@ -140,12 +159,13 @@ class NoiseMixer:
         snr_max: float,
         sample_rate: int = 16000,
         seed: int = 0,
+        split: str | None = None,
     ) -> None:
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f"noise prob must be in [0, 1], got {prob}")
         if snr_min > snr_max:
             raise ValueError(f"snr_min ({snr_min}) must not exceed snr_max ({snr_max})")
-        self.records = read_manifest(noise_manifest)
+        self.records = select_noise_split(read_manifest(noise_manifest), split, noise_manifest)
         if not self.records:
             raise ValueError(f"{noise_manifest}: noise manifest has no entries")
         for rec in self.records:
@@ -159,7 +179,7 @@ class NoiseMixer:
         """A mixer for ``cfg`` or None when noise is off."""
         if not cfg.noise_manifest or cfg.noise_prob <= 0.0:
             return None
-        return cls(cfg.noise_manifest, cfg.noise_prob, cfg.snr_min, cfg.snr_max, sample_rate, seed)
+        return cls(cfg.noise_manifest, cfg.noise_prob, cfg.snr_min, cfg.snr_max, sample_rate, seed, split="train")
 
     def __len__(self) -> int:
         return len(self.records)
@@ -191,3 +211,26 @@ class NoiseMixer:
         """Noise at ``snr_db`` whose recording and offset depend only on ``(utt_id, seed)``."""
         rng = np.random.default_rng(_stable_seed("noise", self.seed, utt_id))
         return self._mix(wave, rng, snr_db)
+
+
+# --------------------------------------------------------------------------- noisy-training presets
+
+# The paper's noisy-training protocol (every training utterance gets noise) at two strengths,
+# as ``data.augment`` overrides. "low": 15-25 dB, speech clearly dominant (a quiet office or
+# street); "high": 0-10 dB, noise as loud as the speech at the bottom of the range (the hard
+# end of CHiME/Aurora-style test sets). Training draws noise only from the bank's train split.
+NOISE_LEVELS: dict[str, dict[str, float]] = {
+    "clean": {"noise_prob": 0.0},
+    "low": {"noise_prob": 1.0, "snr_min": 15.0, "snr_max": 25.0},
+    "high": {"noise_prob": 1.0, "snr_min": 0.0, "snr_max": 10.0},
+}
+
+
+def noise_overrides(level: str, noise_manifest: str | Path) -> list[str]:
+    """``--set`` overrides for training at noise ``level`` (clean: none) with a noise bank manifest."""
+    if level not in NOISE_LEVELS:
+        raise ValueError(f"unknown noise level {level!r}; use one of {', '.join(NOISE_LEVELS)}")
+    if level == "clean":
+        return []
+    values = {"noise_manifest": str(Path(noise_manifest).resolve()), **NOISE_LEVELS[level]}
+    return [f"data.augment.{key}={value}" for key, value in values.items()]

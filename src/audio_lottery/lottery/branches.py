@@ -13,8 +13,8 @@ from typing import Callable
 
 import torch
 
-from audio_lottery.config import Config, apply_overrides
-from audio_lottery.io import load_tensors
+from audio_lottery.config import PATH_KEYS, RUNTIME_KEYS, Config, apply_overrides, resolve_paths
+from audio_lottery.io import atomic_write_json, file_fingerprint
 from audio_lottery.lottery.runner import load_run_config, rewind_state, run_tokenizer, train_level
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.strategies import get_strategy
@@ -66,10 +66,28 @@ def retrain(cfg: Config, run_dir: Path, level: int) -> tuple[Mask, dict]:
     return imp_mask(run_dir, level), rewind_state(load_run_config(run_dir), run_dir)
 
 
+def overrides_hash(overrides: list[str]) -> str:
+    """Short hash of ``--set`` overrides, order-free, without runtime keys (threads, device); manifest
+    paths count in absolute form and a noise manifest also by its content, so other noise settings
+    never share a branch folder."""
+    canon = []
+    for text in overrides:
+        key, _, value = text.partition("=")
+        key = key.strip()
+        if key in RUNTIME_KEYS:
+            continue
+        if key in PATH_KEYS and value:
+            value = str(Path(value).resolve())
+            if key == "data.augment.noise_manifest" and Path(value).is_file():
+                value += "#" + file_fingerprint(Path(value))
+        canon.append(f"{key}={value}")
+    return hashlib.sha256("\n".join(sorted(canon)).encode()).hexdigest()[:8]
+
+
 def branch_dir(run_dir: Path, name: str, tag: str, overrides: list[str]) -> Path:
     """``branch_<name>[-<tag>]``; without a tag, overrides get a short hash so configs never mix."""
-    if not tag and overrides:
-        tag = hashlib.sha256("\n".join(sorted(overrides)).encode()).hexdigest()[:8]
+    if not tag and any(o.partition("=")[0].strip() not in RUNTIME_KEYS for o in overrides):
+        tag = overrides_hash(overrides)
     return run_dir / (f"branch_{name}-{tag}" if tag else f"branch_{name}")
 
 
@@ -78,17 +96,39 @@ def pruned_levels(run_dir: Path) -> list[int]:
                   and int(p.name.split("_")[1]) > 0)
 
 
+# A branch runner does a whole branch at once (e.g. IMP with its own masks on another corpus):
+# (config, run folder, branch folder, levels or None, progress).
+BranchRunner = Callable[[Config, Path, Path, "list[int] | None", bool], None]
+RUNNERS: dict[str, BranchRunner] = {}
+
+
+def register_runner(name: str) -> Callable[[BranchRunner], BranchRunner]:
+    def deco(fn: BranchRunner) -> BranchRunner:
+        RUNNERS[name] = fn
+        return fn
+
+    return deco
+
+
 def run_branch(name: str, run_dir: Path, levels: list[int] | None = None, overrides: list[str] | None = None,
                tag: str = "", progress: bool = True) -> Path:
     """Run branch ``name`` on ``levels`` (default: every pruned level) of a lottery run."""
-    if name not in BRANCHES:
-        raise ValueError(f"unknown branch {name!r}; known: {', '.join(sorted(BRANCHES))}")
+    if name not in BRANCHES and name not in RUNNERS:
+        raise ValueError(f"unknown branch {name!r}; known: {', '.join(sorted([*BRANCHES, *RUNNERS]))}")
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir}: not a lottery run (no config.yaml)")
-    cfg = apply_overrides(load_run_config(run_dir), overrides or [])
+    cfg = resolve_paths(apply_overrides(load_run_config(run_dir), overrides or []))
     out = branch_dir(run_dir, name, tag, overrides or [])
+    atomic_write_json(out / "branch.json", {"branch": name, "run": str(run_dir.resolve()),
+                                            "overrides": list(overrides or []), "tag": tag})
+    if name in RUNNERS:
+        RUNNERS[name](cfg, run_dir, out, levels, progress)
+        return out
     for level in levels if levels is not None else pruned_levels(run_dir):
         mask, init = BRANCHES[name](cfg, run_dir, level)
         train_level(cfg, run_dir, out / f"level_{level}", mask, init, level, name, progress=progress)
     return out
+
+
+from audio_lottery.lottery import transfer  # noqa: E402,F401  (registers the transfer branches)

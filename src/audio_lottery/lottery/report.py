@@ -7,6 +7,8 @@ Reads the run folder written by the lottery runner::
     run_dir/level_<L>/train/metrics.jsonl    optional training curves
     run_dir/level_<L>/mask.json              optional mask sparsity report
     run_dir/branch_<name>/level_<L>/...      control branches, same layout
+    run_dir/[branch_<name>/]level_<L>/eval_noise.json   optional WER per SNR (report_extras.py)
+    run_dir/overlap/*.json                   optional mask-overlap comparisons (report_extras.py)
 
 Anything missing or unreadable is skipped and listed under "Notes". Tickets are
 chosen on dev WER only (:func:`audio_lottery.lottery.tickets.select_tickets`).
@@ -494,18 +496,21 @@ def write_report(run_dir: Path, tolerance: float | None = None) -> tuple[Path, P
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: run folder not found")
+    from audio_lottery.lottery.report_extras import EXTRA_PLOTS, extra_tables
+
     run = load_run(run_dir)
     tol = _tolerance(run, tolerance)
     tickets = _tickets(run, tol)
     plots = []
-    for name, caption, make in _PLOTS:
-        png = make(run, tickets) if make is plot_wer else make(run)
+    makers = [(n, c, (lambda r, t, m=m: m(r, t) if m is plot_wer else m(r))) for n, c, m in _PLOTS]
+    for name, caption, make in makers + list(EXTRA_PLOTS):
+        png = make(run, tickets)
         if png is not None:
             atomic_write_bytes(run_dir / "plots" / name, png)
             plots.append((name, caption, png))
     title = f"Lottery report: {'/'.join(run_dir.resolve().parts[-2:])}"
     summary = _summary(run, tickets, tol)
-    tables = _tables(run, tickets)
+    tables = _tables(run, tickets) + extra_tables(run, tickets)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     atomic_write_text(md_path, _render_md(title, summary, tables, plots, run.notes))
     atomic_write_text(html_path, _render_html(title, summary, tables, plots, run.notes))

@@ -131,17 +131,16 @@ def train_level(cfg: Config, run_dir: Path, level_dir: Path, mask: Mask, init_st
     return result
 
 
-def run_lottery(cfg: Config, root: Path, progress: bool = True) -> Path:
-    """Level 0 (dense), then per level: prune -> rewind -> train -> score. Returns the run folder."""
-    run_dir = prepare_run(cfg, root)
-    print(f"lottery run: {run_dir}", flush=True)
+def run_levels(cfg: Config, run_dir: Path, levels: int, progress: bool = True) -> None:
+    """IMP in a prepared folder (config, tokenizer, ``init.safetensors``): level 0 trains dense from
+    ``init.safetensors``, then per level: prune -> rewind -> train -> score, up to ``levels``."""
     level0 = run_dir / "level_0"
     if not (level0 / "mask.safetensors").is_file():
         dense_mask(cfg, run_dir).save(level0 / "mask.safetensors")
     rewind = cfg.prune.rewind if parse_rewind(cfg.prune.rewind)[0] > 0 else None
     train_level(cfg, run_dir, level0, Mask.load(level0 / "mask.safetensors"), load_tensors(run_dir / "init.safetensors"), 0, "imp",
                 rewind=rewind, progress=progress)
-    for level in range(1, cfg.lottery.levels + 1):
+    for level in range(1, levels + 1):
         level_dir = run_dir / f"level_{level}"
         mask_path = level_dir / "mask.safetensors"
         if not mask_path.is_file():
@@ -149,6 +148,13 @@ def run_lottery(cfg: Config, root: Path, progress: bool = True) -> Path:
         mask = Mask.load(mask_path)
         log.info("level %d: %.1f %% of prunable weights remain", level, 100 * mask.density())
         train_level(cfg, run_dir, level_dir, mask, rewind_state(cfg, run_dir), level, "imp", progress=progress)
+
+
+def run_lottery(cfg: Config, root: Path, progress: bool = True) -> Path:
+    """Level 0 (dense), then per level: prune -> rewind -> train -> score. Returns the run folder."""
+    run_dir = prepare_run(cfg, root)
+    print(f"lottery run: {run_dir}", flush=True)
+    run_levels(cfg, run_dir, cfg.lottery.levels, progress)
     from audio_lottery.lottery.report import write_report
 
     write_report(run_dir, cfg.lottery.match_tolerance)

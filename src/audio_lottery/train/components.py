@@ -25,8 +25,5 @@ def build_augmentation(cfg: Config) -> tuple[SpecAugment | None, NoiseMixer | No
     """SpecAugment and noise mixing for training, or None where the config disables them."""
     a = cfg.data.augment
     spec = SpecAugment(a) if (a.freq_masks > 0 or a.time_masks > 0) else None
-    noise = None
-    if a.noise_manifest and a.noise_prob > 0:
-        noise = NoiseMixer(a.noise_manifest, a.noise_prob, a.snr_min, a.snr_max, cfg.data.features.sample_rate,
-                           seed=cfg.train.seed)
+    noise = NoiseMixer.from_config(a, cfg.data.features.sample_rate, seed=cfg.train.seed)  # train split only
     return spec, noise

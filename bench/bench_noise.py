@@ -1,0 +1,172 @@
+"""Noise robustness in the paper's form: dense, extreme and best tickets of a lottery run, each
+trained clean (the run's own levels), with low and with high noise (``retrain`` branch, noise from
+the bank's train split), tested on the clean test set and against SNR on unseen test noise.
+
+    python bench/bench_noise.py --run runs/lottery_<hash> [--bank data/noise] [--snr clean,20,10,5,0]
+    python bench/bench_noise.py --quick      # tiny corpus + configs/ds2_tiny.yaml, under 2 minutes
+
+Resumable: the noise bank, each training and each evaluation are skipped when done. Trainings:
+2 noise levels x |{dense, extreme, best}| (at most 6). Writes docs/bench_noise.md (``--quick``:
+runs/bench_quick/bench_noise.md) and plots/bench_noise_wer_snr.png beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+
+from audio_lottery.config import load_config  # noqa: E402
+from audio_lottery.data.augment import NOISE_LEVELS, noise_overrides  # noqa: E402
+from audio_lottery.data.noise_bank import BankSettings, build_noise_bank  # noqa: E402
+from audio_lottery.eval.noisy import CLEAN, eval_level, parse_snrs  # noqa: E402
+from audio_lottery.io import read_json  # noqa: E402
+from audio_lottery.lottery.branches import overrides_hash, run_branch  # noqa: E402
+from audio_lottery.lottery.runner import load_run_config, run_lottery  # noqa: E402
+from audio_lottery.lottery.tickets import select_tickets  # noqa: E402
+
+from quick import ROOT, TINY_CONFIG, manifests, md_table, pct, tiny_corpus  # noqa: E402
+
+CONDITIONS = ("clean", "low", "high")
+QUICK = ROOT / "runs" / "bench_quick"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", help="a finished lottery run (its dev results choose the tickets)")
+    p.add_argument("--bank", default=str(ROOT / "data" / "noise"), help="noise bank folder (built when missing)")
+    p.add_argument("--snr", default="clean,20,10,5,0", help="test SNRs")
+    p.add_argument("--doc", default=str(ROOT / "docs" / "bench_noise.md"))
+    p.add_argument("--quick", action="store_true", help="tiny corpus and model: checks the pipeline in < 2 min")
+    return p.parse_args()
+
+
+def quick_setup(args: argparse.Namespace) -> BankSettings:
+    """Tiny corpus, a 2-level ds2_tiny lottery run and a small bank under runs/bench_quick/."""
+    corpus = tiny_corpus(QUICK / "corpus")
+    cfg = load_config(TINY_CONFIG, manifests(corpus))
+    cfg.lottery.levels = 2
+    args.run = str(run_lottery(cfg, QUICK / "runs", progress=False))
+    args.bank = str(QUICK / "noise")
+    args.doc = str(QUICK / "bench_noise.md")
+    return BankSettings(sox_seconds=3.0, segment_seconds=4.0, babble_clips=6, babble_seconds=3.0, limit=6)
+
+
+def ticket_levels(run: Path) -> dict[str, dict]:
+    """dense / extreme / best results of the run's IMP levels (chosen on dev WER)."""
+    cfg = load_run_config(run)
+    results = [read_json(p) for p in sorted(run.glob("level_*/result.json"))]
+    tickets = select_tickets(results, cfg.lottery.match_tolerance)
+    return {k: v for k, v in tickets.items() if v is not None}
+
+
+def level_dir(run: Path, condition: str, level: int, branches: dict[str, Path]) -> Path:
+    return run / f"level_{level}" if condition == "clean" else branches[condition] / f"level_{level}"
+
+
+def main() -> None:
+    args = parse_args()
+    started = time.time()
+    settings = quick_setup(args) if args.quick else BankSettings()
+    if not args.run:
+        raise SystemExit("give --run RUN (a finished lottery run) or --quick")
+    run = Path(args.run)
+    cfg = load_run_config(run)
+    bank = build_noise_bank(Path(args.bank), cfg.data.train_manifest, settings=settings)
+    noise = Path(bank["manifest"])
+    snrs = parse_snrs(args.snr)
+    tickets = ticket_levels(run)
+    levels = sorted({t["level"] for t in tickets.values()})
+    chosen = ", ".join(f"{k}: level {v['level']}" for k, v in tickets.items())
+    print(f"run {run}: tickets {chosen}", flush=True)
+
+    branches = {}
+    for condition in CONDITIONS[1:]:
+        overrides = noise_overrides(condition, noise)
+        tag = f"noise-{condition}-{overrides_hash(overrides)}"
+        print(f"training {condition} noise ({overrides}) at levels {levels}", flush=True)
+        branches[condition] = run_branch("retrain", run, levels=levels, overrides=overrides, tag=tag,
+                                         progress=not args.quick)
+
+    scores: dict[tuple[str, int], dict] = {}
+    for condition in CONDITIONS:
+        for level in levels:
+            print(f"evaluating {condition}-trained level {level} at {snrs}", flush=True)
+            scores[(condition, level)] = eval_level(level_dir(run, condition, level, branches), snrs, noise)
+    doc = render(run, tickets, snrs, scores, bank, branches, args)
+    Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.doc).write_text(doc)
+    plot(tickets, snrs, scores, plot_path(args.doc))
+    print(doc)
+    print(f"wrote {args.doc} in {time.time() - started:.0f} s")
+
+
+def render(run: Path, tickets: dict, snrs: list[str], scores: dict, bank: dict, branches: dict,
+           args: argparse.Namespace) -> str:
+    clean_test = [s for s in snrs if s == CLEAN]
+    rows = []
+    for name, t in tickets.items():
+        lv = t["level"]
+        cells = [pct(scores[(c, lv)][CLEAN]["wer"]) if clean_test else "–" for c in CONDITIONS]
+        rows.append([f"{name} (level {lv}, {100 * t['remaining']:.1f} %)", *cells])
+    paper = md_table(["model", "clean training", "low noise", "high noise"], rows)
+    snr_rows = []
+    for name, t in tickets.items():
+        for c in CONDITIONS:
+            res = scores[(c, t["level"])]
+            noisy = [res[s]["wer"] for s in snrs if s != CLEAN]
+            snr_rows.append([name, c, *[pct(res[s]["wer"]) for s in snrs],
+                             pct(sum(noisy) / len(noisy)) if noisy else "–"])
+    snr_table = md_table(["model", "training", *[s if s == CLEAN else f"{s} dB" for s in snrs], "mean noisy"],
+                         snr_rows)
+    split_rows = [[sp, cat, str(v["sources"]), str(v["segments"]), f"{v['seconds']:.0f}"]
+                  for sp, cats in bank["splits"].items() for cat, v in cats.items()]
+    levels_txt = ", ".join(f"{c}: {json.dumps(NOISE_LEVELS[c])}" for c in CONDITIONS)
+    cmd = "python bench/bench_noise.py --quick" if args.quick else f"python bench/bench_noise.py --run {run} --bank {args.bank} --snr {args.snr}"
+    return "\n".join([
+        "# Noise robustness of tickets (the paper's noise table)", "",
+        f"Lottery run `{run.name}` ({load_run_config(run).model.name}); generated by `{cmd}`.",
+        "Each model is the dense network or a ticket (mask + theta_0) of the run, trained on clean audio "
+        "(the run's own level), or retrained with every training utterance mixed with noise from the bank's "
+        f"**train** split at a uniformly drawn true SNR ({levels_txt}). Tickets are chosen on clean dev WER of "
+        "the clean run; every model is selected on clean dev.", "",
+        "## Test WER (%) on the clean test set", "", paper, "",
+        "## Test WER (%) against SNR on unseen test noise", "",
+        "Test utterances mixed with the bank's **test** split (sources never heard in training), the same "
+        "noise recording and offset per utterance for every model and SNR.", "", snr_table, "",
+        f"![WER against SNR]({plot_path(args.doc).relative_to(Path(args.doc).parent)})", "",
+        "## Noise bank", "", f"`{bank['manifest']}`; missing sources: {bank['missing'] or 'none'}.", "",
+        md_table(["split", "category", "sources", "segments", "seconds"], split_rows), "",
+        "Branch folders: " + ", ".join(f"{c}: `{p.name}`" for c, p in branches.items()), "",
+    ])
+
+
+def plot_path(doc: str) -> Path:
+    return Path(doc).parent / "plots" / f"{Path(doc).stem}_wer_snr.png"
+
+
+def plot(tickets: dict, snrs: list[str], scores: dict, out: Path) -> None:
+    fig = Figure(figsize=(13, 4))
+    for i, c in enumerate(CONDITIONS):
+        ax = fig.add_subplot(1, len(CONDITIONS), i + 1)
+        for j, (name, t) in enumerate(tickets.items()):
+            res = scores[(c, t["level"])]
+            ax.plot(range(len(snrs)), [100 * res[s]["wer"] for s in snrs], "o-", color=f"C{j}",
+                    label=f"{name} ({100 * t['remaining']:.1f} %)")
+        ax.set_xticks(range(len(snrs)))
+        ax.set_xticklabels([s if s == CLEAN else f"{s} dB" for s in snrs])
+        ax.set(title=f"trained: {c}", xlabel="test SNR", ylabel="test WER (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100, bbox_inches="tight")
+
+
+if __name__ == "__main__":
+    main()

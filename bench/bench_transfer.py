@@ -1,0 +1,184 @@
+"""Ticket transfer between domains of the embedded corpus (espeak -> flite + festival by default).
+
+Target test WER against remaining weight for: the target's own IMP ticket, the source's ticket
+transferred (source mask + source theta_0, trained on the target: the ``transfer`` branch), the
+dense target model, and optionally IMP on the target started from the source-trained weights
+(``transfer-finetune``); plus the mask overlap (IoU) of source and target tickets.
+
+    python bench/bench_transfer.py --config configs/ds2_demo.yaml --data data/synth \\
+        --levels 1,2,3,4 --set prune.fraction=0.36      # 64, 41, 26, 17 %: 14 trainings
+    python bench/bench_transfer.py --quick                # tiny corpus + ds2_tiny, under 2 minutes
+
+Trainings: source IMP (max level + 1), target IMP (max level + 1), transfer (one per level), and
+with ``--finetune`` another max level + 1. Every stage is skipped when done (rerun to resume).
+Writes docs/bench_transfer.md (``--quick``: runs/bench_quick/bench_transfer.md) and a plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from audio_lottery.config import load_config  # noqa: E402
+from audio_lottery.data.domains import write_domain  # noqa: E402
+from audio_lottery.io import load_tensors, read_json  # noqa: E402
+from audio_lottery.lottery.branches import run_branch  # noqa: E402
+from audio_lottery.lottery.runner import run_lottery  # noqa: E402
+from audio_lottery.pruning.overlap import compare_runs, save_overlap  # noqa: E402
+
+from quick import ROOT, TINY_CONFIG, log_remaining_axis, manifests, md_table, pct, tiny_corpus  # noqa: E402
+
+QUICK = ROOT / "runs" / "bench_quick"
+SPLITS = ("train", "dev", "test")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=str(ROOT / "configs" / "ds2_demo.yaml"))
+    p.add_argument("--data", default=str(ROOT / "data" / "synth"), help="corpus folder with train/dev/test.jsonl")
+    p.add_argument("--field", default="engine", help="manifest field that defines the domains")
+    p.add_argument("--source", default="espeak", help="comma-separated field values of the source domain")
+    p.add_argument("--target", default="", help="values of the target domain (default: every other value)")
+    p.add_argument("--levels", default="1,2,3,4", help="levels at which the source ticket is transferred")
+    p.add_argument("--finetune", action="store_true", help="also IMP on the target from source-trained weights")
+    p.add_argument("--root", default=str(ROOT / "runs" / "transfer"))
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--target-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="overrides of the target's own IMP run only (e.g. train.seed=1: another theta_0)")
+    p.add_argument("--doc", default=str(ROOT / "docs" / "bench_transfer.md"))
+    p.add_argument("--quick", action="store_true", help="tiny corpus and model: checks the pipeline in < 2 min")
+    return p.parse_args()
+
+
+def make_domains(data: Path, out: Path, field: str, source: list[str], target: list[str]) -> dict[str, Path]:
+    """Source and target manifests (train/dev/test) filtered by ``field``."""
+    files = [data / f"{s}.jsonl" for s in SPLITS]
+    dirs = {"source": out / "source", "target": out / "target"}
+    write_domain(files, field, source, dirs["source"])
+    write_domain(files, field, target or source, dirs["target"], exclude=not target)
+    return dirs
+
+
+def results(folder: Path) -> dict[int, dict]:
+    return {int(p.parent.name.split("_")[1]): read_json(p) for p in folder.glob("level_*/result.json")}
+
+
+def same_theta0(a: Path, b: Path) -> bool:
+    ta, tb = load_tensors(a / "init.safetensors"), load_tensors(b / "init.safetensors")
+    return ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
+def main() -> None:
+    args = parse_args()
+    started = time.time()
+    if args.quick:
+        args.data, args.config = str(tiny_corpus(QUICK / "corpus")), str(TINY_CONFIG)
+        args.root, args.doc, args.levels = str(QUICK / "transfer"), str(QUICK / "bench_transfer.md"), "1,2"
+    levels = sorted(int(x) for x in args.levels.split(","))
+    top = max(levels)
+    root = Path(args.root)
+    dirs = make_domains(Path(args.data), root / "domains", args.field, args.source.split(","),
+                        [v for v in args.target.split(",") if v])
+    runs = {}
+    for side in ("source", "target"):
+        extra = args.target_set if side == "target" else []
+        cfg = load_config(args.config, args.overrides + extra + manifests(dirs[side]))
+        cfg.lottery.levels = top
+        print(f"{side} lottery ({dirs[side]}) to level {top}", flush=True)
+        runs[side] = run_lottery(cfg, root, progress=not args.quick)
+    target_sets = args.overrides + manifests(dirs["target"])
+    # with a shared theta_0 the target run's level 0 is the transfer branch's level 0: not trained twice
+    transfer_levels = levels if same_theta0(runs["source"], runs["target"]) else [0, *levels]
+    print(f"transfer of the source tickets at levels {transfer_levels}", flush=True)
+    branch = run_branch("transfer", runs["source"], levels=transfer_levels, overrides=target_sets,
+                        progress=not args.quick)
+    finetune = None
+    if args.finetune:
+        print(f"IMP on the target from the source-trained weights to level {top}", flush=True)
+        finetune = run_branch("transfer-finetune", runs["source"], levels=[top], overrides=target_sets,
+                              progress=not args.quick)
+    overlap = compare_runs(runs["source"], runs["target"], levels)
+    save_overlap(runs["source"], runs["target"], overlap)
+    doc = render(args, runs, branch, finetune, levels, overlap, time.time() - started)
+    Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.doc).write_text(doc)
+    print(doc)
+
+
+def plot_path(doc: str) -> Path:
+    return Path(doc).parent / "plots" / f"{Path(doc).stem}_wer.png"
+
+
+def render(args, runs: dict, branch: Path, finetune: Path | None, levels: list[int], overlap: dict,
+           seconds: float) -> str:
+    src, tgt, tr = results(runs["source"]), results(runs["target"]), results(branch)
+    ft = results(finetune) if finetune else {}
+    dense = tgt[0]
+    headers = ["level", "remaining %", "target's own ticket", "transferred ticket",
+               *(["IMP from source-trained"] if finetune else []), "dense (target)", "source ticket on source",
+               "IoU source/target masks", "chance IoU"]
+    rows = []
+    for lv in [0, *levels]:
+        r_t, r_tr, r_s = tgt.get(lv), tr.get(lv, tgt.get(0) if lv == 0 else None), src.get(lv)
+        g = overlap[lv]["global"] if lv in overlap else None
+        rows.append([str(lv), f"{100 * (r_t or r_tr)['remaining']:.1f}", pct(r_t and r_t["test_wer"]),
+                     pct(r_tr and r_tr["test_wer"]), *([pct(ft[lv]["test_wer"]) if lv in ft else "–"] if finetune else []),
+                     pct(dense["test_wer"]), pct(r_s and r_s["test_wer"]),
+                     f"{g['iou']:.3f}" if g else "–", f"{g['chance_iou']:.3f}" if g else "–"])
+    plot(tgt, tr, ft, levels, plot_path(args.doc))
+    cfg = load_config(runs["source"] / "config.yaml")
+    cmd = ("python bench/bench_transfer.py --quick" if args.quick else
+           "python bench/bench_transfer.py " + " ".join([f"--config {args.config}", f"--data {args.data}",
+                                                         f"--levels {args.levels}", *(["--finetune"] if args.finetune else []),
+                                                         *[f"--set {o}" for o in args.overrides],
+                                                         *[f"--target-set {o}" for o in args.target_set]]))
+    same = same_theta0(runs["source"], runs["target"])
+    theta = ("identical, so it is also the transfer branch's level 0" if same else
+             "different: the transferred row at level 0 is dense training on the target from the source's theta_0")
+    iou_note = ("Source and target runs share theta_0, and magnitude masks partly follow the initial weights, so "
+                "part of the overlap comes from the common start; `--target-set train.seed=1` separates the two."
+                if same else "Source and target runs start from different theta_0 (seeds).")
+    return "\n".join([
+        "# Ticket transfer between corpora", "",
+        f"Generated by `{cmd}` in {seconds / 60:.1f} min. Domains by manifest field `{args.field}`: source "
+        f"`{args.source}`, target `{args.target or 'every other value'}`; {cfg.model.name}, prune fraction "
+        f"{cfg.prune.fraction} per level.", "",
+        "Test WER (%) on the **target** test set. *Target's own ticket*: IMP on the target (mask and theta_0 "
+        "of the target run). *Transferred ticket*: the source run's IMP mask, rewound to the source's theta_0, "
+        "trained on the target (`transfer` branch). *Dense*: level 0 of the target run (theta_0 of source and "
+        f"target runs: {theta}). Selection on target dev only. IoU: overlap of the kept weights of the source "
+        f"and target IMP tickets at the same level (chance: independent random masks). {iou_note}", "",
+        md_table(headers, rows), "",
+        f"![target WER against remaining weight]({plot_path(args.doc).relative_to(Path(args.doc).parent)})", "",
+        f"Runs: source `{runs['source']}`, target `{runs['target']}`; branch `{branch.name}`"
+        + (f", `{finetune.name}`" if finetune else "") + ".", "",
+    ])
+
+
+def plot(tgt: dict, tr: dict, ft: dict, levels: list[int], out: Path) -> None:
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    series = {"target's own ticket": {lv: tgt[lv] for lv in [0, *levels] if lv in tgt},
+              "transferred ticket": {0: tr.get(0, tgt[0]), **{lv: tr[lv] for lv in levels if lv in tr}},
+              **({"IMP from source-trained": ft} if ft else {})}
+    for i, (name, res) in enumerate(series.items()):
+        pts = sorted(((100 * r["remaining"], 100 * r["test_wer"]) for r in res.values()), reverse=True)
+        ax.plot(*zip(*pts), "o-", color=f"C{i}", label=name)
+    ax.axhline(100 * tgt[0]["test_wer"], color="grey", ls="--", lw=1, label="dense (target)")
+    log_remaining_axis(ax, [100 * r["remaining"] for r in tgt.values()])
+    ax.set(xlabel="remaining weights (%)", ylabel="target test WER (%)", title="Ticket transfer")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100, bbox_inches="tight")
+
+
+if __name__ == "__main__":
+    main()
