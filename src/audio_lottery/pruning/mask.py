@@ -163,11 +163,14 @@ class Mask:
         return Path(path).with_suffix(".json")
 
     def save(self, path: str | Path) -> None:
-        """Write ``path`` (safetensors, bools as uint8) and its JSON sparsity report, atomically."""
+        """Write the JSON sparsity report, then ``path`` (safetensors, bools as uint8), each atomically.
+
+        The mask file is written last, so its presence means both are complete.
+        """
         path = Path(path)
         meta = {"format": _FORMAT, "names": json.dumps(self.keys())}
-        save_tensors(path, {n: t.to(torch.uint8) for n, t in self._t.items()}, metadata=meta)
         atomic_write_json(self.report_path(path), self.report())
+        save_tensors(path, {n: t.to(torch.uint8) for n, t in self._t.items()}, metadata=meta)
 
     @classmethod
     def load(cls, path: str | Path) -> "Mask":
