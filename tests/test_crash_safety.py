@@ -198,3 +198,18 @@ def test_repeated_kills_of_one_run(reference, tiny_corpus, tmp_path):
     final = crash.run(cmd, None, env=_env())
     assert final.returncode == 0, final.stderr[-2000:]
     assert crash.compare_runs(tmp_path / reference.name, reference) == []
+
+
+def test_loaded_tensors_own_their_memory(tmp_path):
+    """A file rewritten in place after loading (not by us: our writes rename) must not change
+    loaded weights or kill the process (safetensors' load_file maps the file)."""
+    from audio_lottery.io import load_tensors, save_tensors
+
+    path = tmp_path / "w.safetensors"
+    save_tensors(path, {"a": torch.ones(1000)})
+    loaded = load_tensors(path)
+    save_tensors(tmp_path / "other.safetensors", {"a": torch.zeros(1000)})
+    with open(path, "r+b") as fh:  # same inode, new bytes
+        fh.write((tmp_path / "other.safetensors").read_bytes())
+        fh.truncate(100)
+    assert torch.equal(loaded["a"], torch.ones(1000))

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save_file
 
 from audio_lottery.faultpoints import faultpoint
 
@@ -164,21 +165,25 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """Load a safetensors file; a clear error names a missing or corrupt file."""
+    return load_tensors_and_metadata(path)[0]
+
+
+def load_tensors_and_metadata(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and string metadata of a safetensors file, read fully into memory.
+
+    The tensors own their memory (``safetensors.torch.load_file`` maps the file instead, so a
+    file rewritten in place -- by a user, a sync tool, another run -- would change loaded
+    weights underneath or kill the process with SIGBUS). A missing, truncated or foreign
+    file raises an error naming it; nothing is ever unpickled.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
     try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable safetensors file ({exc})") from None
-
-
-def load_tensors_and_metadata(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Like :func:`load_tensors`, plus the file's string metadata (empty dict if none)."""
-    tensors = load_tensors(path)
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
+        data = path.read_bytes()
+        tensors = safetensors_load(data)
+        size = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8 : 8 + size]).get("__metadata__") or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable safetensors file ({exc})") from None
     return tensors, dict(meta)
