@@ -213,3 +213,35 @@ def test_loaded_tensors_own_their_memory(tmp_path):
         fh.write((tmp_path / "other.safetensors").read_bytes())
         fh.truncate(100)
     assert torch.equal(loaded["a"], torch.ones(1000))
+
+
+def test_resume_restores_the_random_state(tmp_path):
+    """Dropout draws after a resume equal those of the uninterrupted run."""
+    m, o = _model_and_opt(1)
+    torch.manual_seed(123)
+    save_training_state(tmp_path, "last", m, o, {"state": {"epoch": 1}})
+    expected = torch.rand(5)
+    torch.manual_seed(999)  # a fresh process seeds and builds its model differently
+    load_training_state(tmp_path, "last", m, o)
+    assert torch.equal(torch.rand(5), expected)
+
+
+@pytest.mark.slow
+def test_killed_dropout_model_resumes_bit_identically(tiny_corpus, tmp_path):
+    """Conformer (dropout): killed mid-epoch 2, resumed; the final weights equal an uninterrupted run's."""
+    from audio_lottery.io import load_tensors
+    from audio_lottery.train.checkpoint import model_tensors
+
+    config = TINY_CONFIG.parent / "conformer_tiny.yaml"
+
+    def cmd(out):
+        args = [sys.executable, "-m", "audio_lottery.cli", "-q", "train", "--config", str(config), "--out", str(out)]
+        return args + sum((["--set", o] for o in tiny_overrides(tiny_corpus, *EXTRA)), [])
+
+    assert crash.run(cmd(tmp_path / "ref"), env=_env()).returncode == 0
+    steps = read_json(tmp_path / "ref" / "result.json")["steps"] // EPOCHS
+    assert crash.was_killed(crash.run(cmd(tmp_path / "run"), f"train.step:{steps + 2}", env=_env()))
+    assert crash.run(cmd(tmp_path / "run"), env=_env()).returncode == 0
+    a = model_tensors(load_tensors(tmp_path / "ref" / "last.safetensors"))
+    b = model_tensors(load_tensors(tmp_path / "run" / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -6,7 +6,8 @@ safetensors header (``training_state`` metadata) and in ``<name>.json`` beside i
 people and tools. The header copy is the one that counts on resume: it was renamed into
 place together with the weights, so a crash between the two writes can never pair new
 weights with old counters. Unreadable checkpoint files are moved aside
-(``*.corrupt``) and the checkpoint counts as absent.
+(``*.corrupt``) and the checkpoint counts as absent. torch's random state is saved too
+(``rng.*`` tensors) and restored on resume, so dropout draws continue as if uninterrupted.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def save_training_state(
     opt_tensors, opt_meta = flatten_optimizer(optimizer.state_dict())
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update(opt_tensors)
+    tensors.update(rng_state())
     meta = {"tensors": f"{name}.safetensors", "optimizer": opt_meta, **info}
     header = {STATE_KEY: json.dumps(meta, sort_keys=True, default=str)}
     save_tensors(out_dir / f"{name}.safetensors", tensors, metadata=header)
@@ -122,7 +124,27 @@ def load_training_state(
                          "use another --out")
     model.load_state_dict(model_tensors(tensors))
     optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"]))
+    set_rng_state(tensors)
     return meta
+
+
+def rng_state() -> dict[str, torch.Tensor]:
+    """torch's global random state (CPU, and every CUDA device in use) as ``rng.*`` tensors."""
+    state = {"rng.cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state.update({f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    return state
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor]) -> None:
+    """Restore what :func:`rng_state` saved, so a resumed run draws the same dropout masks as an
+    uninterrupted one (checkpoints without it leave the random state alone)."""
+    if "rng.cpu" in tensors:
+        torch.set_rng_state(tensors["rng.cpu"].to(torch.uint8))
+    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("rng.cuda.")),
+                                       key=lambda k: int(k.rsplit(".", 1)[1]))]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([t.to(torch.uint8) for t in cuda])
 
 
 def model_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
