@@ -17,8 +17,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from audio_lottery.faultpoints import ENV
 from audio_lottery.io import load_tensors
 from audio_lottery.pruning.mask import Mask
@@ -53,6 +51,7 @@ def kill_points(steps_per_epoch: int, epochs: int, levels: int) -> list[KillPoin
         KillPoint("write:best.safetensors:1", "writing the best-dev model"),
         KillPoint("write:result.json:1", "writing level 0's training result"),
         KillPoint("write:result.json:2", "writing level 0's scored result"),
+        KillPoint("write:mask.json:2", "writing level 1's mask report (before the mask itself)"),
         KillPoint("write:mask.safetensors:2", "writing level 1's mask"),
         KillPoint("runner.pruned:1", "between pruning and rewinding (level 1 mask saved, training not started)"),
         KillPoint(f"train.step:{mid(1, 0)}", "mid-epoch, level 1 epoch 1"),
@@ -140,8 +139,12 @@ def compare_runs(run_dir: Path, ref_dir: Path, wer_tol: float = WER_TOL, weight_
         if not (level / "result.json").is_file():
             problems.append(f"{level}: no result.json")
             continue
-        if Mask.load(level / "mask.safetensors") != Mask.load(ref_level / "mask.safetensors"):
+        mask = Mask.load(level / "mask.safetensors")
+        if mask != Mask.load(ref_level / "mask.safetensors"):
             problems.append(f"{level.name}: mask differs from the uninterrupted run")
+        report = level / "mask.json"
+        if not report.is_file() or json.loads(report.read_text())["global"]["remaining"] != mask.remaining():
+            problems.append(f"{level.name}: mask.json missing or not the report of mask.safetensors")
         a = model_tensors(load_tensors(level / "train" / "last.safetensors"))
         b = model_tensors(load_tensors(ref_level / "train" / "last.safetensors"))
         worst = max((float((a[k].double() - b[k].double()).abs().max()) for k in b if a[k].numel()), default=0.0)
@@ -193,7 +196,3 @@ def kill_and_resume(cmd: list[str], root: Path, ref_dir: Path, point: KillPoint,
             out.problems.append(f"{name} was finished before the kill but was redone ({stamp} -> {after.get(name)})")
     out.problems += compare_runs(run_dir, ref_dir, wer_tol, weight_tol)
     return out
-
-
-def exact_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
