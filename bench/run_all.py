@@ -1,6 +1,6 @@
 """Run every benchmark in turn; each prints its figures and writes its docs/bench_*.md.
 
-    python bench/run_all.py [--skip-training] [--lottery-run runs/lottery_<hash>]
+    python bench/run_all.py [--skip-training] [--skip-robustness] [--lottery-run runs/lottery_<hash>]
 
 Benchmarks run one after another (never in parallel: CPU timings on a shared machine are
 only meaningful as ratios measured in one quiet run).
@@ -25,6 +25,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--skip-training", action="store_true", help="skip the 30-minute ds2_small training")
     p.add_argument("--lottery-run", help="summarise this lottery run (e.g. the one `make demo` made)")
+    p.add_argument("--skip-robustness", action="store_true", help="skip the kill-and-resume matrix (~15 tiny runs)")
     args = p.parse_args()
     run("bench_synth.py", "0.1", "2")
     run("bench_features.py")
@@ -33,6 +34,8 @@ def main() -> None:
         run("bench_ds2_small.py")
     if args.lottery_run:
         run("bench_lottery.py", args.lottery_run)
+    if not args.skip_robustness:
+        run("bench_robustness.py")
 
 
 if __name__ == "__main__":
