@@ -1,6 +1,6 @@
 """Run every benchmark in turn; each prints its figures and writes its docs/bench_*.md.
 
-    python bench/run_all.py [--skip-training] [--lottery-run runs/lottery_<hash> [--noise]] [--transfer]
+    python bench/run_all.py [--skip-training] [--skip-robustness] [--lottery-run runs/lottery_<hash> [--noise]] [--transfer]
 
 Benchmarks run one after another (never in parallel: CPU timings on a shared machine are
 only meaningful as ratios measured in one quiet run).
@@ -28,6 +28,7 @@ def main() -> None:
     p.add_argument("--noise", action="store_true", help="with --lottery-run: the noise table (~30 min, 6 trainings)")
     p.add_argument("--transfer", action="store_true", help="the espeak -> flite+festival transfer table "
                    "(~30 min, 14 trainings)")
+    p.add_argument("--skip-robustness", action="store_true", help="skip the kill-and-resume matrix (~15 tiny runs)")
     args = p.parse_args()
     run("bench_synth.py", "0.1", "2")
     run("bench_features.py")
@@ -42,6 +43,8 @@ def main() -> None:
         run("bench_noise.py", "--run", args.lottery_run)
     if args.transfer:
         run("bench_transfer.py", "--levels", "1,2,3,4", "--set", "prune.fraction=0.36")
+    if not args.skip_robustness:
+        run("bench_robustness.py")
 
 
 if __name__ == "__main__":

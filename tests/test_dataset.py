@@ -38,7 +38,7 @@ def test_collate_pads():
 
 def test_filter_names_each_problem(tmp_path, caplog):
     good = tmp_path / "good.wav"
-    sf.write(good, np.zeros(16000, dtype=np.float32), 16000)
+    sf.write(good, 0.1 * np.sin(np.arange(16000, dtype=np.float32) / 3), 16000)
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF....garbage")
     recs = [
@@ -54,6 +54,6 @@ def test_filter_names_each_problem(tmp_path, caplog):
         kept, report = filter_records(recs, CharTokenizer(), lambda d: int(d * 25), 0.1, 20.0)
     assert [r["id"] for r in kept] == ["ok"]
     assert report.dropped == {"empty transcript": 1, "text outside the vocabulary": 1,
-                              "audio too short for its transcript": 1, "unreadable audio": 2,
+                              "audio too short for its transcript": 1, "unreadable audio": 1, "missing audio file": 1,
                               "segment beyond the end of the audio": 1}
     assert "corrupt.wav" in caplog.text and "nope.wav" in caplog.text

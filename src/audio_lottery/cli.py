@@ -32,6 +32,15 @@ def cmd_data_prepare(args: argparse.Namespace) -> None:
     print(json.dumps(prepare_corpus(args.name, Path(args.root), Path(args.out))))
 
 
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from audio_lottery.data.validate import check_manifest
+
+    cfg = load_config(args.config, args.overrides) if args.config else None
+    report = check_manifest(args.manifest, cfg, args.role)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
+    return 0 if report.ok else 1
+
+
 def cmd_info(args: argparse.Namespace) -> None:
     from audio_lottery.data.tokenizers import CharTokenizer
     from audio_lottery.pruning.mask import select_prunable
@@ -147,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_data_prepare)
+    p = data.add_parser("check", help="validate a manifest: malformed lines, unusable audio and transcripts "
+                        "(exit 1 when training would refuse it)", parents=[common])
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--role", choices=["train", "eval"], default="train", help="check as training or dev/test data")
+    p.add_argument("--config", help="preset whose duration range, sample rate and model apply (default: defaults)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_data_check)
 
     p = sub.add_parser("info", help="parameter counts of a config's model", parents=[common])
     _add_config_args(p)
@@ -203,13 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        args.func(args)
+        rc = args.func(args)
     except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
         if args.verbose:
             raise
         print(f"audio-lottery: error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return rc or 0
 
 
 if __name__ == "__main__":

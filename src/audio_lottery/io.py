@@ -3,35 +3,118 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save_file
+
+from audio_lottery.faultpoints import faultpoint
+
+log = logging.getLogger(__name__)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
-def _atomic_replace(path: Path, write) -> None:
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def _atomic_replace(path: Path, write_to: Callable[[str], None]) -> None:
+    """Call ``write_to(tmp)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
+
+    The temporary name carries this process id (``.<name>.<pid>.<random>.tmp``) so that
+    :func:`remove_stale_temps` can tell a dead writer's leftovers from a live one's.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
+        write_to(tmp)
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        faultpoint("write:" + path.name)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (power loss); best effort where directories cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_file(data: bytes) -> Callable[[str], None]:
+    def write_to(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+
+    return write_to
+
+
+def remove_stale_temps(folder: Path) -> int:
+    """Delete temporary files under ``folder`` left by writers that no longer run (killed
+    mid-write); returns how many. Files of live processes are left alone."""
+    removed = 0
+    for tmp in Path(folder).rglob(".*.tmp"):
+        match = _TEMP_RE.match(tmp.name)
+        if not match or _alive(int(match["pid"])):
+            continue
+        try:
+            tmp.unlink()
+            removed += 1
+        except FileNotFoundError:
+            continue
+    if removed:
+        log.info("%s: removed %d temporary file(s) left by interrupted writes", folder, removed)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def quarantine(path: Path, problem: str) -> Path:
+    """Move an unreadable file aside to ``<name>.corrupt`` (kept for inspection) and log why;
+    the caller then treats it as absent and redoes the work that wrote it."""
+    path = Path(path)
+    dest = path.with_name(path.name + ".corrupt")
+    os.replace(path, dest)
+    log.warning("%s: %s; moved aside to %s and treated as absent (the step that wrote it is redone)",
+                path, problem, dest.name)
+    return dest
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    _atomic_replace(path, lambda fh: fh.write(data))
+    _atomic_replace(path, _write_file(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -56,34 +139,54 @@ def read_json(path: Path) -> Any:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
 
 
+def read_json_or_none(path: Path) -> dict | None:
+    """The JSON object in ``path``; None when the file is absent. A file that is not a valid
+    JSON object (truncated, garbage) is moved aside with a warning (:func:`quarantine`) and
+    also gives None, so callers redo the step that should have written it."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        obj = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        quarantine(path, f"not valid JSON ({exc})")
+        return None
+    if not isinstance(obj, dict):
+        quarantine(path, f"expected a JSON object, found {type(obj).__name__}")
+        return None
+    return obj
+
+
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Atomically save a flat dict of tensors as safetensors."""
-    path = Path(path)
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    tmp_dir = path.parent
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=tmp_dir)
-    os.close(fd)
-    try:
-        save_file(flat, tmp, metadata=metadata)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _atomic_replace(Path(path), lambda tmp: save_file(flat, tmp, metadata=metadata))
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """Load a safetensors file; a clear error names a missing or corrupt file."""
+    return load_tensors_and_metadata(path)[0]
+
+
+def load_tensors_and_metadata(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and string metadata of a safetensors file, read fully into memory.
+
+    The tensors own their memory (``safetensors.torch.load_file`` maps the file instead, so a
+    file rewritten in place -- by a user, a sync tool, another run -- would change loaded
+    weights underneath or kill the process with SIGBUS). A missing, truncated or foreign
+    file raises an error naming it; nothing is ever unpickled.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
     try:
-        return load_file(str(path))
+        data = path.read_bytes()
+        tensors = safetensors_load(data)
+        size = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8 : 8 + size]).get("__metadata__") or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable safetensors file ({exc})") from None
+    return tensors, dict(meta)
 
 
 def load_tensors_any(path: Path) -> dict[str, torch.Tensor]:

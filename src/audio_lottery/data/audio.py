@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +74,96 @@ def decode_audio(data: bytes, sample_rate: int, name: str) -> np.ndarray:
     if wav.shape[0] == 0:
         raise AudioError(f"{name}: no samples")
     return to_mono_rate(wav, sr, sample_rate, name)
+
+
+# --------------------------------------------------------------------------- checking
+
+SILENCE_PEAK = 1e-4  # peak |sample| below this (-80 dBFS) counts as silence
+_BLOCK_FRAMES = 1 << 20
+
+
+@dataclass(frozen=True)
+class AudioFacts:
+    """What one pass over (a segment of) an audio file found."""
+
+    sample_rate: int
+    channels: int
+    file_seconds: float   # length of the whole file
+    frames: int           # frames in the segment that was read
+    expected: int         # frames the header promised for that segment
+    finite: bool          # no NaN or infinite sample
+    peak: float           # largest |sample| (over the finite ones)
+
+
+def inspect_audio(path: str | Path, offset: float = 0.0, duration: float | None = None) -> AudioFacts:
+    """Read ``path`` (the segment ``offset``/``duration`` if given) block by block and describe it.
+
+    Raises :class:`AudioError` naming the file when it is missing or cannot be decoded.
+    Results are cached per (file, size, modification time, segment), so checking the same
+    corpus again (every lottery level) costs one ``stat`` per file.
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        raise AudioError(f"{p}: audio file not found") from None
+    if not p.is_file():
+        raise AudioError(f"{p}: not a regular file")
+    return _inspect(str(p), st.st_size, st.st_mtime_ns, float(offset), None if duration is None else float(duration))
+
+
+@lru_cache(maxsize=None)
+def _inspect(path: str, size: int, mtime_ns: int, offset: float, duration: float | None) -> AudioFacts:
+    frames, finite, peak, start, stop = 0, True, 0.0, 0, 0
+    try:
+        with sf.SoundFile(path) as fh:
+            sr, channels, total = fh.samplerate, fh.channels, fh.frames
+            start = min(int(round(offset * sr)), total)
+            stop = total if duration is None else min(total, start + int(round(duration * sr)))
+            if start:
+                fh.seek(start)
+            while frames < stop - start:
+                block = fh.read(frames=min(_BLOCK_FRAMES, stop - start - frames), dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                frames += block.shape[0]
+                ok = np.isfinite(block)
+                if not ok.all():
+                    finite = False
+                    block = np.where(ok, block, 0.0)
+                peak = max(peak, float(np.abs(block).max()))
+    except Exception as exc:  # noqa: BLE001 - soundfile raises several types
+        raise AudioError(f"{path}: unreadable audio ({exc})") from None
+    return AudioFacts(sr, channels, total / sr if sr > 0 else 0.0, frames, stop - start, finite, peak)
+
+
+def audio_problem(rec: dict) -> tuple[tuple[str, str] | None, AudioFacts | None]:
+    """(problem, facts) of a manifest record's audio: ``problem`` is (reason, detail) when the
+    utterance cannot be used (missing, unreadable, empty, truncated, non-finite or silent audio,
+    segment beyond the end), else None; ``facts`` is None when the file could not be read."""
+    offset, duration = rec.get("offset", 0.0), rec["duration"]
+    try:
+        facts = inspect_audio(rec["audio"], offset, duration)
+    except AudioError as exc:
+        missing = "not found" in str(exc) or "not a regular file" in str(exc)
+        return ("missing audio file" if missing else "unreadable audio", str(exc)), None
+    if facts.file_seconds <= 0:
+        return ("empty audio", f"{rec['audio']}: the file has no samples"), facts
+    if offset + duration > facts.file_seconds + 0.05:
+        return ("segment beyond the end of the audio",
+                f"{rec['audio']}: {offset + duration:.2f}s > {facts.file_seconds:.2f}s"), facts
+    if facts.frames < facts.expected:
+        return ("truncated audio", f"{rec['audio']}: decoded {facts.frames} of {facts.expected} frames"), facts
+    if not facts.finite:
+        return ("non-finite samples", f"{rec['audio']}: NaN or infinite samples"), facts
+    if facts.peak < SILENCE_PEAK:
+        return ("silent audio", f"{rec['audio']}: peak amplitude {facts.peak:.1e} < {SILENCE_PEAK:.0e}"), facts
+    return None, facts
+
+
+def conversion_notes(sample_rates: dict[int, int], multichannel: int, sample_rate: int) -> dict[str, int]:
+    """Harmless conversions loading will do: ``{"resampled from 8000 Hz": n, "mixed down to mono": m}``."""
+    notes = {f"resampled from {sr} Hz": n for sr, n in sorted(sample_rates.items()) if sr != sample_rate}
+    if multichannel:
+        notes["mixed down to mono (several channels)"] = multichannel
+    return notes

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from audio_lottery.data.audio import AudioError, audio_info, load_audio
+from audio_lottery.data.audio import AudioError, AudioFacts, audio_problem, load_audio
 
 log = logging.getLogger(__name__)
 
@@ -166,14 +166,26 @@ class FilterReport:
 
     kept: int = 0
     dropped: dict | None = None
+    problems: list = field(default_factory=list)  # {"id", "audio", "reason", "detail"} per dropped utterance
+    quiet: bool = False  # do not log each dropped utterance (the caller reports them)
+    sample_rates: dict = field(default_factory=dict)  # sample rate -> kept utterances (audio checked)
+    multichannel: int = 0  # kept utterances with several channels (mixed down when loaded)
 
     def add(self, reason: str, rec: dict, detail: str = "") -> None:
         self.dropped = self.dropped or {}
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
-        log.warning("skipping %s (%s): %s %s", rec.get("audio"), rec.get("id"), reason, detail)
+        self.problems.append({"id": rec.get("id"), "audio": rec.get("audio"), "reason": reason, "detail": detail})
+        if not self.quiet:
+            log.warning("skipping %s (%s): %s %s", rec.get("audio"), rec.get("id"), reason, detail)
 
     def total_dropped(self) -> int:
         return sum((self.dropped or {}).values())
+
+    def summary(self) -> str:
+        """One line: kept, skipped and why."""
+        total = self.kept + self.total_dropped()
+        why = ", ".join(f"{reason}: {n}" for reason, n in sorted((self.dropped or {}).items()))
+        return f"{self.kept} of {total} utterances usable" + (f"; skipped {self.total_dropped()} ({why})" if why else "")
 
 
 def ctc_min_frames_of(tokens: list[int]) -> int:
@@ -189,47 +201,48 @@ def filter_records(
     max_duration: float,
     check_audio: bool = True,
     min_frames: Callable[[list[int]], int] = ctc_min_frames_of,
+    quiet: bool = False,
 ) -> tuple[list[dict], FilterReport]:
     """Drop utterances training cannot use, naming each file and its problem.
 
-    Reasons: unreadable/missing audio, duration outside the range, empty transcript,
-    characters outside the vocabulary, or too few output frames for the transcript
-    (``frames_for(duration)`` output frames < ``min_frames(tokens)``, by default the CTC rule).
+    Reasons: empty transcript, duration outside the range, characters outside the
+    vocabulary, too few output frames for the transcript (``frames_for(duration)`` output
+    frames < ``min_frames(tokens)``, by default the CTC rule), and with ``check_audio`` the
+    audio problems of :func:`~audio_lottery.data.audio.audio_problem` (missing, unreadable,
+    empty, truncated, non-finite or silent audio, segment beyond the end). Each audio file
+    is decoded once per process (cached), see :mod:`audio_lottery.data.validate`.
     """
-    report = FilterReport()
+    report = FilterReport(quiet=quiet)
     kept: list[dict] = []
     for rec in records:
-        reason = _problem(rec, tokenizer, frames_for, min_frames, min_duration, max_duration, check_audio)
+        reason, facts = _problem(rec, tokenizer, frames_for, min_frames, min_duration, max_duration, check_audio)
         if reason:
             report.add(reason[0], rec, reason[1])
             continue
         kept.append(rec)
+        if facts is not None:
+            report.sample_rates[facts.sample_rate] = report.sample_rates.get(facts.sample_rate, 0) + 1
+            report.multichannel += facts.channels > 1
     report.kept = len(kept)
     return kept, report
 
 
-def _problem(rec, tokenizer, frames_for, min_frames, min_duration, max_duration, check_audio) -> tuple[str, str] | None:
+def _problem(rec, tokenizer, frames_for, min_frames, min_duration, max_duration, check_audio
+             ) -> tuple[tuple[str, str] | None, AudioFacts | None]:
     dur = rec["duration"]
     if not rec["text"].strip():
-        return "empty transcript", ""
+        return ("empty transcript", ""), None
     if not (min_duration <= dur <= max_duration):
-        return "duration out of range", f"{dur:.2f}s not in [{min_duration}, {max_duration}]"
+        return ("duration out of range", f"{dur:.2f}s not in [{min_duration}, {max_duration}]"), None
     try:
         tokens = tokenizer.encode(rec["text"])
     except ValueError as exc:
-        return "text outside the vocabulary", str(exc)
+        return ("text outside the vocabulary", str(exc)), None
     need = min_frames(tokens)
     have = frames_for(dur)
     if have < need:
-        return "audio too short for its transcript", f"{have} output frames < {need} needed"
-    if check_audio:
-        try:
-            file_dur, _ = audio_info(rec["audio"])
-        except AudioError as exc:
-            return "unreadable audio", str(exc)
-        if rec.get("offset", 0.0) + dur > file_dur + 0.05:
-            return "segment beyond the end of the audio", f"{rec.get('offset', 0.0) + dur:.2f}s > {file_dur:.2f}s"
-    return None
+        return ("audio too short for its transcript", f"{have} output frames < {need} needed"), None
+    return audio_problem(rec) if check_audio else (None, None)
 
 
 def frames_counter(featurizer, model, sample_rate: int) -> Callable[[float], int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from audio_lottery.io import atomic_write_jsonl
 
@@ -32,46 +32,85 @@ def read_manifest(path: str | Path, resolve_audio: bool = True) -> list[dict]:
     """Read and validate a manifest. Relative audio paths are resolved against its folder.
 
     Every record gets an ``id`` (the one in the file, else ``<stem>[@offset]``) and an
-    ``offset`` (default 0). Duplicate ids are refused.
+    ``offset`` (default 0). The first malformed line (invalid JSON or UTF-8, missing or
+    invalid field, duplicate id) raises :class:`ManifestError` naming the file and line;
+    ``audio-lottery data check`` lists them all.
+    """
+    records = []
+    for _, item in iter_manifest(path, resolve_audio):
+        if isinstance(item, ManifestError):
+            raise ManifestError(f"{item} (`audio-lottery data check --manifest {path}` lists every problem)")
+        records.append(item)
+    return records
+
+
+def iter_manifest(path: str | Path, resolve_audio: bool = True) -> Iterator[tuple[int, dict | ManifestError]]:
+    """(line number, record or the :class:`ManifestError` of that line) for every non-blank line.
+
+    A missing or unreadable manifest raises ManifestError at once.
     """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
-    records: list[dict] = []
-    seen: set[str] = set()
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ManifestError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(rec, dict):
-                raise ManifestError(f"{path}:{lineno}: expected a JSON object")
-            missing = [k for k in REQUIRED_FIELDS if k not in rec]
-            if missing:
-                raise ManifestError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}")
-            try:
-                rec["duration"] = float(rec["duration"])
-                rec["offset"] = float(rec.get("offset", 0.0) or 0.0)
-            except (TypeError, ValueError):
-                raise ManifestError(f"{path}:{lineno}: duration/offset must be numbers") from None
-            if not math.isfinite(rec["duration"]) or rec["duration"] <= 0:
-                raise ManifestError(f"{path}:{lineno}: duration must be a positive number, got {rec['duration']}")
-            if not math.isfinite(rec["offset"]) or rec["offset"] < 0:
-                raise ManifestError(f"{path}:{lineno}: offset must be a non-negative number, got {rec['offset']}")
-            if not isinstance(rec["text"], str):
-                raise ManifestError(f"{path}:{lineno}: text must be a string")
-            rec["speaker"] = str(rec["speaker"])
-            if resolve_audio and not Path(rec["audio"]).is_absolute():
-                rec["audio"] = str((path.parent / rec["audio"]).resolve())
-            if "id" not in rec:
-                stem = Path(rec["audio"]).stem
-                rec["id"] = stem if rec["offset"] == 0 else f"{stem}@{rec['offset']:.2f}"
-            rec["id"] = str(rec["id"])
-            if rec["id"] in seen:
-                raise ManifestError(f"{path}:{lineno}: duplicate utterance id {rec['id']!r}")
-            seen.add(rec["id"])
-            records.append(rec)
-    return records
+    seen: dict[str, int] = {}
+    try:
+        with path.open("rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                try:
+                    rec = _parse_line(raw, lineno, path, resolve_audio)
+                except ManifestError as exc:
+                    yield lineno, exc
+                    continue
+                if rec is None:
+                    continue
+                if rec["id"] in seen:
+                    yield lineno, ManifestError(f"{path}:{lineno}: duplicate utterance id {rec['id']!r} "
+                                                f"(first on line {seen[rec['id']]})")
+                    continue
+                seen[rec["id"]] = lineno
+                yield lineno, rec
+    except OSError as exc:
+        raise ManifestError(f"{path}: manifest unreadable ({exc})") from None
+
+
+def _parse_line(raw: bytes, lineno: int, path: Path, resolve_audio: bool) -> dict | None:
+    """One record from one line (None for a blank line); ManifestError names the file and line."""
+    where = f"{path}:{lineno}"
+    try:
+        line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if not line.strip():
+        return None
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{where}: not valid JSON ({exc.msg})") from None
+    if not isinstance(rec, dict):
+        raise ManifestError(f"{where}: expected a JSON object")
+    missing = [k for k in REQUIRED_FIELDS if k not in rec]
+    if missing:
+        raise ManifestError(f"{where}: missing field(s) {', '.join(missing)}")
+    try:
+        if isinstance(rec["duration"], bool) or isinstance(rec.get("offset"), bool):
+            raise TypeError
+        rec["duration"] = float(rec["duration"])
+        rec["offset"] = float(rec.get("offset", 0.0) or 0.0)
+    except (TypeError, ValueError):
+        raise ManifestError(f"{where}: duration/offset must be numbers") from None
+    if not math.isfinite(rec["duration"]) or rec["duration"] <= 0:
+        raise ManifestError(f"{where}: duration must be a positive number, got {rec['duration']}")
+    if not math.isfinite(rec["offset"]) or rec["offset"] < 0:
+        raise ManifestError(f"{where}: offset must be a non-negative number, got {rec['offset']}")
+    if not isinstance(rec["text"], str):
+        raise ManifestError(f"{where}: text must be a string")
+    if not isinstance(rec["audio"], str) or not rec["audio"].strip():
+        raise ManifestError(f"{where}: audio must be a non-empty path string")
+    rec["speaker"] = str(rec["speaker"])
+    if resolve_audio and not Path(rec["audio"]).is_absolute():
+        rec["audio"] = str((path.parent / rec["audio"]).resolve())
+    if "id" not in rec:
+        stem = Path(rec["audio"]).stem
+        rec["id"] = stem if rec["offset"] == 0 else f"{stem}@{rec['offset']:.2f}"
+    rec["id"] = str(rec["id"])
+    return rec

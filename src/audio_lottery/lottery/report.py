@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from audio_lottery.config import LotteryConfig
+from audio_lottery.faultpoints import faultpoint
 from audio_lottery.io import atomic_write_bytes, atomic_write_text
 from audio_lottery.lottery.tickets import select_tickets
 
@@ -513,5 +514,6 @@ def write_report(run_dir: Path, tolerance: float | None = None) -> tuple[Path, P
     tables = _tables(run, tickets) + extra_tables(run, tickets)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     atomic_write_text(md_path, _render_md(title, summary, tables, plots, run.notes))
+    faultpoint("report.write")
     atomic_write_text(html_path, _render_html(title, summary, tables, plots, run.notes))
     return md_path, html_path

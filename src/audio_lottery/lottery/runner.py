@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from audio_lottery.config import RUNTIME_KEYS, Config, config_hash, load_config, resolve_paths, save_config, to_dict
-from audio_lottery.io import atomic_write_json, load_tensors, read_json, save_tensors
+from audio_lottery.faultpoints import faultpoint
+from audio_lottery.io import atomic_write_json, load_tensors, quarantine, read_json_or_none, remove_stale_temps, save_tensors
 from audio_lottery.lottery.rewind import parse_rewind
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.strategies import get_strategy
@@ -52,6 +53,8 @@ def load_run_config(run_dir: Path) -> Config:
 def prepare_run(cfg: Config, root: Path) -> Path:
     """Create the run folder with config, tokenizer and theta_0 (each once)."""
     cfg = resolve_paths(cfg)
+    for split in ("dev", "test"):  # refuse unusable evaluation data now, not after level 0's training
+        load_split(cfg, split)
     run_dir = run_dir_for(cfg, root)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run_dir / "config.yaml"
@@ -60,8 +63,9 @@ def prepare_run(cfg: Config, root: Path) -> Path:
         if run_hash(stored) != run_hash(cfg):
             raise ValueError(f"{cfg_path}: a different configuration already lives in this run folder")
     save_config(cfg, cfg_path)  # levels/tolerance may change between invocations
+    remove_stale_temps(run_dir)
     tokenizer = run_tokenizer(cfg, run_dir)
-    if not (run_dir / "init.safetensors").is_file():
+    if not _readable(run_dir / "init.safetensors", load_tensors):
         torch.manual_seed(cfg.train.seed)
         rec = Recognizer.build(cfg, tokenizer)
         save_tensors(run_dir / "init.safetensors", rec.model.state_dict())
@@ -116,9 +120,10 @@ def train_level(cfg: Config, run_dir: Path, level_dir: Path, mask: Mask, init_st
 
     The level's mask is saved beside its result (``mask.safetensors`` + ``mask.json``).
     """
-    if (level_dir / "result.json").is_file():
-        return read_json(level_dir / "result.json")
-    if not (level_dir / "mask.safetensors").is_file():
+    done = read_json_or_none(level_dir / "result.json")
+    if done is not None:
+        return done
+    if not _readable(level_dir / "mask.safetensors", Mask.load):
         mask.save(level_dir / "mask.safetensors")
     tokenizer = run_tokenizer(cfg, run_dir)
     enforced = mask if mask.density() < 1.0 else None
@@ -131,11 +136,24 @@ def train_level(cfg: Config, run_dir: Path, level_dir: Path, mask: Mask, init_st
     return result
 
 
+def _readable(path: Path, load) -> bool:
+    """Whether ``path`` exists and ``load(path)`` succeeds; an unreadable file is moved aside
+    (so the stage that writes it runs again) instead of stopping the run."""
+    if not path.is_file():
+        return False
+    try:
+        load(path)
+    except ValueError as exc:
+        quarantine(path, str(exc).removeprefix(f"{path}: "))
+        return False
+    return True
+
+
 def run_levels(cfg: Config, run_dir: Path, levels: int, progress: bool = True) -> None:
     """IMP in a prepared folder (config, tokenizer, ``init.safetensors``): level 0 trains dense from
     ``init.safetensors``, then per level: prune -> rewind -> train -> score, up to ``levels``."""
     level0 = run_dir / "level_0"
-    if not (level0 / "mask.safetensors").is_file():
+    if not _readable(level0 / "mask.safetensors", Mask.load):
         dense_mask(cfg, run_dir).save(level0 / "mask.safetensors")
     rewind = cfg.prune.rewind if parse_rewind(cfg.prune.rewind)[0] > 0 else None
     train_level(cfg, run_dir, level0, Mask.load(level0 / "mask.safetensors"), load_tensors(run_dir / "init.safetensors"), 0, "imp",
@@ -143,8 +161,9 @@ def run_levels(cfg: Config, run_dir: Path, levels: int, progress: bool = True) -
     for level in range(1, levels + 1):
         level_dir = run_dir / f"level_{level}"
         mask_path = level_dir / "mask.safetensors"
-        if not mask_path.is_file():
+        if not _readable(mask_path, Mask.load):
             next_mask(cfg, run_dir, level).save(mask_path)
+            faultpoint("runner.pruned")
         mask = Mask.load(mask_path)
         log.info("level %d: %.1f %% of prunable weights remain", level, 100 * mask.density())
         train_level(cfg, run_dir, level_dir, mask, rewind_state(cfg, run_dir), level, "imp", progress=progress)

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 import torch
-from safetensors import safe_open
 from torch import Tensor, nn
 
-from audio_lottery.io import atomic_write_json, load_tensors, save_tensors
+from audio_lottery.io import atomic_write_json, load_tensors_and_metadata, save_tensors
 
 _FORMAT = "audio-lottery-mask"
 
@@ -46,12 +45,11 @@ def select_prunable(
     return {name: p for name, p in named.items() if name in chosen}
 
 
-def _saved_order(path: Path) -> list[str]:
+def _saved_names(meta: Mapping[str, str]) -> list[str]:
     """Tensor names in the order they were saved (safetensors itself sorts them)."""
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            names = json.loads((fh.metadata() or {}).get("names", "[]"))
-    except (OSError, ValueError):
+        names = json.loads(meta.get("names", "[]"))
+    except ValueError:
         return []
     return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
@@ -163,20 +161,23 @@ class Mask:
         return Path(path).with_suffix(".json")
 
     def save(self, path: str | Path) -> None:
-        """Write ``path`` (safetensors, bools as uint8) and its JSON sparsity report, atomically."""
+        """Write the JSON sparsity report, then ``path`` (safetensors, bools as uint8), each atomically.
+
+        The mask file is written last, so its presence means both are complete.
+        """
         path = Path(path)
         meta = {"format": _FORMAT, "names": json.dumps(self.keys())}
-        save_tensors(path, {n: t.to(torch.uint8) for n, t in self._t.items()}, metadata=meta)
         atomic_write_json(self.report_path(path), self.report())
+        save_tensors(path, {n: t.to(torch.uint8) for n, t in self._t.items()}, metadata=meta)
 
     @classmethod
     def load(cls, path: str | Path) -> "Mask":
         """Read a mask written by :meth:`save` (tensor order kept); values other than 0/1 are refused."""
-        tensors = load_tensors(Path(path))
+        tensors, meta = load_tensors_and_metadata(Path(path))
         for name, t in tensors.items():
             if t.dtype not in (torch.uint8, torch.bool) or bool(((t != 0) & (t != 1)).any()):
                 raise ValueError(f"{path}: tensor {name!r} is not a 0/1 mask")
-        order = [n for n in _saved_order(Path(path)) if n in tensors]
+        order = [n for n in _saved_names(meta) if n in tensors]
         order += [n for n in tensors if n not in order]
         return cls({n: tensors[n] for n in order})
 

@@ -84,9 +84,11 @@ def _prune_smallest(scores: Tensor, keep: Tensor, fraction: float) -> Tensor:
     """New flat keep-vector: drop ``round(fraction * kept)`` kept entries with the smallest score.
 
     Ties are broken deterministically: a stable sort prunes the lower flat index first.
+    Entries scored ``+inf`` (protected, see :func:`_protect_floor`) are never dropped, even
+    when fewer than the count remain unprotected.
     """
     alive = keep.nonzero().squeeze(1)
-    count = round(fraction * alive.numel())
+    count = min(round(fraction * alive.numel()), int((scores[alive] != math.inf).sum()))
     order = torch.sort(scores[alive], stable=True).indices[:count]
     new = keep.clone()
     new[alive[order]] = False
@@ -108,7 +110,8 @@ def global_magnitude(
 
     ``min_density`` (default 0: the paper's rule) guards against layer collapse: the largest
     ``ceil(min_density * numel)`` surviving weights of every tensor are never pruned, and the
-    global count is taken from the other weights instead.
+    global count is taken from the other weights instead (deep in a schedule, when fewer
+    unprotected weights remain than the count, only those are pruned).
     """
     _check(params, mask, fraction)
     names = mask.keys()

@@ -28,8 +28,10 @@ from audio_lottery.data.dataset import (
     frames_counter,
 )
 from audio_lottery.data.manifest import read_manifest
+from audio_lottery.data.validate import check_eval_records, write_data_report
 from audio_lottery.eval.evaluate import evaluate
-from audio_lottery.io import atomic_write_json, read_json, save_tensors
+from audio_lottery.faultpoints import faultpoint
+from audio_lottery.io import atomic_write_json, read_json_or_none, save_tensors
 from audio_lottery.lottery.rewind import rewind_to_steps
 from audio_lottery.pruning.mask import Mask, MaskEnforcer
 from audio_lottery.recognizer import Recognizer
@@ -88,7 +90,10 @@ def load_split(cfg: Config, split: str) -> list[dict]:
         raise ValueError(f"data.{split}_manifest is not set")
     records = read_manifest(path)
     cap = {"train": cfg.data.max_train_utterances, "dev": cfg.data.max_eval_utterances}.get(split, 0)
-    return records[:cap] if cap else records
+    records = records[:cap] if cap else records
+    if split != "train":
+        check_eval_records(records, path, split)  # refused here, before training, not mid-level
+    return records
 
 
 def train_model(
@@ -109,8 +114,9 @@ def train_model(
     """
     out_dir = Path(out_dir)
     identity = config_hash(cfg)
-    if (out_dir / "result.json").is_file():
-        return _check_identity(read_json(out_dir / "result.json"), identity, out_dir / "result.json")
+    done = read_json_or_none(out_dir / "result.json")
+    if done is not None:
+        return _check_identity(done, identity, out_dir / "result.json")
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
@@ -127,6 +133,7 @@ def train_model(
     optimizer = make_optimizer(rec.model, cfg)
 
     data = build_train_data(cfg, rec, train_records)
+    write_data_report(out_dir, data.filtered, cfg)
     rewind_step = rewind_to_steps(rewind, len(data.sampler)) if rewind is not None else None
     state = restore_state(out_dir, identity, rec, optimizer, rewind_step)
     logger = MetricsLogger(out_dir, resume_step=state.step)
@@ -184,9 +191,7 @@ def build_train_data(cfg: Config, rec: Recognizer, records: list[dict]) -> Train
 
 def restore_state(out_dir: Path, identity: str, rec: Recognizer, optimizer, rewind_step: int | None) -> TrainState:
     """Resume from ``last.json`` when present (same hyper-parameters only), else start fresh."""
-    if (out_dir / "last.json").is_file():
-        _check_identity(read_json(out_dir / "last.json"), identity, out_dir / "last.json")
-    info = load_training_state(out_dir, "last", rec.model, optimizer)
+    info = load_training_state(out_dir, "last", rec.model, optimizer, config_hash=identity)
     if info is not None:
         log.info("resuming %s at epoch %d (step %d)", out_dir, info["state"]["epoch"], info["state"]["step"])
         return TrainState(**info["state"])
@@ -256,6 +261,7 @@ class _Loop:
         if self.enforcer:
             self.enforcer.apply()
         s.step += 1
+        faultpoint("train.step")
         s.audio_seconds += float(batch.feat_lens.sum()) * self.cfg.data.features.hop_ms / 1000.0
         if self.rewind_step and s.step == self.rewind_step:
             save_tensors(self.out_dir / "rewind.safetensors", model.state_dict())

@@ -1,0 +1,57 @@
+"""Deterministic crash points for the crash-safety tests.
+
+``faultpoint(name)`` does nothing unless the environment variable
+``AUDIO_LOTTERY_KILL_AT`` is set (then one dict lookup). Set to ``<point>:<count>``
+(several comma-separated), the ``count``-th call of ``faultpoint(point)`` in this
+process kills it with SIGKILL: no ``finally`` blocks, no flushing, no atexit -- what a
+power cut, the OOM killer or a pre-empted cloud machine does.
+
+Points placed in the code (see docs/robustness.md):
+
+- ``write:<file name>``  in :mod:`audio_lottery.io`, after a temporary file is fully
+  written and synced, before it is renamed over ``<file name>``
+- ``train.step``         after every optimizer step (mid-epoch)
+- ``runner.pruned``      after a level's mask is written, before rewinding and training
+- ``report.write``       after ``report.md`` is written, before ``report.html``
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "AUDIO_LOTTERY_KILL_AT"
+
+
+def parse_spec(spec: str | None) -> dict[str, int]:
+    """``"a:2,write:last.json:1"`` -> ``{"a": 2, "write:last.json": 1}`` (count >= 1)."""
+    armed: dict[str, int] = {}
+    for part in (spec or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, count = part.rpartition(":")
+        if not sep or not name or not count.isdigit() or int(count) < 1:
+            raise ValueError(f"{ENV}: {part!r} must look like <point>:<count> with count >= 1")
+        armed[name] = int(count)
+    return armed
+
+
+_ARMED: dict[str, int] = parse_spec(os.environ.get(ENV))
+_SEEN: dict[str, int] = {}
+
+
+def faultpoint(name: str) -> None:
+    """Kill this process (SIGKILL) on the armed call of point ``name``; otherwise a no-op."""
+    if not _ARMED or name not in _ARMED:
+        return
+    _SEEN[name] = _SEEN.get(name, 0) + 1
+    if _SEEN[name] == _ARMED[name]:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def arm(spec: str | None) -> None:
+    """Re-arm from ``spec`` (tests of this module; subprocesses use the environment variable)."""
+    _ARMED.clear()
+    _ARMED.update(parse_spec(spec))
+    _SEEN.clear()
