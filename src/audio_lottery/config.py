@@ -161,7 +161,11 @@ class TrainConfig:
     sortagrad: bool = _f(True, "first epoch visits batches from shortest to longest")
     seed: int = _f(0, "random seed (weights, batches, augmentation)")
     threads: int = _f(2, "torch intra-op threads")
-    device: str = _f("cpu", "torch device")
+    device: str = _f("cpu", "cpu, cuda, cuda:N or auto (cuda when available); under torchrun cuda means cuda:LOCAL_RANK")
+    amp: str = _f("off", "mixed precision: off, bf16 (autocast) or fp16 (autocast + gradient scaler)",
+                  ("off", "bf16", "fp16"))
+    sync_batchnorm: bool = _f(True, "under DDP, batch-norm statistics over the global batch (equal to one "
+                              "process with that batch); false: each rank's own shard")
     eval_every_epochs: int = _f(1, "validate on dev every N epochs")
     max_steps: int = _f(0, "stop after this many optimizer steps (0 = no limit)")
     max_minutes: float = _f(0.0, "stop after this many minutes of training (0 = no limit)")

@@ -71,4 +71,7 @@ class Recognizer:
         """Greedy transcripts of 1-D waveforms at the configured sample rate."""
         self.model.eval()
         feats, lens = self.features(waves)
+        device = next(self.model.parameters()).device
+        if device.type != "cpu":
+            feats, lens = feats.to(device), lens.to(device)
         return [self.tokenizer.decode(ids) for ids in self.model.decode(feats, lens)]
