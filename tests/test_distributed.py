@@ -65,11 +65,7 @@ def test_two_processes_match_one_process(worker_out, reference):
     for a, b in zip(info["grad_norms"], reference["grad_norms"]):
         assert abs(a - b) <= 1e-3 * abs(b)
     state = load_tensors(worker_out / "sync.safetensors")
-    off = total = 0
-    for name, ref in reference["state"].items():
-        if ref.is_floating_point():
-            off += int(((state[name] - ref).abs() > WEIGHT_ATOL + WEIGHT_RTOL * ref.abs()).sum())
-            total += ref.numel()
+    off, total = _values_off(state, reference["state"])
     assert total > 10_000 and off <= MAX_OFF_FRACTION * total, f"{off} of {total} values differ"
     for name, keep in reference["mask"].items():  # pruned weights stayed exactly 0 under DDP
         assert int((state[name][~keep] != 0).sum()) == 0, name
@@ -78,8 +74,18 @@ def test_two_processes_match_one_process(worker_out, reference):
 
 def test_without_synchronised_batch_norm_the_runs_differ(worker_out, reference):
     """Per-rank batch-norm statistics change the result: why train.sync_batchnorm defaults to true."""
-    losses = json.loads((worker_out / "nosync.json").read_text())["losses"]
-    assert abs(losses[0] - reference["losses"][0]) > 100 * LOSS_RTOL * abs(reference["losses"][0])
+    off, total = _values_off(load_tensors(worker_out / "nosync.safetensors"), reference["state"])
+    assert off > 50 * MAX_OFF_FRACTION * total, f"only {off} of {total} values differ"
+
+
+def _values_off(state: dict, ref_state: dict) -> tuple[int, int]:
+    """(values of ``state`` outside the tolerance around ``ref_state``, values compared)."""
+    off = total = 0
+    for name, ref in ref_state.items():
+        if ref.is_floating_point():
+            off += int(((state[name] - ref).abs() > WEIGHT_ATOL + WEIGHT_RTOL * ref.abs()).sum())
+            total += ref.numel()
+    return off, total
 
 
 def test_mask_checksums_are_compared_across_ranks(worker_out):
@@ -98,10 +104,11 @@ def test_tensors_digest_sees_every_bit():
 
 def test_distributed_sampler_shards_the_single_process_batches():
     durations = [1.0 + (i * 37 % 23) / 3 for i in range(60)] + [19.0]  # the 19 s utterance is alone
-    single = BucketBatchSampler(durations, 40.0, 8, seed=3, sortagrad=True)
-    ranks = [DistributedBucketBatchSampler(durations, 40.0, 8, rank=r, world_size=3, seed=3, sortagrad=True)
+    single = BucketBatchSampler(durations, 30.0, 8, seed=3, sortagrad=True)
+    ranks = [DistributedBucketBatchSampler(durations, 30.0, 8, rank=r, world_size=3, seed=3, sortagrad=True)
              for r in range(3)]
-    assert any(len(b) == 1 for b in single.batches) and len(ranks[0]) == len(single) - 1
+    assert [19.0] in [[durations[i] for i in b] for b in single.batches]
+    assert len(ranks[0]) == sum(len(b) >= 3 for b in single.batches) < len(single)
     for epoch in (0, 1, 2):
         for s in (single, *ranks):
             s.set_epoch(epoch)
@@ -114,7 +121,7 @@ def test_distributed_sampler_shards_the_single_process_batches():
             assert max(map(len, parts)) - min(map(len, parts)) <= 1
         assert shards == [list(r) for r in ranks]  # deterministic per epoch
     with pytest.raises(ValueError, match="rank 3"):
-        DistributedBucketBatchSampler(durations, 40.0, 8, rank=3, world_size=3)
+        DistributedBucketBatchSampler(durations, 30.0, 8, rank=3, world_size=3)
 
 
 def test_resolve_device():
@@ -141,3 +148,90 @@ def test_mixed_precision_keeps_pruned_weights_zero(amp):
     for name, keep in res["mask"].items():
         assert int((params[name][~keep] != 0).sum()) == 0, name
     assert any(not torch.equal(params[n], res["init"][n]) for n in res["mask"].keys())
+
+
+# --------------------------------------------------------------------------- end to end through the CLI
+
+def _cli_args(corpus: Path, *extra: str) -> list[str]:
+    from conftest import TINY_CONFIG, tiny_overrides
+
+    sets = tiny_overrides(corpus, "train.threads=1", "train.log_every_steps=1", *extra)
+    return ["--config", str(TINY_CONFIG)] + sum((["--set", s] for s in sets), [])
+
+
+def _losses(metrics: Path) -> list[float]:
+    return [json.loads(ln)["loss"] for ln in metrics.read_text().splitlines() if '"loss"' in ln]
+
+
+def _start_events(metrics: Path) -> list[dict]:
+    return [e for e in map(json.loads, metrics.read_text().splitlines()) if e.get("event") == "start"]
+
+
+@pytest.mark.slow
+def test_torchrun_train_matches_single_process(tiny_corpus, tmp_path):
+    from conftest import TINY_CONFIG, tiny_overrides
+
+    from audio_lottery.config import load_config
+    from audio_lottery.train.loop import train_model
+
+    extra = ("train.epochs=2",)
+    res = torchrun(["-m", "audio_lottery.cli", "-q", "train", *_cli_args(tiny_corpus, *extra),
+                    "--out", str(tmp_path / "ddp")])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert len(res.stdout.strip().splitlines()) == 1  # only rank 0 prints
+    ddp = json.loads(res.stdout.strip())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = load_config(TINY_CONFIG, tiny_overrides(tiny_corpus, "train.threads=1", "train.log_every_steps=1", *extra))
+        single = train_model(cfg, tmp_path / "single", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert ddp["world_size"] == 2 and ddp["steps"] == single["steps"] and ddp["utterances"] == single["utterances"]
+    assert ddp["config_hash"] == single["config_hash"]
+    a, b = _losses(tmp_path / "ddp" / "metrics.jsonl"), _losses(tmp_path / "single" / "metrics.jsonl")
+    assert len(a) == len(b) == single["steps"]
+    for x, y in zip(a[:3], b[:3]):  # later steps drift with Adam's sign-like updates of near-zero gradients
+        assert abs(x - y) <= LOSS_RTOL * abs(y), (a, b)
+    assert len(_start_events(tmp_path / "ddp" / "metrics.jsonl")) == 1  # written by rank 0 alone
+
+
+@pytest.mark.slow
+def test_torchrun_lottery_and_branch_share_masks_with_single_process(tiny_corpus, tmp_path):
+    from conftest import TINY_CONFIG, tiny_overrides
+
+    from audio_lottery.config import load_config
+    from audio_lottery.lottery.branches import run_branch
+    from audio_lottery.lottery.runner import run_dir_for, run_lottery
+    from audio_lottery.pruning.mask import Mask
+
+    extra = ("train.max_steps=3",)
+    res = torchrun(["-m", "audio_lottery.cli", "-q", "lottery", *_cli_args(tiny_corpus, *extra), "--levels", "1",
+                    "--root", str(tmp_path / "ddp")])
+    assert res.returncode == 0, res.stderr[-3000:]
+    ddp_run = Path(res.stdout.strip().splitlines()[-1])
+    # --run-dir: torchrun's own parser takes "--run" for an abbreviation of its --run-path
+    res = torchrun(["-m", "audio_lottery.cli", "-q", "branch", "random-prune", "--run-dir", str(ddp_run),
+                    "--levels", "1"])
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = load_config(TINY_CONFIG, tiny_overrides(tiny_corpus, "train.threads=1", "train.log_every_steps=1",
+                                                      *extra, "lottery.levels=1"))
+        single_run = run_lottery(cfg, tmp_path / "single", progress=False)
+        run_branch("random-prune", single_run, levels=[1], progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert ddp_run.name == single_run.name == run_dir_for(cfg, tmp_path / "single").name
+    for level in ("level_1", "branch_random-prune/level_1"):
+        mask = Mask.load(ddp_run / level / "mask.safetensors")
+        assert mask == Mask.load(single_run / level / "mask.safetensors") and mask.density() < 0.85
+        (start,) = _start_events(ddp_run / level / "train" / "metrics.jsonl")
+        assert start["world_size"] == 2 and start["mask_sha256"] == tensors_digest(mask.tensors())
+        a = _losses(ddp_run / level / "train" / "metrics.jsonl")
+        b = _losses(single_run / level / "train" / "metrics.jsonl")
+        assert len(a) == len(b) == 3 and abs(a[0] - b[0]) <= LOSS_RTOL * abs(b[0])
+        assert json.loads((ddp_run / level / "result.json").read_text())["remaining"] == mask.density()
+    assert (ddp_run / "report.md").is_file() and (ddp_run / "run.json").is_file()

@@ -193,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("branch", help="a control experiment over an existing lottery run", parents=[common])
     p.add_argument("name", help="random-reinit, random-prune, retrain, ...")
-    p.add_argument("--run", required=True, help="the lottery run folder")
+    p.add_argument("--run", "--run-dir", dest="run", required=True,
+                   help="the lottery run folder (under torchrun write --run-dir: torchrun takes --run for its own)")
     p.add_argument("--levels", default=None, help="comma-separated levels (default: all pruned levels)")
     p.add_argument("--tag", default="", help="suffix of the branch folder (for several retrain configs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")

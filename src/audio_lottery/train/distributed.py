@@ -165,7 +165,7 @@ def check_same_on_all_ranks(digest: str, what: str) -> None:
     if not is_distributed():
         return
     mine = torch.tensor([int(digest[i:i + 15], 16) for i in range(0, 60, 15)], dtype=torch.int64)
-    ref = mine.to(_device_of_group())
+    ref = mine.clone().to(_device_of_group())
     dist.broadcast(ref, src=0)
     if any_rank(not torch.equal(ref.cpu(), mine)):
         raise RuntimeError(f"{what} differs between ranks (rank {rank()} has checksum {digest[:16]}); "
