@@ -114,7 +114,7 @@ def report(results: dict, cmp: dict, args: argparse.Namespace) -> str:
     ]
     for name, c in cmp.items():
         lines.append(f"| {name} | {c['loss_rel_first3']:.1e} | {c['loss_rel_all']:.1e} | "
-                     f"{c['values_off']} of {c['values']} ({100 * c['values_off'] / c['values']:.2f} %) | "
+                     f"{c['values_off']} of {c['values']} ({100 * c['values_off'] / c['values']:.3f} %) | "
                      f"{c['max_abs_weight_diff']:.1e} |")
     lines += [
         "",

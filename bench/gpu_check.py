@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import resource
@@ -210,11 +211,12 @@ def measure_level(cfg, work: Path, preset: str, device: torch.device) -> dict:
 
 def report(results: dict, args: argparse.Namespace) -> str:
     dev = results["device"]
-    mem = "peak GPU memory (GiB)" if dev.startswith("cuda") else "peak process RSS (GiB)"
+    mem = "peak GPU memory (GiB)" if dev.startswith("cuda") else "peak process RSS so far (GiB)"
     lines = [
         "# GPU check: one training step and one lottery level of the paper presets",
         "",
-        f"Written by `bench/gpu_check.sh {' '.join(sys.argv[1:])}` on {results['machine']}.",
+        f"Written by `bench/gpu_check.sh {' '.join(sys.argv[1:])}` on {results['machine']} "
+        f"(load average {results['load_average']:.1f} at the start).",
         "",
     ]
     if args.dry_run:
@@ -232,7 +234,7 @@ def report(results: dict, args: argparse.Namespace) -> str:
         for amp, s in res["step"].items():
             lines.append(f"| {name} | {s['params'] / 1e6:.2f} M | {amp} | {s['batch_utterances']} / "
                          f"{s['batch_audio_seconds']:.0f} | {s['step_seconds']:.3f} | {s['utterances_per_second']:.1f} | "
-                         f"{s['audio_seconds_per_second']:.0f} | {s['peak_memory_gb']:.2f} |")
+                         f"{s['audio_seconds_per_second']:.1f} | {s['peak_memory_gb']:.2f} |")
     lines += ["", "## One lottery level (level 0 dense, then level 1: prune 20 %, rewind, train, score)", "",
               f"| preset | amp | steps per level | level 0 (s) | level 1 (s) | level 1 remaining | {mem} |",
               "|---|---|---|---|---|---|---|"]
@@ -256,7 +258,7 @@ def main(argv: list[str] | None = None) -> dict:
     sets = trimmed_manifests(corpus, work, args.eval_utterances)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     results = {"device": str(device), "machine": f"{gpu}, torch {torch.__version__}", "corpus": str(corpus),
-               "presets": {}}
+               "load_average": os.getloadavg()[0], "presets": {}}
     for preset in args.presets.split(","):
         common = sets + [f"train.device={device}", f"data.max_eval_utterances={args.eval_utterances}",
                          f"train.threads={torch.get_num_threads()}", *args.overrides]

@@ -134,6 +134,17 @@ def test_resolve_device():
             resolve_device("cuda")
 
 
+def test_amp_setting(tmp_path):
+    from audio_lottery.config import load_config
+
+    assert load_config(None, ["train.amp=off"]).train.amp == "off"  # YAML 1.1 reads a bare off as false
+    (tmp_path / "c.yaml").write_text("train: {amp: off}\n")
+    assert load_config(tmp_path / "c.yaml", ["train.amp=bf16"]).train.amp == "bf16"
+    assert load_config(tmp_path / "c.yaml").train.amp == "off"
+    with pytest.raises(ConfigError, match="train.amp"):
+        load_config(None, ["train.amp=fp8"])
+
+
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_mixed_precision_keeps_pruned_weights_zero(amp):
     threads = torch.get_num_threads()

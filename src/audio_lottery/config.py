@@ -256,6 +256,8 @@ def _apply(obj: Any, data: dict, prefix: str = "") -> None:
             continue
         coerced = _coerce(value, typ, key)
         choices = fields[name].metadata.get("choices")
+        if choices and "off" in choices and value is False:  # YAML 1.1 reads a bare `off` as false
+            coerced = "off"
         if choices and coerced not in choices:
             raise ConfigError(f"{key}: {coerced!r} is not one of {', '.join(map(str, choices))}")
         setattr(obj, name, coerced)

@@ -134,9 +134,10 @@ def train_model(
     if init_state is not None:
         rec.model.load_state_dict(init_state)
     rec.model.to(device)
-    enforcer = None
+    enforcer, mask_sha = None, None
     if mask is not None:
-        dist.check_same_on_all_ranks(dist.tensors_digest(mask.tensors()), f"{out_dir}: the mask")
+        mask_sha = dist.tensors_digest(mask.tensors())
+        dist.check_same_on_all_ranks(mask_sha, f"{out_dir}: the mask")
         enforcer = MaskEnforcer(rec.model, mask)
         enforcer.apply()
     optimizer = make_optimizer(rec.model, cfg)
@@ -150,7 +151,7 @@ def train_model(
     logger.log({"event": "start", "step": state.step, "epoch": state.epoch, "train_utterances": len(data.dataset),
                 "weights_abs_sum": weights_abs_sum(rec.model.state_dict()),
                 "filtered": data.filtered.dropped or {}, "params": sum(p.numel() for p in rec.model.parameters()),
-                **_runtime(device, cfg, mask)})
+                **_runtime(device, cfg, mask_sha)})
 
     ctx = _Loop(cfg, rec, stepper, data.loader, logger, state, out_dir, rewind_step, progress and dist.is_main())
     while state.epoch < cfg.train.epochs and not ctx.out_of_budget():
@@ -185,11 +186,11 @@ def train_model(
     return result
 
 
-def _runtime(device: torch.device, cfg: Config, mask: Mask | None) -> dict:
-    """How this run executes (logged, not part of its identity): device, precision, processes."""
+def _runtime(device: torch.device, cfg: Config, mask_sha: str | None) -> dict:
+    """How this run executes (logged, not part of its identity): device, precision, processes, mask checksum."""
     out = {"device": str(device), "amp": cfg.train.amp, "world_size": dist.world_size()}
-    if mask is not None and dist.is_distributed():
-        out["mask_sha256"] = dist.tensors_digest(mask.tensors())
+    if mask_sha is not None:
+        out["mask_sha256"] = mask_sha
     return out
 
 
