@@ -33,6 +33,7 @@ def main() -> None:
     run("bench_synth.py", "0.1", "2")
     run("bench_features.py")
     run("bench_mask_overhead.py")
+    run("bench_ddp.py")
     if not args.skip_training:
         run("bench_ds2_small.py")
     if (BENCH.parent / "runs" / "ds2_small_bench" / "best.safetensors").is_file():

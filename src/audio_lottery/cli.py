@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,15 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="YAML preset, e.g. configs/ds2_small.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set train.epochs=3 (repeatable)")
+
+
+def _add_device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None,
+                   help="train.device (auto: cuda when available); under torchrun each process takes cuda:LOCAL_RANK")
+
+
+def _device_override(args: argparse.Namespace) -> list[str]:
+    return [f"train.device={args.device}"] if args.device else []
 
 
 def cmd_data_synth(args: argparse.Namespace) -> None:
@@ -70,7 +80,7 @@ class _FixedVocab:
 def cmd_train(args: argparse.Namespace) -> None:
     from audio_lottery.train.loop import train_model
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides + _device_override(args))
     result = train_model(cfg, Path(args.out), progress=not args.quiet)
     print(json.dumps({k: v for k, v in result.items() if k != "history"}))
 
@@ -112,7 +122,7 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
 def cmd_lottery(args: argparse.Namespace) -> None:
     from audio_lottery.lottery.runner import run_lottery
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides + _device_override(args))
     if args.levels is not None:
         cfg.lottery.levels = args.levels
     run_dir = run_lottery(cfg, Path(args.root), progress=not args.quiet)
@@ -124,7 +134,7 @@ def cmd_branch(args: argparse.Namespace) -> None:
 
     levels = [int(x) for x in args.levels.split(",")] if args.levels else None
     out = run_branch(args.name, Path(args.run), levels=levels, overrides=args.overrides,
-                     tag=args.tag, progress=not args.quiet)
+                     tag=args.tag, progress=not args.quiet, device=args.device)
     print(out)
 
 
@@ -171,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a recognizer", parents=[common])
     _add_config_args(p)
+    _add_device_arg(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_train)
 
@@ -193,16 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lottery", help="iterative magnitude pruning with rewinding", parents=[common])
     _add_config_args(p)
+    _add_device_arg(p)
     p.add_argument("--levels", type=int, default=None, help="pruning levels after the dense level 0")
     p.add_argument("--root", required=True, help="runs are created under ROOT/lottery_<hash>")
     p.set_defaults(func=cmd_lottery)
 
     p = sub.add_parser("branch", help="a control experiment over an existing lottery run", parents=[common])
-    p.add_argument("name", help="random-reinit, random-prune, retrain, transfer, transfer-finetune")
-    p.add_argument("--run", required=True, help="the lottery run folder")
+    p.add_argument("name", help="random-reinit, random-prune, retrain, transfer, transfer-finetune, ...")
+    p.add_argument("--run", "--run-dir", dest="run", required=True,
+                   help="the lottery run folder (under torchrun write --run-dir: torchrun takes --run for its own)")
     p.add_argument("--levels", default=None, help="comma-separated levels (default: all pruned levels)")
     p.add_argument("--tag", default="", help="suffix of the branch folder (for several retrain configs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_device_arg(p)
     p.set_defaults(func=cmd_branch)
 
     cli_noise.add_overlap_parser(sub, common)
@@ -219,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     args.quiet = getattr(args, "quiet", False)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if os.environ.get("RANK", "0") != "0":  # torchrun: only rank 0 prints results and progress
+        from audio_lottery.train.distributed import quiet_other_ranks
+
+        quiet_other_ranks()
     try:
         rc = args.func(args)
     except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:

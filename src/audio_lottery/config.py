@@ -180,7 +180,11 @@ class TrainConfig:
     sortagrad: bool = _f(True, "first epoch visits batches from shortest to longest")
     seed: int = _f(0, "random seed (weights, batches, augmentation)")
     threads: int = _f(2, "torch intra-op threads", ge=1)
-    device: str = _f("cpu", "torch device")
+    device: str = _f("cpu", "cpu, cuda, cuda:N or auto (cuda when available); under torchrun cuda means cuda:LOCAL_RANK")
+    amp: str = _f("off", "mixed precision: off, bf16 (autocast) or fp16 (autocast + gradient scaler)",
+                  ("off", "bf16", "fp16"))
+    sync_batchnorm: bool = _f(True, "under DDP, batch-norm statistics over the global batch (equal to one "
+                              "process with that batch); false: each rank's own shard")
     eval_every_epochs: int = _f(1, "validate on dev every N epochs", ge=1)
     max_steps: int = _f(0, "stop after this many optimizer steps (0 = no limit)", ge=0)
     max_minutes: float = _f(0.0, "stop after this many minutes of training (0 = no limit)", ge=0)
@@ -272,6 +276,9 @@ def _apply(obj: Any, data: dict, prefix: str = "") -> None:
             _apply(getattr(obj, name), value, key + ".")
             continue
         coerced = _coerce(value, typ, key)
+        choices = fields[name].metadata.get("choices")
+        if choices and "off" in choices and value is False:  # YAML 1.1 reads a bare `off` as false
+            coerced = "off"
         _check_field(fields[name].metadata, coerced, key)
         setattr(obj, name, coerced)
 

@@ -76,6 +76,9 @@ class Recognizer:
         """
         self.model.eval()
         feats, lens = self.features(waves)
+        device = next(self.model.parameters()).device
+        if device.type != "cpu":
+            feats, lens = feats.to(device), lens.to(device)
         if decoder is None:
             return [self.tokenizer.decode(ids) for ids in self.model.decode(feats, lens)]
         return decoder(*self.ctc_log_probs(feats, lens))

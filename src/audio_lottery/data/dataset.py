@@ -30,6 +30,19 @@ class Batch:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "Batch":
+        return Batch(fn(self.feats), fn(self.feat_lens), fn(self.targets), fn(self.target_lens), self.ids, self.texts)
+
+    def pin_memory(self) -> "Batch":
+        """Page-locked copy (the DataLoader calls this with ``pin_memory=True``)."""
+        return self._map(lambda t: t.pin_memory())
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> "Batch":
+        """The batch's tensors on ``device`` (the same object when they already are)."""
+        if self.feats.device == torch.device(device):
+            return self
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+
 
 def _rng(*keys: int) -> np.random.Generator:
     return np.random.default_rng([int(k) & 0xFFFFFFFF for k in keys])
@@ -142,6 +155,45 @@ class BucketBatchSampler(Sampler[list[int]]):
         order = _rng(self.seed, self.epoch, 7).permutation(len(self.batches))
         for i in order:
             yield self.batches[i]
+
+
+class DistributedBucketBatchSampler(BucketBatchSampler):
+    """:class:`BucketBatchSampler` for one of ``world_size`` processes (DDP).
+
+    Every rank forms the same global batches in the same per-epoch order and yields its
+    own disjoint shard ``batch[rank::world_size]``, so all ranks run the same number of
+    steps and together see exactly the batches of a single process. Global batches with
+    fewer utterances than ranks cannot be split and are dropped (logged).
+    """
+
+    def __init__(
+        self,
+        durations: Sequence[float],
+        batch_seconds: float,
+        max_batch_size: int,
+        rank: int,
+        world_size: int,
+        seed: int = 0,
+        sortagrad: bool = False,
+        shuffle: bool = True,
+    ) -> None:
+        super().__init__(durations, batch_seconds, max_batch_size, seed=seed, sortagrad=sortagrad, shuffle=shuffle)
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, {world_size})")
+        small = [b for b in self.batches if len(b) < world_size]
+        if small:
+            log.warning("skipping %d batches (%d utterances) smaller than the %d ranks", len(small),
+                        sum(map(len, small)), world_size)
+        self.rank, self.world_size = rank, world_size
+        self.usable = len(self.batches) - len(small)
+
+    def __len__(self) -> int:
+        return self.usable
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in super().__iter__():  # the single-process order, so skipping keeps the rest in place
+            if len(batch) >= self.world_size:
+                yield batch[self.rank :: self.world_size]
 
 
 def make_buckets(durations: Sequence[float], batch_seconds: float, max_batch_size: int) -> list[list[int]]:

@@ -19,6 +19,7 @@ from audio_lottery.lottery.runner import load_run_config, rewind_state, run_toke
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.strategies import get_strategy
 from audio_lottery.recognizer import Recognizer
+from audio_lottery.train import distributed as dist
 
 # A branch maps (config, run folder, level) to (mask, initial weights).
 BranchFn = Callable[[Config, Path, int], tuple[Mask, dict[str, torch.Tensor]]]
@@ -111,17 +112,26 @@ def register_runner(name: str) -> Callable[[BranchRunner], BranchRunner]:
 
 
 def run_branch(name: str, run_dir: Path, levels: list[int] | None = None, overrides: list[str] | None = None,
-               tag: str = "", progress: bool = True) -> Path:
-    """Run branch ``name`` on ``levels`` (default: every pruned level) of a lottery run."""
+               tag: str = "", progress: bool = True, device: str | None = None) -> Path:
+    """Run branch ``name`` on ``levels`` (default: every pruned level) of a lottery run.
+
+    ``device`` (train.device) is a runtime choice: it changes neither the branch folder nor
+    the run's identity. Under torchrun every rank builds the same mask and weights (seeded);
+    training checks that the masks agree.
+    """
     if name not in BRANCHES and name not in RUNNERS:
         raise ValueError(f"unknown branch {name!r}; known: {', '.join(sorted([*BRANCHES, *RUNNERS]))}")
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir}: not a lottery run (no config.yaml)")
     cfg = resolve_paths(apply_overrides(load_run_config(run_dir), overrides or []))
+    if device:
+        cfg.train.device = device
+    dist.setup(cfg.train.device)
+    progress = progress and dist.is_main()
     out = branch_dir(run_dir, name, tag, overrides or [])
-    atomic_write_json(out / "branch.json", {"branch": name, "run": str(run_dir.resolve()),
-                                            "overrides": list(overrides or []), "tag": tag})
+    dist.on_main(atomic_write_json, out / "branch.json", {"branch": name, "run": str(run_dir.resolve()),
+                                                          "overrides": list(overrides or []), "tag": tag})
     if name in RUNNERS:
         RUNNERS[name](cfg, run_dir, out, levels, progress)
         return out

@@ -9,6 +9,10 @@ Layout of a run (``<root>/lottery_<hash>/``)::
 
 Every stage checks whether its output exists and skips, so rerunning the same command
 after a crash resumes at the stage where it stopped and never redoes a finished level.
+
+Under ``torchrun`` every rank runs the same stages; rank 0 alone writes (config, theta_0,
+masks, scores, report) and the others read after a barrier, so all ranks train the same
+mask from the same weights.
 """
 
 from __future__ import annotations
@@ -17,17 +21,20 @@ import copy
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from audio_lottery.config import RUNTIME_KEYS, Config, config_hash, load_config, resolve_paths, save_config, to_dict
 from audio_lottery.faultpoints import faultpoint
-from audio_lottery.io import atomic_write_json, load_tensors, quarantine, read_json_or_none, remove_stale_temps, save_tensors
+from audio_lottery.io import (atomic_write_json, load_tensors, quarantine, read_json, read_json_or_none, remove_stale_temps,
+                             save_tensors)
 from audio_lottery.lottery.rewind import parse_rewind
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.strategies import get_strategy
 from audio_lottery.lottery.scoring import score_level
 from audio_lottery.recognizer import Recognizer
+from audio_lottery.train import distributed as dist
 from audio_lottery.train.checkpoint import model_tensors
 from audio_lottery.train.components import prepare_tokenizer
 from audio_lottery.train.loop import load_split, train_model
@@ -85,12 +92,16 @@ def rewind_state(cfg: Config, run_dir: Path) -> dict[str, torch.Tensor]:
     if count == 0:
         return load_tensors(run_dir / "init.safetensors")
     path = run_dir / "rewind.safetensors"
+    dist.on_main(_copy_rewind_point, cfg, run_dir, path)
+    return load_tensors(path)
+
+
+def _copy_rewind_point(cfg: Config, run_dir: Path, path: Path) -> None:
     if not path.is_file():
         src = run_dir / "level_0" / "train" / "rewind.safetensors"
         if not src.is_file():
             raise FileNotFoundError(f"{src}: level 0 did not reach the rewind point {cfg.prune.rewind}")
         save_tensors(path, load_tensors(src))
-    return load_tensors(path)
 
 
 def trained_weights(level_dir: Path) -> dict[str, torch.Tensor]:
@@ -120,15 +131,20 @@ def train_level(cfg: Config, run_dir: Path, level_dir: Path, mask: Mask, init_st
 
     The level's mask is saved beside its result (``mask.safetensors`` + ``mask.json``).
     """
+    dist.barrier()  # every rank decides on the same files
     done = read_json_or_none(level_dir / "result.json")
     if done is not None:
         return done
-    if not _readable(level_dir / "mask.safetensors", Mask.load):
-        mask.save(level_dir / "mask.safetensors")
+    dist.on_main(save_mask_once, mask, level_dir / "mask.safetensors")
     tokenizer = run_tokenizer(cfg, run_dir)
     enforced = mask if mask.density() < 1.0 else None
     train = train_model(cfg, level_dir / "train", init_state=init_state, mask=enforced, rewind=rewind,
                         tokenizer=tokenizer, progress=progress)
+    result = dist.on_main(_score, cfg, level_dir, mask, level, branch, train, progress)
+    return result if dist.is_main() else read_json(level_dir / "result.json")
+
+
+def _score(cfg: Config, level_dir: Path, mask: Mask, level: int, branch: str, train: dict, progress: bool) -> dict:
     started = time.time()
     result = score_level(cfg, level_dir, mask, level, branch, progress=progress)
     result["wall_seconds"] = train["wall_seconds"] + time.time() - started
@@ -149,21 +165,32 @@ def _readable(path: Path, load) -> bool:
     return True
 
 
+def save_mask_once(mask: Mask | Callable[[], Mask], path: Path) -> bool:
+    """Save ``mask`` (or the mask a callable makes) to ``path`` unless a readable mask is there.
+    Returns whether it wrote one."""
+    if _readable(Path(path), Mask.load):
+        return False
+    (mask() if callable(mask) else mask).save(path)
+    return True
+
+
+def _prune_once(cfg: Config, run_dir: Path, level: int, path: Path) -> None:
+    if save_mask_once(lambda: next_mask(cfg, run_dir, level), path):
+        faultpoint("runner.pruned")
+
+
 def run_levels(cfg: Config, run_dir: Path, levels: int, progress: bool = True) -> None:
     """IMP in a prepared folder (config, tokenizer, ``init.safetensors``): level 0 trains dense from
     ``init.safetensors``, then per level: prune -> rewind -> train -> score, up to ``levels``."""
     level0 = run_dir / "level_0"
-    if not _readable(level0 / "mask.safetensors", Mask.load):
-        dense_mask(cfg, run_dir).save(level0 / "mask.safetensors")
+    dist.on_main(save_mask_once, lambda: dense_mask(cfg, run_dir), level0 / "mask.safetensors")
     rewind = cfg.prune.rewind if parse_rewind(cfg.prune.rewind)[0] > 0 else None
     train_level(cfg, run_dir, level0, Mask.load(level0 / "mask.safetensors"), load_tensors(run_dir / "init.safetensors"), 0, "imp",
                 rewind=rewind, progress=progress)
     for level in range(1, levels + 1):
         level_dir = run_dir / f"level_{level}"
         mask_path = level_dir / "mask.safetensors"
-        if not _readable(mask_path, Mask.load):
-            next_mask(cfg, run_dir, level).save(mask_path)
-            faultpoint("runner.pruned")
+        dist.on_main(_prune_once, cfg, run_dir, level, mask_path)
         mask = Mask.load(mask_path)
         log.info("level %d: %.1f %% of prunable weights remain", level, 100 * mask.density())
         train_level(cfg, run_dir, level_dir, mask, rewind_state(cfg, run_dir), level, "imp", progress=progress)
@@ -171,11 +198,20 @@ def run_levels(cfg: Config, run_dir: Path, levels: int, progress: bool = True) -
 
 def run_lottery(cfg: Config, root: Path, progress: bool = True) -> Path:
     """Level 0 (dense), then per level: prune -> rewind -> train -> score. Returns the run folder."""
-    run_dir = prepare_run(cfg, root)
-    print(f"lottery run: {run_dir}", flush=True)
+    dist.setup(cfg.train.device)
+    cfg = resolve_paths(cfg)
+    run_dir = run_dir_for(cfg, root)
+    dist.on_main(prepare_run, cfg, root)
+    progress = progress and dist.is_main()
+    if dist.is_main():
+        print(f"lottery run: {run_dir}", flush=True)
     run_levels(cfg, run_dir, cfg.lottery.levels, progress)
+    dist.on_main(_finish, cfg, run_dir)
+    return run_dir
+
+
+def _finish(cfg: Config, run_dir: Path) -> None:
     from audio_lottery.lottery.report import write_report
 
     write_report(run_dir, cfg.lottery.match_tolerance)
     atomic_write_json(run_dir / "run.json", {"config": to_dict(cfg), "levels": cfg.lottery.levels})
-    return run_dir

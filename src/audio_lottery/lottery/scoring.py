@@ -10,6 +10,7 @@ from audio_lottery.io import read_json
 from audio_lottery.pruning.macs import macs_per_second
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.recognizer import Recognizer
+from audio_lottery.train.distributed import resolve_device
 from audio_lottery.train.loop import load_split
 
 
@@ -33,6 +34,7 @@ def score_level(cfg: Config, level_dir: Path, mask: Mask, level: int, branch: st
                                            frames_per_second=round(1000.0 / cfg.data.features.hop_ms))["effective_macs"],
         "train_seconds": train["train_seconds"], "epochs": train["epochs"], "best_epoch": train["best_epoch"],
     }
+    rec.model.to(resolve_device(cfg.train.device))
     for split in ("dev", "test"):
         scores = evaluate(rec, load_split(cfg, split), progress=progress, desc=split)
         result[f"{split}_wer"], result[f"{split}_cer"] = scores["wer"], scores["cer"]

@@ -45,6 +45,8 @@ from audio_lottery.models.registry import register_model
 class MaskedBatchNorm1d(nn.BatchNorm1d):
     """BatchNorm1d over ``[B, C, T]`` whose statistics ignore padded time steps."""
 
+    supports_sync = True  # see models.ds2.masked_batch_norm
+
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
         """``mask``: bool ``[B, T]``, True at valid frames."""
         return masked_batch_norm(self, x, mask[:, None, :], channel_dim=1)

@@ -36,29 +36,65 @@ def masked_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: Tensor, mask: Tens
 
     ``mask`` broadcasts against ``x`` and has size 1 along ``channel_dim``. In training
     mode (or without running statistics) the batch statistics are used and the running
-    ones updated; in eval mode the running statistics are used.
+    ones updated; in eval mode the running statistics are used. Statistics are taken in
+    float32 (safe under fp16/bf16 autocast). When ``bn.sync_group`` is set (multi-process
+    training, see ``train.distributed.enable_sync_batch_norm``) the sums behind them are
+    all-reduced over that group, differentiably: every rank then normalises with the
+    statistics of the global batch, as one process with the whole batch would.
     """
+    xs = x.float()
     shape = [1] * x.dim()
     shape[channel_dim] = -1
     if bn.training or bn.running_mean is None:
         dims = tuple(d for d in range(x.dim()) if d != channel_dim)
-        w = mask.to(x.dtype)
-        count = w.expand([1 if d == channel_dim else n for d, n in enumerate(x.shape)]).sum().clamp(min=1)
-        mean = (x * w).sum(dims, keepdim=True) / count
-        var = ((x - mean).square() * w).sum(dims, keepdim=True) / count
+        w = mask.to(xs.dtype)
+        group = getattr(bn, "sync_group", None) if bn.training else None
+        count = w.expand([1 if d == channel_dim else n for d, n in enumerate(x.shape)]).sum()
+        total = (xs * w).sum(dims, keepdim=True)
+        if group is not None:
+            packed = _all_reduce(torch.cat([total.reshape(-1), count.reshape(1)]), group)
+            total, count = packed[:-1].view_as(total), packed[-1]
+        count = count.clamp(min=1)
+        mean = total / count
+        squares = ((xs - mean).square() * w).sum(dims, keepdim=True)
+        if group is not None:
+            squares = _all_reduce(squares, group)
+        var = squares / count
         if bn.training and bn.track_running_stats:
             with torch.no_grad():
-                _update_running(bn, mean.detach().view(-1), var.detach().view(-1), count)
+                _update_running(bn, mean.detach().view(-1), var.detach().view(-1), count.detach())
     else:
         mean, var = bn.running_mean.view(shape), bn.running_var.view(shape)
-    y = (x - mean) * torch.rsqrt(var + bn.eps)
+    y = (xs - mean) * torch.rsqrt(var + bn.eps)
     if bn.affine:
         y = y * bn.weight.view(shape) + bn.bias.view(shape)
-    return y
+    return y.to(x.dtype)
+
+
+def _all_reduce(t: Tensor, group) -> Tensor:
+    """Differentiable sum over the ranks of ``group``."""
+    return _AllReduceSum.apply(t, group)
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """y = sum over ranks of x; the gradient of x is the sum over ranks of the gradients of y."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, group) -> Tensor:  # type: ignore[override]
+        ctx.group = group
+        y = x.clone(memory_format=torch.contiguous_format)
+        torch.distributed.all_reduce(y, group=group)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        return _AllReduceSum.apply(grad, ctx.group), None
 
 
 class MaskedBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d over ``[B, C, F, T]`` whose statistics ignore padded time steps."""
+
+    supports_sync = True  # see masked_batch_norm
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
         """``mask``: bool ``[B, 1, 1, T]``, True at valid frames."""
@@ -67,6 +103,8 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
 
 class SequenceBatchNorm(nn.BatchNorm1d):
     """Sequence-wise BatchNorm1d over ``[B, T, C]`` whose statistics ignore padded frames."""
+
+    supports_sync = True  # see masked_batch_norm
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
         """``mask``: bool ``[B, T]``, True at valid frames."""

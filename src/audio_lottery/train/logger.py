@@ -40,6 +40,16 @@ class MetricsLogger:
         self.tb.close()
 
 
+class NullLogger:
+    """What ranks other than 0 log to under DDP: nothing."""
+
+    def log(self, entry: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _keep(line: str, resume_step: int) -> bool:
     try:
         return json.loads(line).get("step", 0) <= resume_step

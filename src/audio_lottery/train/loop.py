@@ -4,6 +4,10 @@ A finished run leaves ``result.json``; calling again returns it without training
 interrupted run resumes from ``last.json``/``last.safetensors`` (written atomically at the
 end of every epoch). Batch order and augmentation depend only on (seed, epoch), so a
 resumed run reproduces an uninterrupted one.
+
+Under ``torchrun`` every rank runs this function: each trains on its shard of the same
+global batches (DDP), rank 0 alone writes files and evaluates, and the others wait at
+barriers (see :mod:`audio_lottery.train.distributed`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from tqdm import tqdm
 from audio_lottery.config import Config, config_hash
 from audio_lottery.data.dataset import (
     BucketBatchSampler,
+    DistributedBucketBatchSampler,
     FilterReport,
     SpeechDataset,
     collate,
@@ -31,13 +36,15 @@ from audio_lottery.data.manifest import read_manifest
 from audio_lottery.data.validate import check_eval_records, write_data_report
 from audio_lottery.eval.evaluate import evaluate
 from audio_lottery.faultpoints import faultpoint
-from audio_lottery.io import atomic_write_json, read_json_or_none, save_tensors
+from audio_lottery.io import atomic_write_json, read_json, read_json_or_none, save_tensors
 from audio_lottery.lottery.rewind import rewind_to_steps
 from audio_lottery.pruning.mask import Mask, MaskEnforcer
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train.components import build_augmentation, prepare_tokenizer
+from audio_lottery.train import distributed as dist
 from audio_lottery.train.checkpoint import load_training_state, save_training_state
-from audio_lottery.train.logger import MetricsLogger
+from audio_lottery.train.logger import MetricsLogger, NullLogger
+from audio_lottery.train.step import TrainStep
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +58,13 @@ class TrainState:
     train_seconds: float = 0.0
     wall_seconds: float = 0.0
     audio_seconds: float = 0.0
+    utterances: int = 0
     skipped_steps: int = 0
     best_dev_wer: float = math.inf
     best_dev_cer: float = math.inf
     best_epoch: int = -1
     history: list = field(default_factory=list)
+    amp_scaler: dict | None = None
 
 
 def learning_rate(cfg: Config, step: int, epoch: int) -> float:
@@ -114,34 +123,44 @@ def train_model(
     """
     out_dir = Path(out_dir)
     identity = config_hash(cfg)
+    device = dist.setup(cfg.train.device)
+    dist.barrier()  # every rank decides on the same files
     done = read_json_or_none(out_dir / "result.json")
     if done is not None:
         return _check_identity(done, identity, out_dir / "result.json")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    dist.on_main(out_dir.mkdir, parents=True, exist_ok=True)
     torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
 
     train_records = load_split(cfg, "train")
     dev_records = load_split(cfg, "dev")
-    tokenizer = tokenizer or prepare_tokenizer(cfg, [r["text"] for r in train_records], out_dir / "tokenizer")
+    tokenizer = tokenizer or dist.main_first(prepare_tokenizer, cfg, [r["text"] for r in train_records],
+                                             out_dir / "tokenizer")
     rec = Recognizer.build(cfg, tokenizer)
     if init_state is not None:
         rec.model.load_state_dict(init_state)
-    enforcer = MaskEnforcer(rec.model, mask) if mask is not None else None
-    if enforcer:
+    rec.model.to(device)
+    enforcer, mask_sha = None, None
+    if mask is not None:
+        mask_sha = dist.tensors_digest(mask.tensors())
+        dist.check_same_on_all_ranks(mask_sha, f"{out_dir}: the mask")
+        enforcer = MaskEnforcer(rec.model, mask)
         enforcer.apply()
     optimizer = make_optimizer(rec.model, cfg)
 
-    data = build_train_data(cfg, rec, train_records)
-    write_data_report(out_dir, data.filtered, cfg)
+    data = build_train_data(cfg, rec, train_records, device)
+    dist.on_main(write_data_report, out_dir, data.filtered, cfg)
     rewind_step = rewind_to_steps(rewind, len(data.sampler)) if rewind is not None else None
     state = restore_state(out_dir, identity, rec, optimizer, rewind_step)
-    logger = MetricsLogger(out_dir, resume_step=state.step)
+    stepper = TrainStep(cfg, rec.model, optimizer, enforcer, device)
+    stepper.load_scaler_state(state.amp_scaler)
+    logger = MetricsLogger(out_dir, resume_step=state.step) if dist.is_main() else NullLogger()
     logger.log({"event": "start", "step": state.step, "epoch": state.epoch, "train_utterances": len(data.dataset),
                 "weights_abs_sum": weights_abs_sum(rec.model.state_dict()),
-                "filtered": data.filtered.dropped or {}, "params": sum(p.numel() for p in rec.model.parameters())})
+                "filtered": data.filtered.dropped or {}, "params": sum(p.numel() for p in rec.model.parameters()),
+                **_runtime(device, cfg, mask_sha)})
 
-    ctx = _Loop(cfg, rec, optimizer, enforcer, data.loader, logger, state, out_dir, rewind_step, progress)
+    ctx = _Loop(cfg, rec, stepper, data.loader, logger, state, out_dir, rewind_step, progress and dist.is_main())
     while state.epoch < cfg.train.epochs and not ctx.out_of_budget():
         started = time.perf_counter()
         data.sampler.set_epoch(state.epoch)
@@ -150,19 +169,36 @@ def train_model(
         ctx.validate(dev_records)
         state.epoch += 1
         state.wall_seconds += time.perf_counter() - started
-        save_training_state(out_dir, "last", rec.model, optimizer, {"state": state.__dict__, "config_hash": identity})
+        state.amp_scaler = stepper.scaler_state()
+        dist.on_main(save_training_state, out_dir, "last", rec.model, optimizer,
+                     {"state": state.__dict__, "config_hash": identity})
     logger.close()
+    if not dist.is_main():
+        dist.barrier()  # rank 0 writes result.json
+        return read_json(out_dir / "result.json")
     result = {
         "best_dev_wer": state.best_dev_wer, "best_dev_cer": state.best_dev_cer, "best_epoch": state.best_epoch,
         "epochs": state.epoch, "steps": state.step, "train_seconds": state.train_seconds,
         "wall_seconds": state.wall_seconds, "config_hash": identity,
         "audio_seconds": state.audio_seconds,
         "audio_seconds_per_second": state.audio_seconds / max(state.train_seconds, 1e-9),
+        "utterances": state.utterances,
+        "utterances_per_second": state.utterances / max(state.train_seconds, 1e-9),
+        "world_size": dist.world_size(),
         "skipped_steps": state.skipped_steps, "filtered": data.filtered.dropped or {}, "kept": data.filtered.kept,
         "model": str(out_dir / "best.safetensors"), "history": state.history,
     }
     atomic_write_json(out_dir / "result.json", result)
+    dist.barrier()
     return result
+
+
+def _runtime(device: torch.device, cfg: Config, mask_sha: str | None) -> dict:
+    """How this run executes (logged, not part of its identity): device, precision, processes, mask checksum."""
+    out = {"device": str(device), "amp": cfg.train.amp, "world_size": dist.world_size()}
+    if mask_sha is not None:
+        out["mask_sha256"] = mask_sha
+    return out
 
 
 @dataclass
@@ -173,8 +209,13 @@ class TrainData:
     filtered: FilterReport
 
 
-def build_train_data(cfg: Config, rec: Recognizer, records: list[dict]) -> TrainData:
-    """Filter the training records (each problem named and counted) and wrap them for the loop."""
+def build_train_data(cfg: Config, rec: Recognizer, records: list[dict],
+                     device: torch.device = torch.device("cpu")) -> TrainData:
+    """Filter the training records (each problem named and counted) and wrap them for the loop.
+
+    Under DDP each rank loads only its shard of every global batch; on CUDA batches come
+    in pinned memory so the transfer to the GPU can overlap.
+    """
     sr = cfg.data.features.sample_rate
     records, filtered = filter_records(records, rec.tokenizer, frames_counter(rec.featurizer, rec.model, sr),
                                        cfg.data.min_duration, cfg.data.max_duration,
@@ -183,9 +224,14 @@ def build_train_data(cfg: Config, rec: Recognizer, records: list[dict]) -> Train
         raise ValueError(f"{cfg.data.train_manifest}: no usable training utterances ({filtered.dropped})")
     spec_aug, noise = build_augmentation(cfg)
     dataset = SpeechDataset(records, rec.featurizer, rec.tokenizer, sr, spec_aug, noise, cfg.train.seed)
-    sampler = BucketBatchSampler([r["duration"] for r in records], cfg.data.batch_seconds, cfg.data.max_batch_size,
-                                 seed=cfg.train.seed, sortagrad=cfg.train.sortagrad)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers)
+    buckets = ([r["duration"] for r in records], cfg.data.batch_seconds, cfg.data.max_batch_size)
+    if dist.world_size() > 1:
+        sampler = DistributedBucketBatchSampler(*buckets, rank=dist.rank(), world_size=dist.world_size(),
+                                                seed=cfg.train.seed, sortagrad=cfg.train.sortagrad)
+    else:
+        sampler = BucketBatchSampler(*buckets, seed=cfg.train.seed, sortagrad=cfg.train.sortagrad)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers,
+                        pin_memory=device.type == "cuda")
     return TrainData(dataset, sampler, loader, filtered)
 
 
@@ -195,7 +241,7 @@ def restore_state(out_dir: Path, identity: str, rec: Recognizer, optimizer, rewi
     if info is not None:
         log.info("resuming %s at epoch %d (step %d)", out_dir, info["state"]["epoch"], info["state"]["step"])
         return TrainState(**info["state"])
-    if rewind_step == 0:
+    if rewind_step == 0 and dist.is_main():
         save_tensors(out_dir / "rewind.safetensors", rec.model.state_dict())
     return TrainState()
 
@@ -215,24 +261,26 @@ def _check_identity(saved: dict, identity: str, path: Path) -> dict:
 class _Loop:
     """The per-epoch mechanics of :func:`train_model` (kept apart to stay small)."""
 
-    def __init__(self, cfg, rec, optimizer, enforcer, loader, logger, state, out_dir, rewind_step, progress):
-        self.cfg, self.rec, self.optimizer, self.enforcer = cfg, rec, optimizer, enforcer
+    def __init__(self, cfg, rec, stepper: TrainStep, loader, logger, state, out_dir, rewind_step, progress):
+        self.cfg, self.rec, self.stepper = cfg, rec, stepper
         self.loader, self.logger, self.state, self.out_dir = loader, logger, state, out_dir
         self.rewind_step, self.progress = rewind_step, progress
-        self.params = [p for p in rec.model.parameters() if p.requires_grad]
 
     def out_of_budget(self) -> bool:
+        """Step or time budget spent (time: on any rank, so all ranks stop at the same step)."""
         t, s = self.cfg.train, self.state
-        return (t.max_steps > 0 and s.step >= t.max_steps) or (t.max_minutes > 0 and s.train_seconds >= 60 * t.max_minutes)
+        if t.max_steps > 0 and s.step >= t.max_steps:
+            return True
+        return t.max_minutes > 0 and dist.any_rank(s.train_seconds >= 60 * t.max_minutes)
 
     def run_epoch(self) -> None:
-        s, model = self.state, self.rec.model
-        model.train()
+        s = self.state
+        self.rec.model.train()
         bar = tqdm(self.loader, desc=f"epoch {s.epoch + 1}/{self.cfg.train.epochs}", disable=not self.progress,
                    leave=False, dynamic_ncols=True)
         t0 = time.perf_counter()
         for batch in bar:
-            if batch is None:
+            if batch is None and not dist.is_distributed():
                 continue
             loss = self.step(batch)
             now = time.perf_counter()
@@ -245,42 +293,34 @@ class _Loop:
 
     def step(self, batch) -> float | None:
         s, t, model = self.state, self.cfg.train, self.rec.model
-        lr = set_lr(self.optimizer, self.cfg, s.step, s.epoch)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = model.loss(batch.feats, batch.feat_lens, batch.targets, batch.target_lens)
-        if not torch.isfinite(loss):
-            return self._skip("non-finite loss", batch)
-        loss.backward()
-        if self.enforcer:
-            self.enforcer.mask_grads()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, t.grad_clip)
-        if not torch.isfinite(grad_norm):
-            self.optimizer.zero_grad(set_to_none=True)
-            return self._skip("non-finite gradient", batch)
-        self.optimizer.step()
-        if self.enforcer:
-            self.enforcer.apply()
+        lr = set_lr(self.stepper.optimizer, self.cfg, s.step, s.epoch)
+        out = self.stepper(batch)
+        if out.skipped:
+            return self._skip(out.skipped, batch)
         s.step += 1
         faultpoint("train.step")
-        s.audio_seconds += float(batch.feat_lens.sum()) * self.cfg.data.features.hop_ms / 1000.0
-        if self.rewind_step and s.step == self.rewind_step:
+        s.utterances += out.utterances
+        s.audio_seconds += out.frames * self.cfg.data.features.hop_ms / 1000.0
+        if self.rewind_step and s.step == self.rewind_step and dist.is_main():
             save_tensors(self.out_dir / "rewind.safetensors", model.state_dict())
         if s.step % t.log_every_steps == 0 or s.step == 1:
-            self.logger.log({"step": s.step, "epoch": s.epoch, "loss": loss.item(), "lr": lr,
-                             "grad_norm": float(grad_norm), "train_seconds": round(s.train_seconds, 2),
+            self.logger.log({"step": s.step, "epoch": s.epoch, "loss": out.loss, "lr": lr,
+                             "grad_norm": out.grad_norm, "train_seconds": round(s.train_seconds, 2),
                              "infeasible": int(getattr(model, "last_infeasible", 0))})
-        return loss.item()
+        return out.loss
 
     def _skip(self, why: str, batch) -> None:
         self.state.skipped_steps += 1
-        log.warning("step %d skipped (%s) on batch %s", self.state.step, why, batch.ids[:4])
-        self.logger.log({"step": self.state.step, "event": "skipped", "why": why, "ids": batch.ids[:8]})
+        ids = batch.ids[:8] if batch is not None else []
+        log.warning("step %d skipped (%s) on batch %s", self.state.step, why, ids[:4])
+        self.logger.log({"step": self.state.step, "event": "skipped", "why": why, "ids": ids})
         return None
 
     def validate(self, dev_records: list[dict]) -> None:
+        """Score dev on rank 0 (the others go on to the barrier after the checkpoint)."""
         s = self.state
         last = s.epoch + 1 >= self.cfg.train.epochs or self.out_of_budget()
-        if (s.epoch + 1) % self.cfg.train.eval_every_epochs and not last:
+        if ((s.epoch + 1) % self.cfg.train.eval_every_epochs and not last) or not dist.is_main():
             return
         scores = evaluate(self.rec, dev_records, progress=self.progress, desc="dev")
         nonblank = sum(1 for h in scores["hyps"].values() if h.strip()) / max(1, len(scores["hyps"]))
