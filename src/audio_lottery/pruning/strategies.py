@@ -85,8 +85,12 @@ def _prune_smallest(scores: Tensor, keep: Tensor, fraction: float) -> Tensor:
 
     Ties are broken deterministically: a stable sort prunes the lower flat index first.
     """
+    return prune_count(scores, keep, round(fraction * int(keep.sum())))
+
+
+def prune_count(scores: Tensor, keep: Tensor, count: int) -> Tensor:
+    """New flat keep-vector: drop the ``count`` kept entries with the smallest score (stable ties)."""
     alive = keep.nonzero().squeeze(1)
-    count = round(fraction * alive.numel())
     order = torch.sort(scores[alive], stable=True).indices[:count]
     new = keep.clone()
     new[alive[order]] = False
