@@ -16,14 +16,15 @@ Inference only (no autograd through CSR weights); the converted model is not mea
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 
 @dataclass
@@ -40,8 +41,11 @@ def density(t: Tensor) -> float:
     return float((t != 0).sum()) / t.numel() if t.numel() else 1.0
 
 
-def _csr(t: Tensor) -> Tensor:
-    return t.detach().to_sparse_csr()
+def csr_tensor(t: Tensor) -> Tensor:
+    """``t`` (2-D) as a CSR tensor, without torch's "beta" warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+        return t.detach().to_sparse_csr()
 
 
 def sparse_linear(weight: Tensor, x: Tensor) -> Tensor:
@@ -56,7 +60,7 @@ class CSRLinear(nn.Module):
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.weight_csr = _csr(linear.weight)
+        self.weight_csr = csr_tensor(linear.weight)
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -64,7 +68,6 @@ class CSRLinear(nn.Module):
         return y if self.bias is None else y + self.bias
 
 
-@torch.jit.script
 def _recurrence(gates: Tensor, w_hh: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """LSTM steps over precomputed input gates ``[T, 4H, B]`` with state ``[H, B]`` (transposed layout,
     so a CSR ``w_hh`` ``[4H, H]`` multiplies from the left). Returns outputs ``[T, H, B]``, h, c."""
@@ -78,6 +81,18 @@ def _recurrence(gates: Tensor, w_hh: Tensor, h: Tensor, c: Tensor) -> tuple[Tens
     return torch.stack(outs, 0), h, c
 
 
+@functools.cache
+def compiled_recurrence() -> Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]:
+    """:func:`_recurrence` compiled by TorchScript (its per-step dispatch is ~10 % faster than Python's;
+    TorchScript is deprecated in torch 2.13 but still works), or the Python function if that fails."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.jit.script(_recurrence)
+    except Exception:  # noqa: BLE001 - any scripting failure falls back to eager Python
+        return _recurrence
+
+
 class CSRLSTM(nn.Module):
     """A single-layer, one-way, batch-first ``nn.LSTM`` with CSR input (and optionally recurrent) weights."""
 
@@ -86,8 +101,8 @@ class CSRLSTM(nn.Module):
         if lstm.num_layers != 1 or lstm.bidirectional or not lstm.batch_first or lstm.proj_size:
             raise ValueError("CSRLSTM replaces single-layer, one-way, batch-first LSTMs without projections")
         self.hidden_size = lstm.hidden_size
-        self.w_ih = _csr(lstm.weight_ih_l0)
-        self.w_hh = _csr(lstm.weight_hh_l0) if sparse_hh else lstm.weight_hh_l0.detach().clone()
+        self.w_ih = csr_tensor(lstm.weight_ih_l0)
+        self.w_hh = csr_tensor(lstm.weight_hh_l0) if sparse_hh else lstm.weight_hh_l0.detach().clone()
         bias = lstm.bias_ih_l0 + lstm.bias_hh_l0 if lstm.bias else torch.zeros(4 * lstm.hidden_size)
         self.register_buffer("bias", bias.detach().clone())
 
@@ -101,7 +116,7 @@ class CSRLSTM(nn.Module):
             c = x.new_zeros(self.hidden_size, b)
         else:
             h, c = hx[0][0].t().contiguous(), hx[1][0].t().contiguous()
-        out, h, c = _recurrence(gates, self.w_hh, h, c)
+        out, h, c = compiled_recurrence()(gates, self.w_hh, h, c)
         return out.permute(2, 0, 1), (h.t()[None], c.t()[None])
 
 
