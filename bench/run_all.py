@@ -29,6 +29,7 @@ def main() -> None:
     run("bench_synth.py", "0.1", "2")
     run("bench_features.py")
     run("bench_mask_overhead.py")
+    run("bench_inference.py")  # speed and sizes on pruned random weights; pass --run for trained tickets
     if not args.skip_training:
         run("bench_ds2_small.py")
     if args.lottery_run:
