@@ -23,7 +23,10 @@ BACKBONES = {
                                    "model.ds2.rnn_layers=3"]),
     "conformer": ("conformer_tiny", ["model.conformer.prune_convolutions=true"]),
     "transformer": ("transformer_tiny", []),
+    "rnnt": ("rnnt_tiny", ["model.rnnt.pred_layers=2"]),
+    "rnnt_sum": ("rnnt_tiny", ["model.rnnt.merge_directions=sum"]),
 }
+SHRINKABLE = ["ds2", "ds2_uni_no_bn", "conformer", "transformer"]
 
 
 def _weights(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -297,6 +300,42 @@ def _channel_ticket(model, levels: int = 4) -> Mask:
 
 
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_pruned_units_have_no_influence_on_outputs_or_loss(backbone: str) -> None:
+    """Scramble the biases and norm state of every removed unit: forward outputs and the loss
+    (which also runs the Transformer decoder and the RNN-T prediction and joint networks) stay equal."""
+    _, model = _model(backbone)
+    mask = _channel_ticket(model, levels=3)
+    mask.apply_(model)
+    groups = usable_groups(model.structure_groups(), mask)
+    dead = dead_units(groups, mask.tensors())
+    assert sum(int(d.sum()) for d in dead.values()) > 0
+    feats, lens = _padded_batch()
+    targets, target_lens = torch.randint(1, VOCAB, (3, 6)), torch.tensor([6, 4, 2])
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        torch.manual_seed(0)
+        with torch.no_grad():
+            out, out_lens = model(feats, lens)
+            valid = torch.arange(out.shape[1])[None, :] < out_lens[:, None]
+            return out[valid], model.loss(feats, lens, targets, target_lens)
+
+    ref_out, ref_loss = run()
+    state = model.state_dict()
+    g = torch.Generator().manual_seed(9)
+    with torch.no_grad():
+        for group in groups:
+            for s in group.state:
+                t = state[s.name]
+                idx = s.index[dead[group.name]].flatten()
+                noise = torch.rand(t.index_select(s.axis, idx).shape, generator=g) * 3 + 0.5
+                t.index_copy_(s.axis, idx, noise)
+    out, loss = run()
+    if not backbone.startswith("rnnt"):  # the RNN-T's forward is its encoder output, dead columns included
+        assert torch.allclose(out, ref_out, atol=1e-5, rtol=1e-5)
+    assert torch.allclose(loss, ref_loss, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backbone", SHRINKABLE)
 def test_shrunk_model_has_the_masked_models_outputs(backbone: str) -> None:
     cfg, model = _model(backbone)
     mask = _channel_ticket(model)
