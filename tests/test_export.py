@@ -28,7 +28,7 @@ from audio_lottery.pruning.export import (
 )
 from audio_lottery.recognizer import Recognizer
 
-from conftest import ROOT, TINY_CONFIG, tiny_overrides
+from conftest import TINY_CONFIG, tiny_overrides
 
 CLI = [sys.executable, "-m", "audio_lottery.cli", "-q"]
 

@@ -19,6 +19,7 @@ the source ticket; :func:`load_exported` (used by ``Recognizer.load``, hence ``e
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -173,7 +174,7 @@ def export_recognizer(rec, mask: Mask, fmt: str, out_dir: Path, source: dict | N
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
     out_dir = Path(out_dir)
-    model, cfg, residual, sizes = rec.model, rec.cfg, mask, {}
+    model, cfg, residual, sizes = copy.deepcopy(rec.model), rec.cfg, mask, {}
     mask.apply_(model)
     if fmt != "dense":
         try:

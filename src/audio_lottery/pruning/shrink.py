@@ -67,13 +67,14 @@ def slice_tensors(tensors: dict[str, Tensor], kept: dict[tuple[str, int], Tensor
 
 def shrink_model(model: ASRModel, mask: Mask, cfg: Config) -> Shrunk:
     """The smaller dense model equivalent to ``model`` under ``mask`` (``cfg``: the model's full config).
+    ``model`` itself is not modified.
 
     Raises ``NotImplementedError`` naming the backbone if it has shrinkable groups but cannot be
     rebuilt. A model without removable units comes back as an equal copy.
     """
-    mask.apply_(model)
     groups, dead = removable_units(model, mask)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state = {k: (v.detach() * mask[k].to(v.device) if k in mask else v.detach()).clone()
+             for k, v in model.state_dict().items()}
     shapes = {k: v.shape for k, v in state.items()}
     kept = _kept_positions(groups, dead, shapes)
     new_state = slice_tensors(state, kept)
