@@ -90,12 +90,13 @@ def _untrained(config: str) -> Recognizer:
 
 
 def _pruned(rec: Recognizer, strategy: str, level: int, min_density: float) -> Mask:
+    """One shot to the remaining weight of ``level`` (on fixed weights the same as ``level`` IMP steps up to
+    rounding; one sort instead of ``level``)."""
     params = {n: p.detach() for n, p in rec.model.named_parameters()}
     mask = Mask.from_patterns(rec.model, rec.cfg.prune.include, rec.cfg.prune.exclude)
     opts = {"groups": rec.model.structure_groups()} if strategy == "channel" else {}
-    for _ in range(level):
-        mask = get_strategy(strategy)(params, mask, rec.cfg.prune.fraction, None, min_density=min_density, **opts)
-    return mask
+    fraction = 1.0 - (1.0 - rec.cfg.prune.fraction) ** level
+    return get_strategy(strategy)(params, mask, fraction, None, min_density=min_density, **opts)
 
 
 def _with_mask(rec: Recognizer, mask: Mask) -> Recognizer:
@@ -121,6 +122,8 @@ def tickets(args: argparse.Namespace, level: int, dense: Recognizer) -> dict[str
     guard = base.cfg.prune.min_tensor_density
     out = {}
     for key, strategy in (("imp", "global_magnitude"), ("channel", "channel")):
+        if key == "channel" and "channel" not in args.variants:
+            continue
         mask = _pruned(base, strategy, level, guard)
         out[key] = (_with_mask(base, mask), mask)
     return out
@@ -144,26 +147,32 @@ def build_variants(args: argparse.Namespace, dense: Recognizer, sizes_dir: Path)
     dim = dense.featurizer.dim
     dense.model.eval()
     variants = [Variant("dense", 0, 1.0, dense.model, _macs(dense.model, None, dim))]
-    export_recognizer(dense, Mask.from_patterns(dense.model), "dense", sizes_dir / "dense")
-    dense_bytes = (sizes_dir / "dense" / WEIGHTS).stat().st_size
-    size_rows = [{"ticket": "dense", "level": 0, "format": "dense", "remaining": 1.0, "all_remaining": 1.0,
-                  "bytes": dense_bytes}]
+    size_rows = []
+    if args.sizes:
+        export_recognizer(dense, Mask.from_patterns(dense.model), "dense", sizes_dir / "dense")
+        size_rows.append({"ticket": "dense", "level": 0, "format": "dense", "remaining": 1.0, "all_remaining": 1.0,
+                          "bytes": (sizes_dir / "dense" / WEIGHTS).stat().st_size})
     for level in args.levels:
         t = tickets(args, level, dense)
         rec, mask = t["imp"]
         r = mask.density()
         macs = _macs(rec.model, mask, dim)
-        variants.append(Variant("masked", level, r, rec.model, macs))
+        if "masked" in args.variants:
+            variants.append(Variant("masked", level, r, rec.model, macs))
         for name, policy in (("csr", None), ("csr-lstm", FORCED_LSTM)):
-            model = copy.deepcopy(rec.model)
-            to_csr(model, policy)
-            variants.append(Variant(name, level, r, model, macs))
-        crec, cmask = t["channel"]
-        shrunk = shrink_model(crec.model, cmask, crec.cfg)
-        shrunk.model.eval()
-        variants.append(Variant("channel", level, cmask.density(), shrunk.model, _macs(shrunk.model, shrunk.mask, dim)))
-        for ticket, (trec, tmask), formats in (("unstructured", (rec, mask), ("compact", "csr")),
-                                               ("channel", (crec, cmask), ("compact",))):
+            if name in args.variants:
+                model = copy.deepcopy(rec.model)
+                to_csr(model, policy)
+                variants.append(Variant(name, level, r, model, macs))
+        exports = [("unstructured", rec, mask, ("compact", "csr"))]
+        if "channel" in t:
+            crec, cmask = t["channel"]
+            shrunk = shrink_model(crec.model, cmask, crec.cfg)
+            shrunk.model.eval()
+            channel = Variant("channel", level, cmask.density(), shrunk.model, _macs(shrunk.model, shrunk.mask, dim))
+            variants.append(channel)
+            exports.append(("channel", crec, cmask, ("compact",)))
+        for ticket, trec, tmask, formats in exports if args.sizes or args.onnx else []:
             params = list(trec.model.parameters())
             all_remaining = sum(int((p != 0).sum()) for p in params) / sum(p.numel() for p in params)
             for fmt in formats:
@@ -172,9 +181,14 @@ def build_variants(args: argparse.Namespace, dense: Recognizer, sizes_dir: Path)
                 size_rows.append({"ticket": ticket, "level": level, "format": fmt, "remaining": tmask.density(),
                                   "all_remaining": all_remaining, "bytes": (out / WEIGHTS).stat().st_size})
                 if ticket == "channel" and args.onnx:
-                    variants.append(_onnx_variant(out, level, cmask.density(), variants[-1].macs))
+                    try:
+                        variants.append(_onnx_variant(out, level, cmask.density(), channel.macs))
+                    except Exception as exc:  # noqa: BLE001 - a backbone the exporter cannot trace: skip it
+                        print(f"onnx export failed, variant skipped: {exc!r:.300}", flush=True)
+    if not args.sizes:
+        size_rows = []
     for row in size_rows:
-        row["vs_dense"] = row["bytes"] / dense_bytes
+        row["vs_dense"] = row["bytes"] / size_rows[0]["bytes"]
     return variants, size_rows
 
 
@@ -248,7 +262,8 @@ def wer_lines(args: argparse.Namespace) -> list[str]:
              if r["branch"] == "imp"]
     if not rows:
         return ["No trained run given (`--run`): speed only, on a randomly initialised model pruned by the "
-                "strategies (speed does not depend on training). WER comes from a run, see the commands below."]
+                "strategies (speed does not depend on training). WER needs trained tickets: rerun with `--run` "
+                "(and `--channel-run`), see docs/structured.md, section Reproducing."]
     dense = next((r for r in rows if r["branch"] == "imp" and r["level"] == 0), None)
     tol = load_run_config(Path(args.run)).lottery.match_tolerance
     lines = [f"Dev/test WER of the tickets (greedy; match tolerance {tol} absolute dev WER against dense "
@@ -282,7 +297,9 @@ def report(args: argparse.Namespace, variants: list[Variant], sizes: list[dict])
         lines.append(f"| {v.name} | {v.level} | {100 * v.remaining:.1f} | {v.macs / 1e6:.1f} | " + " | ".join(cells)
                      + " |")
     lines += ["", "## Targets", ""] + target_lines(variants, sizes, keys)
-    lines += ["", "## Exported file sizes (`audio-lottery export`)", "",
+    lines += ["", "## Exported file sizes (`audio-lottery export`)", ""]
+    lines += [] if sizes else ["Not measured (`--no-sizes`)."]
+    lines += [] if not sizes else [
               "`remaining` is the mask density of the prunable weights; `all %` counts every parameter "
               "(biases and norms always remain). Limit = 1.3 x remaining x dense file.", "",
               "| ticket | level | format | remaining % | all % | bytes | x dense | limit x dense | within |",
@@ -322,7 +339,8 @@ def target_lines(variants: list[Variant], sizes: list[dict], keys: list[tuple[in
                            + f" (target >= 1.5x): {'met' if min(big.values()) >= 1.5 else 'not met'}")
     within = [s for s in sizes if s["format"] == "compact"]
     ok = sum(s["vs_dense"] <= 1.3 * s["remaining"] for s in within)
-    out.append(f"- compact files within 1.3 x remaining x dense: {ok}/{len(within)}")
+    if within:
+        out.append(f"- compact files within 1.3 x remaining x dense: {ok}/{len(within)}")
     return out
 
 
@@ -343,7 +361,9 @@ def command_line(args: argparse.Namespace) -> str:
     parts += [f"--run {args.run}"] if args.run else [f"--config {args.config}"]
     parts += [f"--channel-run {args.channel_run}"] if args.channel_run else []
     parts += [f"--levels {','.join(map(str, args.levels))}", f"--threads {','.join(map(str, args.threads))}",
-              f"--batches {','.join(map(str, args.batches))}", f"--seconds {args.seconds:g}", f"--rounds {args.rounds}"]
+              f"--batches {','.join(map(str, args.batches))}", f"--seconds {args.seconds:g}", f"--rounds {args.rounds}",
+              f"--variants {','.join(args.variants)}"]
+    parts += ([] if args.sizes else ["--no-sizes"]) + ([] if args.onnx else ["--no-onnx"])
     return " ".join(parts + (["--quick"] if args.quick else []))
 
 
@@ -357,7 +377,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batches", default="1,16")
     p.add_argument("--seconds", type=float, default=8.0, help="audio seconds per utterance")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--variants", default="masked,csr,csr-lstm,channel,channel-onnx",
+                   help="timed variants besides dense (channel-onnx needs onnxruntime)")
     p.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the onnxruntime variant")
+    p.add_argument("--no-sizes", dest="sizes", action="store_false", help="skip the exported file sizes")
     p.add_argument("--quick", action="store_true", help="smoke run (< 1 min): level 7, 1 thread, 2 s, batches 1,4")
     p.add_argument("--out", help="markdown output (default docs/bench_inference.md; --quick: none)")
     args = p.parse_args(argv)
@@ -366,6 +389,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.levels = [int(x) for x in str(args.levels).split(",")]
     args.threads = [int(x) for x in str(args.threads).split(",")]
     args.batches = [int(x) for x in str(args.batches).split(",")]
+    args.variants = [v.strip() for v in str(args.variants).split(",") if v.strip()]
+    args.onnx = args.onnx and "channel-onnx" in args.variants and "channel" in args.variants
     if args.onnx:
         from audio_lottery.pruning.onnx_export import onnx_available
 
