@@ -349,10 +349,11 @@ NOTES = [
     "- `channel` is a smaller dense model (`pruning/shrink.py`): every kernel stays a dense BLAS/oneDNN call, "
     "so its speed follows its MACs. The conv front-end and the per-frame work that does not shrink "
     "(batch norm, activations, the output softmax) keep it below the 1/remaining limit.",
-    "- CSR: torch's sparse matmul (MKL) against the dense one on this CPU. torch's LSTM runs the input "
-    "projection and the recurrence in one fused oneDNN kernel; the CSR LSTM has to run the recurrence "
-    "step by step in TorchScript, which only pays when the recurrent matmul is large and sparse "
-    "(hidden >= 512, the default policy). `csr-lstm` forces it to show the cost.",
+    "- CSR: torch's sparse matmul (MKL), fed 128 dense columns at a time, against the dense kernels. torch's "
+    "LSTM runs the input projection and the recurrence in one fused oneDNN kernel; the CSR LSTM has to run the "
+    "recurrence step by step in TorchScript (~10 small ops per step), which only pays when the recurrent "
+    "matmul is large and sparse (hidden >= 512, the default policy). `csr-lstm` forces it on smaller LSTMs to "
+    "show the cost.",
 ]
 
 
