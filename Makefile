@@ -29,7 +29,7 @@ $(VENV)/.stamp-pip: pyproject.toml .stamp-apt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,onnx]'
 	@touch $@
 
 demo: setup

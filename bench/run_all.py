@@ -34,6 +34,7 @@ def main() -> None:
     run("bench_features.py")
     run("bench_mask_overhead.py")
     run("bench_ddp.py")
+    run("bench_inference.py")  # speed and sizes on pruned random weights; pass --run for trained tickets
     if not args.skip_training:
         run("bench_ds2_small.py")
     if (BENCH.parent / "runs" / "ds2_small_bench" / "best.safetensors").is_file():

@@ -159,3 +159,37 @@ def test_bad_rewind_points_are_refused(text):
 
     with pytest.raises(ValueError, match="prune.rewind"):
         parse_rewind(text)
+
+
+def test_structured_branch_and_a_channel_level(lottery_run, cli_env, tmp_path):
+    from audio_lottery.lottery.runner import load_run_config, next_mask
+    from audio_lottery.pruning.structured import to_blocks
+
+    res = subprocess.run(CLI + ["branch", "structured", "--run", str(lottery_run), "--levels", "2",
+                                "--set", "prune.structure=block", "--set", "prune.block_shape=[1, 4]"],
+                         env=cli_env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    out = Path(res.stdout.strip().splitlines()[-1])
+    assert out.name.startswith("branch_structured-")
+    imp = Mask.load(lottery_run / "level_2" / "mask.safetensors")
+    block = Mask.load(out / "level_2" / "mask.safetensors")
+    assert abs(block.remaining() - imp.remaining()) <= 2 and block != imp
+    for name, keep in block.items():
+        kept = to_blocks(keep, 1, 4, False).sum(1)
+        full = to_blocks(torch.ones_like(keep), 1, 4, False).sum(1)
+        assert torch.all((kept == 0) | (kept == full)), name
+    assert read_json(out / "level_2" / "result.json")["branch"] == "structured"
+    # the branch's ticket exports like an IMP level
+    exp = subprocess.run(CLI + ["export", "--run", str(lottery_run), "--level", "2", "--branch", out.name[7:],
+                                "--format", "csr", "--out", str(tmp_path / "csr")],
+                         env=cli_env, capture_output=True, text=True, timeout=300)
+    assert exp.returncode == 0, exp.stderr
+    assert json.loads(exp.stdout)["remaining"] == pytest.approx(block.density())
+    # a channel-strategy level on top of the run's level 1
+    cfg = load_run_config(lottery_run)
+    cfg.prune.strategy = "channel"
+    channel = next_mask(cfg, lottery_run, 2)
+    level1 = Mask.load(lottery_run / "level_1" / "mask.safetensors")
+    assert channel.remaining() == pytest.approx(0.8 * level1.remaining(), rel=0.05)
+    assert all(not (channel[n] & ~level1[n]).any() for n in channel)
+    assert any(not channel[n].any(dim=1).all() for n in channel if n.endswith("weight_ih_l0"))  # whole gate rows

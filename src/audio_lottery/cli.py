@@ -138,6 +138,17 @@ def cmd_branch(args: argparse.Namespace) -> None:
     print(out)
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from audio_lottery.pruning.export import add_onnx, export_ticket
+
+    meta = export_ticket(Path(args.run), args.level, args.format, Path(args.out), branch=args.branch)
+    summary = {k: meta[k] for k in ("export_format", "remaining", "params", "sizes")}
+    summary["bytes"] = (Path(args.out) / "model.safetensors").stat().st_size
+    if args.onnx:
+        summary["onnx"] = add_onnx(Path(args.out))
+    print(json.dumps(summary))
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from audio_lottery.lottery.report import write_report
 
@@ -186,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="WER/CER of a trained model on a manifest (one JSON line)", parents=[common])
-    p.add_argument("--model", help="OUT/best.safetensors of a training run")
+    p.add_argument("--model", help="OUT/best.safetensors of a training run or an export folder")
     p.add_argument("--manifest", help="utterances to score (with --snr: default the model's test manifest)")
     p.add_argument("--limit", type=int, default=0, help="first N utterances only")
     p.add_argument("--hyps", help="write id/ref/hyp JSONL here")
@@ -220,6 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_branch)
 
     cli_noise.add_overlap_parser(sub, common)
+    p = sub.add_parser("export", help="export a ticket: dense, compact (shrunk / sparse-encoded) or csr",
+                       parents=[common])
+    p.add_argument("--run", required=True, help="the lottery run folder")
+    p.add_argument("--level", type=int, required=True)
+    p.add_argument("--branch", default="", help="export a branch's level, e.g. structured-<tag> (default: IMP)")
+    p.add_argument("--format", choices=["dense", "compact", "csr"], default="compact")
+    p.add_argument("--out", required=True, help="folder for model.safetensors, config.json and tokenizer/")
+    p.add_argument("--onnx", action="store_true", help="also write model.onnx (needs the [onnx] extra) and check it")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("report", help="write report.md and report.html for a run", parents=[common])
     p.add_argument("run")

@@ -95,6 +95,7 @@ class DS2Config:
     rnn_hidden: int = _f(1024, "LSTM hidden size per direction", ge=1)
     bidirectional: bool = _f(True, "bidirectional LSTMs (directions are summed)")
     rnn_batch_norm: bool = _f(True, "sequence-wise batch norm before LSTM layers 2..N and the output")
+    rnn_hidden_sizes: list = _f([], "hidden size of each LSTM layer (a shrunk model); empty = rnn_hidden for all")
 
 
 @dataclass
@@ -102,6 +103,8 @@ class TransformerConfig:
     d_model: int = _f(256, "attention dimension of the encoder and the decoder", ge=1)
     heads: int = _f(4, "attention heads (must divide d_model)", ge=1)
     ffn_dim: int = _f(2048, "hidden size of each position-wise feed-forward block", ge=1)
+    ffn_dims: list = _f([], "feed-forward size of each encoder layer then each decoder layer (a shrunk model); "
+                        "empty = ffn_dim for all")
     encoder_layers: int = _f(12, "self-attention encoder layers", ge=1)
     decoder_layers: int = _f(6, "attention decoder layers", ge=1)
     subsampling_channels: int = _f(256, "channels of the two Conv2d (3x3, stride 2) subsampling layers (4x in time)",
@@ -149,6 +152,7 @@ class ConformerConfig:
     attention_group_sizes: list = _f([3, 1, 1], "grouped attention size of each stage (1 = plain attention)")
     num_heads: int = _f(8, "attention heads", ge=1)
     ffn_ratio: int = _f(4, "feed-forward hidden size / model dim", ge=1)
+    ffn_hidden_sizes: list = _f([], "[ff1, ff2] hidden sizes of each block (a shrunk model); empty = ffn_ratio * dim")
     kernel_size: int = _f(15, "depthwise convolution kernel of the convolution module (odd)", ge=1)
     dropout: float = _f(0.1, "dropout after subsampling, in feed-forward, attention and convolution modules",
                         ge=0, lt=1)
@@ -193,13 +197,20 @@ class TrainConfig:
 
 @dataclass
 class PruneConfig:
-    strategy: str = _f("global_magnitude", "mask strategy", ("global_magnitude", "layerwise_magnitude", "random"))
+    strategy: str = _f("global_magnitude", "mask strategy: unstructured (global_magnitude, layerwise_magnitude, "
+                       "random) or structured (block, nm, channel)",
+                       ("global_magnitude", "layerwise_magnitude", "random", "block", "nm", "channel"))
     fraction: float = _f(0.2, "fraction of the remaining weights pruned per level", ge=0, lt=1)
     min_tensor_density: float = _f(0.0, "layer-collapse guard: every tensor keeps at least this fraction of its "
                                    "weights (global_magnitude; 0 = the paper's plain global rule)", ge=0, le=1)
     include: list = _f([], "glob patterns of prunable tensor names to include (empty = the model's defaults)", item=str)
     exclude: list = _f([], "glob patterns of prunable tensor names to exclude", item=str)
     rewind: str = _f("0", "rewind point: 0 (theta_0), '<k>it' (after k steps) or '<k>ep' (after k epochs)")
+    structure: str = _f("block", "structure an unstructured ticket is converted to by the `structured` branch",
+                        ("block", "nm", "channel"))
+    block_shape: list = _f([1, 4], "(rows, columns) of a block of the 2-D view [out, in*kernel] of a weight "
+                           "(block strategy and structure)")
+    nm: list = _f([2, 4], "N:M sparsity: at most N of every M consecutive weights of a row are kept (nm)")
 
 
 @dataclass
@@ -372,17 +383,29 @@ def _nest(key: str, value: Any) -> dict:
     return out
 
 
+def check_prune(p: PruneConfig) -> None:
+    """Refuse structured-pruning settings that cannot work (ConfigError naming the key)."""
+    shape = p.block_shape
+    if len(shape) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
+        raise ConfigError(f"prune.block_shape: need two positive integers (rows, columns), got {shape!r}")
+    nm = p.nm
+    if len(nm) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in nm) or not 1 <= nm[0] < nm[1]:
+        raise ConfigError(f"prune.nm: need integers [N, M] with 1 <= N < M, got {nm!r}")
+
+
 def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
     """Apply ``dotted.key=value`` overrides in place and return ``cfg``."""
     for text in overrides or []:
         key, value = _parse_override(text)
         _apply(cfg, _nest(key, value))
+    check_prune(cfg.prune)
     return validate_config(cfg)
 
 
 def config_from_dict(data: dict | None) -> Config:
     cfg = Config()
     _apply(cfg, data or {})
+    check_prune(cfg.prune)
     return cfg
 
 

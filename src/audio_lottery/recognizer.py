@@ -49,8 +49,14 @@ class Recognizer:
 
     @classmethod
     def load(cls, model_path: str | Path) -> "Recognizer":
-        """Load ``.../<name>.safetensors`` with the config and tokenizer beside it."""
+        """Load ``.../<name>.safetensors`` with the config and tokenizer beside it, or an exported
+        model folder (``audio-lottery export``: ``model.safetensors`` + ``config.json``)."""
+        from audio_lottery.pruning.export import is_export_dir, load_exported
+
         model_path = Path(model_path)
+        for folder in (model_path, model_path.parent):
+            if is_export_dir(folder) and (folder == model_path or model_path.name == "model.safetensors"):
+                return load_exported(folder)
         if model_path.is_dir():
             model_path = model_path / "best.safetensors"
         cfg_path = model_path.parent / "config.yaml"

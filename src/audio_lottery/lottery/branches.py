@@ -15,9 +15,10 @@ import torch
 
 from audio_lottery.config import PATH_KEYS, RUNTIME_KEYS, Config, apply_overrides, resolve_paths
 from audio_lottery.io import atomic_write_json, file_fingerprint
-from audio_lottery.lottery.runner import load_run_config, rewind_state, run_tokenizer, train_level
+from audio_lottery.lottery.runner import load_run_config, rewind_state, run_tokenizer, train_level, trained_weights
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.strategies import get_strategy
+from audio_lottery.pruning.structured import convert_ticket, strategy_options
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train import distributed as dist
 
@@ -83,6 +84,27 @@ def overrides_hash(overrides: list[str]) -> str:
                 value += "#" + file_fingerprint(Path(value))
         canon.append(f"{key}={value}")
     return hashlib.sha256("\n".join(sorted(canon)).encode()).hexdigest()[:8]
+
+
+def ticket_weights(run_dir: Path, level: int) -> dict[str, torch.Tensor]:
+    """The trained weights of the IMP ticket at ``level`` (those that created the next level's mask);
+    the previous level's trained weights if ``level`` has not been trained yet."""
+    for lv in (level, level - 1):
+        if (run_dir / f"level_{lv}" / "train" / "last.safetensors").is_file():
+            return trained_weights(run_dir / f"level_{lv}")
+    raise FileNotFoundError(f"{run_dir}: neither level {level} nor level {level - 1} has trained weights")
+
+
+@register_branch("structured")
+def structured(cfg: Config, run_dir: Path, level: int) -> tuple[Mask, dict]:
+    """The IMP ticket converted to ``prune.structure`` (block of ``prune.block_shape``, N:M ``prune.nm``,
+    or channel) at the same remaining weight: the blocks / units holding most of the ticket's surviving
+    magnitude are kept; then rewound like IMP and retrained."""
+    ticket = imp_mask(run_dir, level)
+    weights = ticket_weights(run_dir, level)
+    structure = cfg.prune.structure
+    options = strategy_options(cfg.prune, structure, lambda: Recognizer.build(cfg, run_tokenizer(cfg, run_dir)).model)
+    return convert_ticket(weights, ticket, structure, **options), rewind_state(cfg, run_dir)
 
 
 def branch_dir(run_dir: Path, name: str, tag: str, overrides: list[str]) -> Path:

@@ -32,6 +32,7 @@ from audio_lottery.io import (atomic_write_json, load_tensors, quarantine, read_
 from audio_lottery.lottery.rewind import parse_rewind
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.strategies import get_strategy
+from audio_lottery.pruning.structured import strategy_options
 from audio_lottery.lottery.scoring import score_level
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train import distributed as dist
@@ -121,8 +122,9 @@ def next_mask(cfg: Config, run_dir: Path, level: int, strategy: str | None = Non
     prev = Mask.load(run_dir / f"level_{level - 1}" / "mask.safetensors")
     weights = trained_weights(run_dir / f"level_{level - 1}")
     params = {name: weights[name] for name in prev.keys()}
-    return get_strategy(strategy or cfg.prune.strategy)(params, prev, cfg.prune.fraction, generator,
-                                                        min_density=cfg.prune.min_tensor_density)
+    name = strategy or cfg.prune.strategy
+    options = strategy_options(cfg.prune, name, lambda: Recognizer.build(cfg, run_tokenizer(cfg, run_dir)).model)
+    return get_strategy(name)(params, prev, cfg.prune.fraction, generator, **options)
 
 
 def train_level(cfg: Config, run_dir: Path, level_dir: Path, mask: Mask, init_state, level: int,

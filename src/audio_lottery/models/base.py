@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audio_lottery.decoding.ctc import greedy_decode
+from audio_lottery.pruning.groups import StructureGroup
 
 BLANK = 0
 
@@ -83,6 +84,16 @@ class ASRModel(nn.Module):
         The default is :func:`default_prunable`; a backbone narrows it where the paper does.
         """
         return default_prunable(self)
+
+    def structure_groups(self) -> list[StructureGroup]:
+        """Channel structure (hidden units, channels, neurons, heads) for structured pruning and
+        shrinking; see :mod:`audio_lottery.pruning.groups`. The default: none."""
+        return []
+
+    def shrunk_config(self, sizes: dict[str, int]) -> object:
+        """A copy of this backbone's config section with the shrinkable groups resized to ``sizes``
+        (group name -> units); used to rebuild a shrunk model. Backbones with shrinkable groups override it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be shrunk")
 
     # ------------------------------------------------------------------ shared
 

@@ -30,6 +30,9 @@ output frames.
 
 from __future__ import annotations
 
+import dataclasses
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -38,6 +41,7 @@ from audio_lottery.models.attention import RelPositionMultiHeadAttention
 from audio_lottery.models.base import ASRModel, lengths_to_mask
 from audio_lottery.models.ds2 import MaskedBatchNorm2d, conv_out_len, masked_batch_norm
 from audio_lottery.models.registry import register_model
+from audio_lottery.pruning.groups import Slice, StructureGroup, block_index, norm_slices, strided_index
 
 # --------------------------------------------------------------------------- building blocks
 
@@ -70,6 +74,7 @@ class ConvSubsampling(nn.Module):
             in_ch, freq = ch, conv_out_len(freq, kernel, 2)
         if freq < 1:
             raise ConfigError(f"model.conformer: the subsampling reduces {feat_dim} feature bins to {freq}")
+        self.freq = freq
         self.proj = nn.Linear(in_ch * freq, out_dim)
 
     def out_lens(self, lens: Tensor) -> Tensor:
@@ -89,19 +94,52 @@ class ConvSubsampling(nn.Module):
         b, c, f, t = x.shape
         return self.proj(x.permute(0, 3, 1, 2).reshape(b, t, c * f)), lens
 
+    def channel_groups(self, prefix: str) -> list[StructureGroup]:
+        """Output channels of every conv layer (the last read by ``proj``: channel ``c`` = columns ``c*F'..``)."""
+        groups = []
+        for i, conv in enumerate(self.convs):
+            own = strided_index(conv.out_channels)
+            weights = [Slice(f"{prefix}.convs.{i}.weight", 0, own)]
+            if i + 1 < len(self.convs):
+                weights.append(Slice(f"{prefix}.convs.{i + 1}.weight", 1, own))
+            else:
+                weights.append(Slice(f"{prefix}.proj.weight", 1, block_index(conv.out_channels, self.freq)))
+            state = [Slice(f"{prefix}.convs.{i}.bias", 0, own)] + norm_slices(f"{prefix}.norms.{i}", own)
+            groups.append(StructureGroup(f"{prefix}.convs.{i}", "conv_channel", conv.out_channels, weights, state))
+        return groups
+
 
 class FeedForward(nn.Module):
-    """LayerNorm -> Linear(dim, ratio*dim) -> swish -> dropout -> Linear -> dropout."""
+    """LayerNorm -> Linear(dim, hidden) -> swish -> dropout -> Linear -> dropout."""
 
-    def __init__(self, dim: int, ratio: int, dropout: float) -> None:
+    def __init__(self, dim: int, hidden: int, dropout: float) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(dim)
-        self.fc1 = nn.Linear(dim, ratio * dim)
-        self.fc2 = nn.Linear(ratio * dim, dim)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.dropout(self.fc2(self.dropout(F.silu(self.fc1(self.norm(x))))))
+
+
+def ffn_group(prefix: str, fc1: nn.Linear) -> StructureGroup:
+    """Hidden neurons of a ``fc1 -> activation -> fc2`` feed-forward block at ``prefix``."""
+    own = strided_index(fc1.out_features)
+    weights = [Slice(f"{prefix}.fc1.weight", 0, own), Slice(f"{prefix}.fc2.weight", 1, own)]
+    return StructureGroup(prefix, "ffn_neuron", fc1.out_features, weights, [Slice(f"{prefix}.fc1.bias", 0, own)])
+
+
+def head_group(prefix: str, heads: int, head_dim: int, rows: dict[str, list[int]], out: str) -> StructureGroup:
+    """Attention heads at ``prefix``: head ``h`` owns rows ``offset + h*head_dim ..`` of each projection
+    in ``rows`` (name -> row offsets, e.g. q/k/v thirds of a fused projection) and those columns of ``out``."""
+    weights, state = [], []
+    for name, offsets in rows.items():
+        index = torch.cat([block_index(heads, head_dim, off) for off in offsets], dim=1)
+        weights.append(Slice(f"{prefix}.{name}.weight", 0, index))
+        state.append(Slice(f"{prefix}.{name}.bias", 0, index))
+    weights.append(Slice(f"{prefix}.{out}.weight", 1, block_index(heads, head_dim)))
+    return StructureGroup(prefix, "attention_head", heads, weights, state, shrinkable=False)
 
 
 class ConvModule(nn.Module):
@@ -109,7 +147,7 @@ class ConvModule(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int, dropout: float) -> None:
         super().__init__()
-        self.kernel, self.stride = kernel, stride
+        self.kernel, self.stride, self.out_dim = kernel, stride, out_dim
         self.norm = nn.LayerNorm(in_dim)
         self.pointwise_in = nn.Conv1d(in_dim, 2 * out_dim, 1)
         self.depthwise = nn.Conv1d(out_dim, out_dim, kernel, stride=stride, padding=kernel // 2, groups=out_dim)
@@ -124,21 +162,30 @@ class ConvModule(nn.Module):
         y = F.silu(self.batch_norm(y, out_mask))
         return self.dropout(self.pointwise_out(y).transpose(1, 2))
 
+    def channel_group(self, prefix: str) -> StructureGroup:
+        """Inner channels: GLU pair rows of ``pointwise_in``, the depthwise filter, ``pointwise_out`` columns."""
+        own, pair = strided_index(self.out_dim), strided_index(self.out_dim, 2)
+        weights = [Slice(f"{prefix}.pointwise_in.weight", 0, pair), Slice(f"{prefix}.depthwise.weight", 0, own),
+                   Slice(f"{prefix}.pointwise_out.weight", 1, own)]
+        state = [Slice(f"{prefix}.pointwise_in.bias", 0, pair), Slice(f"{prefix}.depthwise.bias", 0, own)]
+        state += norm_slices(f"{prefix}.batch_norm", own)
+        return StructureGroup(prefix, "conv_channel", self.out_dim, weights, state, shrinkable=False)
+
 
 class ConformerBlock(nn.Module):
     """Macaron FFN, relative-position MHSA, convolution module, FFN, LayerNorm (see module doc)."""
 
-    def __init__(self, in_dim: int, out_dim: int, stride: int, num_heads: int, group_size: int, ffn_ratio: int,
-                 kernel: int, dropout: float) -> None:
+    def __init__(self, in_dim: int, out_dim: int, stride: int, num_heads: int, group_size: int,
+                 ffn_hidden: tuple[int, int], kernel: int, dropout: float) -> None:
         super().__init__()
         self.stride = stride
-        self.ff1 = FeedForward(in_dim, ffn_ratio, dropout)
+        self.ff1 = FeedForward(in_dim, ffn_hidden[0], dropout)
         self.attn_norm = nn.LayerNorm(in_dim)
         self.attn = RelPositionMultiHeadAttention(in_dim, num_heads, group_size, dropout)
         self.attn_dropout = nn.Dropout(dropout)
         self.conv = ConvModule(in_dim, out_dim, kernel, stride, dropout)
         self.residual = nn.Conv1d(in_dim, out_dim, 1, stride=stride) if in_dim != out_dim else None
-        self.ff2 = FeedForward(out_dim, ffn_ratio, dropout)
+        self.ff2 = FeedForward(out_dim, ffn_hidden[1], dropout)
         self.norm = nn.LayerNorm(out_dim)
 
     def out_lens(self, lens: Tensor) -> Tensor:
@@ -160,6 +207,20 @@ class ConformerBlock(nn.Module):
         x = x + 0.5 * self.ff2(x)
         x = self.norm(x) * out_mask[:, :, None].to(x.dtype)
         return x, out_lens, out_mask
+
+    def structure_groups(self, prefix: str) -> list[StructureGroup]:
+        """Feed-forward neurons of both FFNs, attention heads (plain attention only: a grouped head
+        mixes projection rows of several frames) and the convolution module's inner channels."""
+        groups = [ffn_group(f"{prefix}.ff1", self.ff1.fc1), ffn_group(f"{prefix}.ff2", self.ff2.fc1)]
+        attn = self.attn
+        if attn.group_size == 1:
+            rows = {n: [0] for n in ("q_proj", "k_proj", "v_proj", "pos_proj")}
+            group = head_group(f"{prefix}.attn", attn.num_heads, attn.head_dim, rows, "out_proj")
+            own = block_index(attn.num_heads, attn.head_dim)
+            group.state += [Slice(f"{prefix}.attn.u", 0, own), Slice(f"{prefix}.attn.v", 0, own)]
+            groups.append(group)
+        groups.append(self.conv.channel_group(f"{prefix}.conv"))
+        return groups
 
 
 # --------------------------------------------------------------------------- the model
@@ -191,6 +252,10 @@ def _check_config(cfg: ConformerConfig) -> None:
         raise bad(f"subsampling_channels: must be positive, got {cfg.subsampling_channels}")
     if cfg.downsample_stride < 1 or cfg.ffn_ratio < 1 or cfg.num_heads < 1:
         raise bad("downsample_stride, ffn_ratio and num_heads must be positive")
+    sizes = cfg.ffn_hidden_sizes
+    if sizes and (len(sizes) != cfg.num_blocks or any(
+            not isinstance(p, list) or len(p) != 2 or any(not isinstance(h, int) or h < 1 for h in p) for p in sizes)):
+        raise bad(f"ffn_hidden_sizes: need {cfg.num_blocks} pairs [ff1, ff2] of positive integers, got {sizes!r}")
     if not 0.0 <= cfg.dropout < 1.0:
         raise bad(f"dropout: must be in [0, 1), got {cfg.dropout}")
 
@@ -212,9 +277,11 @@ class ConformerCTC(ASRModel):
         stage = 0
         for i in range(cfg.num_blocks):
             down = i in cfg.downsample_blocks
+            in_dim, out_dim = dims[stage], dims[stage + 1] if down else dims[stage]
+            ffn = cfg.ffn_hidden_sizes[i] if cfg.ffn_hidden_sizes else (cfg.ffn_ratio * in_dim, cfg.ffn_ratio * out_dim)
             self.blocks.append(ConformerBlock(
-                dims[stage], dims[stage + 1] if down else dims[stage], cfg.downsample_stride if down else 1,
-                cfg.num_heads, groups[stage], cfg.ffn_ratio, cfg.kernel_size, cfg.dropout,
+                in_dim, out_dim, cfg.downsample_stride if down else 1,
+                cfg.num_heads, groups[stage], (int(ffn[0]), int(ffn[1])), cfg.kernel_size, cfg.dropout,
             ))
             stage += int(down)
         self.out = nn.Linear(dims[-1], vocab_size)
@@ -257,3 +324,18 @@ class ConformerCTC(ASRModel):
         ``prune_convolutions`` also every convolution weight (subsampling, pointwise, depthwise, residual)."""
         kinds: tuple[type, ...] = (nn.Linear, nn.Conv1d, nn.Conv2d) if self.cfg.prune_convolutions else (nn.Linear,)
         return {f"{name}.weight": m.weight for name, m in self.named_modules() if isinstance(m, kinds)}
+
+    def structure_groups(self) -> list[StructureGroup]:
+        """Subsampling conv channels, then per block FFN neurons, attention heads, conv-module channels
+        (convolution groups need ``prune_convolutions``: their weights must be prunable)."""
+        groups = self.subsample.channel_groups("subsample")
+        for i, block in enumerate(self.blocks):
+            groups += block.structure_groups(f"blocks.{i}")
+        return groups
+
+    def shrunk_config(self, sizes: dict[str, int]) -> ConformerConfig:
+        """``subsampling_channels`` and ``ffn_hidden_sizes`` from the group sizes (others unchanged)."""
+        channels = [sizes.get(f"subsample.convs.{i}", c.out_channels) for i, c in enumerate(self.subsample.convs)]
+        ffn = [[sizes.get(f"blocks.{i}.{f}", getattr(b, f).fc1.out_features) for f in ("ff1", "ff2")]
+               for i, b in enumerate(self.blocks)]
+        return dataclasses.replace(self.cfg, subsampling_channels=channels, ffn_hidden_sizes=ffn)

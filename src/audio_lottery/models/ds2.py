@@ -11,6 +11,8 @@ per-sequence-reversed padded input (no PackedSequence: its CPU backward is quadr
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -18,6 +20,14 @@ from torch import Tensor, nn
 from audio_lottery.config import ConfigError, DS2Config, ModelConfig
 from audio_lottery.models.base import default_prunable, ASRModel, lengths_to_mask
 from audio_lottery.models.registry import register_model
+from audio_lottery.pruning.groups import (
+    Slice,
+    StructureGroup,
+    block_index,
+    lstm_unit_slices,
+    norm_slices,
+    strided_index,
+)
 
 # --------------------------------------------------------------------------- masked batch norm
 
@@ -179,6 +189,23 @@ class ConvStack(nn.ModuleList):
             lens = block.out_lens(lens)
         return lens
 
+    def channel_groups(self, prefix: str, consumers: list[str]) -> list[StructureGroup]:
+        """Output channels of every block; the last block's are read by the ``consumers`` weights
+        (``[out, C*F']`` matrices, channel ``c`` = columns ``c*F' .. c*F'+F'-1``)."""
+        groups = []
+        for i, block in enumerate(self):
+            ch = block.conv.out_channels
+            own = strided_index(ch)
+            weights = [Slice(f"{prefix}.{i}.conv.weight", 0, own)]
+            state = [Slice(f"{prefix}.{i}.conv.bias", 0, own)] + norm_slices(f"{prefix}.{i}.bn", own)
+            if i + 1 < len(self):
+                weights.append(Slice(f"{prefix}.{i + 1}.conv.weight", 1, own))
+            else:
+                cols = block_index(ch, self.out_dim // ch)
+                weights += [Slice(name, 1, cols) for name in consumers]
+            groups.append(StructureGroup(f"{prefix}.{i}", "conv_channel", ch, weights, state))
+        return groups
+
     def encode(self, feats: Tensor, feat_lens: Tensor) -> tuple[Tensor, Tensor]:
         """``[B, T, F]`` features -> ``[B, T', C*F']`` (zero beyond each length) and lengths."""
         lens = feat_lens.to(feats.device)
@@ -195,6 +222,7 @@ class BiLSTMLayer(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int, bidirectional: bool, batch_norm: bool) -> None:
         super().__init__()
+        self.hidden = hidden
         self.norm = SequenceBatchNorm(in_dim) if batch_norm else None
         self.fwd = nn.LSTM(in_dim, hidden, batch_first=True)
         self.bwd = nn.LSTM(in_dim, hidden, batch_first=True) if bidirectional else None
@@ -210,6 +238,20 @@ class BiLSTMLayer(nn.Module):
             y = y + reverse_padded(y_rev, index)
         return y * mask[:, :, None].to(y.dtype)
 
+    def directions(self, prefix: str) -> list[str]:
+        """Names of the layer's ``nn.LSTM`` modules (``<prefix>.fwd`` and, if bidirectional, ``<prefix>.bwd``)."""
+        return [f"{prefix}.fwd"] + ([f"{prefix}.bwd"] if self.bwd is not None else [])
+
+    def unit_slices(self, prefix: str) -> tuple[list[Slice], list[Slice]]:
+        """Weight and state slices of the hidden units of every direction (unit ``j`` of both
+        directions is one unit: their outputs are summed)."""
+        weights, state = [], []
+        for name in self.directions(prefix):
+            w, s = lstm_unit_slices(name, self.hidden)
+            weights += w
+            state += s
+        return weights, state
+
 
 # --------------------------------------------------------------------------- the model
 
@@ -217,6 +259,14 @@ class BiLSTMLayer(nn.Module):
 def _check_config(cfg: DS2Config) -> None:
     if cfg.rnn_layers < 1 or cfg.rnn_hidden < 1:
         raise ConfigError("model.ds2: rnn_layers and rnn_hidden must be positive")
+    sizes = cfg.rnn_hidden_sizes
+    if sizes and (len(sizes) != cfg.rnn_layers or any(not isinstance(h, int) or h < 1 for h in sizes)):
+        raise ConfigError(f"model.ds2.rnn_hidden_sizes: need {cfg.rnn_layers} positive integers, got {sizes!r}")
+
+
+def hidden_sizes(cfg: DS2Config) -> list[int]:
+    """Hidden size of every LSTM layer."""
+    return [int(h) for h in cfg.rnn_hidden_sizes] or [cfg.rnn_hidden] * cfg.rnn_layers
 
 
 @register_model("ds2")
@@ -229,17 +279,18 @@ class DeepSpeech2(ASRModel):
         self.cfg, self.vocab_size, self.feat_dim = cfg, vocab_size, feat_dim
         self.conv = ConvStack(cfg.conv_channels, cfg.conv_kernels, cfg.conv_strides, feat_dim, "model.ds2")
         self.rnn_input_dim = self.conv.out_dim
+        hidden = hidden_sizes(cfg)
         self.rnns = nn.ModuleList(
             BiLSTMLayer(
-                self.rnn_input_dim if i == 0 else cfg.rnn_hidden,
-                cfg.rnn_hidden,
+                self.rnn_input_dim if i == 0 else hidden[i - 1],
+                hidden[i],
                 cfg.bidirectional,
                 batch_norm=cfg.rnn_batch_norm and i > 0,
             )
             for i in range(cfg.rnn_layers)
         )
-        self.out_norm = SequenceBatchNorm(cfg.rnn_hidden) if cfg.rnn_batch_norm else None
-        self.out = nn.Linear(cfg.rnn_hidden, vocab_size, bias=False)
+        self.out_norm = SequenceBatchNorm(hidden[-1]) if cfg.rnn_batch_norm else None
+        self.out = nn.Linear(hidden[-1], vocab_size, bias=False)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, vocab_size: int, feat_dim: int) -> "DeepSpeech2":
@@ -263,3 +314,28 @@ class DeepSpeech2(ASRModel):
     def prunable(self) -> dict[str, nn.Parameter]:
         """Conv weights, every LSTM weight_ih/weight_hh, the output Linear weight (the paper's scope)."""
         return default_prunable(self)
+
+    def structure_groups(self) -> list[StructureGroup]:
+        """Conv output channels and LSTM hidden units (all 4 gate rows of both directions, the
+        recurrent column, and the input columns of the next layer or the output Linear)."""
+        groups = self.conv.channel_groups("conv", [f"{d}.weight_ih_l0" for d in self.rnns[0].directions("rnns.0")])
+        for i, layer in enumerate(self.rnns):
+            weights, state = layer.unit_slices(f"rnns.{i}")
+            own = strided_index(layer.hidden)
+            if i + 1 < len(self.rnns):
+                nxt = self.rnns[i + 1]
+                weights += [Slice(f"{d}.weight_ih_l0", 1, own) for d in nxt.directions(f"rnns.{i + 1}")]
+                if nxt.norm is not None:
+                    state += norm_slices(f"rnns.{i + 1}.norm", own)
+            else:
+                weights.append(Slice("out.weight", 1, own))
+                if self.out_norm is not None:
+                    state += norm_slices("out_norm", own)
+            groups.append(StructureGroup(f"rnns.{i}", "lstm_unit", layer.hidden, weights, state))
+        return groups
+
+    def shrunk_config(self, sizes: dict[str, int]) -> DS2Config:
+        """``conv_channels`` and ``rnn_hidden_sizes`` from the group sizes (others unchanged)."""
+        channels = [sizes.get(f"conv.{i}", b.conv.out_channels) for i, b in enumerate(self.conv)]
+        hidden = [sizes.get(f"rnns.{i}", layer.hidden) for i, layer in enumerate(self.rnns)]
+        return dataclasses.replace(self.cfg, conv_channels=channels, rnn_hidden_sizes=hidden)

@@ -29,6 +29,7 @@ from audio_lottery.config import ConfigError, ModelConfig, RNNTConfig
 from audio_lottery.models.base import ASRModel, default_prunable, lengths_to_mask
 from audio_lottery.models.ds2 import BiLSTMLayer, ConvStack, reverse_index, reverse_padded
 from audio_lottery.models.registry import register_model
+from audio_lottery.pruning.groups import Slice, StructureGroup, lstm_unit_slices, norm_slices, strided_index
 from audio_lottery.models.transducer_loss import _logaddexp, gather_transitions, rnnt_loss_from_gathered
 
 # --------------------------------------------------------------------------- building blocks
@@ -283,3 +284,42 @@ class RNNTransducer(ASRModel):
         """Conv weights, every encoder and prediction LSTM weight_ih/weight_hh, the embedding and
         every joint-network Linear weight (:func:`default_prunable`)."""
         return default_prunable(self)
+
+    def structure_groups(self) -> list[StructureGroup]:
+        """Conv channels, encoder LSTM units (one group per direction when directions are concatenated:
+        unit ``j`` of the backward LSTM feeds column ``H + j``), prediction LSTM units and joint units.
+        Mask-only: the RNN-T config has one size per stack, so none of them shrink."""
+        first = [f"{d}.weight_ih_l0" for d in self.encoder[0].directions("encoder.0")]
+        groups = self.conv.channel_groups("conv", first)
+        concat = self.cfg.bidirectional and self.cfg.merge_directions == "concat"
+        for i, layer in enumerate(self.encoder):
+            names = layer.directions(f"encoder.{i}")
+            parts = [(n, k * layer.hidden) for k, n in enumerate(names)] if concat else [(None, 0)]
+            for direction, offset in parts:
+                weights, state = [], []
+                for name in ([direction] if direction else names):
+                    w, st = lstm_unit_slices(name, layer.hidden)
+                    weights, state = weights + w, state + st
+                own = strided_index(layer.hidden, offset=offset)
+                if i + 1 < len(self.encoder):
+                    nxt = self.encoder[i + 1]
+                    weights += [Slice(f"{d}.weight_ih_l0", 1, own) for d in nxt.directions(f"encoder.{i + 1}")]
+                    if nxt.norm is not None:
+                        state += norm_slices(f"encoder.{i + 1}.norm", own)
+                else:
+                    weights.append(Slice("joint.enc.weight", 1, own))
+                groups.append(StructureGroup(direction or f"encoder.{i}", "lstm_unit", layer.hidden, weights, state))
+        lstm, hidden = self.prediction.lstm, self.cfg.pred_hidden
+        for k in range(lstm.num_layers):
+            weights, state = lstm_unit_slices("prediction.lstm", hidden, suffix=f"_l{k}")
+            consumer = f"prediction.lstm.weight_ih_l{k + 1}" if k + 1 < lstm.num_layers else "joint.pred.weight"
+            weights.append(Slice(consumer, 1, strided_index(hidden)))
+            groups.append(StructureGroup(f"prediction.lstm.l{k}", "lstm_unit", hidden, weights, state))
+        own = strided_index(self.cfg.joint_dim)
+        groups.append(StructureGroup(
+            "joint", "joint_unit", self.cfg.joint_dim,
+            [Slice("joint.enc.weight", 0, own), Slice("joint.pred.weight", 0, own), Slice("joint.out.weight", 1, own)],
+            [Slice("joint.enc.bias", 0, own), Slice("joint.pred.bias", 0, own)]))
+        for g in groups:
+            g.shrinkable = False
+        return groups

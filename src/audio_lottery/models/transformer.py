@@ -29,6 +29,7 @@ frames) and every attention over encoder frames masks the padded keys.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -39,7 +40,9 @@ from torch import Tensor, nn
 from audio_lottery.config import ConfigError, ModelConfig, TransformerConfig
 from audio_lottery.decoding.beam import beam_search
 from audio_lottery.models.base import ASRModel, default_prunable, lengths_to_mask
+from audio_lottery.models.conformer import ffn_group, head_group
 from audio_lottery.models.registry import register_model
+from audio_lottery.pruning.groups import Slice, StructureGroup, block_index, strided_index
 
 IGNORE = -100
 
@@ -249,6 +252,10 @@ def _check_config(cfg: TransformerConfig) -> None:
         raise ConfigError("model.transformer.label_smoothing must lie in [0, 1)")
     if cfg.beam_size < 1:
         raise ConfigError("model.transformer.beam_size must be >= 1")
+    n = cfg.encoder_layers + cfg.decoder_layers
+    if cfg.ffn_dims and (len(cfg.ffn_dims) != n or any(not isinstance(f, int) or f < 1 for f in cfg.ffn_dims)):
+        raise ConfigError(f"model.transformer.ffn_dims: need {n} positive integers (encoder then decoder layers), "
+                          f"got {cfg.ffn_dims!r}")
 
 
 @register_model("transformer")
@@ -261,13 +268,15 @@ class TransformerASR(ASRModel):
         self.cfg, self.vocab_size, self.feat_dim = cfg, vocab_size, feat_dim
         self.sos, self.eos = vocab_size, vocab_size + 1
         self.decoder_vocab = vocab_size + 2
-        d, h, f, p = cfg.d_model, cfg.heads, cfg.ffn_dim, cfg.dropout
+        d, h, p = cfg.d_model, cfg.heads, cfg.dropout
+        ffn = [int(f) for f in cfg.ffn_dims] or [cfg.ffn_dim] * (cfg.encoder_layers + cfg.decoder_layers)
         self.subsample = Conv2dSubsampling(feat_dim, cfg.subsampling_channels, d)
-        self.encoder = nn.ModuleList(EncoderLayer(d, h, f, p) for _ in range(cfg.encoder_layers))
+        self.encoder = nn.ModuleList(EncoderLayer(d, h, ffn[i], p) for i in range(cfg.encoder_layers))
         self.encoder_norm = nn.LayerNorm(d)
         self.ctc_head = nn.Linear(d, vocab_size)
         self.embed = nn.Embedding(self.decoder_vocab, d)
-        self.decoder = nn.ModuleList(DecoderLayer(d, h, f, p) for _ in range(cfg.decoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(d, h, ffn[cfg.encoder_layers + i], p)
+                                     for i in range(cfg.decoder_layers))
         self.decoder_norm = nn.LayerNorm(d)
         self.decoder_out = nn.Linear(d, self.decoder_vocab)
         self.drop = nn.Dropout(p)
@@ -298,6 +307,37 @@ class TransformerASR(ASRModel):
     def prunable(self) -> dict[str, nn.Parameter]:
         """Every Conv2d, Linear (attention projections, feed-forward, heads) and Embedding weight."""
         return default_prunable(self)
+
+    def structure_groups(self) -> list[StructureGroup]:
+        """Subsampling conv channels and attention heads (not shrinkable: the config has one size for
+        them) and the feed-forward neurons of every encoder and decoder layer (shrinkable)."""
+        d, h = self.cfg.d_model, self.cfg.heads
+        dh = d // h
+        sub, ch = self.subsample, self.cfg.subsampling_channels
+        own = strided_index(ch)
+        groups = [
+            StructureGroup("subsample.conv1", "conv_channel", ch,
+                           [Slice("subsample.conv1.weight", 0, own), Slice("subsample.conv2.weight", 1, own)],
+                           [Slice("subsample.conv1.bias", 0, own)], shrinkable=False),
+            StructureGroup("subsample.conv2", "conv_channel", ch,
+                           [Slice("subsample.conv2.weight", 0, own),
+                            Slice("subsample.out.weight", 1, block_index(ch, sub.freq))],
+                           [Slice("subsample.conv2.bias", 0, own)], shrinkable=False),
+        ]
+        for stack in ("encoder", "decoder"):
+            for i, layer in enumerate(getattr(self, stack)):
+                groups.append(head_group(f"{stack}.{i}.self_attn", h, dh, {"in_proj": [0, d, 2 * d]}, "out_proj"))
+                if stack == "decoder":
+                    groups.append(head_group(f"{stack}.{i}.cross_attn", h, dh,
+                                             {"q_proj": [0], "kv_proj": [0, d]}, "out_proj"))
+                groups.append(ffn_group(f"{stack}.{i}.ffn", layer.ffn.fc1))
+        return groups
+
+    def shrunk_config(self, sizes: dict[str, int]) -> TransformerConfig:
+        """``ffn_dims`` from the feed-forward group sizes (others unchanged)."""
+        dims = [sizes.get(f"{stack}.{i}.ffn", layer.ffn.fc1.out_features)
+                for stack in ("encoder", "decoder") for i, layer in enumerate(getattr(self, stack))]
+        return dataclasses.replace(self.cfg, ffn_dims=dims)
 
     # ------------------------------------------------------------------ encoder / CTC
 

@@ -1,4 +1,4 @@
-"""Pruning: masks, mask strategies and MAC counting."""
+"""Pruning: masks, mask strategies (unstructured and structured), channel groups and MAC counting."""
 
 from audio_lottery.pruning.macs import effective_macs, macs_per_second
 from audio_lottery.pruning.mask import Mask, MaskEnforcer, select_prunable
@@ -10,6 +10,13 @@ from audio_lottery.pruning.strategies import (
     random_prune,
     register_strategy,
     remaining_after,
+)
+from audio_lottery.pruning.structured import (  # registers block, nm, channel
+    block_prune,
+    channel_prune,
+    convert_ticket,
+    nm_prune,
+    strategy_options,
 )
 
 __all__ = [
@@ -23,6 +30,11 @@ __all__ = [
     "layerwise_magnitude",
     "random_prune",
     "remaining_after",
+    "block_prune",
+    "nm_prune",
+    "channel_prune",
+    "convert_ticket",
+    "strategy_options",
     "effective_macs",
     "macs_per_second",
 ]

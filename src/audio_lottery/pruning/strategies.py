@@ -87,8 +87,13 @@ def _prune_smallest(scores: Tensor, keep: Tensor, fraction: float) -> Tensor:
     Entries scored ``+inf`` (protected, see :func:`_protect_floor`) are never dropped, even
     when fewer than the count remain unprotected.
     """
+    return prune_count(scores, keep, round(fraction * int(keep.sum())))
+
+
+def prune_count(scores: Tensor, keep: Tensor, count: int) -> Tensor:
+    """New flat keep-vector: drop the ``count`` kept entries with the smallest score (stable ties)."""
     alive = keep.nonzero().squeeze(1)
-    count = min(round(fraction * alive.numel()), int((scores[alive] != math.inf).sum()))
+    count = min(count, int((scores[alive] != math.inf).sum()))  # +inf = protected, never dropped
     order = torch.sort(scores[alive], stable=True).indices[:count]
     new = keep.clone()
     new[alive[order]] = False
