@@ -252,7 +252,7 @@ def _results(run: Path | None) -> list[dict]:
     for path in sorted(run.glob("level_*/result.json")) + sorted(run.glob("branch_*/level_*/result.json")):
         r = read_json(path)
         branch = path.parent.parent.name[len("branch_"):] if path.parent.parent.name.startswith("branch_") else "imp"
-        rows.append({"run": run.name, "branch": branch, **r})
+        rows.append({**r, "run": run.name, "branch": branch})
     return rows
 
 
