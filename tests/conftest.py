@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,30 @@ def cli_env() -> dict:
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = "2"
     return env
+
+
+CLI = [sys.executable, "-m", "audio_lottery.cli", "-q"]
+ONE = "train.threads=1"  # one thread: two contend badly on a busy 2-core machine (runtime key, not hashed)
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (two contend badly on a busy 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def env() -> dict:
+    return dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """The CLI in-process (no torch re-import): (exit code, stdout, stderr)."""
+    from audio_lottery.cli import main
+
+    code = main(["-q", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -4,16 +4,12 @@ training noise, branch hash, eval_noise.json, the CLI and the report on a tiny l
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from audio_lottery.cli import main
 from audio_lottery.config import load_config
 from audio_lottery.data.augment import NOISE_LEVELS, NoiseMixer, noise_overrides
 from audio_lottery.data.manifest import read_manifest, write_manifest
@@ -24,30 +20,10 @@ from audio_lottery.lottery.branches import branch_dir, run_branch
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.train.components import build_augmentation
 
-from conftest import TINY_CONFIG, tiny_overrides
+from conftest import CLI, ONE, TINY_CONFIG, run_cli, tiny_overrides
 
-CLI = [sys.executable, "-m", "audio_lottery.cli", "-q"]
-ONE = "train.threads=1"  # one thread: two contend badly on a busy 2-core machine (runtime key, not hashed)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def env() -> dict:
-    return dict(os.environ, OMP_NUM_THREADS="1")
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """The CLI in-process (no torch re-import): (exit code, stdout, stderr)."""
-    code = main(["-q", *args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 SR = 16000
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,30 +21,10 @@ from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.overlap import chance_iou, compare_runs, mask_iou
 from audio_lottery.train.loop import weights_abs_sum
 
-from conftest import TINY_CONFIG
+from conftest import CLI, ONE, TINY_CONFIG, run_cli
 
-CLI = [sys.executable, "-m", "audio_lottery.cli", "-q"]
-ONE = "train.threads=1"  # one thread: two contend badly on a busy 2-core machine (runtime key, not hashed)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def env() -> dict:
-    return dict(os.environ, OMP_NUM_THREADS="1")
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """The CLI in-process (no torch re-import): (exit code, stdout, stderr)."""
-    code = main(["-q", *args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 SPLITS = ("train", "dev", "test")
 
 
