@@ -202,7 +202,8 @@ def measure_level(cfg, work: Path, preset: str, device: torch.device) -> dict:
     for level in (0, 1):
         res = read_json(run_dir / f"level_{level}" / "result.json")
         out[f"level_{level}"] = {k: res[k] for k in ("wall_seconds", "train_seconds", "remaining", "dev_wer")}
-        out[f"level_{level}"]["steps"] = read_json(run_dir / f"level_{level}" / "train" / "result.json")["steps"]
+        train = read_json(run_dir / f"level_{level}" / "train" / "result.json")
+        out[f"level_{level}"].update(steps=train["steps"], skipped=train.get("skipped_steps", 0))
     return out
 
 
@@ -236,15 +237,17 @@ def report(results: dict, args: argparse.Namespace) -> str:
                          f"{s['batch_audio_seconds']:.0f} | {s['step_seconds']:.3f} | {s['utterances_per_second']:.1f} | "
                          f"{s['audio_seconds_per_second']:.1f} | {s['peak_memory_gb']:.2f} |")
     lines += ["", "## One lottery level (level 0 dense, then level 1: prune 20 %, rewind, train, score)", "",
-              f"| preset | amp | steps per level | level 0 (s) | level 1 (s) | level 1 remaining | {mem} |",
+              f"| preset | amp | steps per level (skipped) | level 0 (s) | level 1 (s) | level 1 remaining | {mem} |",
               "|---|---|---|---|---|---|---|"]
     for name, res in results["presets"].items():
         lv = res["level"]
-        lines.append(f"| {name} | {res['level_amp']} | {lv['level_1']['steps']} | {lv['level_0']['wall_seconds']:.1f} | "
+        lines.append(f"| {name} | {res['level_amp']} | {lv['level_1']['steps']} ({lv['level_1']['skipped']}) | {lv['level_0']['wall_seconds']:.1f} | "
                      f"{lv['level_1']['wall_seconds']:.1f} | {100 * lv['level_1']['remaining']:.1f} % | "
                      f"{lv['peak_memory_gb']:.2f} |")
-    lines += ["", "Level seconds include scoring on the dev and test manifests (cut to "
-              f"{args.eval_utterances} utterances each).", ""]
+    lines += ["", f"Each level trains at most {args.level_steps} steps (epochs end early on this small corpus; "
+              "dev is scored after every epoch). Level seconds include scoring on the dev and test manifests (cut to "
+              f"{args.eval_utterances} utterances each). fp16 steps skipped while the gradient scaler lowers its "
+              "scale are counted in brackets.", ""]
     return "\n".join(lines)
 
 
@@ -270,7 +273,7 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{s['utterances_per_second']:.1f} utt/s  peak {s['peak_memory_gb']:.2f} GiB", flush=True)
         res["level_amp"] = args.amp[-1]
         cfg = load_config(ROOT / "configs" / f"{preset}.yaml",
-                          [*common, f"train.amp={args.amp[-1]}", "lottery.levels=1", "train.epochs=1",
+                          [*common, f"train.amp={args.amp[-1]}", "lottery.levels=1", f"train.epochs={args.level_steps}",
                            f"train.max_steps={args.level_steps}", "train.log_every_steps=1"])
         res["level"] = lv = measure_level(cfg, work, preset, device)
         print(f"{preset:16s} level 0 {lv['level_0']['wall_seconds']:.1f} s, level 1 {lv['level_1']['wall_seconds']:.1f} s "

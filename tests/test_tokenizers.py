@@ -73,3 +73,13 @@ def test_build_tokenizer_from_config(tmp_path):
 def test_load_missing_dir_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="tokenizer.json"):
         load_tokenizer(tmp_path)
+
+
+def test_bpe_on_text_missing_letters_still_covers_the_alphabet(tmp_path):
+    """A corpus lacking letters (sentencepiece < 0.2.3 aborted the process here) still encodes every letter."""
+    texts = ["the of and to in is was that for it with as his on be at by this had not are but from"] * 20
+    assert not set("jqxz'") & set("".join(texts))
+    tok = BpeTokenizer.train(texts, 256, tmp_path)
+    for text in ["jazz quiz", "x", "y'all"]:
+        ids = tok.encode(text)
+        assert 1 not in ids and tok.decode(ids) == text

@@ -142,6 +142,10 @@ class BpeTokenizer:
 
 
 def _train_sentencepiece(texts: list[str], piece_count: int) -> bytes:
+    required = ALPHABET.replace(" ", "")
+    missing = sorted(set(required) - set("".join(texts)))
+    if missing:  # every required char needs a count: sentencepiece < 0.2.3 aborts the process otherwise
+        texts = [*texts, " ".join(missing)]
     buf = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
@@ -150,7 +154,7 @@ def _train_sentencepiece(texts: list[str], piece_count: int) -> bytes:
             vocab_size=piece_count,
             model_type="bpe",
             character_coverage=1.0,
-            required_chars=ALPHABET.replace(" ", ""),
+            required_chars=required,
             normalization_rule_name="identity",
             unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1,
             hard_vocab_limit=False,
