@@ -252,6 +252,13 @@ class BiLSTMLayer(nn.Module):
             state += s
         return weights, state
 
+    def input_slices(self, prefix: str, index: Tensor) -> tuple[list[Slice], list[Slice]]:
+        """Slices that read input features ``index`` (``[units, k]``, a unit of the layer below per
+        row): the input columns of every direction and, with batch norm, the norm's entries."""
+        weights = [Slice(f"{d}.weight_ih_l0", 1, index) for d in self.directions(prefix)]
+        state = norm_slices(f"{prefix}.norm", index) if self.norm is not None else []
+        return weights, state
+
 
 # --------------------------------------------------------------------------- the model
 
@@ -323,10 +330,8 @@ class DeepSpeech2(ASRModel):
             weights, state = layer.unit_slices(f"rnns.{i}")
             own = strided_index(layer.hidden)
             if i + 1 < len(self.rnns):
-                nxt = self.rnns[i + 1]
-                weights += [Slice(f"{d}.weight_ih_l0", 1, own) for d in nxt.directions(f"rnns.{i + 1}")]
-                if nxt.norm is not None:
-                    state += norm_slices(f"rnns.{i + 1}.norm", own)
+                w, st = self.rnns[i + 1].input_slices(f"rnns.{i + 1}", own)
+                weights, state = weights + w, state + st
             else:
                 weights.append(Slice("out.weight", 1, own))
                 if self.out_norm is not None:

@@ -29,7 +29,7 @@ from audio_lottery.config import ConfigError, ModelConfig, RNNTConfig
 from audio_lottery.models.base import ASRModel, default_prunable, lengths_to_mask
 from audio_lottery.models.ds2 import BiLSTMLayer, ConvStack, reverse_index, reverse_padded
 from audio_lottery.models.registry import register_model
-from audio_lottery.pruning.groups import Slice, StructureGroup, lstm_unit_slices, norm_slices, strided_index
+from audio_lottery.pruning.groups import Slice, StructureGroup, lstm_unit_slices, strided_index
 from audio_lottery.models.transducer_loss import _logaddexp, gather_transitions, rnnt_loss_from_gathered
 
 # --------------------------------------------------------------------------- building blocks
@@ -302,10 +302,8 @@ class RNNTransducer(ASRModel):
                     weights, state = weights + w, state + st
                 own = strided_index(layer.hidden, offset=offset)
                 if i + 1 < len(self.encoder):
-                    nxt = self.encoder[i + 1]
-                    weights += [Slice(f"{d}.weight_ih_l0", 1, own) for d in nxt.directions(f"encoder.{i + 1}")]
-                    if nxt.norm is not None:
-                        state += norm_slices(f"encoder.{i + 1}.norm", own)
+                    w, st = self.encoder[i + 1].input_slices(f"encoder.{i + 1}", own)
+                    weights, state = weights + w, state + st
                 else:
                     weights.append(Slice("joint.enc.weight", 1, own))
                 groups.append(StructureGroup(direction or f"encoder.{i}", "lstm_unit", layer.hidden, weights, state))
