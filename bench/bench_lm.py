@@ -164,7 +164,8 @@ def main() -> None:
                                      ("word score", tuned["best"]["word_score"], ws))
                 if len(grid) > 1 and v in (grid[0], grid[-1])]
         if edge:
-            lines += [f"The best {' and '.join(edge)} lie on the edge of this grid: a wider grid may do better.", ""]
+            verb = "lie" if len(edge) > 1 else "lies"
+            lines += ["", f"The best {' and '.join(edge)} {verb} on the edge of this grid: a wider grid may do better."]
         lines.append("")
     out = Path(args.out) if args.out else (work / "bench_lm_quick.md" if args.quick else ROOT / "docs" / "bench_lm.md")
     out.write_text("\n".join(lines) + "\n")
