@@ -65,20 +65,20 @@ def render(runs: dict[str, list[dict]], args: argparse.Namespace, plot_file: Pat
     for x in sorted((r["remaining"] for rs in runs.values() for r in rs if r["level"] > 0), reverse=True):
         if matching([{"remaining": points[-1]}], x) is None:  # a new sparsity, not the previous one again
             points.append(x)
-    dense = runs["unstructured IMP"][0]
     rows = [[f"{100 * p:.1f}", *[cell(matching(rs, p)) for rs in runs.values()]] for p in points]
     rows = [r for r in rows if sum(c != "–" for c in r[1:]) > 1]
     gap_lines = []
     for name, rs in runs.items():
         if name == "unstructured IMP":
             continue
+        dense = matching(rs, 1.0) or runs["unstructured IMP"][0]  # the run's own level 0 where it has one
         for r in rs:
             if r["level"] == 0:
                 continue
             u = matching(runs["unstructured IMP"], r["remaining"])
             vs_u = f"{r['dev_wer'] - u['dev_wer']:+.3f} dev WER against unstructured" if u else "no unstructured level there"
             gap_lines.append(f"- {name} at {100 * r['remaining']:.1f} %: {r['dev_wer'] - dense['dev_wer']:+.3f} dev WER "
-                             f"against dense, {vs_u}.")
+                             f"against its dense model, {vs_u}.")
     cmd = "python bench/bench_structured_imp.py --run " + " ".join([str(args.run), *[f"--structured {s}" for s in args.structured]])
     return "\n".join([
         "# Structured IMP against unstructured IMP", "",
