@@ -44,7 +44,8 @@ def series(run: Path, structured: list[Path]) -> dict[str, list[dict]]:
         strategy = cfg.prune.strategy
         if strategy == "block":
             strategy = f"block {'x'.join(map(str, cfg.prune.block_shape))}"
-        out[f"{strategy} IMP"] = level_results(s)
+        kept_dense = f" (not pruned: {', '.join(cfg.prune.exclude)})" if cfg.prune.exclude else ""
+        out[f"{strategy} IMP{kept_dense}"] = level_results(s)
     for branch in sorted(run.glob("branch_structured-*")):
         out[f"{branch.name.removeprefix('branch_structured-')} one-shot"] = level_results(branch)
     return out
