@@ -31,7 +31,7 @@ from audio_lottery.lottery.branches import overrides_hash, run_branch  # noqa: E
 from audio_lottery.lottery.runner import load_run_config, run_lottery  # noqa: E402
 from audio_lottery.lottery.tickets import select_tickets  # noqa: E402
 
-from quick import ROOT, TINY_CONFIG, manifests, md_table, pct, tiny_corpus  # noqa: E402
+from quick import ROOT, TINY_CONFIG, manifests, md_table, pct, save_figure, tiny_corpus  # noqa: E402
 
 CONDITIONS = ("clean", "low", "high")
 QUICK = ROOT / "runs" / "bench_quick"
@@ -185,8 +185,7 @@ def plot(tickets: dict, snrs: list[str], scores: dict, out: Path) -> None:
         ax.set(title=f"trained: {c}", xlabel="test SNR", ylabel="test WER (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, bbox_inches="tight")
+    save_figure(fig, out)
 
 
 if __name__ == "__main__":

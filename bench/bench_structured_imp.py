@@ -18,15 +18,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import matplotlib
+from audio_lottery.config import load_config
+from audio_lottery.io import read_json
 
-matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402
-
-from audio_lottery.config import load_config  # noqa: E402
-from audio_lottery.io import read_json  # noqa: E402
-
-from quick import ROOT, log_remaining_axis, md_table  # noqa: E402
+from quick import ROOT, md_table, plot_against_remaining
 
 
 def level_results(folder: Path) -> list[dict]:
@@ -94,19 +89,8 @@ def render(runs: dict[str, list[dict]], args: argparse.Namespace, plot_file: Pat
 
 
 def plot(runs: dict[str, list[dict]], out: Path) -> None:
-    fig = Figure(figsize=(12, 4.5))
-    for k, metric in enumerate(("dev_wer", "test_cer")):
-        ax = fig.add_subplot(1, 2, k + 1)
-        for i, (name, rs) in enumerate(runs.items()):
-            pts = [(100 * r["remaining"], 100 * r[metric]) for r in rs]
-            ax.plot(*zip(*pts), "o-" if "IMP" in name else "s", color=f"C{i}", label=name)
-        log_remaining_axis(ax, [100 * r["remaining"] for rs in runs.values() for r in rs])
-        ax.set(xlabel="remaining weights (%)", ylabel=f"{metric.replace('_', ' ')} (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, bbox_inches="tight")
-
+    plot_against_remaining(runs, {"dev_wer": "dev wer (%)", "test_cer": "test cer (%)"}, out,
+                           styles={name: "s" for name in runs if "IMP" not in name})
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

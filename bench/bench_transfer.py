@@ -20,20 +20,16 @@ import argparse
 import time
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from audio_lottery.config import load_config
+from audio_lottery.data.domains import write_domain
+from audio_lottery.io import load_tensors, read_json
+from audio_lottery.lottery.branches import run_branch
+from audio_lottery.lottery.runner import run_lottery
+from audio_lottery.pruning.overlap import compare_runs, save_overlap
 
-from audio_lottery.config import load_config  # noqa: E402
-from audio_lottery.data.domains import write_domain  # noqa: E402
-from audio_lottery.io import load_tensors, read_json  # noqa: E402
-from audio_lottery.lottery.branches import run_branch  # noqa: E402
-from audio_lottery.lottery.runner import run_lottery  # noqa: E402
-from audio_lottery.pruning.overlap import compare_runs, save_overlap  # noqa: E402
-
-from quick import ROOT, TINY_CONFIG, log_remaining_axis, manifests, md_table, pct, tiny_corpus  # noqa: E402
+from quick import ROOT, TINY_CONFIG, manifests, md_table, pct, plot_against_remaining, tiny_corpus
 
 QUICK = ROOT / "runs" / "bench_quick"
 SPLITS = ("train", "dev", "test")
@@ -167,23 +163,12 @@ def wer_cer(result: dict | None) -> str:
 
 
 def plot(tgt: dict, tr: dict, ft: dict, levels: list[int], out: Path) -> None:
-    fig = Figure(figsize=(12, 4.5))
-    series = {"target's own ticket": {lv: tgt[lv] for lv in [0, *levels] if lv in tgt},
-              "transferred ticket": {0: tr.get(0, tgt[0]), **{lv: tr[lv] for lv in levels if lv in tr}},
-              **({"IMP from source-trained": ft} if ft else {})}
-    for k, metric in enumerate(("wer", "cer")):
-        ax = fig.add_subplot(1, 2, k + 1)
-        for i, (name, res) in enumerate(series.items()):
-            pts = sorted(((100 * r["remaining"], 100 * r[f"test_{metric}"]) for r in res.values()), reverse=True)
-            ax.plot(*zip(*pts), "o-", color=f"C{i}", label=name)
-        ax.axhline(100 * tgt[0][f"test_{metric}"], color="grey", ls="--", lw=1, label="dense (target)")
-        log_remaining_axis(ax, [100 * r["remaining"] for r in tgt.values()])
-        ax.set(xlabel="remaining weights (%)", ylabel=f"target test {metric.upper()} (%)", title="Ticket transfer")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, bbox_inches="tight")
-
+    series = {"target's own ticket": [tgt[lv] for lv in [0, *levels] if lv in tgt],
+              "transferred ticket": [tr.get(0, tgt[0]), *[tr[lv] for lv in levels if lv in tr]],
+              **({"IMP from source-trained": list(ft.values())} if ft else {})}
+    plot_against_remaining(series, {"test_wer": "target test WER (%)", "test_cer": "target test CER (%)"}, out,
+                           title="Ticket transfer", reference=("dense (target)", tgt[0]),
+                           ticks=[100 * r["remaining"] for r in tgt.values()])
 
 if __name__ == "__main__":
     main()

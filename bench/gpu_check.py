@@ -21,7 +21,6 @@ Prints a table, writes ``<work>/gpu_check.json`` and ``docs/bench_gpu_check.md``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random

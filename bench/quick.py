@@ -42,3 +42,32 @@ def log_remaining_axis(ax, xs: list[float]) -> None:
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticklabels([f"{x:.3g}" for x in ticks])
+
+
+def save_figure(fig, out: Path) -> None:
+    """Write ``fig`` to ``out`` (folders made), 100 dpi, tight."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100, bbox_inches="tight")
+
+
+def plot_against_remaining(series: dict[str, list[dict]], metrics: dict[str, str], out: Path, *,
+                           title: str = "", reference: tuple[str, dict] | None = None,
+                           styles: dict[str, str] | None = None, ticks: list[float] | None = None) -> None:
+    """One panel per ``metrics`` key (-> y label): that value (%) of each series' level results
+    against remaining weight (log axis, ticks at ``ticks`` or every level shown). ``reference``
+    (label, result) adds a dashed line; ``styles`` overrides a series' ``"o-"`` format."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6 * len(metrics), 4.5))
+    for k, (key, ylabel) in enumerate(metrics.items()):
+        ax = fig.add_subplot(1, len(metrics), k + 1)
+        for i, (name, results) in enumerate(series.items()):
+            pts = sorted(((100 * r["remaining"], 100 * r[key]) for r in results), reverse=True)
+            ax.plot(*zip(*pts), (styles or {}).get(name, "o-"), color=f"C{i}", label=name)
+        if reference:
+            ax.axhline(100 * reference[1][key], color="grey", ls="--", lw=1, label=reference[0])
+        log_remaining_axis(ax, ticks or [100 * r["remaining"] for rs in series.values() for r in rs])
+        ax.set(xlabel="remaining weights (%)", ylabel=ylabel, title=title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    save_figure(fig, out)
