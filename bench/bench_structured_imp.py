@@ -46,9 +46,14 @@ def series(run: Path, structured: list[Path]) -> dict[str, list[dict]]:
     return out
 
 
-def matching(results: list[dict], remaining: float, tolerance: float = 0.02) -> dict | None:
-    """The result whose remaining weight is within ``tolerance`` (relative) of ``remaining``."""
-    close = [r for r in results if abs(r["remaining"] - remaining) <= tolerance * remaining]
+def same_sparsity(a: float, b: float, tolerance: float = 0.02) -> bool:
+    """Remaining weights ``a`` and ``b`` agree within ``tolerance`` (relative to ``b``)."""
+    return abs(a - b) <= tolerance * b
+
+
+def matching(results: list[dict], remaining: float) -> dict | None:
+    """The result whose remaining weight is closest to ``remaining``, if it is the same sparsity."""
+    close = [r for r in results if same_sparsity(r["remaining"], remaining)]
     return min(close, key=lambda r: abs(r["remaining"] - remaining)) if close else None
 
 
@@ -59,7 +64,7 @@ def cell(r: dict | None) -> str:
 def render(runs: dict[str, list[dict]], args: argparse.Namespace, plot_file: Path) -> str:
     points = [1.0]
     for x in sorted((r["remaining"] for rs in runs.values() for r in rs if r["level"] > 0), reverse=True):
-        if matching([{"remaining": points[-1]}], x) is None:  # a new sparsity, not the previous one again
+        if not same_sparsity(x, points[-1]):
             points.append(x)
     rows = [[f"{100 * p:.1f}", *[cell(matching(rs, p)) for rs in runs.values()]] for p in points]
     rows = [r for r in rows if sum(c != "–" for c in r[1:]) > 1]
