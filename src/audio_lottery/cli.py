@@ -11,6 +11,7 @@ from pathlib import Path
 
 from audio_lottery import cli_noise
 from audio_lottery.config import ConfigError, load_config
+from audio_lottery.layout import BEST, REPORT_HTML, REPORT_MD, EXPORT_CONFIG, EXPORT_WEIGHTS, RUN_PREFIX, TOKENIZER, ExportLayout
 from audio_lottery.lm.cli import add_beam_args, add_lm_commands, decoder_from_args
 
 
@@ -143,7 +144,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     meta = export_ticket(Path(args.run), args.level, args.format, Path(args.out), branch=args.branch)
     summary = {k: meta[k] for k in ("export_format", "remaining", "params", "sizes")}
-    summary["bytes"] = (Path(args.out) / "model.safetensors").stat().st_size
+    summary["bytes"] = ExportLayout(Path(args.out)).weights.stat().st_size
     if args.onnx:
         summary["onnx"] = add_onnx(Path(args.out))
     print(json.dumps(summary))
@@ -197,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="WER/CER of a trained model on a manifest (one JSON line)", parents=[common])
-    p.add_argument("--model", help="OUT/best.safetensors of a training run or an export folder")
+    p.add_argument("--model", help=f"OUT/{BEST} of a training run or an export folder")
     p.add_argument("--manifest", help="utterances to score (with --snr: default the model's test manifest)")
     p.add_argument("--limit", type=int, default=0, help="first N utterances only")
     p.add_argument("--hyps", help="write id/ref/hyp JSONL here")
@@ -217,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     _add_device_arg(p)
     p.add_argument("--levels", type=int, default=None, help="pruning levels after the dense level 0")
-    p.add_argument("--root", required=True, help="runs are created under ROOT/lottery_<hash>")
+    p.add_argument("--root", required=True, help=f"runs are created under ROOT/{RUN_PREFIX}<hash>")
     p.set_defaults(func=cmd_lottery)
 
     p = sub.add_parser("branch", help="a control experiment over an existing lottery run", parents=[common])
@@ -237,11 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level", type=int, required=True)
     p.add_argument("--branch", default="", help="export a branch's level, e.g. structured-<tag> (default: IMP)")
     p.add_argument("--format", choices=["dense", "compact", "csr"], default="compact")
-    p.add_argument("--out", required=True, help="folder for model.safetensors, config.json and tokenizer/")
+    p.add_argument("--out", required=True, help=f"folder for {EXPORT_WEIGHTS}, {EXPORT_CONFIG} and {TOKENIZER}/")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx (needs the [onnx] extra) and check it")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("report", help="write report.md and report.html for a run", parents=[common])
+    p = sub.add_parser("report", help=f"write {REPORT_MD} and {REPORT_HTML} for a run", parents=[common])
     p.add_argument("run")
     p.set_defaults(func=cmd_report)
     return parser

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from audio_lottery.layout import EVAL_NOISE, LEVEL_PREFIX
+
 import argparse
 import json
 import sys
@@ -74,7 +76,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     """Options of ``eval`` for evaluation under noise and for whole runs."""
     p.add_argument("--snr", help="comma-separated test SNRs in dB, 'clean' for none: e.g. clean,20,10,5,0")
     p.add_argument("--noise", help="noise bank manifest (its test split is mixed in)")
-    p.add_argument("--run", help="evaluate the levels of this lottery run (results in level_L/eval_noise.json)")
+    p.add_argument("--run", help=f"evaluate the levels of this lottery run (results in {LEVEL_PREFIX}L/{EVAL_NOISE})")
     p.add_argument("--levels", default="all", help="with --run: 'all' or comma-separated levels")
     p.add_argument("--branches", default="", help="with --run: also these branches ('all' or comma-separated)")
     p.add_argument("--seed", type=int, default=0, help="noise placement seed")

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from audio_lottery.layout import RunLayout
+
 import argparse
 import json
 import logging
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config, overrides)
     t0 = time.time()
     run_dir = run_lottery(cfg, Path(args.runs))
-    results = [read_json(p) for p in sorted(run_dir.glob("level_*/result.json"))]
+    results = [read_json(lv.result) for lv in RunLayout(run_dir).levels() if lv.result.is_file()]
     tickets = select_tickets(results, cfg.lottery.match_tolerance)
     levels = set(range(args.branch_every, cfg.lottery.levels + 1, args.branch_every))
     levels |= {t["level"] for t in (tickets["extreme"], tickets["best"]) if t and t["level"] > 0}
@@ -85,7 +87,7 @@ def show_transcriptions(run_dir: Path, cfg, tickets: dict) -> None:
     for kind in ("dense", "extreme"):
         t = tickets.get(kind)
         if t:
-            rec = Recognizer.load(run_dir / f"level_{t['level']}" / "train" / "best.safetensors")
+            rec = Recognizer.load(RunLayout(run_dir).level(t["level"]).trained)
             print(f"  {kind:7s} ({100 * t['remaining']:5.1f} %): {rec.transcribe([wave])[0]}")
 
 

@@ -16,7 +16,8 @@ import torch
 from audio_lottery.config import Config, load_config, save_config
 from audio_lottery.data.dataset import pad_features
 from audio_lottery.data.features import FeatureExtractor
-from audio_lottery.data.tokenizers import load_tokenizer
+from audio_lottery.data.tokenizers import load_tokenizer, tokenizer_saved
+from audio_lottery.layout import BEST, ExportLayout, TrainLayout
 from audio_lottery.models.registry import build_model
 from audio_lottery.train.checkpoint import load_model_weights, save_model
 
@@ -35,13 +36,13 @@ class Recognizer:
         model = build_model(cfg.model, tokenizer.vocab_size, featurizer.dim)
         return cls(cfg, featurizer, tokenizer, model)
 
-    def save(self, out_dir: Path, weights_name: str = "best.safetensors") -> Path:
+    def save(self, out_dir: Path, weights_name: str = BEST) -> Path:
         """Write weights, config and tokenizer into ``out_dir``; returns the weights path."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(self.cfg, out_dir / "config.yaml")
-        tok_dir = out_dir / "tokenizer"
-        if not (tok_dir / "tokenizer.json").is_file():
+        save_config(self.cfg, TrainLayout(out_dir).config)
+        tok_dir = TrainLayout(out_dir).tokenizer
+        if not tokenizer_saved(tok_dir):
             self.tokenizer.save(tok_dir)
         path = out_dir / weights_name
         save_model(path, self.model)
@@ -55,15 +56,15 @@ class Recognizer:
 
         model_path = Path(model_path)
         for folder in (model_path, model_path.parent):
-            if is_export_dir(folder) and (folder == model_path or model_path.name == "model.safetensors"):
+            if is_export_dir(folder) and (folder == model_path or model_path == ExportLayout(folder).weights):
                 return load_exported(folder)
         if model_path.is_dir():
-            model_path = model_path / "best.safetensors"
-        cfg_path = model_path.parent / "config.yaml"
+            model_path = TrainLayout(model_path).best
+        cfg_path = TrainLayout(model_path.parent).config
         if not cfg_path.is_file():
-            raise FileNotFoundError(f"{model_path}: no config.yaml beside the model")
+            raise FileNotFoundError(f"{model_path}: no {cfg_path.name} beside the model")
         cfg = load_config(cfg_path)
-        tokenizer = load_tokenizer(model_path.parent / "tokenizer")
+        tokenizer = load_tokenizer(TrainLayout(model_path.parent).tokenizer)
         rec = cls.build(cfg, tokenizer)
         load_model_weights(model_path, rec.model)
         rec.model.eval()

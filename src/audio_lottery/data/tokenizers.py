@@ -24,6 +24,11 @@ BPE_MODEL_FILE = "bpe.model"
 _CHAR_TO_ID = {c: i + 1 for i, c in enumerate(ALPHABET)}
 
 
+def tokenizer_saved(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a saved tokenizer."""
+    return (Path(folder) / META_FILE).is_file()
+
+
 def check_vocabulary(text: str) -> None:
     """Raise ValueError naming the first character of ``text`` outside a-z, apostrophe, space."""
     for pos, ch in enumerate(text):

@@ -14,6 +14,8 @@ and reused (per SNR) while the model, test set, noise bank and seed are unchange
 
 from __future__ import annotations
 
+from audio_lottery.layout import EVAL_NOISE, LevelLayout, RunLayout
+
 import math
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +27,7 @@ from audio_lottery.io import atomic_write_json, file_fingerprint as fingerprint,
 from audio_lottery.recognizer import Recognizer
 
 CLEAN = "clean"
-RESULT_FILE = "eval_noise.json"
+RESULT_FILE = EVAL_NOISE
 NOISE_SPLIT = "test"
 
 
@@ -78,7 +80,7 @@ def evaluate_under_noise(rec: Recognizer, records: list[dict], snrs: Sequence[st
 
 def model_path(level_dir: Path) -> Path:
     """The best-dev checkpoint of a trained level."""
-    path = Path(level_dir) / "train" / "best.safetensors"
+    path = LevelLayout(Path(level_dir)).trained
     if not path.is_file():
         raise FileNotFoundError(f"{path}: level not trained yet")
     return path
@@ -102,7 +104,7 @@ def eval_level(level_dir: Path, snrs: Sequence[str], noise_manifest: str | Path 
                 "noise_split": NOISE_SPLIT, "seed": seed, "test_manifest": str(test.resolve()),
                 "test_fingerprint": fingerprint(test), "model": str(weights),
                 "model_stamp": f"{weights.stat().st_size}-{weights.stat().st_mtime_ns}"}
-    path = level_dir / RESULT_FILE
+    path = LevelLayout(level_dir).eval_noise
     done: dict = {}
     if path.is_file():  # reuse what the same model on the same test set already has
         old = read_json(path)
@@ -124,21 +126,22 @@ def level_dirs(run_dir: Path, levels: str | Sequence[int] = "all", branches: str
     the ``branch_`` prefix). Untrained levels are skipped.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir}: not a lottery run (no config.yaml)")
-    folders = {"imp": run_dir}
-    names = [p.name[len("branch_"):] for p in sorted(run_dir.glob("branch_*")) if p.is_dir()]
+    run = RunLayout(run_dir)
+    if not run.config.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a lottery run (no {run.config.name})")
+    folders = {"imp": run}
+    found = run.branches()
+    names = list(found)
     wanted = names if branches == "all" else list(branches)
     for name in wanted:
         if name not in names:
             raise FileNotFoundError(f"{run_dir}: no branch {name!r} (have: {', '.join(names) or 'none'})")
-        folders[name] = run_dir / f"branch_{name}"
+        folders[name] = found[name]
     out = {}
     for series, folder in folders.items():
-        for sub in sorted(folder.glob("level_*"), key=lambda p: int(p.name.split("_")[1])):
-            level = int(sub.name.split("_")[1])
-            if (levels == "all" or level in levels) and (sub / "train" / "best.safetensors").is_file():
-                out[f"{series}/{level}"] = sub
+        for sub in folder.levels():
+            if (levels == "all" or sub.number in levels) and sub.trained.is_file():
+                out[f"{series}/{sub.number}"] = sub.dir
     if not out:
         raise FileNotFoundError(f"{run_dir}: no trained level matches levels={levels} branches={branches}")
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from audio_lottery.layout import BEST
+
 import argparse
 import json
 from pathlib import Path
@@ -107,7 +109,7 @@ def add_lm_commands(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_lm_build)
 
     p = lm.add_parser("tune", help="grid search of --lm-weight x --word-score on a dev manifest", parents=[common])
-    p.add_argument("--model", required=True, help="OUT/best.safetensors of a training run")
+    p.add_argument("--model", required=True, help=f"OUT/{BEST} of a training run")
     p.add_argument("--manifest", required=True, help="the DEV manifest")
     p.add_argument("--out", required=True, help="JSON with the best settings (for eval --decode-params)")
     p.add_argument("--limit", type=int, default=0, help="first N utterances only")

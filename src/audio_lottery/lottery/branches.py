@@ -15,6 +15,7 @@ import torch
 
 from audio_lottery.config import PATH_KEYS, RUNTIME_KEYS, Config, apply_overrides, resolve_paths
 from audio_lottery.io import atomic_write_json, file_fingerprint
+from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.runner import load_run_config, rewind_state, run_tokenizer, train_level, trained_weights
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.strategies import get_strategy
@@ -36,7 +37,7 @@ def register_branch(name: str) -> Callable[[BranchFn], BranchFn]:
 
 
 def imp_mask(run_dir: Path, level: int) -> Mask:
-    path = run_dir / f"level_{level}" / "mask.safetensors"
+    path = RunLayout(run_dir).level(level).mask
     if not path.is_file():
         raise FileNotFoundError(f"{path}: level {level} of the lottery run has no mask yet")
     return Mask.load(path)
@@ -55,7 +56,7 @@ def random_reinit(cfg: Config, run_dir: Path, level: int) -> tuple[Mask, dict]:
 def random_prune(cfg: Config, run_dir: Path, level: int) -> tuple[Mask, dict]:
     """Random masks with the same schedule (``fraction`` of the remaining weights per level), rewound."""
     gen = torch.Generator().manual_seed(cfg.train.seed + 20_000)
-    mask = Mask.load(run_dir / "level_0" / "mask.safetensors")
+    mask = Mask.load(RunLayout(run_dir).level(0).mask)
     zeros = {name: torch.zeros(t.shape) for name, t in mask.items()}
     for _ in range(level):
         mask = get_strategy("random")(zeros, mask, cfg.prune.fraction, gen)
@@ -90,8 +91,9 @@ def ticket_weights(run_dir: Path, level: int) -> dict[str, torch.Tensor]:
     """The trained weights of the IMP ticket at ``level`` (those that created the next level's mask);
     the previous level's trained weights if ``level`` has not been trained yet."""
     for lv in (level, level - 1):
-        if (run_dir / f"level_{lv}" / "train" / "last.safetensors").is_file():
-            return trained_weights(run_dir / f"level_{lv}")
+        where = RunLayout(run_dir).level(lv)
+        if where.train.last.is_file():
+            return trained_weights(where.dir)
     raise FileNotFoundError(f"{run_dir}: neither level {level} nor level {level - 1} has trained weights")
 
 
@@ -111,12 +113,11 @@ def branch_dir(run_dir: Path, name: str, tag: str, overrides: list[str]) -> Path
     """``branch_<name>[-<tag>]``; without a tag, overrides get a short hash so configs never mix."""
     if not tag and any(o.partition("=")[0].strip() not in RUNTIME_KEYS for o in overrides):
         tag = overrides_hash(overrides)
-    return run_dir / (f"branch_{name}-{tag}" if tag else f"branch_{name}")
+    return RunLayout(run_dir).branch(name, tag).dir
 
 
 def pruned_levels(run_dir: Path) -> list[int]:
-    return sorted(int(p.name.split("_")[1]) for p in run_dir.glob("level_*") if (p / "mask.safetensors").is_file()
-                  and int(p.name.split("_")[1]) > 0)
+    return [lv for lv in RunLayout(run_dir).masked_levels() if lv > 0]
 
 
 # A branch runner does a whole branch at once (e.g. IMP with its own masks on another corpus):
@@ -144,22 +145,22 @@ def run_branch(name: str, run_dir: Path, levels: list[int] | None = None, overri
     if name not in BRANCHES and name not in RUNNERS:
         raise ValueError(f"unknown branch {name!r}; known: {', '.join(sorted([*BRANCHES, *RUNNERS]))}")
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir}: not a lottery run (no config.yaml)")
+    if not RunLayout(run_dir).config.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a lottery run (no {RunLayout(run_dir).config.name})")
     cfg = resolve_paths(apply_overrides(load_run_config(run_dir), overrides or []))
     if device:
         cfg.train.device = device
     dist.setup(cfg.train.device)
     progress = progress and dist.is_main()
     out = branch_dir(run_dir, name, tag, overrides or [])
-    dist.on_main(atomic_write_json, out / "branch.json", {"branch": name, "run": str(run_dir.resolve()),
+    dist.on_main(atomic_write_json, RunLayout(out).branch_info, {"branch": name, "run": str(run_dir.resolve()),
                                                           "overrides": list(overrides or []), "tag": tag})
     if name in RUNNERS:
         RUNNERS[name](cfg, run_dir, out, levels, progress)
         return out
     for level in levels if levels is not None else pruned_levels(run_dir):
         mask, init = BRANCHES[name](cfg, run_dir, level)
-        train_level(cfg, run_dir, out / f"level_{level}", mask, init, level, name, progress=progress)
+        train_level(cfg, run_dir, RunLayout(out).level(level).dir, mask, init, level, name, progress=progress)
     return out
 
 

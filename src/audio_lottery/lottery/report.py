@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 import io
 import json
 import math
-import re
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,9 @@ from matplotlib.ticker import FixedLocator, NullLocator
 from audio_lottery.config import LotteryConfig
 from audio_lottery.faultpoints import faultpoint
 from audio_lottery.io import atomic_write_bytes, atomic_write_text
+from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.tickets import select_tickets
 
-_LEVEL_RE = re.compile(r"^level_(\d+)$")
-_BRANCH_RE = re.compile(r"^branch_(.+)$")
 IMP = "imp"
 
 
@@ -116,22 +116,20 @@ def _read_levels(folder: Path, notes: list[str]) -> dict[int, LevelData]:
     levels: dict[int, LevelData] = {}
     if not folder.is_dir():
         return levels
-    for sub in sorted(folder.iterdir()):
-        match = _LEVEL_RE.match(sub.name)
-        if not match or not sub.is_dir():
-            continue
-        data = LevelData(int(match.group(1)), sub)
-        data.result = _read_json(sub / "result.json", notes)
-        data.metrics = _read_metrics(sub / "train" / "metrics.jsonl", notes)
-        data.mask_report = _read_json(sub / "mask.json", notes)
+    for where in RunLayout(folder).levels():
+        sub = where.dir
+        data = LevelData(where.number, sub)
+        data.result = _read_json(where.result, notes)
+        data.metrics = _read_metrics(where.train.metrics, notes)
+        data.mask_report = _read_json(where.mask_report, notes)
         if data.result is None:
-            notes.append(f"{sub}: no result.json (level not finished?)")
+            notes.append(f"{sub}: no {where.result.name} (level not finished?)")
         levels[data.level] = data
     return dict(sorted(levels.items()))
 
 
 def _read_config(run_dir: Path, notes: list[str]) -> dict[str, Any]:
-    path = run_dir / "config.yaml"
+    path = RunLayout(run_dir).config
     if not path.is_file():
         notes.append(f"{path}: missing")
         return {}
@@ -151,10 +149,8 @@ def load_run(run_dir: Path) -> RunData:
     imp = _read_levels(run_dir, notes)
     branches = {}
     if run_dir.is_dir():
-        for sub in sorted(run_dir.iterdir()):
-            match = _BRANCH_RE.match(sub.name)
-            if match and sub.is_dir():
-                branches[match.group(1)] = _read_levels(sub, notes)
+        for name, branch in RunLayout(run_dir).branches().items():
+            branches[name] = _read_levels(branch.dir, notes)
     return RunData(run_dir, config, imp, branches, notes)
 
 
@@ -507,12 +503,12 @@ def write_report(run_dir: Path, tolerance: float | None = None) -> tuple[Path, P
     for name, caption, make in makers + list(EXTRA_PLOTS):
         png = make(run, tickets)
         if png is not None:
-            atomic_write_bytes(run_dir / "plots" / name, png)
+            atomic_write_bytes(RunLayout(run_dir).plots / name, png)
             plots.append((name, caption, png))
     title = f"Lottery report: {'/'.join(run_dir.resolve().parts[-2:])}"
     summary = _summary(run, tickets, tol)
     tables = _tables(run, tickets) + extra_tables(run, tickets)
-    md_path, html_path = run_dir / "report.md", run_dir / "report.html"
+    md_path, html_path = RunLayout(run_dir).report_md, RunLayout(run_dir).report_html
     atomic_write_text(md_path, _render_md(title, summary, tables, plots, run.notes))
     faultpoint("report.write")
     atomic_write_text(html_path, _render_html(title, summary, tables, plots, run.notes))

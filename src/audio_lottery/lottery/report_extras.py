@@ -17,9 +17,10 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from audio_lottery.eval.noisy import CLEAN, RESULT_FILE
+from audio_lottery.eval.noisy import CLEAN
+from audio_lottery.layout import LevelLayout, RunLayout
 from audio_lottery.lottery.report import IMP, RunData, _is_number, _level_label, _pct, _png
-from audio_lottery.pruning.overlap import OVERLAP_DIR, compare_runs, mask_levels
+from audio_lottery.pruning.overlap import compare_runs, mask_levels
 
 OWN_MASK_BRANCHES = ("transfer-finetune", "random-prune")
 
@@ -39,7 +40,7 @@ def noise_results(run: RunData) -> dict[str, dict[int, dict[str, dict]]]:
     out: dict[str, dict[int, dict[str, dict]]] = {}
     for series, levels in {IMP: run.imp, **run.branches}.items():
         for level, data in levels.items():
-            path = data.path / RESULT_FILE
+            path = LevelLayout(data.path).eval_noise
             if not path.is_file():
                 continue
             try:
@@ -131,14 +132,14 @@ def plot_wer_remaining_snr(run: RunData, tickets: dict | None) -> bytes | None:
 def _overlaps(run: RunData) -> dict[str, dict[int, dict]]:
     """label -> level -> mask_iou result, from stored comparisons and own-mask branches."""
     out: dict[str, dict[int, dict]] = {}
-    for path in sorted((run.run_dir / OVERLAP_DIR).glob("*.json")):
+    for path in sorted(RunLayout(run.run_dir).overlap.glob("*.json")):
         try:
             data = json.loads(path.read_text())
             out[data.get("label", path.stem)] = {int(k): v for k, v in data["levels"].items()}
         except (OSError, ValueError, KeyError) as exc:
             run.notes.append(f"{path}: unreadable ({exc})")
     for name in run.branches:
-        folder = run.run_dir / f"branch_{name}"
+        folder = RunLayout(run.run_dir).branch(name).dir
         if not name.startswith(OWN_MASK_BRANCHES):
             continue
         common = [lv for lv in set(mask_levels(run.run_dir)) & set(mask_levels(folder)) if lv > 0]

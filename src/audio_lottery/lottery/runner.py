@@ -29,6 +29,7 @@ from audio_lottery.config import RUNTIME_KEYS, Config, config_hash, load_config,
 from audio_lottery.faultpoints import faultpoint
 from audio_lottery.io import (atomic_write_json, load_tensors, quarantine, read_json, read_json_or_none, remove_stale_temps,
                              save_tensors)
+from audio_lottery.layout import LevelLayout, RunLayout
 from audio_lottery.lottery.rewind import parse_rewind
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.strategies import get_strategy
@@ -37,7 +38,7 @@ from audio_lottery.lottery.scoring import score_level
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train import distributed as dist
 from audio_lottery.train.checkpoint import model_tensors
-from audio_lottery.train.components import prepare_tokenizer
+from audio_lottery.train.components import prepare_tokenizer, tokenizer_saved
 from audio_lottery.train.loop import load_split, train_model
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,11 @@ def run_hash(cfg: Config) -> str:
 
 
 def run_dir_for(cfg: Config, root: Path) -> Path:
-    return Path(root) / f"lottery_{run_hash(cfg)}"
+    return RunLayout.under(root, run_hash(cfg)).dir
 
 
 def load_run_config(run_dir: Path) -> Config:
-    return load_config(Path(run_dir) / "config.yaml")
+    return load_config(RunLayout(run_dir).config)
 
 
 def prepare_run(cfg: Config, root: Path) -> Path:
@@ -65,7 +66,7 @@ def prepare_run(cfg: Config, root: Path) -> Path:
         load_split(cfg, split)
     run_dir = run_dir_for(cfg, root)
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg_path = run_dir / "config.yaml"
+    cfg_path = RunLayout(run_dir).config
     if cfg_path.is_file():
         stored = load_config(cfg_path)
         if run_hash(stored) != run_hash(cfg):
@@ -73,33 +74,33 @@ def prepare_run(cfg: Config, root: Path) -> Path:
     save_config(cfg, cfg_path)  # levels/tolerance may change between invocations
     remove_stale_temps(run_dir)
     tokenizer = run_tokenizer(cfg, run_dir)
-    if not _readable(run_dir / "init.safetensors", load_tensors):
+    if not _readable(RunLayout(run_dir).init, load_tensors):
         torch.manual_seed(cfg.train.seed)
         rec = Recognizer.build(cfg, tokenizer)
-        save_tensors(run_dir / "init.safetensors", rec.model.state_dict())
+        save_tensors(RunLayout(run_dir).init, rec.model.state_dict())
     return run_dir
 
 
 def run_tokenizer(cfg: Config, run_dir: Path):
     """The run's one tokenizer, shared by every level and branch."""
-    texts = [] if (Path(run_dir) / "tokenizer" / "tokenizer.json").is_file() else [
-        r["text"] for r in load_split(cfg, "train")]
-    return prepare_tokenizer(cfg, texts, Path(run_dir) / "tokenizer")
+    tok_dir = RunLayout(run_dir).tokenizer
+    texts = [] if tokenizer_saved(tok_dir) else [r["text"] for r in load_split(cfg, "train")]
+    return prepare_tokenizer(cfg, texts, tok_dir)
 
 
 def rewind_state(cfg: Config, run_dir: Path) -> dict[str, torch.Tensor]:
     """Weights every pruned level restarts from: theta_0 or the late-rewinding snapshot."""
     count, _ = parse_rewind(cfg.prune.rewind)
     if count == 0:
-        return load_tensors(run_dir / "init.safetensors")
-    path = run_dir / "rewind.safetensors"
+        return load_tensors(RunLayout(run_dir).init)
+    path = RunLayout(run_dir).rewind
     dist.on_main(_copy_rewind_point, cfg, run_dir, path)
     return load_tensors(path)
 
 
 def _copy_rewind_point(cfg: Config, run_dir: Path, path: Path) -> None:
     if not path.is_file():
-        src = run_dir / "level_0" / "train" / "rewind.safetensors"
+        src = RunLayout(run_dir).level(0).train.rewind
         if not src.is_file():
             raise FileNotFoundError(f"{src}: level 0 did not reach the rewind point {cfg.prune.rewind}")
         save_tensors(path, load_tensors(src))
@@ -107,7 +108,7 @@ def _copy_rewind_point(cfg: Config, run_dir: Path, path: Path) -> None:
 
 def trained_weights(level_dir: Path) -> dict[str, torch.Tensor]:
     """Final weights of a level's training run (what the next level prunes)."""
-    return model_tensors(load_tensors(level_dir / "train" / "last.safetensors"))
+    return model_tensors(load_tensors(LevelLayout(Path(level_dir)).train.last))
 
 
 def dense_mask(cfg: Config, run_dir: Path) -> Mask:
@@ -119,8 +120,9 @@ def dense_mask(cfg: Config, run_dir: Path) -> Mask:
 def next_mask(cfg: Config, run_dir: Path, level: int, strategy: str | None = None,
               generator: torch.Generator | None = None) -> Mask:
     """Mask of ``level``: the previous level's mask pruned by the strategy on its trained weights."""
-    prev = Mask.load(run_dir / f"level_{level - 1}" / "mask.safetensors")
-    weights = trained_weights(run_dir / f"level_{level - 1}")
+    prev_level = RunLayout(run_dir).level(level - 1)
+    prev = Mask.load(prev_level.mask)
+    weights = trained_weights(prev_level.dir)
     params = {name: weights[name] for name in prev.keys()}
     name = strategy or cfg.prune.strategy
     options = strategy_options(cfg.prune, name, lambda: Recognizer.build(cfg, run_tokenizer(cfg, run_dir)).model)
@@ -134,23 +136,24 @@ def train_level(cfg: Config, run_dir: Path, level_dir: Path, mask: Mask, init_st
     The level's mask is saved beside its result (``mask.safetensors`` + ``mask.json``).
     """
     dist.barrier()  # every rank decides on the same files
-    done = read_json_or_none(level_dir / "result.json")
+    where = LevelLayout(Path(level_dir))
+    done = read_json_or_none(where.result)
     if done is not None:
         return done
-    dist.on_main(save_mask_once, mask, level_dir / "mask.safetensors")
+    dist.on_main(save_mask_once, mask, where.mask)
     tokenizer = run_tokenizer(cfg, run_dir)
     enforced = mask if mask.density() < 1.0 else None
-    train = train_model(cfg, level_dir / "train", init_state=init_state, mask=enforced, rewind=rewind,
+    train = train_model(cfg, where.train.dir, init_state=init_state, mask=enforced, rewind=rewind,
                         tokenizer=tokenizer, progress=progress)
     result = dist.on_main(_score, cfg, level_dir, mask, level, branch, train, progress)
-    return result if dist.is_main() else read_json(level_dir / "result.json")
+    return result if dist.is_main() else read_json(where.result)
 
 
 def _score(cfg: Config, level_dir: Path, mask: Mask, level: int, branch: str, train: dict, progress: bool) -> dict:
     started = time.time()
     result = score_level(cfg, level_dir, mask, level, branch, progress=progress)
     result["wall_seconds"] = train["wall_seconds"] + time.time() - started
-    atomic_write_json(level_dir / "result.json", result)
+    atomic_write_json(LevelLayout(Path(level_dir)).result, result)
     return result
 
 
@@ -184,14 +187,15 @@ def _prune_once(cfg: Config, run_dir: Path, level: int, path: Path) -> None:
 def run_levels(cfg: Config, run_dir: Path, levels: int, progress: bool = True) -> None:
     """IMP in a prepared folder (config, tokenizer, ``init.safetensors``): level 0 trains dense from
     ``init.safetensors``, then per level: prune -> rewind -> train -> score, up to ``levels``."""
-    level0 = run_dir / "level_0"
-    dist.on_main(save_mask_once, lambda: dense_mask(cfg, run_dir), level0 / "mask.safetensors")
+    run = RunLayout(run_dir)
+    level0 = run.level(0)
+    dist.on_main(save_mask_once, lambda: dense_mask(cfg, run_dir), level0.mask)
     rewind = cfg.prune.rewind if parse_rewind(cfg.prune.rewind)[0] > 0 else None
-    train_level(cfg, run_dir, level0, Mask.load(level0 / "mask.safetensors"), load_tensors(run_dir / "init.safetensors"), 0, "imp",
+    train_level(cfg, run_dir, level0.dir, Mask.load(level0.mask), load_tensors(run.init), 0, "imp",
                 rewind=rewind, progress=progress)
     for level in range(1, levels + 1):
-        level_dir = run_dir / f"level_{level}"
-        mask_path = level_dir / "mask.safetensors"
+        level_dir = run.level(level).dir
+        mask_path = run.level(level).mask
         dist.on_main(_prune_once, cfg, run_dir, level, mask_path)
         mask = Mask.load(mask_path)
         log.info("level %d: %.1f %% of prunable weights remain", level, 100 * mask.density())
@@ -216,4 +220,4 @@ def _finish(cfg: Config, run_dir: Path) -> None:
     from audio_lottery.lottery.report import write_report
 
     write_report(run_dir, cfg.lottery.match_tolerance)
-    atomic_write_json(run_dir / "run.json", {"config": to_dict(cfg), "levels": cfg.lottery.levels})
+    atomic_write_json(RunLayout(run_dir).summary, {"config": to_dict(cfg), "levels": cfg.lottery.levels})

@@ -7,6 +7,7 @@ from pathlib import Path
 from audio_lottery.config import Config
 from audio_lottery.eval.evaluate import evaluate
 from audio_lottery.io import read_json
+from audio_lottery.layout import LevelLayout
 from audio_lottery.pruning.macs import macs_per_second
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.recognizer import Recognizer
@@ -19,8 +20,9 @@ def score_level(cfg: Config, level_dir: Path, mask: Mask, level: int, branch: st
 
     Model selection happened on dev during training; test is only reported.
     """
-    train = read_json(level_dir / "train" / "result.json")
-    rec = Recognizer.load(level_dir / "train" / "best.safetensors")
+    where = LevelLayout(Path(level_dir)).train
+    train = read_json(where.result)
+    rec = Recognizer.load(where.best)
     params = dict(rec.model.named_parameters())
     revived = sum(int((params[name].detach()[~keep] != 0).sum()) for name, keep in mask.items())
     if revived:

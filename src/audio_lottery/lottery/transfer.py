@@ -21,6 +21,7 @@ from pathlib import Path
 
 from audio_lottery.config import Config, load_config, save_config
 from audio_lottery.io import load_tensors, save_tensors
+from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.branches import imp_mask, register_branch, register_runner
 from audio_lottery.lottery.runner import load_run_config, rewind_state, run_hash, run_levels
 
@@ -47,7 +48,7 @@ def transfer(cfg: Config, run_dir: Path, level: int) -> tuple:
 
 def pretrained_weights(run_dir: Path) -> dict:
     """The source's trained dense model (level 0, best dev checkpoint)."""
-    path = Path(run_dir) / "level_0" / "train" / "best.safetensors"
+    path = RunLayout(run_dir).level(0).trained
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the source run's dense level is not trained yet")
     return load_tensors(path)
@@ -59,13 +60,14 @@ def transfer_finetune(cfg: Config, run_dir: Path, out: Path, levels: list[int] |
     source = load_run_config(run_dir)
     check_target(cfg, source, run_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cfg_path = out / "config.yaml"
+    source_run, branch = RunLayout(run_dir), RunLayout(out)
+    cfg_path = branch.config
     if cfg_path.is_file() and run_hash(load_config(cfg_path)) != run_hash(cfg):
         raise ValueError(f"{cfg_path}: this branch folder holds another configuration; use another --tag")
     save_config(cfg, cfg_path)
-    if not (out / "tokenizer").is_dir():
-        shutil.copytree(run_dir / "tokenizer", out / "tokenizer")
-    if not (out / "init.safetensors").is_file():
-        save_tensors(out / "init.safetensors", pretrained_weights(run_dir))
+    if not branch.tokenizer.is_dir():
+        shutil.copytree(source_run.tokenizer, branch.tokenizer)
+    if not branch.init.is_file():
+        save_tensors(branch.init, pretrained_weights(run_dir))
     top = max(levels) if levels else cfg.lottery.levels
     run_levels(cfg, out, top, progress)

@@ -28,13 +28,13 @@ from torch import Tensor
 
 from audio_lottery.config import config_from_dict, to_dict
 from audio_lottery.io import atomic_write_json, load_tensors, read_json, save_tensors
+from audio_lottery.layout import EXPORT_CONFIG, EXPORT_WEIGHTS, ExportLayout, LevelLayout, RunLayout
 from audio_lottery.pruning.csr import csr_tensor
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.structured import as_matrix
 
 FORMATS = ("dense", "compact", "csr")
-EXPORT_CONFIG = "config.json"
-WEIGHTS = "model.safetensors"
+WEIGHTS = EXPORT_WEIGHTS
 MARKER = "audio-lottery-export"
 
 # --------------------------------------------------------------------------- encodings
@@ -189,7 +189,7 @@ def export_recognizer(rec, mask: Mask, fmt: str, out_dir: Path, source: dict | N
         tensors.update(stored)
         encodings[name] = info
     save_tensors(out_dir / WEIGHTS, tensors, metadata={"format": MARKER, "export_format": fmt})
-    rec.tokenizer.save(out_dir / "tokenizer")
+    rec.tokenizer.save(ExportLayout(out_dir).tokenizer)
     meta = {
         "format": MARKER, "export_format": fmt, "runtime": "csr" if fmt == "csr" else "dense",
         "remaining": mask.density(), "prunable_params": mask.numel(),
@@ -218,7 +218,7 @@ def load_exported(path: Path, csr_policy=None, runtime: str | None = None):
     if not isinstance(meta, dict) or meta.get("format") != MARKER:
         raise ValueError(f"{path / EXPORT_CONFIG}: not an audio-lottery export (format {meta.get('format')!r})")
     cfg = config_from_dict(meta["config"])
-    rec = Recognizer.build(cfg, load_tokenizer(path / "tokenizer"))
+    rec = Recognizer.build(cfg, load_tokenizer(ExportLayout(path).tokenizer))
     stored = load_tensors(path / WEIGHTS)
     state = {name: decode(name, info, stored, path / WEIGHTS) for name, info in meta["tensors"].items()}
     missing, unexpected = rec.model.load_state_dict(state, strict=False)
@@ -255,20 +255,20 @@ def add_onnx(out_dir: Path, frames: int = 200) -> dict:
 
 def ticket_dir(run_dir: Path, level: int, branch: str = "") -> Path:
     """``<run>/level_<L>`` or ``<run>/branch_<branch>/level_<L>`` (the branch name with its tag)."""
-    base = Path(run_dir) / f"branch_{branch}" if branch else Path(run_dir)
-    return base / f"level_{level}"
+    base = RunLayout(run_dir).branch(branch) if branch else RunLayout(run_dir)
+    return base.level(level).dir
 
 
 def export_ticket(run_dir: Path, level: int, fmt: str, out_dir: Path, branch: str = "") -> dict:
     """Export the best-dev checkpoint of a lottery level (or a branch level) with its mask."""
     from audio_lottery.recognizer import Recognizer
 
-    level_dir = ticket_dir(run_dir, level, branch)
-    weights = level_dir / "train" / "best.safetensors"
-    for p in (weights, level_dir / "mask.safetensors"):
+    level_dir = LevelLayout(ticket_dir(run_dir, level, branch))
+    weights = level_dir.trained
+    for p in (weights, level_dir.mask):
         if not p.is_file():
             raise FileNotFoundError(f"{p}: level {level} of {run_dir} is not trained yet (file missing)")
     rec = Recognizer.load(weights)
-    mask = Mask.load(level_dir / "mask.safetensors")
+    mask = Mask.load(level_dir.mask)
     source = {"run": str(Path(run_dir).resolve()), "level": level, "branch": branch or "imp"}
     return export_recognizer(rec, mask, fmt, out_dir, source)

@@ -7,14 +7,14 @@ IoU of ``ab / (a + b - ab)`` (:func:`chance_iou`), the level that shared structu
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+
+from audio_lottery.layout import RunLayout
 from typing import Sequence
 
 from audio_lottery.io import atomic_write_json
 from audio_lottery.pruning.mask import Mask
 
-_LEVEL = re.compile(r"^level_(\d+)$")
 
 
 def chance_iou(density_a: float, density_b: float) -> float:
@@ -49,8 +49,7 @@ def mask_iou(a: Mask, b: Mask) -> dict:
 
 def mask_levels(folder: Path) -> list[int]:
     """Levels of a run or branch folder that have a mask."""
-    return sorted(int(m.group(1)) for p in Path(folder).iterdir()
-                  if (m := _LEVEL.match(p.name)) and (p / "mask.safetensors").is_file())
+    return RunLayout(folder).masked_levels()
 
 
 def compare_runs(dir_a: Path, dir_b: Path, levels: Sequence[int] | None = None) -> dict[int, dict]:
@@ -70,8 +69,8 @@ def compare_runs(dir_a: Path, dir_b: Path, levels: Sequence[int] | None = None) 
         raise FileNotFoundError(f"levels {missing} lack a mask in {dir_a} or {dir_b} (both have: {common})")
     if not levels:
         raise ValueError(f"{dir_a} and {dir_b} share no pruned level with a mask")
-    return {lv: mask_iou(Mask.load(dir_a / f"level_{lv}" / "mask.safetensors"),
-                         Mask.load(dir_b / f"level_{lv}" / "mask.safetensors")) for lv in levels}
+    a, b = RunLayout(dir_a), RunLayout(dir_b)
+    return {lv: mask_iou(Mask.load(a.level(lv).mask), Mask.load(b.level(lv).mask)) for lv in levels}
 
 
 def overlap_table(result: dict[int, dict]) -> str:
@@ -84,14 +83,11 @@ def overlap_table(result: dict[int, dict]) -> str:
     return "\n".join(lines)
 
 
-OVERLAP_DIR = "overlap"
-
-
 def save_overlap(dir_a: Path, dir_b: Path, result: dict[int, dict]) -> Path:
     """Store a comparison as ``dir_a/overlap/<name of B>.json`` (where the report finds it)."""
     dir_a, dir_b = Path(dir_a).resolve(), Path(dir_b).resolve()
-    label = f"{dir_b.parent.name}__{dir_b.name}" if dir_b.name.startswith("branch_") else dir_b.name
-    path = dir_a / OVERLAP_DIR / f"{label}.json"
+    label = f"{dir_b.parent.name}__{dir_b.name}" if RunLayout.is_branch_dir(dir_b) else dir_b.name
+    path = RunLayout(dir_a).overlap / f"{label}.json"
     atomic_write_json(path, {"a": str(dir_a), "b": str(dir_b), "label": label,
                              "levels": {str(lv): r for lv, r in sorted(result.items())}})
     return path

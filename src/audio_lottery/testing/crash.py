@@ -9,6 +9,9 @@ within ``wer_tol``, levels finished before the kill untouched, no temporary file
 
 from __future__ import annotations
 
+from audio_lottery.layout import (BEST, INIT, LAST_JSON, LAST_TENSORS, MASK, MASK_REPORT, RESULT, RUN_SUMMARY, LevelLayout, RunLayout,
+                                  TrainLayout)
+
 import json
 import os
 import signal
@@ -43,22 +46,22 @@ def kill_points(steps_per_epoch: int, epochs: int, levels: int) -> list[KillPoin
 
     last = levels
     points = [
-        KillPoint("write:init.safetensors:1", "writing theta_0 (temp written, not renamed)"),
+        KillPoint(f"write:{INIT}:1", "writing theta_0 (temp written, not renamed)"),
         KillPoint(f"train.step:{mid(0, 0)}", "mid-epoch, level 0 epoch 1"),
-        KillPoint("write:last.safetensors:1", "writing the first checkpoint's tensors"),
-        KillPoint("write:last.json:1", "between a checkpoint's tensors and its JSON (first checkpoint)"),
-        KillPoint(f"write:last.json:{epochs}", "between a checkpoint's tensors and its JSON (level 0, last epoch)"),
-        KillPoint("write:best.safetensors:1", "writing the best-dev model"),
-        KillPoint("write:result.json:1", "writing level 0's training result"),
-        KillPoint("write:result.json:2", "writing level 0's scored result"),
-        KillPoint("write:mask.json:2", "writing level 1's mask report (before the mask itself)"),
-        KillPoint("write:mask.safetensors:2", "writing level 1's mask"),
+        KillPoint(f"write:{LAST_TENSORS}:1", "writing the first checkpoint's tensors"),
+        KillPoint(f"write:{LAST_JSON}:1", "between a checkpoint's tensors and its JSON (first checkpoint)"),
+        KillPoint(f"write:{LAST_JSON}:{epochs}", "between a checkpoint's tensors and its JSON (level 0, last epoch)"),
+        KillPoint(f"write:{BEST}:1", "writing the best-dev model"),
+        KillPoint(f"write:{RESULT}:1", "writing level 0's training result"),
+        KillPoint(f"write:{RESULT}:2", "writing level 0's scored result"),
+        KillPoint(f"write:{MASK_REPORT}:2", "writing level 1's mask report (before the mask itself)"),
+        KillPoint(f"write:{MASK}:2", "writing level 1's mask"),
         KillPoint("runner.pruned:1", "between pruning and rewinding (level 1 mask saved, training not started)"),
         KillPoint(f"train.step:{mid(1, 0)}", "mid-epoch, level 1 epoch 1"),
-        KillPoint(f"write:last.safetensors:{epochs + 1}", "writing level 1's first checkpoint"),
+        KillPoint(f"write:{LAST_TENSORS}:{epochs + 1}", "writing level 1's first checkpoint"),
         KillPoint(f"train.step:{mid(last, epochs - 1)}", f"mid-epoch, level {last} last epoch"),
-        KillPoint("report.write:1", "during the report (report.md written, report.html not)"),
-        KillPoint("write:run.json:1", "after the report, writing run.json"),
+        KillPoint("report.write:1", "during the report (the markdown written, the HTML not)"),
+        KillPoint(f"write:{RUN_SUMMARY}:1", f"after the report, writing {RUN_SUMMARY}"),
     ]
     return points
 
@@ -87,11 +90,11 @@ def was_killed(proc: subprocess.CompletedProcess) -> bool:
 
 
 def _levels(run_dir: Path) -> list[Path]:
-    return sorted((p for p in run_dir.glob("level_*") if p.is_dir()), key=lambda p: int(p.name.split("_")[1]))
+    return [lv.dir for lv in RunLayout(run_dir).levels()]
 
 
 def start_events(train_dir: Path) -> int:
-    path = train_dir / "metrics.jsonl"
+    path = TrainLayout(Path(train_dir)).metrics
     if not path.is_file():
         return 0
     return sum(1 for ln in path.read_text().splitlines() if '"event": "start"' in ln)
@@ -101,14 +104,14 @@ def finished_levels(run_dir: Path) -> dict[str, tuple[int, int, int]]:
     """Levels with a readable result.json: (result mtime, metrics mtime, training start events)."""
     out = {}
     for level in _levels(run_dir):
-        res = level / "result.json"
+        res = LevelLayout(level).result
         try:
             json.loads(res.read_text())
         except (OSError, ValueError):
             continue
-        metrics = level / "train" / "metrics.jsonl"
+        metrics = LevelLayout(level).train.metrics
         out[level.name] = (res.stat().st_mtime_ns, metrics.stat().st_mtime_ns if metrics.is_file() else 0,
-                           start_events(level / "train"))
+                           start_events(LevelLayout(level).train.dir))
     return out
 
 
@@ -135,33 +138,34 @@ def compare_runs(run_dir: Path, ref_dir: Path, wer_tol: float = WER_TOL, weight_
     """Differences between a resumed run and an uninterrupted reference (empty list: the same)."""
     problems = []
     for ref_level in _levels(ref_dir):
-        level = run_dir / ref_level.name
-        if not (level / "result.json").is_file():
-            problems.append(f"{level}: no result.json")
+        level, ref = LevelLayout(run_dir / ref_level.name), LevelLayout(ref_level)
+        if not level.result.is_file():
+            problems.append(f"{level.result}: missing")
             continue
-        mask = Mask.load(level / "mask.safetensors")
-        if mask != Mask.load(ref_level / "mask.safetensors"):
-            problems.append(f"{level.name}: mask differs from the uninterrupted run")
-        report = level / "mask.json"
+        mask = Mask.load(level.mask)
+        if mask != Mask.load(ref.mask):
+            problems.append(f"{level.dir.name}: mask differs from the uninterrupted run")
+        report = level.mask_report
         if not report.is_file() or json.loads(report.read_text())["global"]["remaining"] != mask.remaining():
-            problems.append(f"{level.name}: mask.json missing or not the report of mask.safetensors")
-        a = model_tensors(load_tensors(level / "train" / "last.safetensors"))
-        b = model_tensors(load_tensors(ref_level / "train" / "last.safetensors"))
+            problems.append(f"{level.dir.name}: {report.name} missing or not the report of {level.mask.name}")
+        a = model_tensors(load_tensors(level.train.last))
+        b = model_tensors(load_tensors(ref.train.last))
         worst = max((float((a[k].double() - b[k].double()).abs().max()) for k in b if a[k].numel()), default=0.0)
         if set(a) != set(b) or worst > weight_tol:
-            problems.append(f"{level.name}: final weights differ by up to {worst:.3g} (tolerance {weight_tol})")
-        ra, rb = json.loads((level / "result.json").read_text()), json.loads((ref_level / "result.json").read_text())
+            problems.append(f"{level.dir.name}: final weights differ by up to {worst:.3g} (tolerance {weight_tol})")
+        ra, rb = json.loads(level.result.read_text()), json.loads(ref.result.read_text())
         for key in SCORES:
             if abs(ra[key] - rb[key]) > wer_tol:
-                problems.append(f"{level.name}: {key} {ra[key]} vs {rb[key]} uninterrupted")
-        ta = json.loads((level / "train" / "result.json").read_text())
-        tb = json.loads((ref_level / "train" / "result.json").read_text())
+                problems.append(f"{level.dir.name}: {key} {ra[key]} vs {rb[key]} uninterrupted")
+        ta = json.loads(level.train.result.read_text())
+        tb = json.loads(ref.train.result.read_text())
         if (ta["steps"], ta["epochs"]) != (tb["steps"], tb["epochs"]):
-            problems.append(f"{level.name}: {ta['steps']} steps / {ta['epochs']} epochs vs "
+            problems.append(f"{level.dir.name}: {ta['steps']} steps / {ta['epochs']} epochs vs "
                             f"{tb['steps']} / {tb['epochs']} uninterrupted")
-    for name in ("report.md", "report.html", "run.json"):
-        if not (run_dir / name).is_file():
-            problems.append(f"{name} missing")
+    run = RunLayout(run_dir)
+    for path in (run.report_md, run.report_html, run.summary):
+        if not path.is_file():
+            problems.append(f"{path.name} missing")
     left = temp_files(run_dir)
     if left:
         problems.append(f"temporary files left: {[str(p.relative_to(run_dir)) for p in left]}")

@@ -7,13 +7,13 @@ from pathlib import Path
 from audio_lottery.config import Config
 from audio_lottery.data.augment import NoiseMixer, SpecAugment
 from audio_lottery.data.text import out_of_vocabulary
-from audio_lottery.data.tokenizers import build_tokenizer, load_tokenizer
+from audio_lottery.data.tokenizers import build_tokenizer, load_tokenizer, tokenizer_saved
 
 
 def prepare_tokenizer(cfg: Config, train_texts: list[str], tok_dir: Path):
     """Load the tokenizer saved in ``tok_dir`` or build it (BPE is trained on ``train_texts``)."""
     tok_dir = Path(tok_dir)
-    if (tok_dir / "tokenizer.json").is_file():
+    if tokenizer_saved(tok_dir):
         return load_tokenizer(tok_dir)
     usable = [t for t in train_texts if t.strip() and not out_of_vocabulary(t)]
     tok = build_tokenizer(cfg.data, usable, tok_dir)

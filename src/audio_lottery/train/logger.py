@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+from audio_lottery.layout import TrainLayout
+
 from torch.utils.tensorboard import SummaryWriter
 
 from audio_lottery.io import atomic_write_text
@@ -19,7 +21,7 @@ class MetricsLogger:
     """
 
     def __init__(self, out_dir: Path, resume_step: int = 0) -> None:
-        self.path = Path(out_dir) / "metrics.jsonl"
+        self.path = TrainLayout(Path(out_dir)).metrics
         if self.path.is_file():
             kept = [ln for ln in self.path.read_text().splitlines() if _keep(ln, resume_step)]
             atomic_write_text(self.path, "".join(ln + "\n" for ln in kept))

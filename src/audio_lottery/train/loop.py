@@ -43,6 +43,7 @@ from audio_lottery.recognizer import Recognizer
 from audio_lottery.train.components import build_augmentation, prepare_tokenizer
 from audio_lottery.train import distributed as dist
 from audio_lottery.train.checkpoint import load_training_state, save_training_state
+from audio_lottery.layout import LAST, TrainLayout
 from audio_lottery.train.logger import MetricsLogger, NullLogger
 from audio_lottery.train.step import TrainStep
 
@@ -125,9 +126,10 @@ def train_model(
     identity = config_hash(cfg)
     device = dist.setup(cfg.train.device)
     dist.barrier()  # every rank decides on the same files
-    done = read_json_or_none(out_dir / "result.json")
+    files = TrainLayout(out_dir)
+    done = read_json_or_none(files.result)
     if done is not None:
-        return _check_identity(done, identity, out_dir / "result.json")
+        return _check_identity(done, identity, files.result)
     dist.on_main(out_dir.mkdir, parents=True, exist_ok=True)
     torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
@@ -135,7 +137,7 @@ def train_model(
     train_records = load_split(cfg, "train")
     dev_records = load_split(cfg, "dev")
     tokenizer = tokenizer or dist.main_first(prepare_tokenizer, cfg, [r["text"] for r in train_records],
-                                             out_dir / "tokenizer")
+                                             files.tokenizer)
     rec = Recognizer.build(cfg, tokenizer)
     if init_state is not None:
         rec.model.load_state_dict(init_state)
@@ -170,12 +172,12 @@ def train_model(
         state.epoch += 1
         state.wall_seconds += time.perf_counter() - started
         state.amp_scaler = stepper.scaler_state()
-        dist.on_main(save_training_state, out_dir, "last", rec.model, optimizer,
+        dist.on_main(save_training_state, out_dir, LAST, rec.model, optimizer,
                      {"state": state.__dict__, "config_hash": identity})
     logger.close()
     if not dist.is_main():
         dist.barrier()  # rank 0 writes result.json
-        return read_json(out_dir / "result.json")
+        return read_json(files.result)
     result = {
         "best_dev_wer": state.best_dev_wer, "best_dev_cer": state.best_dev_cer, "best_epoch": state.best_epoch,
         "epochs": state.epoch, "steps": state.step, "train_seconds": state.train_seconds,
@@ -186,9 +188,9 @@ def train_model(
         "utterances_per_second": state.utterances / max(state.train_seconds, 1e-9),
         "world_size": dist.world_size(),
         "skipped_steps": state.skipped_steps, "filtered": data.filtered.dropped or {}, "kept": data.filtered.kept,
-        "model": str(out_dir / "best.safetensors"), "history": state.history,
+        "model": str(files.best), "history": state.history,
     }
-    atomic_write_json(out_dir / "result.json", result)
+    atomic_write_json(files.result, result)
     dist.barrier()
     return result
 
@@ -237,12 +239,12 @@ def build_train_data(cfg: Config, rec: Recognizer, records: list[dict],
 
 def restore_state(out_dir: Path, identity: str, rec: Recognizer, optimizer, rewind_step: int | None) -> TrainState:
     """Resume from ``last.json`` when present (same hyper-parameters only), else start fresh."""
-    info = load_training_state(out_dir, "last", rec.model, optimizer, config_hash=identity)
+    info = load_training_state(out_dir, LAST, rec.model, optimizer, config_hash=identity)
     if info is not None:
         log.info("resuming %s at epoch %d (step %d)", out_dir, info["state"]["epoch"], info["state"]["step"])
         return TrainState(**info["state"])
     if rewind_step == 0 and dist.is_main():
-        save_tensors(out_dir / "rewind.safetensors", rec.model.state_dict())
+        save_tensors(TrainLayout(out_dir).rewind, rec.model.state_dict())
     return TrainState()
 
 
@@ -302,7 +304,7 @@ class _Loop:
         s.utterances += out.utterances
         s.audio_seconds += out.frames * self.cfg.data.features.hop_ms / 1000.0
         if self.rewind_step and s.step == self.rewind_step and dist.is_main():
-            save_tensors(self.out_dir / "rewind.safetensors", model.state_dict())
+            save_tensors(TrainLayout(self.out_dir).rewind, model.state_dict())
         if s.step % t.log_every_steps == 0 or s.step == 1:
             self.logger.log({"step": s.step, "epoch": s.epoch, "loss": out.loss, "lr": lr,
                              "grad_norm": out.grad_norm, "train_seconds": round(s.train_seconds, 2),
@@ -330,5 +332,5 @@ class _Loop:
         self.logger.log(entry)
         if scores["wer"] < s.best_dev_wer or (scores["wer"] == s.best_dev_wer and scores["cer"] < s.best_dev_cer):
             s.best_dev_wer, s.best_dev_cer, s.best_epoch = scores["wer"], scores["cer"], s.epoch + 1
-            self.rec.save(self.out_dir, "best.safetensors")
+            self.rec.save(self.out_dir)
         log.info("epoch %d: dev WER %.4f CER %.4f", s.epoch + 1, scores["wer"], scores["cer"])

@@ -1,0 +1,263 @@
+"""The one owner of on-disk names: lottery run folders, their levels and branches, training
+folders and export folders. No other module spells these names (tests/test_layout.py checks).
+
+A lottery run::
+
+    <runs>/lottery_<hash>/            RunLayout.under(runs, hash)
+      config.yaml init.safetensors rewind.safetensors tokenizer/ run.json
+      report.md report.html plots/ overlap/<other>.json
+      level_<L>/                      .level(L): LevelLayout
+        mask.safetensors mask.json result.json eval_noise.json
+        train/                        .train: TrainLayout
+          best.safetensors config.yaml tokenizer/ last.safetensors last.json result.json
+          metrics.jsonl rewind.safetensors
+      branch_<name>[-<tag>]/          .branch(name, tag): a RunLayout of its own (same level layout)
+        branch.json level_<L>/ ...
+
+An export folder (``audio-lottery export``): ``model.safetensors config.json tokenizer/``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+RUN_PREFIX = "lottery_"
+LEVEL_PREFIX = "level_"
+BRANCH_PREFIX = "branch_"
+
+CONFIG = "config.yaml"
+TOKENIZER = "tokenizer"
+INIT = "init.safetensors"
+REWIND = "rewind.safetensors"
+RUN_SUMMARY = "run.json"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+PLOTS = "plots"
+OVERLAP = "overlap"
+BRANCH_INFO = "branch.json"
+
+MASK = "mask.safetensors"
+MASK_REPORT = "mask.json"
+RESULT = "result.json"
+EVAL_NOISE = "eval_noise.json"
+TRAIN = "train"
+
+BEST = "best.safetensors"
+LAST = "last"  # checkpoint stem: last.safetensors + last.json
+LAST_TENSORS, LAST_JSON = f"{LAST}.safetensors", f"{LAST}.json"
+METRICS = "metrics.jsonl"
+
+EXPORT_WEIGHTS = "model.safetensors"
+EXPORT_CONFIG = "config.json"
+
+# the distinctive names above: tests/test_layout.py refuses them as string literals anywhere else
+LAYOUT_PREFIXES = (RUN_PREFIX, LEVEL_PREFIX, BRANCH_PREFIX)
+LAYOUT_FILES = (CONFIG, INIT, REWIND, RUN_SUMMARY, REPORT_MD, REPORT_HTML, BRANCH_INFO, MASK, MASK_REPORT, RESULT,
+                EVAL_NOISE, BEST, LAST_TENSORS, LAST_JSON, METRICS, EXPORT_WEIGHTS)
+
+_LEVEL_RE = re.compile(rf"^{LEVEL_PREFIX}(\d+)$")
+
+
+def level_number(path: Path) -> int | None:
+    """``L`` of a ``level_L`` folder, else None."""
+    m = _LEVEL_RE.match(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def checkpoint_files(folder: Path, stem: str) -> tuple[Path, Path]:
+    """A checkpoint's (tensors, JSON) files: ``<stem>.safetensors`` and ``<stem>.json``."""
+    folder = Path(folder)
+    return folder / f"{stem}.safetensors", folder / f"{stem}.json"
+
+
+@dataclass(frozen=True)
+class TrainLayout:
+    """A training folder (``audio-lottery train --out`` or ``level_L/train``)."""
+
+    dir: Path
+
+    @property
+    def best(self) -> Path:
+        """Best-dev weights (with config.yaml and tokenizer/ beside them: what eval/transcribe load)."""
+        return self.dir / BEST
+
+    @property
+    def last(self) -> Path:
+        return checkpoint_files(self.dir, LAST)[0]
+
+    @property
+    def last_json(self) -> Path:
+        return checkpoint_files(self.dir, LAST)[1]
+
+    @property
+    def result(self) -> Path:
+        return self.dir / RESULT
+
+    @property
+    def config(self) -> Path:
+        return self.dir / CONFIG
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.dir / TOKENIZER
+
+    @property
+    def metrics(self) -> Path:
+        return self.dir / METRICS
+
+    @property
+    def rewind(self) -> Path:
+        """Weights at the late-rewinding point (``prune.rewind`` > 0)."""
+        return self.dir / REWIND
+
+
+@dataclass(frozen=True)
+class LevelLayout:
+    """``level_L``: the mask, its report, the training folder and the scored result."""
+
+    dir: Path
+
+    @property
+    def number(self) -> int:
+        n = level_number(self.dir)
+        if n is None:
+            raise ValueError(f"{self.dir}: not a {LEVEL_PREFIX}<L> folder")
+        return n
+
+    @property
+    def mask(self) -> Path:
+        return self.dir / MASK
+
+    @property
+    def mask_report(self) -> Path:
+        return self.dir / MASK_REPORT
+
+    @property
+    def result(self) -> Path:
+        return self.dir / RESULT
+
+    @property
+    def eval_noise(self) -> Path:
+        return self.dir / EVAL_NOISE
+
+    @property
+    def train(self) -> TrainLayout:
+        return TrainLayout(self.dir / TRAIN)
+
+    @property
+    def trained(self) -> Path:
+        """The level's best-dev model (what scoring, export and noisy evaluation load)."""
+        return self.train.best
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """A lottery run folder, or a branch folder inside one (same level layout)."""
+
+    dir: Path
+
+    def __init__(self, dir: str | Path) -> None:
+        object.__setattr__(self, "dir", Path(dir))
+
+    @classmethod
+    def under(cls, runs_root: str | Path, run_hash: str) -> "RunLayout":
+        """``<runs_root>/lottery_<run_hash>``."""
+        return cls(Path(runs_root) / f"{RUN_PREFIX}{run_hash}")
+
+    @staticmethod
+    def is_branch_dir(path: Path) -> bool:
+        return Path(path).name.startswith(BRANCH_PREFIX)
+
+    @staticmethod
+    def is_run_dir(path: Path) -> bool:
+        return Path(path).name.startswith(RUN_PREFIX)
+
+    @property
+    def config(self) -> Path:
+        return self.dir / CONFIG
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.dir / TOKENIZER
+
+    @property
+    def init(self) -> Path:
+        """theta_0 (or, in a transfer-finetune branch, the source's trained dense weights)."""
+        return self.dir / INIT
+
+    @property
+    def rewind(self) -> Path:
+        return self.dir / REWIND
+
+    @property
+    def summary(self) -> Path:
+        return self.dir / RUN_SUMMARY
+
+    @property
+    def report_md(self) -> Path:
+        return self.dir / REPORT_MD
+
+    @property
+    def report_html(self) -> Path:
+        return self.dir / REPORT_HTML
+
+    @property
+    def plots(self) -> Path:
+        return self.dir / PLOTS
+
+    @property
+    def overlap(self) -> Path:
+        return self.dir / OVERLAP
+
+    @property
+    def branch_info(self) -> Path:
+        return self.dir / BRANCH_INFO
+
+    def level(self, level: int) -> LevelLayout:
+        return LevelLayout(self.dir / f"{LEVEL_PREFIX}{int(level)}")
+
+    def levels(self) -> list[LevelLayout]:
+        """Existing ``level_L`` folders, by L."""
+        found = [(level_number(p), p) for p in self.dir.glob(f"{LEVEL_PREFIX}*") if p.is_dir()]
+        return [LevelLayout(p) for n, p in sorted((n, p) for n, p in found if n is not None)]
+
+    def masked_levels(self) -> list[int]:
+        """Levels whose mask exists."""
+        return [lv.number for lv in self.levels() if lv.mask.is_file()]
+
+    def branch(self, name: str, tag: str = "") -> "RunLayout":
+        """``branch_<name>[-<tag>]`` (``name`` may already carry its tag)."""
+        return RunLayout(self.dir / (f"{BRANCH_PREFIX}{name}-{tag}" if tag else f"{BRANCH_PREFIX}{name}"))
+
+    def branches(self) -> dict[str, "RunLayout"]:
+        """Existing branch folders: name (with tag) -> layout."""
+        return {p.name[len(BRANCH_PREFIX):]: RunLayout(p) for p in sorted(self.dir.glob(f"{BRANCH_PREFIX}*"))
+                if p.is_dir()}
+
+    @property
+    def branch_name(self) -> str:
+        """The name (with tag) of a branch folder."""
+        if not self.is_branch_dir(self.dir):
+            raise ValueError(f"{self.dir}: not a {BRANCH_PREFIX}<name> folder")
+        return self.dir.name[len(BRANCH_PREFIX):]
+
+
+@dataclass(frozen=True)
+class ExportLayout:
+    """An export folder: ``model.safetensors``, ``config.json``, ``tokenizer/``."""
+
+    dir: Path
+
+    @property
+    def weights(self) -> Path:
+        return self.dir / EXPORT_WEIGHTS
+
+    @property
+    def config(self) -> Path:
+        return self.dir / EXPORT_CONFIG
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.dir / TOKENIZER
