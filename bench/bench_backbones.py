@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from audio_lottery.config import Config, load_config  # noqa: E402
 from audio_lottery.eval.evaluate import evaluate  # noqa: E402
-from audio_lottery.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from audio_lottery.files import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 from audio_lottery.lottery.branches import run_branch  # noqa: E402
 from audio_lottery.lottery.runner import run_dir_for, run_lottery  # noqa: E402
 from audio_lottery.lottery.tickets import select_tickets  # noqa: E402

@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from audio_lottery.io import atomic_write_text, load_tensors  # noqa: E402
+from audio_lottery.files import atomic_write_text, load_tensors  # noqa: E402
 
 DOC = ROOT / "docs" / "bench_ddp.md"
 CONFIG = ROOT / "configs" / "ds2_demo.yaml"

@@ -42,7 +42,7 @@ from torch import nn
 
 from audio_lottery.config import load_config
 from audio_lottery.data.tokenizers import CharTokenizer
-from audio_lottery.io import atomic_write_text, read_json
+from audio_lottery.files import atomic_write_text, read_json
 from audio_lottery.lottery.runner import load_run_config
 from audio_lottery.pruning import Mask, get_strategy, macs_per_second
 from audio_lottery.pruning.csr import CSRPolicy, to_csr
@@ -193,7 +193,7 @@ def build_variants(args: argparse.Namespace, dense: Recognizer, sizes_dir: Path)
 
 
 def _onnx_variant(export_dir: Path, level: int, remaining: float, macs: float) -> Variant:
-    from audio_lottery.pruning.export import add_onnx
+    from audio_lottery.lottery.export import add_onnx
 
     check = add_onnx(export_dir)
     print(f"onnx (level {level}): max |onnxruntime - torch| = {check['max_abs_difference']:.2e}", flush=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.decoding.lm_beam import BeamSearchOptions, CTCBeamDecoder
+from audio_lottery.lm.beam import BeamSearchOptions, CTCBeamDecoder
 from audio_lottery.eval.metrics import error_rates
 from audio_lottery.lm.build import build_lm
 from audio_lottery.lm.ngram import read_arpa

@@ -12,7 +12,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from audio_lottery.io import read_json
+from audio_lottery.files import read_json
 from audio_lottery.lottery.report import write_report
 from audio_lottery.lottery.runner import load_run_config
 

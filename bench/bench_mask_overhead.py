@@ -30,7 +30,7 @@ import torch
 import torch.nn.utils.prune as prune
 from torch import nn
 
-from audio_lottery.io import atomic_write_text
+from audio_lottery.files import atomic_write_text
 from audio_lottery.pruning import Mask, MaskEnforcer, random_prune
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bench_mask_overhead.md"

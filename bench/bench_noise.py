@@ -26,7 +26,7 @@ from audio_lottery.config import load_config  # noqa: E402
 from audio_lottery.data.augment import NOISE_LEVELS, noise_overrides  # noqa: E402
 from audio_lottery.data.noise_bank import BankSettings, build_noise_bank  # noqa: E402
 from audio_lottery.eval.noisy import CLEAN, eval_level, parse_snrs  # noqa: E402
-from audio_lottery.io import read_json  # noqa: E402
+from audio_lottery.files import read_json  # noqa: E402
 from audio_lottery.lottery.branches import overrides_hash, run_branch  # noqa: E402
 from audio_lottery.lottery.runner import load_run_config, run_lottery  # noqa: E402
 from audio_lottery.lottery.tickets import select_tickets  # noqa: E402

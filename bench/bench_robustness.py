@@ -32,7 +32,7 @@ import torch
 
 from audio_lottery.config import load_config
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.io import atomic_write_text, read_json
+from audio_lottery.files import atomic_write_text, read_json
 from audio_lottery.testing import crash
 from audio_lottery.testing.badcorpus import observe, write_bad_corpus
 
@@ -102,7 +102,7 @@ def repeated_kills(data: Path, root: Path, ref_dir: Path, levels: int, steps: in
 
 
 def dropout_resume(data: Path, root: Path, env: dict) -> tuple[bool, str]:
-    from audio_lottery.io import load_tensors
+    from audio_lottery.files import load_tensors
     from audio_lottery.train.checkpoint import model_tensors
 
     def cmd(out: Path) -> list[str]:

@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 
 from audio_lottery.config import load_config
-from audio_lottery.io import read_json
+from audio_lottery.files import read_json
 
 from quick import ROOT, md_table, plot_against_remaining
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from audio_lottery.io import atomic_write_text
+from audio_lottery.files import atomic_write_text
 from audio_lottery.models.transducer_loss import rnnt_loss, rnnt_loss_naive
 
 ROOT = Path(__file__).resolve().parents[1]

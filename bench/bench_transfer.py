@@ -23,7 +23,7 @@ import torch
 
 from audio_lottery.config import load_config
 from audio_lottery.data.domains import write_domain
-from audio_lottery.io import load_tensors, read_json
+from audio_lottery.files import load_tensors, read_json
 from audio_lottery.lottery.branches import run_branch
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.pruning.overlap import compare_runs, save_overlap

@@ -38,7 +38,7 @@ import torch
 from audio_lottery.config import load_config
 from audio_lottery.data.dataset import collate
 from audio_lottery.data.manifest import read_manifest, write_manifest
-from audio_lottery.io import atomic_write_json, atomic_write_text, read_json
+from audio_lottery.files import atomic_write_json, atomic_write_text, read_json
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train.components import prepare_tokenizer

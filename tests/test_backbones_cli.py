@@ -13,7 +13,7 @@ import pytest
 
 from audio_lottery.cli import main
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.io import read_json
+from audio_lottery.files import read_json
 from audio_lottery.lottery.branches import BRANCHES
 
 from conftest import ROOT, tiny_overrides

@@ -18,7 +18,7 @@ from audio_lottery.data.dataset import SpeechDataset
 from audio_lottery.data.features import FeatureExtractor
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.data.tokenizers import CharTokenizer
-from audio_lottery.io import read_json
+from audio_lottery.files import read_json
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.testing.badcorpus import observe, write_bad_corpus
 

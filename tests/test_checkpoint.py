@@ -3,7 +3,7 @@ import pickle
 import pytest
 import torch
 
-from audio_lottery.io import atomic_write_text, load_tensors_any
+from audio_lottery.files import atomic_write_text, load_tensors_any
 from audio_lottery.train.checkpoint import load_training_state, save_training_state
 
 

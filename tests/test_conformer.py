@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from audio_lottery.config import ConfigError, ConformerConfig, ModelConfig, load_config
-from audio_lottery.io import load_tensors, read_json
+from audio_lottery.config import ConfigError, ModelConfig, load_config
+from audio_lottery.models.conformer import ConformerConfig
+from audio_lottery.files import load_tensors, read_json
 from audio_lottery.models import build_model
 from audio_lottery.models.attention import RelPositionMultiHeadAttention, rel_shift
 from audio_lottery.models.conformer import ConformerCTC

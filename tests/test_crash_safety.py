@@ -20,7 +20,7 @@ import torch
 
 from audio_lottery import faultpoints
 from audio_lottery.config import load_config
-from audio_lottery.io import atomic_write_json, read_json, remove_stale_temps
+from audio_lottery.files import atomic_write_json, read_json, remove_stale_temps
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.testing import crash
 from audio_lottery.train.checkpoint import load_training_state, save_training_state
@@ -79,7 +79,7 @@ def test_faultpoint_kills_on_the_counted_call():
 def test_write_killed_before_rename_keeps_the_old_file(tmp_path):
     target = tmp_path / "state.json"
     atomic_write_json(target, {"epoch": 1})
-    code = f"from audio_lottery.io import atomic_write_json\natomic_write_json({str(target)!r}, {{'epoch': 2}})"
+    code = f"from audio_lottery.files import atomic_write_json\natomic_write_json({str(target)!r}, {{'epoch': 2}})"
     proc = crash.run([sys.executable, "-c", code], "write:state.json:1", timeout=120)
     assert crash.was_killed(proc)
     assert read_json(target) == {"epoch": 1}, "a reader must see the old file, never half of the new one"
@@ -204,7 +204,7 @@ def test_repeated_kills_of_one_run(reference, tiny_corpus, tmp_path):
 def test_loaded_tensors_own_their_memory(tmp_path):
     """A file rewritten in place after loading (not by us: our writes rename) must not change
     loaded weights or kill the process (safetensors' load_file maps the file)."""
-    from audio_lottery.io import load_tensors, save_tensors
+    from audio_lottery.files import load_tensors, save_tensors
 
     path = tmp_path / "w.safetensors"
     save_tensors(path, {"a": torch.ones(1000)})
@@ -230,7 +230,7 @@ def test_resume_restores_the_random_state(tmp_path):
 @pytest.mark.slow
 def test_killed_dropout_model_resumes_bit_identically(tiny_corpus, tmp_path):
     """Conformer (dropout): killed mid-epoch 2, resumed; the final weights equal an uninterrupted run's."""
-    from audio_lottery.io import load_tensors
+    from audio_lottery.files import load_tensors
     from audio_lottery.train.checkpoint import model_tensors
 
     config = TINY_CONFIG.parent / "conformer_tiny.yaml"

@@ -22,7 +22,7 @@ import torch
 
 from audio_lottery.config import ConfigError
 from audio_lottery.data.dataset import BucketBatchSampler, DistributedBucketBatchSampler
-from audio_lottery.io import load_tensors
+from audio_lottery.files import load_tensors
 from audio_lottery.train.distributed import resolve_device, tensors_digest
 
 import ddp_worker

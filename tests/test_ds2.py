@@ -6,10 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from audio_lottery.config import DS2Config, ModelConfig
+from audio_lottery.config import ModelConfig
+from audio_lottery.models.ds2 import DS2Config
 from audio_lottery.models import MODEL_NAMES, ASRModel, DeepSpeech2, build_model
 from audio_lottery.models.base import ctc_min_frames
-from audio_lottery.models.ds2 import SequenceBatchNorm, reverse_index, reverse_padded
+from audio_lottery.models.layers import SequenceBatchNorm, reverse_index, reverse_padded
 
 VOCAB, FEAT = 7, 20
 

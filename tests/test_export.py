@@ -20,13 +20,12 @@ from audio_lottery.pruning.export import (
     WEIGHTS,
     encoded_sizes,
     export_recognizer,
-    load_exported,
     pack_bits,
     rice_decode,
     rice_encode,
     unpack_bits,
 )
-from audio_lottery.recognizer import Recognizer
+from audio_lottery.recognizer import Recognizer, load_exported
 
 from conftest import TINY_CONFIG, tiny_overrides
 
@@ -210,7 +209,7 @@ def test_csr_policy_decides_where_sparse_layers_run() -> None:
 def test_onnx_export_of_a_shrunk_ds2_matches_torch(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from audio_lottery.pruning.export import add_onnx
+    from audio_lottery.lottery.export import add_onnx
 
     rec = _recognizer()
     mask = _ticket(rec, "channel", 5)

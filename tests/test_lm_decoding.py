@@ -12,7 +12,7 @@ from audio_lottery.config import load_config
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.data.tokenizers import BpeTokenizer, CharTokenizer
 from audio_lottery.decoding.ctc import greedy_decode
-from audio_lottery.decoding.lm_beam import BeamSearchOptions, CTCBeamDecoder
+from audio_lottery.lm.beam import BeamSearchOptions, CTCBeamDecoder
 from audio_lottery.lm.build import build_lm
 from audio_lottery.recognizer import Recognizer
 

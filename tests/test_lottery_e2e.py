@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from audio_lottery.config import load_config
-from audio_lottery.io import load_tensors, read_json
+from audio_lottery.files import load_tensors, read_json
 from audio_lottery.lottery.branches import run_branch
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.pruning.mask import Mask
@@ -148,14 +148,14 @@ def test_late_rewinding_saves_and_uses_the_snapshot(tiny_corpus, tmp_path):
 
 @pytest.mark.parametrize("text, steps", [("0", 0), ("500it", 500), ("2ep", 20)])
 def test_rewind_points(text, steps):
-    from audio_lottery.lottery.rewind import rewind_to_steps
+    from audio_lottery.rewind import rewind_to_steps
 
     assert rewind_to_steps(text, steps_per_epoch=10) == steps
 
 
 @pytest.mark.parametrize("text", ["5", "1.5ep", "ep", "-1it"])
 def test_bad_rewind_points_are_refused(text):
-    from audio_lottery.lottery.rewind import parse_rewind
+    from audio_lottery.rewind import parse_rewind
 
     with pytest.raises(ValueError, match="prune.rewind"):
         parse_rewind(text)

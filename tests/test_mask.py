@@ -87,7 +87,7 @@ def test_save_load_roundtrip(tmp_path, model: TinyASR) -> None:
 
 
 def test_load_refuses_non_binary(tmp_path) -> None:
-    from audio_lottery.io import save_tensors
+    from audio_lottery.files import save_tensors
 
     save_tensors(tmp_path / "bad.safetensors", {"w": torch.tensor([0, 2], dtype=torch.uint8)})
     with pytest.raises(ValueError, match="0/1"):

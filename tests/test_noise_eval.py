@@ -15,7 +15,7 @@ from audio_lottery.data.augment import NOISE_LEVELS, NoiseMixer, noise_overrides
 from audio_lottery.data.manifest import read_manifest, write_manifest
 from audio_lottery.data.noise_bank import BankSettings, build_noise_bank
 from audio_lottery.eval import noisy
-from audio_lottery.io import read_json
+from audio_lottery.files import read_json
 from audio_lottery.lottery.branches import branch_dir, run_branch
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.train.components import build_augmentation

@@ -11,7 +11,7 @@ import torch
 
 from audio_lottery.config import load_config
 from audio_lottery.data.features import FeatureExtractor
-from audio_lottery.io import read_json
+from audio_lottery.files import read_json
 from audio_lottery.models import build_model
 from audio_lottery.models.rnnt import RNNTransducer
 from audio_lottery.models.transducer_loss import rnnt_loss, rnnt_loss_naive

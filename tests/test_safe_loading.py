@@ -16,7 +16,7 @@ import yaml
 
 from audio_lottery.config import ConfigError, load_config
 from audio_lottery.data.tokenizers import CharTokenizer
-from audio_lottery.io import load_tensors, load_tensors_any
+from audio_lottery.files import load_tensors, load_tensors_any
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train.checkpoint import load_training_state, save_training_state

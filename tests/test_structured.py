@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from audio_lottery.config import ConfigError, DS2Config, ModelConfig, load_config
+from audio_lottery.config import ConfigError, ModelConfig, load_config
+from audio_lottery.models.ds2 import DS2Config
 from audio_lottery.models import build_model
 from audio_lottery.pruning import Mask, get_strategy, global_magnitude
 from audio_lottery.pruning.groups import dead_units, structure_mask, usable_groups

@@ -17,7 +17,7 @@ import torch
 
 from audio_lottery.config import load_config
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.io import load_tensors
+from audio_lottery.files import load_tensors
 from audio_lottery.train.loop import train_model
 
 from conftest import TINY_CONFIG, tiny_overrides

@@ -318,7 +318,7 @@ def test_two_training_steps_on_the_tiny_corpus(tiny_corpus, tmp_path):
 
 
 def test_one_level_lottery_on_the_tiny_corpus(tiny_corpus, tmp_path):
-    from audio_lottery.io import read_json
+    from audio_lottery.files import read_json
     from audio_lottery.lottery.runner import run_lottery
     from audio_lottery.pruning.mask import Mask
 

@@ -6,25 +6,29 @@ identity is the hash of its non-default hyper-parameters (see :func:`config_hash
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
+import importlib
 import json
 import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
+
+from audio_lottery.rewind import parse_rewind
 
 
 class ConfigError(ValueError):
     """A configuration file or override is invalid; the message names the key."""
 
 
-def _f(default: Any, help: str, choices: tuple | None = None, *, ge: float | None = None, gt: float | None = None,
+def hparam(default: Any, help: str, choices: tuple | Callable[[], tuple] | None = None, *, ge: float | None = None, gt: float | None = None,
        le: float | None = None, lt: float | None = None, item: type | None = None) -> Any:
-    """A field with its help text, allowed ``choices``, numeric bounds (``ge``/``gt``/``le``/``lt``)
+    """A field with its help text, allowed ``choices`` (or a function returning them), numeric bounds (``ge``/``gt``/``le``/``lt``)
     and, for lists, the type of each ``item`` (default: the type of the default's first item)."""
     meta: dict[str, Any] = {"help": help}
     if choices:
@@ -41,183 +45,190 @@ def _f(default: Any, help: str, choices: tuple | None = None, *, ge: float | Non
     return field(default=default, metadata=meta)
 
 
+# --------------------------------------------------------------------------- plug-ins
+#
+# Backbones (models/) and strategies (pruning/) extend the config without this module naming them:
+# a backbone adds its section ``model.<name>`` (:func:`register_section`), a strategy adds its
+# choice to ``prune.strategy`` (:func:`register_choice`). The plug-in packages are imported the
+# first time a plug-in section is built (:func:`discover_plugins`), so a config always knows
+# every registered backbone before it is read or hashed.
+
+PLUGIN_PACKAGES = ("audio_lottery.models", "audio_lottery.pruning")
+_CHOICES: dict[str, list[str]] = {}
+_discovered = False
+
+
+def discover_plugins() -> None:
+    """Import the plug-in packages once (they register their sections and choices)."""
+    global _discovered
+    if not _discovered:
+        _discovered = True
+        for name in PLUGIN_PACKAGES:
+            importlib.import_module(name)
+
+
+def register_choice(key: str, value: str) -> None:
+    """Allow ``value`` for the dotted config ``key`` (e.g. a strategy name for ``prune.strategy``)."""
+    values = _CHOICES.setdefault(key, [])
+    if value not in values:
+        values.append(value)
+
+
+def registered_choices(key: str) -> tuple[str, ...]:
+    """The values registered for ``key``, in registration order."""
+    discover_plugins()
+    return tuple(_CHOICES.get(key, ()))
+
+
+def plugin_section(cls: type) -> type:
+    """Class decorator (after ``@dataclass``): the section accepts fields that plug-ins add with
+    :func:`register_section`; they take part in loading, equality, hashing and ``describe``."""
+    cls._plugin_fields = {}
+    cls._plugin_checks = []
+    base_init = cls.__init__
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        discover_plugins()
+        extra = {k: kwargs.pop(k) for k in list(kwargs) if k in cls._plugin_fields}
+        base_init(self, *args, **kwargs)
+        for name, (_, default_factory) in cls._plugin_fields.items():
+            setattr(self, name, extra[name] if name in extra else default_factory())
+
+    def __eq__(self, other: Any) -> bool:
+        return type(other) is type(self) and all(getattr(self, n) == getattr(other, n) for n in section_fields(cls))
+
+    def __repr__(self) -> str:
+        return f"{cls.__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in section_fields(cls))})"
+
+    cls.__init__, cls.__eq__, cls.__repr__ = __init__, __eq__, __repr__
+    return cls
+
+
+def register_section(owner: type, name: str, section: type, check: Callable[[Any], None] | None = None,
+                     choice_key: str | None = None) -> None:
+    """Add the dataclass ``section`` as field ``name`` of the plug-in section ``owner`` (e.g. a
+    backbone's config as ``model.<name>``); ``check(section)`` runs in :func:`validate_config`
+    (raise ConfigError naming the key); ``choice_key`` also registers ``name`` as its choice."""
+    fields_ = owner._plugin_fields
+    if name in fields_ and fields_[name][0] is not section:
+        raise ValueError(f"config section {owner.__name__}.{name} is already registered")
+    fields_[name] = (section, section)
+    if check is not None and (name, check) not in owner._plugin_checks:
+        owner._plugin_checks.append((name, check))
+    if choice_key:
+        register_choice(choice_key, name)
+
+
+def section_fields(cls: type) -> dict[str, tuple[Any, Mapping[str, Any]]]:
+    """Field name -> (type, metadata) of a config dataclass, plug-in fields included."""
+    types = typing.get_type_hints(cls)
+    out = {f.name: (types[f.name], f.metadata) for f in dataclasses.fields(cls)}
+    out.update({name: (typ, {}) for name, (typ, _) in getattr(cls, "_plugin_fields", {}).items()})
+    return out
+
+
 @dataclass
 class FeatureConfig:
-    kind: str = _f("logmel", "logmel (mel filterbank) or linear (DeepSpeech2 log1p spectrogram)", ("logmel", "linear"))
-    sample_rate: int = _f(16000, "audio sample rate in Hz; audio is resampled to it", gt=0)
-    n_mels: int = _f(80, "number of mel bins (logmel)", ge=1)
-    win_ms: float = _f(25.0, "analysis window in ms (the linear preset uses 20)", gt=0)
-    hop_ms: float = _f(10.0, "frame shift in ms", gt=0)
-    window: str = _f("hann", "window function", ("hann", "hamming"))
-    normalize: bool = _f(True, "per-utterance mean/variance normalisation of each bin")
+    kind: str = hparam("logmel", "logmel (mel filterbank) or linear (DeepSpeech2 log1p spectrogram)", ("logmel", "linear"))
+    sample_rate: int = hparam(16000, "audio sample rate in Hz; audio is resampled to it", gt=0)
+    n_mels: int = hparam(80, "number of mel bins (logmel)", ge=1)
+    win_ms: float = hparam(25.0, "analysis window in ms (the linear preset uses 20)", gt=0)
+    hop_ms: float = hparam(10.0, "frame shift in ms", gt=0)
+    window: str = hparam("hann", "window function", ("hann", "hamming"))
+    normalize: bool = hparam(True, "per-utterance mean/variance normalisation of each bin")
 
 
 @dataclass
 class AugmentConfig:
-    freq_masks: int = _f(0, "SpecAugment: number of frequency masks", ge=0)
-    freq_width: int = _f(27, "SpecAugment: maximal frequency-mask width F (bins)", ge=0)
-    time_masks: int = _f(0, "SpecAugment: number of time masks", ge=0)
-    time_width: int = _f(70, "SpecAugment: maximal time-mask width T (frames)", ge=0)
-    time_width_ratio: float = _f(0.2, "a time mask covers at most this fraction of the utterance", ge=0, le=1)
-    noise_manifest: str = _f("", "JSONL manifest of noise recordings mixed into training audio (a noise bank "
+    freq_masks: int = hparam(0, "SpecAugment: number of frequency masks", ge=0)
+    freq_width: int = hparam(27, "SpecAugment: maximal frequency-mask width F (bins)", ge=0)
+    time_masks: int = hparam(0, "SpecAugment: number of time masks", ge=0)
+    time_width: int = hparam(70, "SpecAugment: maximal time-mask width T (frames)", ge=0)
+    time_width_ratio: float = hparam(0.2, "a time mask covers at most this fraction of the utterance", ge=0, le=1)
+    noise_manifest: str = hparam("", "JSONL manifest of noise recordings mixed into training audio (a noise bank "
                              "from `audio-lottery data noise`: only its train split is used)")
-    noise_prob: float = _f(0.0, "probability that an utterance gets noise (the paper's protocol: 1.0)", ge=0, le=1)
-    snr_min: float = _f(0.0, "lowest SNR in dB for training noise (true SNR, drawn uniformly per utterance; "
+    noise_prob: float = hparam(0.0, "probability that an utterance gets noise (the paper's protocol: 1.0)", ge=0, le=1)
+    snr_min: float = hparam(0.0, "lowest SNR in dB for training noise (true SNR, drawn uniformly per utterance; "
                         "presets: low 15-25, high 0-10)")
-    snr_max: float = _f(20.0, "highest SNR in dB for training noise")
+    snr_max: float = hparam(20.0, "highest SNR in dB for training noise")
 
 
 @dataclass
 class DataConfig:
-    train_manifest: str = _f("", "JSONL manifest of training utterances")
-    dev_manifest: str = _f("", "JSONL manifest for model selection (never the test set)")
-    test_manifest: str = _f("", "JSONL manifest for the final test")
-    tokenizer: str = _f("char", "char (blank, a-z, ', space) or bpe (sentencepiece)", ("char", "bpe"))
-    bpe_vocab_size: int = _f(256, "sentencepiece vocabulary size (bpe)", ge=2)
-    max_duration: float = _f(20.0, "training utterances longer than this (s) are skipped", gt=0)
-    min_duration: float = _f(0.2, "training utterances shorter than this (s) are skipped", ge=0)
-    max_train_utterances: int = _f(0, "use at most this many training utterances (0 = all)", ge=0)
-    max_eval_utterances: int = _f(0, "validate on at most this many dev utterances (0 = all; test is never capped)",
+    train_manifest: str = hparam("", "JSONL manifest of training utterances")
+    dev_manifest: str = hparam("", "JSONL manifest for model selection (never the test set)")
+    test_manifest: str = hparam("", "JSONL manifest for the final test")
+    tokenizer: str = hparam("char", "char (blank, a-z, ', space) or bpe (sentencepiece)", ("char", "bpe"))
+    bpe_vocab_size: int = hparam(256, "sentencepiece vocabulary size (bpe)", ge=2)
+    max_duration: float = hparam(20.0, "training utterances longer than this (s) are skipped", gt=0)
+    min_duration: float = hparam(0.2, "training utterances shorter than this (s) are skipped", ge=0)
+    max_train_utterances: int = hparam(0, "use at most this many training utterances (0 = all)", ge=0)
+    max_eval_utterances: int = hparam(0, "validate on at most this many dev utterances (0 = all; test is never capped)",
                                   ge=0)
-    batch_seconds: float = _f(240.0, "audio seconds per training batch (duration bucketing)", gt=0)
-    max_batch_size: int = _f(32, "upper bound on utterances per batch", ge=1)
-    num_workers: int = _f(0, "DataLoader worker processes", ge=0)
+    batch_seconds: float = hparam(240.0, "audio seconds per training batch (duration bucketing)", gt=0)
+    max_batch_size: int = hparam(32, "upper bound on utterances per batch", ge=1)
+    num_workers: int = hparam(0, "DataLoader worker processes", ge=0)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
-@dataclass
-class DS2Config:
-    conv_channels: list = _f([32, 32], "output channels of each Conv2d layer")
-    conv_kernels: list = _f([[41, 11], [21, 11]], "(freq, time) kernel of each Conv2d layer")
-    conv_strides: list = _f([[2, 2], [2, 1]], "(freq, time) stride of each Conv2d layer")
-    rnn_layers: int = _f(5, "number of bidirectional LSTM layers", ge=1)
-    rnn_hidden: int = _f(1024, "LSTM hidden size per direction", ge=1)
-    bidirectional: bool = _f(True, "bidirectional LSTMs (directions are summed)")
-    rnn_batch_norm: bool = _f(True, "sequence-wise batch norm before LSTM layers 2..N and the output")
-    rnn_hidden_sizes: list = _f([], "hidden size of each LSTM layer (a shrunk model); empty = rnn_hidden for all")
-
-
-@dataclass
-class TransformerConfig:
-    d_model: int = _f(256, "attention dimension of the encoder and the decoder", ge=1)
-    heads: int = _f(4, "attention heads (must divide d_model)", ge=1)
-    ffn_dim: int = _f(2048, "hidden size of each position-wise feed-forward block", ge=1)
-    ffn_dims: list = _f([], "feed-forward size of each encoder layer then each decoder layer (a shrunk model); "
-                        "empty = ffn_dim for all")
-    encoder_layers: int = _f(12, "self-attention encoder layers", ge=1)
-    decoder_layers: int = _f(6, "attention decoder layers", ge=1)
-    subsampling_channels: int = _f(256, "channels of the two Conv2d (3x3, stride 2) subsampling layers (4x in time)",
-                                   ge=1)
-    dropout: float = _f(0.1, "dropout after attention, feed-forward blocks and positional encoding", ge=0, lt=1)
-    ctc_weight: float = _f(0.3, "training loss = ctc_weight * CTC + (1 - ctc_weight) * decoder cross-entropy",
-                           ge=0, le=1)
-    label_smoothing: float = _f(0.1, "label smoothing of the decoder cross-entropy (over real tokens and <eos>)",
-                                ge=0, lt=1)
-    beam_size: int = _f(4, "beam width of attention decoding in decode() (1 = greedy)", ge=1)
-    ctc_prefix_weight: float = _f(0.3, "decoding score = (1 - w) * attention + w * CTC prefix score "
-                                  "(0 = attention only)", ge=0, le=1)
-
-
-@dataclass
-class RNNTConfig:
-    conv_channels: list = _f([32, 32], "output channels of each Conv2d layer of the front-end")
-    conv_kernels: list = _f([[41, 11], [21, 11]], "(freq, time) kernel of each Conv2d layer")
-    conv_strides: list = _f([[2, 2], [2, 2]], "(freq, time) stride of each Conv2d layer (time product = frame reduction)")
-    encoder_layers: int = _f(5, "number of encoder LSTM layers", ge=1)
-    encoder_hidden: int = _f(1024, "encoder LSTM hidden size per direction", ge=1)
-    bidirectional: bool = _f(True, "bidirectional encoder LSTMs (False: unidirectional, streamable)")
-    merge_directions: str = _f("concat", "how the two directions' outputs are combined", ("concat", "sum"))
-    encoder_batch_norm: bool = _f(True, "sequence-wise batch norm before encoder LSTM layers 2..N")
-    embed_dim: int = _f(1024, "prediction network: token embedding size (blank id 0 is the start symbol)", ge=1)
-    pred_hidden: int = _f(1024, "prediction network: LSTM hidden size", ge=1)
-    pred_layers: int = _f(1, "prediction network: LSTM layers", ge=1)
-    joint_dim: int = _f(1024, "joint network: size of the tanh layer between encoder/prediction and vocabulary", ge=1)
-    max_symbols_per_frame: int = _f(5, "decoding: most tokens emitted on one encoder frame (greedy and beam)", ge=1)
-    beam_size: int = _f(4, "default beam of RNNTransducer.beam_search (decode() is greedy)", ge=1)
-    joint_chunk: int = _f(0, "training: joint network + loss gathering recomputed in backward for this many "
-                          "utterances at a time (saves the [B, T, U+1, joint_dim] activations; 0 = off)", ge=0)
-
-
-@dataclass
-class ConformerConfig:
-    subsampling_channels: list = _f([256], "output channels of each Conv2d subsampling layer (each halves time and "
-                                    "frequency: one layer = 2x as in Efficient Conformer, two = 4x)")
-    subsampling_kernel: int = _f(3, "kernel of the Conv2d subsampling layers (odd)", ge=1)
-    num_blocks: int = _f(16, "number of Conformer blocks", ge=1)
-    stage_dims: list = _f([256, 384, 512], "model dim of each stage (Efficient Conformer progressive downsampling)")
-    downsample_blocks: list = _f([4, 10], "indices of the blocks whose convolution module strides by "
-                                 "downsample_stride and widens into the next stage (one per stage change)")
-    downsample_stride: int = _f(2, "time stride of a downsampling block", ge=1)
-    attention_group_sizes: list = _f([3, 1, 1], "grouped attention size of each stage (1 = plain attention)")
-    num_heads: int = _f(8, "attention heads", ge=1)
-    ffn_ratio: int = _f(4, "feed-forward hidden size / model dim", ge=1)
-    ffn_hidden_sizes: list = _f([], "[ff1, ff2] hidden sizes of each block (a shrunk model); empty = ffn_ratio * dim")
-    kernel_size: int = _f(15, "depthwise convolution kernel of the convolution module (odd)", ge=1)
-    dropout: float = _f(0.1, "dropout after subsampling, in feed-forward, attention and convolution modules",
-                        ge=0, lt=1)
-    prune_convolutions: bool = _f(False, "prune the convolution weights too (default: Linear weights only, as the "
-                                  "paper's official code)")
-
-
+@plugin_section
 @dataclass
 class ModelConfig:
-    name: str = _f("ds2", "backbone name in the model registry")
-    ds2: DS2Config = field(default_factory=DS2Config)
-    conformer: ConformerConfig = field(default_factory=ConformerConfig)
-    rnnt: RNNTConfig = field(default_factory=RNNTConfig)
-    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    """The backbone's name; every registered backbone adds its own section (``model.<name>``)."""
+
+    name: str = hparam("ds2", "backbone name in the model registry", choices=lambda: registered_choices("model.name"))
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = _f(16, "training epochs (per lottery level)", ge=1)
-    optimizer: str = _f("adamw", "optimizer", ("adamw", "adam"))
-    lr: float = _f(3e-4, "peak learning rate", gt=0)
-    betas: list = _f([0.9, 0.999], "Adam betas")
-    weight_decay: float = _f(1e-5, "AdamW decoupled weight decay", ge=0)
-    schedule: str = _f("anneal", "anneal: warm-up then /lr_anneal per epoch (DeepSpeech2); noam: warm-up then "
+    epochs: int = hparam(16, "training epochs (per lottery level)", ge=1)
+    optimizer: str = hparam("adamw", "optimizer", ("adamw", "adam"))
+    lr: float = hparam(3e-4, "peak learning rate", gt=0)
+    betas: list = hparam([0.9, 0.999], "Adam betas")
+    weight_decay: float = hparam(1e-5, "AdamW decoupled weight decay", ge=0)
+    schedule: str = hparam("anneal", "anneal: warm-up then /lr_anneal per epoch (DeepSpeech2); noam: warm-up then "
                        "lr * sqrt(warmup / step) (Conformer, Transformer)", ("anneal", "noam"))
-    lr_anneal: float = _f(1.01, "learning rate is divided by this after every epoch (schedule anneal)", gt=0)
-    warmup_steps: int = _f(0, "linear warm-up steps at the start of training", ge=0)
-    grad_clip: float = _f(400.0, "gradient-norm clipping threshold", gt=0)
-    sortagrad: bool = _f(True, "first epoch visits batches from shortest to longest")
-    seed: int = _f(0, "random seed (weights, batches, augmentation)")
-    threads: int = _f(2, "torch intra-op threads", ge=1)
-    device: str = _f("cpu", "cpu, cuda, cuda:N or auto (cuda when available); under torchrun cuda means cuda:LOCAL_RANK")
-    amp: str = _f("off", "mixed precision: off, bf16 (autocast) or fp16 (autocast + gradient scaler)",
+    lr_anneal: float = hparam(1.01, "learning rate is divided by this after every epoch (schedule anneal)", gt=0)
+    warmup_steps: int = hparam(0, "linear warm-up steps at the start of training", ge=0)
+    grad_clip: float = hparam(400.0, "gradient-norm clipping threshold", gt=0)
+    sortagrad: bool = hparam(True, "first epoch visits batches from shortest to longest")
+    seed: int = hparam(0, "random seed (weights, batches, augmentation)")
+    threads: int = hparam(2, "torch intra-op threads", ge=1)
+    device: str = hparam("cpu", "cpu, cuda, cuda:N or auto (cuda when available); under torchrun cuda means cuda:LOCAL_RANK")
+    amp: str = hparam("off", "mixed precision: off, bf16 (autocast) or fp16 (autocast + gradient scaler)",
                   ("off", "bf16", "fp16"))
-    sync_batchnorm: bool = _f(True, "under DDP, batch-norm statistics over the global batch (equal to one "
+    sync_batchnorm: bool = hparam(True, "under DDP, batch-norm statistics over the global batch (equal to one "
                               "process with that batch); false: each rank's own shard")
-    eval_every_epochs: int = _f(1, "validate on dev every N epochs", ge=1)
-    max_steps: int = _f(0, "stop after this many optimizer steps (0 = no limit)", ge=0)
-    max_minutes: float = _f(0.0, "stop after this many minutes of training (0 = no limit)", ge=0)
-    log_every_steps: int = _f(20, "write a metrics line every N steps", ge=1)
+    eval_every_epochs: int = hparam(1, "validate on dev every N epochs", ge=1)
+    max_steps: int = hparam(0, "stop after this many optimizer steps (0 = no limit)", ge=0)
+    max_minutes: float = hparam(0.0, "stop after this many minutes of training (0 = no limit)", ge=0)
+    log_every_steps: int = hparam(20, "write a metrics line every N steps", ge=1)
 
 
 @dataclass
 class PruneConfig:
-    strategy: str = _f("global_magnitude", "mask strategy: unstructured (global_magnitude, layerwise_magnitude, "
-                       "random) or structured (block, nm, channel)",
-                       ("global_magnitude", "layerwise_magnitude", "random", "block", "nm", "channel"))
-    fraction: float = _f(0.2, "fraction of the remaining weights pruned per level", ge=0, lt=1)
-    min_tensor_density: float = _f(0.0, "layer-collapse guard: every tensor keeps at least this fraction of its "
+    strategy: str = hparam("global_magnitude", "mask strategy: unstructured (global_magnitude, layerwise_magnitude, "
+                       "random) or structured (block, nm, channel); the registered strategies",
+                       lambda: registered_choices("prune.strategy"))
+    fraction: float = hparam(0.2, "fraction of the remaining weights pruned per level", ge=0, lt=1)
+    min_tensor_density: float = hparam(0.0, "layer-collapse guard: every tensor keeps at least this fraction of its "
                                    "weights (global_magnitude; 0 = the paper's plain global rule)", ge=0, le=1)
-    include: list = _f([], "glob patterns of prunable tensor names to include (empty = the model's defaults)", item=str)
-    exclude: list = _f([], "glob patterns of prunable tensor names to exclude", item=str)
-    rewind: str = _f("0", "rewind point: 0 (theta_0), '<k>it' (after k steps) or '<k>ep' (after k epochs)")
-    structure: str = _f("block", "structure an unstructured ticket is converted to by the `structured` branch",
-                        ("block", "nm", "channel"))
-    block_shape: list = _f([1, 4], "(rows, columns) of a block of the 2-D view [out, in*kernel] of a weight "
+    include: list = hparam([], "glob patterns of prunable tensor names to include (empty = the model's defaults)", item=str)
+    exclude: list = hparam([], "glob patterns of prunable tensor names to exclude", item=str)
+    rewind: str = hparam("0", "rewind point: 0 (theta_0), '<k>it' (after k steps) or '<k>ep' (after k epochs)")
+    structure: str = hparam("block", "structure an unstructured ticket is converted to by the `structured` branch "
+                        "(its --structure parameter)", lambda: registered_choices("prune.structure"))
+    block_shape: list = hparam([1, 4], "(rows, columns) of a block of the 2-D view [out, in*kernel] of a weight "
                            "(block strategy and structure)")
-    nm: list = _f([2, 4], "N:M sparsity: at most N of every M consecutive weights of a row are kept (nm)")
+    nm: list = hparam([2, 4], "N:M sparsity: at most N of every M consecutive weights of a row are kept (nm)")
 
 
 @dataclass
 class LotteryConfig:
-    levels: int = _f(10, "number of pruning levels after the dense level 0", ge=0)
-    match_tolerance: float = _f(0.005, "a ticket 'matches' dense when its dev WER <= dense WER + this (absolute)", ge=0)
-    replicate: int = _f(0, "replicate index (different seeds share a lottery hash)", ge=0)
+    levels: int = hparam(10, "number of pruning levels after the dense level 0", ge=0)
+    match_tolerance: float = hparam(0.005, "a ticket 'matches' dense when its dev WER <= dense WER + this (absolute)", ge=0)
+    replicate: int = hparam(0, "replicate index (different seeds share a lottery hash)", ge=0)
 
 
 @dataclass
@@ -232,8 +243,9 @@ class Config:
 # --------------------------------------------------------------------------- helpers
 
 
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _choices(meta: Mapping[str, Any]) -> tuple:
+    choices = meta.get("choices")
+    return tuple(choices()) if callable(choices) else tuple(choices or ())
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:
@@ -276,21 +288,19 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
 def _apply(obj: Any, data: dict, prefix: str = "") -> None:
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
-    types = _field_types(type(obj))
-    fields = {f.name: f for f in dataclasses.fields(obj)}
+    fields = section_fields(type(obj))
     for name, value in data.items():
         key = f"{prefix}{name}"
         if name not in fields:
             raise ConfigError(f"unknown key {key!r}; allowed: {', '.join(sorted(fields))}")
-        typ = types[name]
+        typ, meta = fields[name]
         if dataclasses.is_dataclass(typ):
             _apply(getattr(obj, name), value, key + ".")
             continue
         coerced = _coerce(value, typ, key)
-        choices = fields[name].metadata.get("choices")
-        if choices and "off" in choices and value is False:  # YAML 1.1 reads a bare `off` as false
+        if "off" in _choices(meta) and value is False:  # YAML 1.1 reads a bare `off` as false
             coerced = "off"
-        _check_field(fields[name].metadata, coerced, key)
+        _check_field(meta, coerced, key)
         setattr(obj, name, coerced)
 
 
@@ -301,7 +311,7 @@ _BOUND_TEXT = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 def _check_field(meta: Mapping[str, Any], value: Any, key: str) -> None:
     """Choices, numeric bounds and list item types of one field; ConfigError names the key."""
-    choices = meta.get("choices")
+    choices = _choices(meta)
     if choices and value not in choices:
         raise ConfigError(f"{key}: {value!r} is not allowed; allowed values: {', '.join(map(str, choices))}")
     bounds = meta.get("bounds")
@@ -320,41 +330,20 @@ def _check_field(meta: Mapping[str, Any], value: Any, key: str) -> None:
 
 def validate_config(cfg: Config) -> Config:
     """Checks that involve several keys or the model registry; ConfigError names the keys."""
-    from audio_lottery.models import MODEL_NAMES
-    from audio_lottery.lottery.rewind import parse_rewind
-
     d, m = cfg.data, cfg.model
 
     def need(cond: bool, message: str) -> None:
         if not cond:
             raise ConfigError(message)
 
-    need(m.name in MODEL_NAMES, f"model.name: {m.name!r} is not allowed; allowed values: {', '.join(MODEL_NAMES)}")
     need(d.min_duration < d.max_duration, f"data.min_duration ({d.min_duration}) must be < data.max_duration "
          f"({d.max_duration})")
     need(d.augment.snr_min <= d.augment.snr_max, f"data.augment.snr_min ({d.augment.snr_min}) must be <= "
          f"data.augment.snr_max ({d.augment.snr_max})")
     need(len(cfg.train.betas) == 2 and all(0 <= b < 1 for b in cfg.train.betas),
          f"train.betas: expected two numbers in [0, 1), got {cfg.train.betas!r}")
-    for name in ("ds2", "rnnt"):
-        sub = getattr(m, name)
-        n = len(sub.conv_channels)
-        need(len(sub.conv_kernels) == n and len(sub.conv_strides) == n,
-             f"model.{name}.conv_channels, conv_kernels and conv_strides must have the same length "
-             f"(got {n}, {len(sub.conv_kernels)}, {len(sub.conv_strides)})")
-        for key in ("conv_kernels", "conv_strides"):
-            pairs = getattr(sub, key)
-            need(all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, int) and x >= 1 for x in p)
-                     for p in pairs), f"model.{name}.{key}: expected [freq, time] pairs of positive integers, "
-                                      f"got {pairs!r}")
-    t = m.transformer
-    need(t.d_model % t.heads == 0, f"model.transformer.heads ({t.heads}) must divide model.transformer.d_model "
-         f"({t.d_model})")
-    c = m.conformer
-    need(len(c.attention_group_sizes) == len(c.stage_dims) == len(c.downsample_blocks) + 1,
-         "model.conformer.stage_dims and attention_group_sizes need one entry per stage and downsample_blocks "
-         f"one fewer (got {len(c.stage_dims)}, {len(c.attention_group_sizes)}, {len(c.downsample_blocks)})")
-    need(c.kernel_size % 2 == 1, f"model.conformer.kernel_size must be odd, got {c.kernel_size}")
+    for section, check in type(m)._plugin_checks:
+        check(getattr(m, section))
     try:
         parse_rewind(cfg.prune.rewind)
     except ValueError as exc:
@@ -430,21 +419,26 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def to_dict(cfg: Any) -> dict:
-    return dataclasses.asdict(cfg)
+    """Nested plain dict of a config (plug-in sections included)."""
+    out = {}
+    for name in section_fields(type(cfg)):
+        value = getattr(cfg, name)
+        out[name] = to_dict(value) if dataclasses.is_dataclass(value) else copy.deepcopy(value)
+    return out
 
 
 def non_defaults(cfg: Any, default: Any | None = None) -> dict:
     """The fields of ``cfg`` that differ from the dataclass defaults, nested."""
     default = default if default is not None else type(cfg)()
     out: dict = {}
-    for f in dataclasses.fields(cfg):
-        a, b = getattr(cfg, f.name), getattr(default, f.name)
+    for name in section_fields(type(cfg)):
+        a, b = getattr(cfg, name), getattr(default, name)
         if dataclasses.is_dataclass(a):
             sub = non_defaults(a, b)
             if sub:
-                out[f.name] = sub
+                out[name] = sub
         elif a != b:
-            out[f.name] = a
+            out[name] = a
     return out
 
 
@@ -477,8 +471,6 @@ def resolve_paths(cfg: Config, base: Path | None = None) -> Config:
 
 def config_hash(cfg: Any, ignore: tuple[str, ...] = RUNTIME_KEYS) -> str:
     """Short stable hash of the non-default hyper-parameters, without the dotted ``ignore`` keys."""
-    import copy
-
     c = copy.deepcopy(cfg)
     default = type(cfg)()
     for key in ignore:
@@ -491,7 +483,7 @@ def config_hash(cfg: Any, ignore: tuple[str, ...] = RUNTIME_KEYS) -> str:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    from audio_lottery.io import atomic_write_text
+    from audio_lottery.files import atomic_write_text
 
     atomic_write_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
@@ -500,10 +492,9 @@ def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]
     """(dotted key, default, help) for every field, for ``--help`` listings and docs."""
     rows = []
     inst = cls()
-    for f in dataclasses.fields(inst):
-        typ = _field_types(cls)[f.name]
+    for name, (typ, meta) in section_fields(cls).items():
         if dataclasses.is_dataclass(typ):
-            rows += describe(typ, f"{prefix}{f.name}.")
+            rows += describe(typ, f"{prefix}{name}.")
         else:
-            rows.append((f"{prefix}{f.name}", getattr(inst, f.name), f.metadata.get("help", "")))
+            rows.append((f"{prefix}{name}", getattr(inst, name), meta.get("help", "")))
     return rows

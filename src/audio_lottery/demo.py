@@ -19,7 +19,7 @@ from pathlib import Path
 
 from audio_lottery.config import load_config
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.io import read_json
+from audio_lottery.files import read_json
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -8,7 +8,7 @@ power cut, the OOM killer or a pre-empted cloud machine does.
 
 Points placed in the code (see docs/robustness.md):
 
-- ``write:<file name>``  in :mod:`audio_lottery.io`, after a temporary file is fully
+- ``write:<file name>``  in :mod:`audio_lottery.files`, after a temporary file is fully
   written and synced, before it is renamed over ``<file name>``
 - ``train.step``         after every optimizer step (mid-epoch)
 - ``runner.pruned``      after a level's mask is written, before rewinding and training

@@ -19,7 +19,8 @@ from audio_lottery.data.features import FeatureExtractor
 from audio_lottery.data.tokenizers import load_tokenizer, tokenizer_saved
 from audio_lottery.layout import BEST, ExportLayout, TrainLayout
 from audio_lottery.models.registry import build_model
-from audio_lottery.train.checkpoint import load_model_weights, save_model
+from audio_lottery.files import load_tensors, save_tensors
+from audio_lottery.pruning.export import is_export_dir, read_export
 
 
 @dataclass
@@ -52,8 +53,6 @@ class Recognizer:
     def load(cls, model_path: str | Path) -> "Recognizer":
         """Load ``.../<name>.safetensors`` with the config and tokenizer beside it, or an exported
         model folder (``audio-lottery export``: ``model.safetensors`` + ``config.json``)."""
-        from audio_lottery.pruning.export import is_export_dir, load_exported
-
         model_path = Path(model_path)
         for folder in (model_path, model_path.parent):
             if is_export_dir(folder) and (folder == model_path or model_path == ExportLayout(folder).weights):
@@ -79,7 +78,7 @@ class Recognizer:
         """Transcripts of 1-D waveforms at the configured sample rate.
 
         The model's own decoding (greedy) by default; ``decoder(log_probs, lens) -> texts`` (e.g. a
-        :class:`~audio_lottery.decoding.lm_beam.CTCBeamDecoder`) decodes the CTC outputs instead.
+        :class:`~audio_lottery.lm.beam.CTCBeamDecoder`) decodes the CTC outputs instead.
         """
         self.model.eval()
         feats, lens = self.features(waves)
@@ -98,3 +97,34 @@ class Recognizer:
                              "CTC models only (ds2, conformer, transformer's CTC head); use greedy decoding")
         self.model.eval()
         return self.model(feats, lens)
+
+
+def load_exported(path: Path, csr_policy=None, runtime: str | None = None) -> Recognizer:
+    """The :class:`Recognizer` stored in an export folder (eval mode); ``runtime`` (``dense`` or ``csr``)
+    overrides the one the folder names."""
+    from audio_lottery.pruning.csr import to_csr
+
+    path = Path(path)
+    meta, cfg, state = read_export(path)
+    rec = Recognizer.build(cfg, load_tokenizer(ExportLayout(path).tokenizer))
+    missing, unexpected = rec.model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{ExportLayout(path).weights}: weights do not fit the model (missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]})")
+    rec.model.eval()
+    if (runtime or meta.get("runtime")) == "csr":
+        to_csr(rec.model, csr_policy)
+    return rec
+
+
+def save_model(path: Path, model: torch.nn.Module, metadata: dict[str, str] | None = None) -> None:
+    """Save model weights and buffers as safetensors (atomic)."""
+    save_tensors(Path(path), model.state_dict(), metadata)
+
+
+def load_model_weights(path: Path, model: torch.nn.Module) -> None:
+    """Load safetensors weights into ``model``; a mismatch names the file and the keys."""
+    state = load_tensors(Path(path))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")

@@ -262,7 +262,7 @@ def filter_records(
     frames < ``min_frames(tokens)``, by default the CTC rule), and with ``check_audio`` the
     audio problems of :func:`~audio_lottery.data.audio.audio_problem` (missing, unreadable,
     empty, truncated, non-finite or silent audio, segment beyond the end). Each audio file
-    is decoded once per process (cached), see :mod:`audio_lottery.data.validate`.
+    is decoded once per process (cached), see :mod:`audio_lottery.train.data_check`.
     """
     report = FilterReport(quiet=quiet)
     kept: list[dict] = []

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from audio_lottery.io import atomic_write_jsonl
+from audio_lottery.files import atomic_write_jsonl
 
 REQUIRED_FIELDS = ("audio", "duration", "text", "speaker")
 

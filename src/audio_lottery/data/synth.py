@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from audio_lottery.data.manifest import read_manifest, write_manifest
 from audio_lottery.data.sentences import Sentence, load_sentence_records
-from audio_lottery.io import atomic_write_json
+from audio_lottery.files import atomic_write_json
 
 VERSION = 1
 SAMPLE_RATE = 16000

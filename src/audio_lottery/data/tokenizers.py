@@ -16,7 +16,7 @@ import sentencepiece as spm
 
 from audio_lottery.config import DataConfig
 from audio_lottery.data.text import ALPHABET
-from audio_lottery.io import atomic_write_bytes, atomic_write_json, read_json
+from audio_lottery.files import atomic_write_bytes, atomic_write_json, read_json
 
 BLANK = 0
 META_FILE = "tokenizer.json"

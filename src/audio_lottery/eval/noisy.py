@@ -23,7 +23,7 @@ from typing import Sequence
 from audio_lottery.data.augment import NoiseMixer
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.eval.evaluate import evaluate
-from audio_lottery.io import atomic_write_json, file_fingerprint as fingerprint, read_json
+from audio_lottery.files import atomic_write_json, file_fingerprint as fingerprint, read_json
 from audio_lottery.recognizer import Recognizer
 
 CLEAN = "clean"

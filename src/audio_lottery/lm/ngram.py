@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from audio_lottery.io import atomic_write_text
+from audio_lottery.files import atomic_write_text
 from audio_lottery.lm.units import BOS, EOS, SPECIAL, UNK
 
 log = logging.getLogger(__name__)

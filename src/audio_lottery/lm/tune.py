@@ -10,7 +10,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from audio_lottery.decoding.ctc import greedy_decode
-from audio_lottery.decoding.lm_beam import CTCBeamDecoder
+from audio_lottery.lm.beam import CTCBeamDecoder
 from audio_lottery.eval.evaluate import check_references, wave_batches
 from audio_lottery.eval.metrics import error_rates
 from audio_lottery.recognizer import Recognizer

@@ -14,12 +14,13 @@ from typing import Callable
 import torch
 
 from audio_lottery.config import PATH_KEYS, RUNTIME_KEYS, Config, apply_overrides, resolve_paths
-from audio_lottery.io import atomic_write_json, file_fingerprint
+from audio_lottery.files import atomic_write_json, file_fingerprint
 from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.runner import load_run_config, rewind_state, run_tokenizer, train_level, trained_weights
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.strategies import get_strategy
-from audio_lottery.pruning.structured import convert_ticket, strategy_options
+from audio_lottery.pruning.strategies import strategy_options
+from audio_lottery.pruning.structured import convert_ticket
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train import distributed as dist
 
@@ -164,4 +165,3 @@ def run_branch(name: str, run_dir: Path, levels: list[int] | None = None, overri
     return out
 
 
-from audio_lottery.lottery import transfer  # noqa: E402,F401  (registers the transfer branches)

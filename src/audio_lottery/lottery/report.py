@@ -19,146 +19,33 @@ from __future__ import annotations
 import base64
 import html
 import re
-import io
-import json
 import math
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from audio_lottery.config import LotteryConfig
 from audio_lottery.faultpoints import faultpoint
-from audio_lottery.io import atomic_write_bytes, atomic_write_text
+from audio_lottery.files import atomic_write_bytes, atomic_write_text
 from audio_lottery.layout import RunLayout
+from audio_lottery.lottery.report_data import (IMP, LevelData, RunData, is_number, level_label, load_run, pct,
+                                               png_bytes)
+from audio_lottery.lottery.report_extras import EXTRA_PLOTS, extra_tables
 from audio_lottery.lottery.tickets import select_tickets
 
-IMP = "imp"
 
 
 # --------------------------------------------------------------------------- loading
-
-
-@dataclass
-class LevelData:
-    """What one level folder holds (each part may be missing)."""
-
-    level: int
-    path: Path
-    result: dict[str, Any] | None = None
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-    mask_report: dict[str, Any] | None = None
-
-    @property
-    def remaining(self) -> float | None:
-        """Fraction of prunable weights kept: from result.json, else the mask report."""
-        value = (self.result or {}).get("remaining")
-        if _is_number(value):
-            return float(value)
-        if self.mask_report and _is_number(self.mask_report.get("global", {}).get("density")):
-            return float(self.mask_report["global"]["density"])
-        return 1.0 if self.level == 0 else None
-
-
-@dataclass
-class RunData:
-    """All levels of a run: IMP plus branches by name, with notes about skipped files."""
-
-    run_dir: Path
-    config: dict[str, Any]
-    imp: dict[int, LevelData]
-    branches: dict[str, dict[int, LevelData]]
-    notes: list[str]
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _read_json(path: Path, notes: list[str]) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        notes.append(f"{path}: unreadable ({exc})")
-        return None
-    if not isinstance(data, dict):
-        notes.append(f"{path}: expected a JSON object")
-        return None
-    return data
-
-
-def _read_metrics(path: Path, notes: list[str]) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows, bad = [], 0
-    for line in path.read_text(errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            bad += 1
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    if bad:
-        notes.append(f"{path}: skipped {bad} unreadable line(s)")
-    return rows
-
-
-def _read_levels(folder: Path, notes: list[str]) -> dict[int, LevelData]:
-    levels: dict[int, LevelData] = {}
-    if not folder.is_dir():
-        return levels
-    for where in RunLayout(folder).levels():
-        sub = where.dir
-        data = LevelData(where.number, sub)
-        data.result = _read_json(where.result, notes)
-        data.metrics = _read_metrics(where.train.metrics, notes)
-        data.mask_report = _read_json(where.mask_report, notes)
-        if data.result is None:
-            notes.append(f"{sub}: no {where.result.name} (level not finished?)")
-        levels[data.level] = data
-    return dict(sorted(levels.items()))
-
-
-def _read_config(run_dir: Path, notes: list[str]) -> dict[str, Any]:
-    path = RunLayout(run_dir).config
-    if not path.is_file():
-        notes.append(f"{path}: missing")
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        notes.append(f"{path}: unreadable ({exc})")
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def load_run(run_dir: Path) -> RunData:
-    """Read every level of ``run_dir`` (IMP and branches), tolerating missing parts."""
-    run_dir = Path(run_dir)
-    notes: list[str] = []
-    config = _read_config(run_dir, notes)
-    imp = _read_levels(run_dir, notes)
-    branches = {}
-    if run_dir.is_dir():
-        for name, branch in RunLayout(run_dir).branches().items():
-            branches[name] = _read_levels(branch.dir, notes)
-    return RunData(run_dir, config, imp, branches, notes)
 
 
 def _tolerance(run: RunData, tolerance: float | None) -> float:
     if tolerance is not None:
         return float(tolerance)
     value = (run.config.get("lottery") or {}).get("match_tolerance")
-    return float(value) if _is_number(value) else LotteryConfig().match_tolerance
+    return float(value) if is_number(value) else LotteryConfig().match_tolerance
 
 
 # --------------------------------------------------------------------------- tickets
@@ -167,7 +54,7 @@ def _tolerance(run: RunData, tolerance: float | None) -> float:
 def _ticket_rows(levels: dict[int, LevelData]) -> list[dict[str, Any]]:
     rows = []
     for data in levels.values():
-        if data.result is None or data.remaining is None or not _is_number(data.result.get("dev_wer")):
+        if data.result is None or data.remaining is None or not is_number(data.result.get("dev_wer")):
             continue
         rows.append({**data.result, "level": data.level, "remaining": data.remaining})
     return rows
@@ -183,18 +70,14 @@ def _tickets(run: RunData, tolerance: float) -> dict[str, dict[str, Any] | None]
 # --------------------------------------------------------------------------- formatting
 
 
-def _pct(value: Any, digits: int = 2) -> str:
-    return f"{100 * value:.{digits}f} %" if _is_number(value) else "–"
-
-
 def _count(value: Any) -> str:
-    return f"{int(value):,}" if _is_number(value) else "–"
+    return f"{int(value):,}" if is_number(value) else "–"
 
 
 def _si(value: Any) -> str:
     if isinstance(value, dict):  # a full effective_macs() result
         value = value.get("effective_macs")
-    if not _is_number(value):
+    if not is_number(value):
         return "–"
     for scale, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= scale:
@@ -203,7 +86,7 @@ def _si(value: Any) -> str:
 
 
 def _duration(seconds: Any) -> str:
-    if not _is_number(seconds):
+    if not is_number(seconds):
         return "–"
     if seconds < 60:
         return f"{seconds:.0f} s"
@@ -214,8 +97,8 @@ def _duration(seconds: Any) -> str:
 
 def _describe(ticket: dict[str, Any]) -> str:
     return (
-        f"level {ticket['level']}, {_pct(ticket['remaining'], 1)} of weights remaining, "
-        f"dev WER {_pct(ticket.get('dev_wer'))}, test WER {_pct(ticket.get('test_wer'))}"
+        f"level {ticket['level']}, {pct(ticket['remaining'], 1)} of weights remaining, "
+        f"dev WER {pct(ticket.get('dev_wer'))}, test WER {pct(ticket.get('test_wer'))}"
     )
 
 
@@ -224,7 +107,7 @@ def _summary(run: RunData, tickets: dict | None, tolerance: float) -> list[str]:
     if tickets is None:
         return ["**Dense:** no finished dense (level 0) result yet; tickets cannot be chosen."]
     dense, extreme, best = tickets["dense"], tickets["extreme"], tickets["best"]
-    lines = [f"**Dense:** dev WER {_pct(dense.get('dev_wer'))}, test WER {_pct(dense.get('test_wer'))}."]
+    lines = [f"**Dense:** dev WER {pct(dense.get('dev_wer'))}, test WER {pct(dense.get('test_wer'))}."]
     rule = f"sparsest level with dev WER <= dense + {100 * tolerance:.2f} points"
     if extreme is None:
         lines.append(f"**Extreme ticket** ({rule}): none, no pruned level matches the dense model.")
@@ -239,16 +122,11 @@ def _summary(run: RunData, tickets: dict | None, tolerance: float) -> list[str]:
         data = levels.get(ref["level"]) if ref else None
         if data is not None and data.result is not None:
             lines.append(
-                f"**Branch {name}** at level {ref['level']}: dev WER {_pct(data.result.get('dev_wer'))}, "
-                f"test WER {_pct(data.result.get('test_wer'))}."
+                f"**Branch {name}** at level {ref['level']}: dev WER {pct(data.result.get('dev_wer'))}, "
+                f"test WER {pct(data.result.get('test_wer'))}."
             )
     lines.append("Tickets are chosen on dev WER only; test WER is reported, never used for selection.")
     return lines
-
-
-def _level_label(level: int, tickets: dict | None) -> str:
-    tags = [k for k in ("extreme", "best") if tickets and tickets.get(k) and tickets[k]["level"] == level]
-    return f"{level} ({', '.join(tags)})" if tags else str(level)
 
 
 _COLUMNS = ["Level", "Remaining", "Nonzero params", "MACs/s", "Dev WER", "Dev CER", "Test WER", "Test CER",
@@ -257,9 +135,9 @@ _COLUMNS = ["Level", "Remaining", "Nonzero params", "MACs/s", "Dev WER", "Dev CE
 
 def _row(level: int, data: LevelData | None, tickets: dict | None) -> list[str]:
     r = (data.result if data else None) or {}
-    return [_level_label(level, tickets), _pct(data.remaining if data else None, 1), _count(r.get("nonzero_params")),
-            _si(r.get("macs_per_second")), _pct(r.get("dev_wer")), _pct(r.get("dev_cer")),
-            _pct(r.get("test_wer")), _pct(r.get("test_cer")), _duration(r.get("train_seconds")),
+    return [level_label(level, tickets), pct(data.remaining if data else None, 1), _count(r.get("nonzero_params")),
+            _si(r.get("macs_per_second")), pct(r.get("dev_wer")), pct(r.get("dev_cer")),
+            pct(r.get("test_wer")), pct(r.get("test_cer")), _duration(r.get("train_seconds")),
             _duration(r.get("wall_seconds"))]
 
 
@@ -274,7 +152,7 @@ def _table(run: RunData, tickets: dict | None) -> tuple[list[str], list[list[str
         row = _row(level, run.imp.get(level), tickets)
         for branch in run.branches.values():
             br = (branch[level].result if level in branch else None) or {}
-            row += [_pct(br.get("dev_wer")), _pct(br.get("test_wer"))]
+            row += [pct(br.get("dev_wer")), pct(br.get("test_wer"))]
         rows.append(row)
     return headers, rows
 
@@ -290,17 +168,11 @@ def _tables(run: RunData, tickets: dict | None) -> list[tuple[str, tuple[list[st
 # --------------------------------------------------------------------------- plots
 
 
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
-
-
 def _wer_series(levels: dict[int, LevelData], key: str) -> tuple[list[float], list[float]]:
     points = sorted(
         (100 * d.remaining, d.result[key])
         for d in levels.values()
-        if d.result is not None and d.remaining and _is_number(d.result.get(key))
+        if d.result is not None and d.remaining and is_number(d.result.get(key))
     )[::-1]
     return [p[0] for p in points], [100 * p[1] for p in points]
 
@@ -310,7 +182,7 @@ def _mark_tickets(ax: Any, tickets: dict | None) -> None:
         return
     dense = tickets["dense"]
     ax.axhline(100 * dense["dev_wer"], color="grey", linestyle="--", linewidth=1, label="dense dev WER")
-    if _is_number(dense.get("test_wer")):
+    if is_number(dense.get("test_wer")):
         ax.axhline(100 * dense["test_wer"], color="grey", linestyle=":", linewidth=1, label="dense test WER")
     for key, marker in (("extreme", "*"), ("best", "D")):
         t = tickets.get(key)
@@ -346,7 +218,7 @@ def plot_wer(run: RunData, tickets: dict | None) -> bytes | None:
     ax.set_title("WER against sparsity")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _density_grid(run: RunData) -> tuple[list[str], list[int], list[list[float]]]:
@@ -359,7 +231,7 @@ def _density_grid(run: RunData) -> tuple[list[str], list[int], list[list[float]]
         row = []
         for lv in levels:
             value = run.imp[lv].mask_report["tensors"].get(name, {}).get("density")
-            row.append(float(value) if _is_number(value) else math.nan)
+            row.append(float(value) if is_number(value) else math.nan)
         grid.append(row)
     return names, levels, grid
 
@@ -374,7 +246,7 @@ def plot_density(run: RunData) -> bytes | None:
     image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto", interpolation="nearest")
     fig.colorbar(image, ax=ax, label="density")
     ax.set_xticks(range(len(levels)))
-    ax.set_xticklabels([f"L{lv}\n{_pct(run.imp[lv].remaining, 1)}" for lv in levels], fontsize=7)
+    ax.set_xticklabels([f"L{lv}\n{pct(run.imp[lv].remaining, 1)}" for lv in levels], fontsize=7)
     ax.set_yticks(range(len(names)))
     ax.set_yticklabels(names, fontsize=7)
     if len(names) * len(levels) <= 400:
@@ -384,7 +256,7 @@ def plot_density(run: RunData) -> bytes | None:
                     ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
                             color="white" if value < 0.5 else "black")
     ax.set_title("per-tensor density by level")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def plot_training(run: RunData) -> bytes | None:
@@ -396,9 +268,9 @@ def plot_training(run: RunData) -> bytes | None:
     ax_loss, ax_wer = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     cmap = _colormap(len(levels))
     for i, (lv, rows) in enumerate(levels.items()):
-        loss = [(r.get("step", k), r["loss"]) for k, r in enumerate(rows) if _is_number(r.get("loss"))]
+        loss = [(r.get("step", k), r["loss"]) for k, r in enumerate(rows) if is_number(r.get("loss"))]
         wer = [(r["epoch"], 100 * r["dev_wer"]) for r in rows
-               if _is_number(r.get("dev_wer")) and _is_number(r.get("epoch"))]
+               if is_number(r.get("dev_wer")) and is_number(r.get("epoch"))]
         if loss:
             ax_loss.plot(*zip(*loss), color=cmap(i), linewidth=1, label=f"level {lv}")
         if wer:
@@ -409,7 +281,7 @@ def plot_training(run: RunData) -> bytes | None:
         ax.grid(True, alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7, ncol=2)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _colormap(n: int) -> Any:
@@ -493,8 +365,6 @@ def write_report(run_dir: Path, tolerance: float | None = None) -> tuple[Path, P
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: run folder not found")
-    from audio_lottery.lottery.report_extras import EXTRA_PLOTS, extra_tables
-
     run = load_run(run_dir)
     tol = _tolerance(run, tolerance)
     tickets = _tickets(run, tol)

@@ -19,12 +19,11 @@ from matplotlib.ticker import FixedLocator, NullLocator
 
 from audio_lottery.eval.noisy import CLEAN
 from audio_lottery.layout import LevelLayout, RunLayout
-from audio_lottery.lottery.report import IMP, RunData, _is_number, _level_label, _pct, _png
+from audio_lottery.lottery.report_data import IMP, RunData, Table, is_number, level_label, pct, png_bytes
 from audio_lottery.pruning.overlap import compare_runs, mask_levels
 
 OWN_MASK_BRANCHES = ("transfer-finetune", "random-prune")
 
-Table = tuple[list[str], list[list[str]]]
 
 
 # --------------------------------------------------------------------------- noise
@@ -60,8 +59,8 @@ def noise_table(run: RunData, tickets: dict | None, noise: dict) -> Table:
     for series, levels in noise.items():
         folder = run.imp if series == IMP else run.branches[series]
         for level, res in sorted(levels.items()):
-            rows.append([series, _level_label(level, tickets), _pct(folder[level].remaining, 1)]
-                        + [_pct(res.get(s, {}).get("wer")) for s in snrs])
+            rows.append([series, level_label(level, tickets), pct(folder[level].remaining, 1)]
+                        + [pct(res.get(s, {}).get("wer")) for s in snrs])
     return headers, rows
 
 
@@ -85,7 +84,7 @@ def plot_wer_snr(run: RunData, tickets: dict | None) -> bytes | None:
             res = levels.get(level)
             if not res:
                 continue
-            pts = [(k, 100 * res[s]["wer"]) for k, s in enumerate(snrs) if _is_number(res.get(s, {}).get("wer"))]
+            pts = [(k, 100 * res[s]["wer"]) for k, s in enumerate(snrs) if is_number(res.get(s, {}).get("wer"))]
             if pts:
                 ax.plot(*zip(*pts), styles[i % len(styles)], marker="o", color=f"C{j}",
                         label=f"{series} {name} (level {level})")
@@ -96,7 +95,7 @@ def plot_wer_snr(run: RunData, tickets: dict | None) -> bytes | None:
     ax.set(xlabel="test SNR (unseen test noise)", ylabel="test WER (%)", title="WER against SNR")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def plot_wer_remaining_snr(run: RunData, tickets: dict | None) -> bytes | None:
@@ -111,7 +110,7 @@ def plot_wer_remaining_snr(run: RunData, tickets: dict | None) -> bytes | None:
         snrs = _snr_sort([s for res in levels.values() for s in res])
         for k, snr in enumerate(snrs):
             pts = sorted(((100 * folder[lv].remaining, 100 * res[snr]["wer"]) for lv, res in levels.items()
-                          if folder[lv].remaining and _is_number(res.get(snr, {}).get("wer"))), reverse=True)
+                          if folder[lv].remaining and is_number(res.get(snr, {}).get("wer"))), reverse=True)
             if pts:
                 ax.plot(*zip(*pts), marker="o", markersize=4, color=f"C{k}", label=snr if snr == CLEAN else f"{snr} dB")
         xs = sorted({100 * folder[lv].remaining for lv in levels if folder[lv].remaining}, reverse=True)
@@ -123,7 +122,7 @@ def plot_wer_remaining_snr(run: RunData, tickets: dict | None) -> bytes | None:
         ax.set(xlabel="remaining weights (%)", ylabel="test WER (%)", title=f"{series}: WER per SNR")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 # --------------------------------------------------------------------------- overlap
@@ -156,7 +155,7 @@ def overlap_tables(run: RunData) -> list[tuple[str, Table]]:
     """Per comparison: global IoU per level, then IoU per tensor (rows) and level (columns)."""
     tables = []
     for label, levels in _overlaps(run).items():
-        rows = [[str(lv), _pct(r["global"]["density_a"], 1), _pct(r["global"]["density_b"], 1),
+        rows = [[str(lv), pct(r["global"]["density_a"], 1), pct(r["global"]["density_b"], 1),
                  f"{r['global']['iou']:.3f}", f"{r['global']['chance_iou']:.3f}"] for lv, r in sorted(levels.items())]
         tables.append((f"Mask overlap with {label}",
                        (["Level", "Density (this run)", f"Density ({label})", "IoU", "Chance IoU"], rows)))

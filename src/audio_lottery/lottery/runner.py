@@ -27,13 +27,13 @@ import torch
 
 from audio_lottery.config import RUNTIME_KEYS, Config, config_hash, load_config, resolve_paths, save_config, to_dict
 from audio_lottery.faultpoints import faultpoint
-from audio_lottery.io import (atomic_write_json, load_tensors, quarantine, read_json, read_json_or_none, remove_stale_temps,
+from audio_lottery.files import (atomic_write_json, load_tensors, quarantine, read_json, read_json_or_none, remove_stale_temps,
                              save_tensors)
 from audio_lottery.layout import LevelLayout, RunLayout
-from audio_lottery.lottery.rewind import parse_rewind
+from audio_lottery.rewind import parse_rewind
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.strategies import get_strategy
-from audio_lottery.pruning.structured import strategy_options
+from audio_lottery.pruning.strategies import strategy_options
 from audio_lottery.lottery.scoring import score_level
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train import distributed as dist

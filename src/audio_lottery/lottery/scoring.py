@@ -6,7 +6,7 @@ from pathlib import Path
 
 from audio_lottery.config import Config
 from audio_lottery.eval.evaluate import evaluate
-from audio_lottery.io import read_json
+from audio_lottery.files import read_json
 from audio_lottery.layout import LevelLayout
 from audio_lottery.pruning.macs import macs_per_second
 from audio_lottery.pruning.mask import Mask

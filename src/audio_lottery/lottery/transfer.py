@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 from audio_lottery.config import Config, load_config, save_config
-from audio_lottery.io import load_tensors, save_tensors
+from audio_lottery.files import load_tensors, save_tensors
 from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.branches import imp_mask, register_branch, register_runner
 from audio_lottery.lottery.runner import load_run_config, rewind_state, run_hash, run_levels

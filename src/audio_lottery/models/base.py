@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audio_lottery.decoding.ctc import greedy_decode
-from audio_lottery.pruning.groups import StructureGroup
+from audio_lottery.models.structure import StructureGroup
 
 BLANK = 0
 

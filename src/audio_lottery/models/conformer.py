@@ -30,20 +30,54 @@ output frames.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import dataclasses
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audio_lottery.config import ConfigError, ConformerConfig, ModelConfig
+from audio_lottery.config import ConfigError, ModelConfig, hparam
 from audio_lottery.models.attention import RelPositionMultiHeadAttention
 from audio_lottery.models.base import ASRModel, lengths_to_mask
-from audio_lottery.models.ds2 import MaskedBatchNorm2d, conv_out_len, masked_batch_norm
+from audio_lottery.models.layers import MaskedBatchNorm2d, conv_out_len, masked_batch_norm
 from audio_lottery.models.registry import register_model
-from audio_lottery.pruning.groups import Slice, StructureGroup, block_index, norm_slices, strided_index
+from audio_lottery.models.structure import Slice, StructureGroup, block_index, norm_slices, strided_index
 
 # --------------------------------------------------------------------------- building blocks
+
+
+@dataclass
+class ConformerConfig:
+    subsampling_channels: list = hparam([256], "output channels of each Conv2d subsampling layer (each halves time and "
+                                    "frequency: one layer = 2x as in Efficient Conformer, two = 4x)")
+    subsampling_kernel: int = hparam(3, "kernel of the Conv2d subsampling layers (odd)", ge=1)
+    num_blocks: int = hparam(16, "number of Conformer blocks", ge=1)
+    stage_dims: list = hparam([256, 384, 512], "model dim of each stage (Efficient Conformer progressive downsampling)")
+    downsample_blocks: list = hparam([4, 10], "indices of the blocks whose convolution module strides by "
+                                 "downsample_stride and widens into the next stage (one per stage change)")
+    downsample_stride: int = hparam(2, "time stride of a downsampling block", ge=1)
+    attention_group_sizes: list = hparam([3, 1, 1], "grouped attention size of each stage (1 = plain attention)")
+    num_heads: int = hparam(8, "attention heads", ge=1)
+    ffn_ratio: int = hparam(4, "feed-forward hidden size / model dim", ge=1)
+    ffn_hidden_sizes: list = hparam([], "[ff1, ff2] hidden sizes of each block (a shrunk model); empty = ffn_ratio * dim")
+    kernel_size: int = hparam(15, "depthwise convolution kernel of the convolution module (odd)", ge=1)
+    dropout: float = hparam(0.1, "dropout after subsampling, in feed-forward, attention and convolution modules",
+                        ge=0, lt=1)
+    prune_convolutions: bool = hparam(False, "prune the convolution weights too (default: Linear weights only, as the "
+                                  "paper's official code)")
+
+
+def check_section(c: ConformerConfig) -> None:
+    """Config-time checks of ``model.conformer`` (ConfigError naming the keys)."""
+    if not len(c.attention_group_sizes) == len(c.stage_dims) == len(c.downsample_blocks) + 1:
+        raise ConfigError("model.conformer.stage_dims and attention_group_sizes need one entry per stage and "
+                          f"downsample_blocks one fewer (got {len(c.stage_dims)}, {len(c.attention_group_sizes)}, "
+                          f"{len(c.downsample_blocks)})")
+    if c.kernel_size % 2 != 1:
+        raise ConfigError(f"model.conformer.kernel_size must be odd, got {c.kernel_size}")
+
 
 
 class MaskedBatchNorm1d(nn.BatchNorm1d):
@@ -260,7 +294,7 @@ def _check_config(cfg: ConformerConfig) -> None:
         raise bad(f"dropout: must be in [0, 1), got {cfg.dropout}")
 
 
-@register_model("conformer")
+@register_model("conformer", ConformerConfig, check=check_section)
 class ConformerCTC(ASRModel):
     """Conformer encoder (Efficient Conformer stages optional) with a Linear CTC head."""
 

@@ -18,6 +18,8 @@ the batch; :meth:`~RNNTransducer.decode` is batched greedy decoding and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 
 import torch
@@ -25,14 +27,35 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from audio_lottery.config import ConfigError, ModelConfig, RNNTConfig
+from audio_lottery.config import ConfigError, ModelConfig, hparam
 from audio_lottery.models.base import ASRModel, default_prunable, lengths_to_mask
-from audio_lottery.models.ds2 import BiLSTMLayer, ConvStack, reverse_index, reverse_padded
+from audio_lottery.models.layers import BiLSTMLayer, ConvStack, check_conv_pairs, reverse_index, reverse_padded
 from audio_lottery.models.registry import register_model
-from audio_lottery.pruning.groups import Slice, StructureGroup, lstm_unit_slices, strided_index
+from audio_lottery.models.structure import Slice, StructureGroup, lstm_unit_slices, strided_index
 from audio_lottery.models.transducer_loss import _logaddexp, gather_transitions, rnnt_loss_from_gathered
 
 # --------------------------------------------------------------------------- building blocks
+
+
+@dataclass
+class RNNTConfig:
+    conv_channels: list = hparam([32, 32], "output channels of each Conv2d layer of the front-end")
+    conv_kernels: list = hparam([[41, 11], [21, 11]], "(freq, time) kernel of each Conv2d layer")
+    conv_strides: list = hparam([[2, 2], [2, 2]], "(freq, time) stride of each Conv2d layer (time product = frame reduction)")
+    encoder_layers: int = hparam(5, "number of encoder LSTM layers", ge=1)
+    encoder_hidden: int = hparam(1024, "encoder LSTM hidden size per direction", ge=1)
+    bidirectional: bool = hparam(True, "bidirectional encoder LSTMs (False: unidirectional, streamable)")
+    merge_directions: str = hparam("concat", "how the two directions' outputs are combined", ("concat", "sum"))
+    encoder_batch_norm: bool = hparam(True, "sequence-wise batch norm before encoder LSTM layers 2..N")
+    embed_dim: int = hparam(1024, "prediction network: token embedding size (blank id 0 is the start symbol)", ge=1)
+    pred_hidden: int = hparam(1024, "prediction network: LSTM hidden size", ge=1)
+    pred_layers: int = hparam(1, "prediction network: LSTM layers", ge=1)
+    joint_dim: int = hparam(1024, "joint network: size of the tanh layer between encoder/prediction and vocabulary", ge=1)
+    max_symbols_per_frame: int = hparam(5, "decoding: most tokens emitted on one encoder frame (greedy and beam)", ge=1)
+    beam_size: int = hparam(4, "default beam of RNNTransducer.beam_search (decode() is greedy)", ge=1)
+    joint_chunk: int = hparam(0, "training: joint network + loss gathering recomputed in backward for this many "
+                          "utterances at a time (saves the [B, T, U+1, joint_dim] activations; 0 = off)", ge=0)
+
 
 
 class ConcatBiLSTMLayer(BiLSTMLayer):
@@ -96,7 +119,7 @@ def _check_config(cfg: RNNTConfig) -> None:
 # --------------------------------------------------------------------------- the model
 
 
-@register_model("rnnt")
+@register_model("rnnt", RNNTConfig, check=lambda c: check_conv_pairs(c, "model.rnnt"))
 class RNNTransducer(ASRModel):
     """RNN-Transducer with a CNN-LSTM encoder, an LSTM prediction network and a joint network."""
 

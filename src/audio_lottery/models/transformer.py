@@ -37,14 +37,42 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audio_lottery.config import ConfigError, ModelConfig, TransformerConfig
+from audio_lottery.config import ConfigError, ModelConfig, hparam
 from audio_lottery.decoding.beam import beam_search
 from audio_lottery.models.base import ASRModel, default_prunable, lengths_to_mask
 from audio_lottery.models.conformer import ffn_group, head_group
 from audio_lottery.models.registry import register_model
-from audio_lottery.pruning.groups import Slice, StructureGroup, block_index, strided_index
+from audio_lottery.models.structure import Slice, StructureGroup, block_index, strided_index
 
 IGNORE = -100
+
+
+@dataclass
+class TransformerConfig:
+    d_model: int = hparam(256, "attention dimension of the encoder and the decoder", ge=1)
+    heads: int = hparam(4, "attention heads (must divide d_model)", ge=1)
+    ffn_dim: int = hparam(2048, "hidden size of each position-wise feed-forward block", ge=1)
+    ffn_dims: list = hparam([], "feed-forward size of each encoder layer then each decoder layer (a shrunk model); "
+                        "empty = ffn_dim for all")
+    encoder_layers: int = hparam(12, "self-attention encoder layers", ge=1)
+    decoder_layers: int = hparam(6, "attention decoder layers", ge=1)
+    subsampling_channels: int = hparam(256, "channels of the two Conv2d (3x3, stride 2) subsampling layers (4x in time)",
+                                   ge=1)
+    dropout: float = hparam(0.1, "dropout after attention, feed-forward blocks and positional encoding", ge=0, lt=1)
+    ctc_weight: float = hparam(0.3, "training loss = ctc_weight * CTC + (1 - ctc_weight) * decoder cross-entropy",
+                           ge=0, le=1)
+    label_smoothing: float = hparam(0.1, "label smoothing of the decoder cross-entropy (over real tokens and <eos>)",
+                                ge=0, lt=1)
+    beam_size: int = hparam(4, "beam width of attention decoding in decode() (1 = greedy)", ge=1)
+    ctc_prefix_weight: float = hparam(0.3, "decoding score = (1 - w) * attention + w * CTC prefix score "
+                                  "(0 = attention only)", ge=0, le=1)
+
+
+def check_section(t: TransformerConfig) -> None:
+    """Config-time checks of ``model.transformer`` (ConfigError naming the keys)."""
+    if t.d_model % t.heads != 0:
+        raise ConfigError(f"model.transformer.heads ({t.heads}) must divide model.transformer.d_model ({t.d_model})")
+
 
 
 def sinusoids(positions: Tensor, dim: int) -> Tensor:
@@ -258,7 +286,7 @@ def _check_config(cfg: TransformerConfig) -> None:
                           f"got {cfg.ffn_dims!r}")
 
 
-@register_model("transformer")
+@register_model("transformer", TransformerConfig, check=check_section)
 class TransformerASR(ASRModel):
     """Transformer encoder-decoder with a CTC head; see the module docstring."""
 

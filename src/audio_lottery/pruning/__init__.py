@@ -10,13 +10,13 @@ from audio_lottery.pruning.strategies import (
     random_prune,
     register_strategy,
     remaining_after,
+    strategy_options,
 )
 from audio_lottery.pruning.structured import (  # registers block, nm, channel
     block_prune,
     channel_prune,
     convert_ticket,
     nm_prune,
-    strategy_options,
 )
 
 __all__ = [

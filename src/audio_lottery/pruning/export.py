@@ -13,8 +13,8 @@ Formats:
   (:func:`audio_lottery.pruning.csr.to_csr`).
 
 ``config.json`` holds the full (resized) config, the format, the encoding of every tensor and
-the source ticket; :func:`load_exported` (used by ``Recognizer.load``, hence ``eval`` and
-``transcribe``) rebuilds the recogniser from it without executing anything from the files.
+the source ticket; :func:`read_export` reads it back without executing anything from the files
+(``Recognizer.load`` rebuilds the recogniser from it, hence ``eval`` and ``transcribe``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import torch
 from torch import Tensor
 
 from audio_lottery.config import config_from_dict, to_dict
-from audio_lottery.io import atomic_write_json, load_tensors, read_json, save_tensors
-from audio_lottery.layout import EXPORT_CONFIG, EXPORT_WEIGHTS, ExportLayout, LevelLayout, RunLayout
+from audio_lottery.files import atomic_write_json, load_tensors, read_json, save_tensors
+from audio_lottery.layout import EXPORT_CONFIG, EXPORT_WEIGHTS, ExportLayout
 from audio_lottery.pruning.csr import csr_tensor
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.structured import as_matrix
@@ -206,69 +206,13 @@ def is_export_dir(path: Path) -> bool:
     return Path(path).is_dir() and (Path(path) / EXPORT_CONFIG).is_file() and (Path(path) / WEIGHTS).is_file()
 
 
-def load_exported(path: Path, csr_policy=None, runtime: str | None = None):
-    """The :class:`~audio_lottery.recognizer.Recognizer` stored in an export folder (eval mode); ``runtime``
-    (``dense`` or ``csr``) overrides the one the folder names."""
-    from audio_lottery.data.tokenizers import load_tokenizer
-    from audio_lottery.pruning.csr import to_csr
-    from audio_lottery.recognizer import Recognizer
-
-    path = Path(path)
-    meta = read_json(path / EXPORT_CONFIG)
+def read_export(path: Path) -> tuple[dict, object, dict[str, Tensor]]:
+    """(``config.json`` contents, the resized Config, the decoded state dict) of an export folder;
+    a ValueError names the file that is not an export."""
+    files = ExportLayout(Path(path))
+    meta = read_json(files.config)
     if not isinstance(meta, dict) or meta.get("format") != MARKER:
-        raise ValueError(f"{path / EXPORT_CONFIG}: not an audio-lottery export (format {meta.get('format')!r})")
-    cfg = config_from_dict(meta["config"])
-    rec = Recognizer.build(cfg, load_tokenizer(ExportLayout(path).tokenizer))
-    stored = load_tensors(path / WEIGHTS)
-    state = {name: decode(name, info, stored, path / WEIGHTS) for name, info in meta["tensors"].items()}
-    missing, unexpected = rec.model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path / WEIGHTS}: weights do not fit the model (missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]})")
-    rec.model.eval()
-    if (runtime or meta.get("runtime")) == "csr":
-        to_csr(rec.model, csr_policy)
-    return rec
-
-
-def add_onnx(out_dir: Path, frames: int = 200) -> dict:
-    """Write ``model.onnx`` of an export folder's (dense-runtime) model, compare onnxruntime's outputs
-    with torch's on a padded random batch, and record the check in config.json."""
-    from audio_lottery.pruning.onnx_export import ONNX_FILE, export_onnx, max_valid_difference, run_onnx
-
-    out_dir = Path(out_dir)
-    rec = load_exported(out_dir, runtime="dense")
-    path = export_onnx(rec.model, out_dir / ONNX_FILE, rec.featurizer.dim)
-    gen = torch.Generator().manual_seed(0)
-    feats = torch.randn(3, frames, rec.featurizer.dim, generator=gen)
-    lens = torch.tensor([frames, frames * 2 // 3, frames // 3])
-    with torch.no_grad():
-        ref, ref_lens = rec.model(feats, lens)
-    got, got_lens = run_onnx(path, feats, lens)
-    check = {"file": ONNX_FILE, "bytes": path.stat().st_size,
-             "max_abs_difference": max_valid_difference(ref, ref_lens, got, got_lens)}
-    meta = read_json(out_dir / EXPORT_CONFIG)
-    meta["onnx"] = check
-    atomic_write_json(out_dir / EXPORT_CONFIG, meta)
-    return check
-
-
-def ticket_dir(run_dir: Path, level: int, branch: str = "") -> Path:
-    """``<run>/level_<L>`` or ``<run>/branch_<branch>/level_<L>`` (the branch name with its tag)."""
-    base = RunLayout(run_dir).branch(branch) if branch else RunLayout(run_dir)
-    return base.level(level).dir
-
-
-def export_ticket(run_dir: Path, level: int, fmt: str, out_dir: Path, branch: str = "") -> dict:
-    """Export the best-dev checkpoint of a lottery level (or a branch level) with its mask."""
-    from audio_lottery.recognizer import Recognizer
-
-    level_dir = LevelLayout(ticket_dir(run_dir, level, branch))
-    weights = level_dir.trained
-    for p in (weights, level_dir.mask):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: level {level} of {run_dir} is not trained yet (file missing)")
-    rec = Recognizer.load(weights)
-    mask = Mask.load(level_dir.mask)
-    source = {"run": str(Path(run_dir).resolve()), "level": level, "branch": branch or "imp"}
-    return export_recognizer(rec, mask, fmt, out_dir, source)
+        raise ValueError(f"{files.config}: not an audio-lottery export (format {meta.get('format')!r})")
+    stored = load_tensors(files.weights)
+    state = {name: decode(name, info, stored, files.weights) for name, info in meta["tensors"].items()}
+    return meta, config_from_dict(meta["config"]), state

@@ -16,7 +16,7 @@ from typing import Iterable, Iterator, Mapping
 import torch
 from torch import Tensor, nn
 
-from audio_lottery.io import atomic_write_json, load_tensors_and_metadata, save_tensors
+from audio_lottery.files import atomic_write_json, load_tensors_and_metadata, save_tensors
 
 _FORMAT = "audio-lottery-mask"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from audio_lottery.layout import RunLayout
 from typing import Sequence
 
-from audio_lottery.io import atomic_write_json
+from audio_lottery.files import atomic_write_json
 from audio_lottery.pruning.mask import Mask
 
 

@@ -8,27 +8,51 @@ inputs are never modified. Strategies are registered by name in :data:`STRATEGIE
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import Tensor
 
+from audio_lottery.config import register_choice
 from audio_lottery.pruning.mask import Mask
 
 Strategy = Callable[[Mapping[str, Tensor], Mask, float, "torch.Generator | None"], Mask]
+# An option maker turns the prune config (and, lazily, the model) into one keyword option.
+OptionMaker = Callable[[Any, Callable[[], Any]], Any]
 STRATEGIES: dict[str, Strategy] = {}
+OPTIONS: dict[str, dict[str, OptionMaker]] = {}
+STRUCTURES: list[str] = []  # strategies an unstructured ticket can be converted to (the `structured` branch)
 
 
-def register_strategy(name: str) -> Callable[[Strategy], Strategy]:
-    """Decorator: register a strategy under ``name``."""
+def register_strategy(name: str, options: dict[str, OptionMaker] | None = None,
+                      structure: bool = False) -> Callable[[Strategy], Strategy]:
+    """Decorator: register a strategy under ``name``.
+
+    ``options`` declares its keyword options beyond ``min_density``: keyword -> ``make(prune_config,
+    model_fn)`` (``model_fn()`` builds the model, e.g. for its structure groups); ``structure`` makes it
+    a target of ticket conversion. The name becomes a choice of ``prune.strategy`` (and of
+    ``prune.structure``) in the config.
+    """
 
     def deco(fn: Strategy) -> Strategy:
         if name in STRATEGIES:
             raise ValueError(f"strategy {name!r} is already registered")
         STRATEGIES[name] = fn
+        OPTIONS[name] = dict(options or {})
+        register_choice("prune.strategy", name)
+        if structure:
+            STRUCTURES.append(name)
+            register_choice("prune.structure", name)
         return fn
 
     return deco
+
+
+def strategy_options(prune: Any, name: str, model_fn: Callable[[], Any]) -> dict:
+    """Keyword options of strategy ``name`` from the prune config: ``min_density`` plus what the
+    strategy declared (``model_fn`` is only called by options that need the model)."""
+    get_strategy(name)
+    return {"min_density": prune.min_tensor_density, **{k: make(prune, model_fn) for k, make in OPTIONS[name].items()}}
 
 
 def get_strategy(name: str) -> Strategy:
@@ -47,7 +71,7 @@ def remaining_after(levels: int, fraction: float) -> float:
 # --------------------------------------------------------------------------- helpers
 
 
-def _check(params: Mapping[str, Tensor], mask: Mask, fraction: float) -> None:
+def check_inputs(params: Mapping[str, Tensor], mask: Mask, fraction: float) -> None:
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
     for name in mask:
@@ -59,7 +83,7 @@ def _check(params: Mapping[str, Tensor], mask: Mask, fraction: float) -> None:
             )
 
 
-def _magnitudes(params: Mapping[str, Tensor], names: list[str]) -> Tensor:
+def magnitudes(params: Mapping[str, Tensor], names: list[str]) -> Tensor:
     """|w| of the named tensors, flattened and concatenated (on CPU, in a common dtype)."""
     dtype = torch.float32
     for n in names:
@@ -67,11 +91,11 @@ def _magnitudes(params: Mapping[str, Tensor], names: list[str]) -> Tensor:
     return torch.cat([params[n].detach().to(device="cpu", dtype=dtype).abs().flatten() for n in names])
 
 
-def _flat(mask: Mask, names: list[str]) -> Tensor:
+def flat_mask(mask: Mask, names: list[str]) -> Tensor:
     return torch.cat([mask[n].flatten() for n in names]) if names else torch.zeros(0, dtype=torch.bool)
 
 
-def _unflat(flat: Tensor, mask: Mask, names: list[str]) -> Mask:
+def unflat_mask(flat: Tensor, mask: Mask, names: list[str]) -> Mask:
     out, start = {}, 0
     for n in names:
         size = mask[n].numel()
@@ -84,7 +108,7 @@ def _prune_smallest(scores: Tensor, keep: Tensor, fraction: float) -> Tensor:
     """New flat keep-vector: drop ``round(fraction * kept)`` kept entries with the smallest score.
 
     Ties are broken deterministically: a stable sort prunes the lower flat index first.
-    Entries scored ``+inf`` (protected, see :func:`_protect_floor`) are never dropped, even
+    Entries scored ``+inf`` (protected, see :func:`protect_floor`) are never dropped, even
     when fewer than the count remain unprotected.
     """
     return prune_count(scores, keep, round(fraction * int(keep.sum())))
@@ -118,18 +142,18 @@ def global_magnitude(
     global count is taken from the other weights instead (deep in a schedule, when fewer
     unprotected weights remain than the count, only those are pruned).
     """
-    _check(params, mask, fraction)
+    check_inputs(params, mask, fraction)
     names = mask.keys()
     if not names:
         return mask.clone()
-    scores = _magnitudes(params, names)
+    scores = magnitudes(params, names)
     if min_density > 0:
-        scores = _protect_floor(scores, mask, names, min_density)
-    keep = _prune_smallest(scores, _flat(mask, names), fraction)
-    return _unflat(keep, mask, names)
+        scores = protect_floor(scores, mask, names, min_density)
+    keep = _prune_smallest(scores, flat_mask(mask, names), fraction)
+    return unflat_mask(keep, mask, names)
 
 
-def _protect_floor(scores: Tensor, mask: Mask, names: list[str], min_density: float) -> Tensor:
+def protect_floor(scores: Tensor, mask: Mask, names: list[str], min_density: float) -> Tensor:
     """Scores with each tensor's top ``ceil(min_density * numel)`` surviving entries set to +inf."""
     scores, start = scores.clone(), 0
     for n in names:
@@ -156,10 +180,10 @@ def layerwise_magnitude(
 
     Every tensor keeps the global density, so ``min_density`` (accepted for a uniform signature) never binds.
     """
-    _check(params, mask, fraction)
+    check_inputs(params, mask, fraction)
     out = {}
     for name in mask:
-        keep = _prune_smallest(_magnitudes(params, [name]), mask[name].flatten(), fraction)
+        keep = _prune_smallest(magnitudes(params, [name]), mask[name].flatten(), fraction)
         out[name] = keep.view(mask[name].shape)
     return Mask(out)
 
@@ -177,14 +201,14 @@ def random_prune(
     Deterministic for a given ``generator`` state (a CPU ``torch.Generator``). Every tensor keeps
     about the global density, so ``min_density`` (accepted for a uniform signature) is not applied.
     """
-    _check(params, mask, fraction)
+    check_inputs(params, mask, fraction)
     names = mask.keys()
     if not names:
         return mask.clone()
-    keep = _flat(mask, names)
+    keep = flat_mask(mask, names)
     alive = keep.nonzero().squeeze(1)
     count = round(fraction * alive.numel())
     chosen = torch.randperm(alive.numel(), generator=generator)[:count]
     new = keep.clone()
     new[alive[chosen]] = False
-    return _unflat(new, mask, names)
+    return unflat_mask(new, mask, names)

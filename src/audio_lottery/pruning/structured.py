@@ -28,26 +28,29 @@ granularity of a block or unit), never revive a pruned weight and never modify t
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from typing import Mapping
 
 import torch
 from torch import Tensor
 
-from audio_lottery.config import PruneConfig
-from audio_lottery.pruning.groups import StructureGroup, structure_mask, unit_scores, usable_groups
+from audio_lottery.pruning.groups import (
+    StructureGroup,
+    structure_mask,
+    unit_scores,
+    usable_groups,
+)
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.strategies import (
-    _check,
-    _flat,
-    _magnitudes,
-    _protect_floor,
-    _unflat,
+    STRUCTURES,
+    check_inputs,
+    flat_mask,
     get_strategy,
+    magnitudes,
+    protect_floor,
     prune_count,
     register_strategy,
+    unflat_mask,
 )
-
-STRUCTURES = ("block", "nm", "channel")
 
 # --------------------------------------------------------------------------- 2-D block views
 
@@ -81,7 +84,7 @@ def from_blocks(blocks: Tensor, shape: torch.Size, bh: int, bw: int) -> Tensor:
 # --------------------------------------------------------------------------- block
 
 
-@register_strategy("block")
+@register_strategy("block", {"block_shape": lambda prune, model_fn: tuple(prune.block_shape)}, structure=True)
 def block_prune(
     params: Mapping[str, Tensor],
     mask: Mask,
@@ -92,7 +95,7 @@ def block_prune(
 ) -> Mask:
     """Prune whole ``block_shape`` blocks with the smallest norm per weight until ``round(fraction *
     remaining)`` weights are gone (the count closest to that at block granularity)."""
-    _check(params, mask, fraction)
+    check_inputs(params, mask, fraction)
     bh, bw = (int(v) for v in block_shape)
     names = mask.keys()
     if not names:
@@ -171,7 +174,7 @@ def nm_keep(weight: Tensor, keep: Tensor, n: int, m: int) -> Tensor:
     return (chosen & mat_keep).reshape(keep.shape)
 
 
-@register_strategy("nm")
+@register_strategy("nm", {"nm": lambda prune, model_fn: tuple(prune.nm)}, structure=True)
 def nm_prune(
     params: Mapping[str, Tensor],
     mask: Mask,
@@ -182,7 +185,7 @@ def nm_prune(
 ) -> Mask:
     """N:M pattern (at most N kept of every M consecutive weights per row), then global magnitude
     among the survivors up to ``round(fraction * remaining)`` pruned weights."""
-    _check(params, mask, fraction)
+    check_inputs(params, mask, fraction)
     n, m = (int(v) for v in nm)
     names = mask.keys()
     if not names:
@@ -192,16 +195,17 @@ def nm_prune(
     extra = count - (mask.remaining() - pattern.remaining())
     if extra <= 0:
         return pattern
-    scores = _magnitudes(params, names)
+    scores = magnitudes(params, names)
     if min_density > 0:
-        scores = _protect_floor(scores, pattern, names, min_density)
-    return _unflat(prune_count(scores, _flat(pattern, names), extra), pattern, names)
+        scores = protect_floor(scores, pattern, names, min_density)
+    return unflat_mask(prune_count(scores, flat_mask(pattern, names), extra), pattern, names)
 
 
 # --------------------------------------------------------------------------- channel
 
 
-@register_strategy("channel")
+@register_strategy("channel", {"groups": lambda prune, model_fn: model_fn().structure_groups()},
+                   structure=True)
 def channel_prune(
     params: Mapping[str, Tensor],
     mask: Mask,
@@ -212,7 +216,7 @@ def channel_prune(
 ) -> Mask:
     """Prune whole units of ``groups`` (weakest within their group first, groups interleaved by rank
     quantile) until the mask keeps the count closest to ``remaining - round(fraction * remaining)``."""
-    _check(params, mask, fraction)
+    check_inputs(params, mask, fraction)
     usable = usable_groups(groups or [], mask)
     if not usable:
         raise ValueError("channel pruning needs the model's structure groups with all their weights in the "
@@ -259,19 +263,6 @@ def channel_prune(
 
 
 # --------------------------------------------------------------------------- config and conversion
-
-
-def strategy_options(prune: PruneConfig, name: str, model_fn: Callable[[], object]) -> dict:
-    """Keyword options of strategy ``name`` from the prune config (``model_fn`` builds the model whose
-    ``structure_groups()`` the channel strategy needs; it is only called for ``channel``)."""
-    opts: dict = {"min_density": prune.min_tensor_density}
-    if name == "block":
-        opts["block_shape"] = tuple(prune.block_shape)
-    elif name == "nm":
-        opts["nm"] = tuple(prune.nm)
-    elif name == "channel":
-        opts["groups"] = model_fn().structure_groups()
-    return opts
 
 
 def convert_ticket(params: Mapping[str, Tensor], ticket: Mask, structure: str, **options) -> Mask:

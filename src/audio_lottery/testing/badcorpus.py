@@ -239,8 +239,8 @@ def observe(corpus: BadCorpus, cfg, workdir: Path) -> list[Observation]:
 
     from audio_lottery.data.manifest import read_manifest
     from audio_lottery.data.tokenizers import CharTokenizer
-    from audio_lottery.data.validate import write_data_report
-    from audio_lottery.io import read_json
+    from audio_lottery.train.data_check import write_data_report
+    from audio_lottery.files import read_json
     from audio_lottery.recognizer import Recognizer
     from audio_lottery.train.loop import build_train_data, load_split
 

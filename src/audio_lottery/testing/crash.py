@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audio_lottery.faultpoints import ENV
-from audio_lottery.io import load_tensors
+from audio_lottery.files import load_tensors
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.train.checkpoint import model_tensors
 

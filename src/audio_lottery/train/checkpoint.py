@@ -19,9 +19,8 @@ from typing import Any
 
 import torch
 
-from audio_lottery.io import (
+from audio_lottery.files import (
     atomic_write_json,
-    load_tensors,
     load_tensors_and_metadata,
     quarantine,
     read_json_or_none,
@@ -150,16 +149,3 @@ def set_rng_state(tensors: dict[str, torch.Tensor]) -> None:
 def model_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The model's state dict inside a training-state file (keys without their ``model.`` prefix)."""
     return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-
-
-def save_model(path: Path, model: torch.nn.Module, metadata: dict[str, str] | None = None) -> None:
-    """Save model weights and buffers as safetensors (atomic)."""
-    save_tensors(Path(path), model.state_dict(), metadata)
-
-
-def load_model_weights(path: Path, model: torch.nn.Module) -> None:
-    """Load safetensors weights into ``model``; a mismatch names the file and the keys."""
-    state = load_tensors(Path(path))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")

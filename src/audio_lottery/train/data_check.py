@@ -29,7 +29,7 @@ from audio_lottery.data.audio import audio_problem, conversion_notes
 from audio_lottery.data.dataset import FilterReport, filter_records, frames_counter
 from audio_lottery.data.manifest import ManifestError, iter_manifest
 from audio_lottery.data.text import out_of_vocabulary
-from audio_lottery.io import atomic_write_json
+from audio_lottery.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from audio_lottery.layout import TrainLayout
 
 from torch.utils.tensorboard import SummaryWriter
 
-from audio_lottery.io import atomic_write_text
+from audio_lottery.files import atomic_write_text
 
 
 class MetricsLogger:

@@ -33,11 +33,11 @@ from audio_lottery.data.dataset import (
     frames_counter,
 )
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.data.validate import check_eval_records, write_data_report
+from audio_lottery.train.data_check import check_eval_records, write_data_report
 from audio_lottery.eval.evaluate import evaluate
 from audio_lottery.faultpoints import faultpoint
-from audio_lottery.io import atomic_write_json, read_json, read_json_or_none, save_tensors
-from audio_lottery.lottery.rewind import rewind_to_steps
+from audio_lottery.files import atomic_write_json, read_json, read_json_or_none, save_tensors
+from audio_lottery.rewind import rewind_to_steps
 from audio_lottery.pruning.mask import Mask, MaskEnforcer
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train.components import build_augmentation, prepare_tokenizer

@@ -15,7 +15,7 @@ from audio_lottery.data.corpora.commonvoice import collect_commonvoice
 from audio_lottery.data.corpora.librispeech import collect_librispeech
 from audio_lottery.data.corpora.tedlium import collect_tedlium
 from audio_lottery.data.manifest import write_manifest
-from audio_lottery.io import atomic_write_json
+from audio_lottery.files import atomic_write_json
 
 PREPARERS: dict[str, Callable[..., dict[str, SplitResult]]] = {
     "librispeech": collect_librispeech,

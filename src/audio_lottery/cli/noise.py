@@ -86,7 +86,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
 def cmd_eval_noise(args: argparse.Namespace) -> None:
     """``eval --snr ... [--run RUN | --model M]``: WER/CER per SNR as a table and one JSON line."""
     from audio_lottery.eval.noisy import CLEAN, eval_run, evaluate_under_noise, parse_snrs, snr_table
-    from audio_lottery.io import atomic_write_json
+    from audio_lottery.files import atomic_write_json
 
     snrs = parse_snrs(args.snr or CLEAN)
     if args.run:

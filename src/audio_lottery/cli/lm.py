@@ -39,8 +39,8 @@ def add_beam_args(p: argparse.ArgumentParser, grid: bool = False) -> None:
 
 def decoder_from_args(args: argparse.Namespace, tokenizer):
     """A :class:`CTCBeamDecoder` from the options of :func:`add_beam_args`, or None for greedy."""
-    from audio_lottery.decoding.lm_beam import BeamSearchOptions, CTCBeamDecoder
-    from audio_lottery.io import read_json
+    from audio_lottery.lm.beam import BeamSearchOptions, CTCBeamDecoder
+    from audio_lottery.files import read_json
 
     settings: dict = {}
     if getattr(args, "decode_params", None):
@@ -74,7 +74,7 @@ def cmd_lm_build(args: argparse.Namespace) -> None:
 
 def cmd_lm_tune(args: argparse.Namespace) -> None:
     from audio_lottery.data.manifest import read_manifest
-    from audio_lottery.io import atomic_write_json
+    from audio_lottery.files import atomic_write_json
     from audio_lottery.lm.tune import tune
     from audio_lottery.recognizer import Recognizer
 
@@ -84,7 +84,7 @@ def cmd_lm_tune(args: argparse.Namespace) -> None:
         records = records[: args.limit]
     decoder = decoder_from_args(args, rec.tokenizer)
     if decoder is None:  # only --lm-weights/--word-scores given: plain beam search
-        from audio_lottery.decoding.lm_beam import BeamSearchOptions, CTCBeamDecoder
+        from audio_lottery.lm.beam import BeamSearchOptions, CTCBeamDecoder
 
         decoder = CTCBeamDecoder(rec.tokenizer, BeamSearchOptions(beam=BEAM_DEFAULT))
     params = tune(rec, records, decoder, args.lm_weights, args.word_scores, progress=not args.quiet)

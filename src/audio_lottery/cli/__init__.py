@@ -9,10 +9,10 @@ import os
 import sys
 from pathlib import Path
 
-from audio_lottery import cli_noise
+from audio_lottery.cli import noise as cli_noise
 from audio_lottery.config import ConfigError, load_config
 from audio_lottery.layout import BEST, REPORT_HTML, REPORT_MD, EXPORT_CONFIG, EXPORT_WEIGHTS, RUN_PREFIX, TOKENIZER, ExportLayout
-from audio_lottery.lm.cli import add_beam_args, add_lm_commands, decoder_from_args
+from audio_lottery.cli.lm import add_beam_args, add_lm_commands, decoder_from_args
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -44,7 +44,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> None:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from audio_lottery.data.validate import check_manifest
+    from audio_lottery.train.data_check import check_manifest
 
     cfg = load_config(args.config, args.overrides) if args.config else None
     report = check_manifest(args.manifest, cfg, args.role)
@@ -102,7 +102,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     scores = evaluate(rec, records, progress=not args.quiet, decoder=decoder_from_args(args, rec.tokenizer))
     hyps = scores.pop("hyps")
     if args.hyps:
-        from audio_lottery.io import atomic_write_jsonl
+        from audio_lottery.files import atomic_write_jsonl
 
         atomic_write_jsonl(Path(args.hyps), [{"id": r["id"], "ref": r["text"], "hyp": hyps[r["id"]]} for r in records])
     print(json.dumps(scores))
@@ -140,7 +140,7 @@ def cmd_branch(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from audio_lottery.pruning.export import add_onnx, export_ticket
+    from audio_lottery.lottery.export import add_onnx, export_ticket
 
     meta = export_ticket(Path(args.run), args.level, args.format, Path(args.out), branch=args.branch)
     summary = {k: meta[k] for k in ("export_format", "remaining", "params", "sizes")}
@@ -267,6 +267,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return rc or 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
