@@ -29,12 +29,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from audio_lottery.config import Config, load_config  # noqa: E402
 from audio_lottery.eval.evaluate import evaluate  # noqa: E402
-from audio_lottery.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from audio_lottery.io import atomic_write_json, read_json  # noqa: E402
 from audio_lottery.lottery.branches import run_branch  # noqa: E402
 from audio_lottery.lottery.runner import run_dir_for, run_lottery  # noqa: E402
 from audio_lottery.lottery.tickets import select_tickets  # noqa: E402
+from audio_lottery.provenance import corpus_version  # noqa: E402
 from audio_lottery.recognizer import Recognizer  # noqa: E402
 from audio_lottery.train.loop import load_split, train_model  # noqa: E402
+from results_io import write_page  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONES = ("rnnt", "conformer", "transformer")
@@ -192,7 +194,7 @@ def stage_report(root: Path, ds2_run: Path | None) -> str:
         *_curve_rows(runs), "",
     ]
     text = "\n".join(lines)
-    atomic_write_text(ROOT / "docs" / "bench_backbones.md", text)
+    write_page(ROOT / "docs" / "bench_backbones.md", text, conditions=corpus_version(ROOT / "data" / "synth"))
     return text
 
 

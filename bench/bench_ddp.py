@@ -32,7 +32,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from audio_lottery.io import atomic_write_text, load_tensors  # noqa: E402
+from audio_lottery.io import load_tensors  # noqa: E402
+from audio_lottery.provenance import corpus_version  # noqa: E402
+from results_io import write_page  # noqa: E402
 
 DOC = ROOT / "docs" / "bench_ddp.md"
 CONFIG = ROOT / "configs" / "ds2_demo.yaml"
@@ -152,7 +154,7 @@ def main() -> None:
     ratio = results["2p x 1t"]["utterances_per_second"] / results["1p x 2t"]["utterances_per_second"]
     print(f"throughput 2p x 1t / 1p x 2t = {ratio:.2f}")
     if args.doc:
-        atomic_write_text(Path(args.doc), report(results, cmp, args))
+        write_page(Path(args.doc), report(results, cmp, args), conditions=corpus_version(args.data))
         print(f"wrote {args.doc}")
 
 

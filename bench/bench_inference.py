@@ -42,7 +42,7 @@ from torch import nn
 
 from audio_lottery.config import load_config
 from audio_lottery.data.tokenizers import CharTokenizer
-from audio_lottery.io import atomic_write_text, read_json
+from audio_lottery.io import read_json
 from audio_lottery.lottery.runner import load_run_config
 from audio_lottery.pruning import Mask, get_strategy, macs_per_second
 from audio_lottery.pruning.csr import CSRPolicy, to_csr
@@ -50,6 +50,7 @@ from audio_lottery.pruning.export import WEIGHTS, export_recognizer
 from audio_lottery.pruning.shrink import shrink_model
 from audio_lottery.pruning.structured import convert_ticket
 from audio_lottery.recognizer import Recognizer
+from results_io import write_page
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "bench_inference.md"
@@ -412,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     print(md)
     out = args.out or (None if args.quick else str(DOC))
     if out:
-        atomic_write_text(Path(out), md)
+        write_page(Path(out), md)
         print(f"wrote {out}")
 
 

@@ -29,7 +29,9 @@ from audio_lottery.lm.build import build_lm
 from audio_lottery.lm.ngram import read_arpa
 from audio_lottery.lm.tune import collect_log_probs, greedy_texts, grid_search
 from audio_lottery.lm.units import text_units
+from audio_lottery.provenance import corpus_version
 from audio_lottery.recognizer import Recognizer
+from results_io import write_page
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -168,7 +170,7 @@ def main() -> None:
             lines += ["", f"The best {' and '.join(edge)} {verb} on the edge of this grid: a wider grid may do better."]
         lines.append("")
     out = Path(args.out) if args.out else (work / "bench_lm_quick.md" if args.quick else ROOT / "docs" / "bench_lm.md")
-    out.write_text("\n".join(lines) + "\n")
+    write_page(out, "\n".join(lines) + "\n", conditions=corpus_version(data))
     print("\n".join(lines))
     print(f"\nwrote {out}")
 

@@ -32,6 +32,7 @@ from audio_lottery.lottery.runner import load_run_config, run_lottery  # noqa: E
 from audio_lottery.lottery.tickets import select_tickets  # noqa: E402
 
 from quick import ROOT, TINY_CONFIG, manifests, md_table, pct, save_figure, tiny_corpus  # noqa: E402
+from results_io import write_page  # noqa: E402
 
 CONDITIONS = ("clean", "low", "high")
 QUICK = ROOT / "runs" / "bench_quick"
@@ -101,7 +102,7 @@ def main() -> None:
             scores[(condition, level)] = eval_level(level_dir(run, condition, level, branches), snrs, noise)
     doc = render(run, tickets, snrs, scores, bank, branches, args)
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.doc).write_text(doc)
+    write_page(Path(args.doc), doc)
     plot(tickets, snrs, scores, plot_path(args.doc))
     print(doc)
     print(f"wrote {args.doc} in {time.time() - started:.0f} s")

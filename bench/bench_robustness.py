@@ -32,8 +32,9 @@ import torch
 
 from audio_lottery.config import load_config
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.io import atomic_write_text, read_json
+from audio_lottery.io import read_json
 from audio_lottery.testing import crash
+from results_io import write_page
 from audio_lottery.testing.badcorpus import observe, write_bad_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,7 +179,7 @@ def main() -> None:
         f"| hypothesis properties passing | **{prop_ok} / {prop_n}** ({examples} examples) |",
         "", "## Kill points", "", *kills, "", "## Bad inputs", "", *fuzz, "", "## Properties", "", *props, "",
     ]
-    atomic_write_text(DOC, "\n".join(doc))
+    write_page(DOC, "\n".join(doc))
     print(f"wrote {DOC}")
 
 

@@ -22,6 +22,7 @@ from audio_lottery.config import load_config
 from audio_lottery.io import read_json
 
 from quick import ROOT, md_table, plot_against_remaining
+from results_io import write_page
 
 
 def level_results(folder: Path) -> list[dict]:
@@ -110,7 +111,7 @@ def main() -> None:
     plot_file = Path(args.doc).parent / "plots" / f"{Path(args.doc).stem}.png"
     plot(runs, plot_file)
     doc = render(runs, args, plot_file)
-    Path(args.doc).write_text(doc)
+    write_page(Path(args.doc), doc)
     print(doc)
 
 

@@ -27,8 +27,10 @@ from audio_lottery.io import load_tensors, read_json
 from audio_lottery.lottery.branches import run_branch
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.pruning.overlap import compare_runs, save_overlap
+from audio_lottery.provenance import corpus_version
 
 from quick import ROOT, TINY_CONFIG, manifests, md_table, pct, plot_against_remaining, tiny_corpus
+from results_io import write_page
 
 QUICK = ROOT / "runs" / "bench_quick"
 SPLITS = ("train", "dev", "test")
@@ -102,7 +104,7 @@ def main() -> None:
     save_overlap(runs["source"], runs["target"], overlap)
     doc = render(args, runs, branch, finetune, levels, overlap)
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.doc).write_text(doc)
+    write_page(Path(args.doc), doc, conditions=corpus_version(args.data))
     print(doc)
 
 

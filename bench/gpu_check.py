@@ -38,13 +38,14 @@ import torch
 from audio_lottery.config import load_config
 from audio_lottery.data.dataset import collate
 from audio_lottery.data.manifest import read_manifest, write_manifest
-from audio_lottery.io import atomic_write_json, atomic_write_text, read_json
+from audio_lottery.io import atomic_write_json, read_json
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train.components import prepare_tokenizer
 from audio_lottery.train.distributed import resolve_device
 from audio_lottery.train.loop import build_train_data, load_split, make_optimizer
 from audio_lottery.train.step import TrainStep
+from results_io import write_page
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("ds2_paper", "conformer_paper")
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["presets"][preset] = res
     atomic_write_json(work / "gpu_check.json", results)
     if args.doc:
-        atomic_write_text(Path(args.doc), report(results, args))
+        write_page(Path(args.doc), report(results, args))
         print(f"wrote {args.doc}")
     return results
 

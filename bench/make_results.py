@@ -29,11 +29,14 @@ Lines = list[str]
 # ----------------------------------------------------------------- reading results
 
 
-def table(result: dict, section: str | None = None, first: str | None = None) -> dict:
-    """The first table of ``result`` under a heading starting with ``section`` / whose first header is ``first``."""
+def table(result: dict, section: str | None = None, first: str | None = None, optional: bool = False) -> dict | None:
+    """The first table of ``result`` under a heading starting with ``section`` / whose first header is
+    ``first``; a missing table is an error unless ``optional`` (then None)."""
     for t in result["tables"]:
         if (section is None or t["section"].startswith(section)) and (first is None or t["headers"][0] == first):
             return t
+    if optional:
+        return None
     raise KeyError(f"{result['page']}: no table (section {section!r}, first header {first!r})")
 
 
@@ -114,7 +117,8 @@ def demo(R: dict, timings: dict | None) -> Lines:
     return lines + ["Wall time of the last `make demo`, recorded by the demo itself (`demo_timings.json`):", "",
                     md_table(["phase", "seconds"], rows), "", *notes, "",
                     f"*Conditions:* {c['date']}; {c['machine']}, {c['cpu_cores']} cores; torch {c['torch']}; "
-                    f"threads {c['torch_threads']}; run `{timings['run']}` (`{(c.get('commit') or '')[:10]}`).", ""]
+                    f"torch threads {c['torch_threads']}, training threads {c.get('train_threads')}; run `{timings['run']}` "
+                    f"(`{(c.get('commit') or '')[:10]}`).", ""]
 
 
 def synth(r: dict) -> Lines:
@@ -212,18 +216,17 @@ def transducer_loss(r: dict) -> Lines:
 def inference(r: dict, paper: dict | None) -> Lines:
     speed = table(r, first="variant")
     xcols = [i for i, h in enumerate(speed["headers"]) if h == "x dense"]
-    accuracy = table(r, section="Accuracy")
-    structured_kinds = {row[0] for row in accuracy["rows"] if row[0].startswith("structured")}
-    structured_levels = {row[1] for row in accuracy["rows"] if row[0] in structured_kinds}
     names = ["variant", "level", "remaining %", *[f"x dense, {speed['headers'][i - 1].removeprefix('RTF ')}"
                                                    for i in xcols]]
-    body: list = [verdicts(r), pick(speed, ["variant", "level", "remaining %", *xcols], names=names),
-                  "Exported file sizes (`audio-lottery export`):",
-                  pick(table(r, section="Exported file sizes"), ["ticket", "level", "format", "remaining %", "bytes",
-                                                                 "x dense", "within"]),
-                  "Accuracy of the structured tickets converted in one shot, against the unstructured ticket of the "
-                  "same level:",
-                  pick(accuracy, keep=lambda row: row[0] in ("imp", *structured_kinds) and row[1] in structured_levels)]
+    body: list = [verdicts(r), pick(speed, ["variant", "level", "remaining %", *xcols], names=names)]
+    if sizes := table(r, section="Exported file sizes", first="ticket", optional=True):
+        body += ["Exported file sizes (`audio-lottery export`):",
+                 pick(sizes, ["ticket", "level", "format", "remaining %", "bytes", "x dense", "within"])]
+    if accuracy := table(r, section="Accuracy", first="ticket", optional=True):
+        kinds = {row[0] for row in accuracy["rows"] if row[0].startswith("structured")}
+        levels = {row[1] for row in accuracy["rows"] if row[0] in kinds}
+        body += ["Accuracy of the structured tickets converted in one shot, against the unstructured ticket of the "
+                 "same level:", pick(accuracy, keep=lambda row: row[0] in ("imp", *kinds) and row[1] in levels)]
     if paper:
         speed = table(paper, first="variant")
         body += ["At the paper's DS2 size, on random weights pruned by global magnitude:",

@@ -28,6 +28,50 @@ _RULE = re.compile(r"^\|(\s*:?-+:?\s*\|)+\s*$")
 NUMBER = re.compile(r"\d{4}-\d{2}-\d{2}|\d+(?:[.,]\d+)*(?:e[-+]?\d+)?")
 
 
+# Per page: "verdicts" = regexes of whole lines (or bullets) that are the bench's conclusions;
+# "figures" = name -> regex whose first group is a number stated outside the tables.
+_RESULT = r"^(\*\*)?Result: .*$"  # every page: a line starting "Result:" is a verdict
+_TICKET = r"^- \*\*(Dense|Extreme ticket|Best ticket|Branch [\w-]+):?\*\*.*$"
+_COST = {
+    "dense_training_min": r"one dense training \(level 0[^)]*\): (\d+(?:\.\d+)?) min",
+    "imp_levels": r"IMP search, (\d+) levels",
+    "imp_search_min": r"IMP search, \d+ levels: (\d+(?:\.\d+)?) min",
+    "imp_search_x_dense": r"IMP search, \d+ levels: \d+(?:\.\d+)? min = (\d+(?:\.\d+)?) x dense",
+    "branch_trainings": r"control branches \((\d+) trainings\)",
+    "branches_min": r"control branches \(\d+ trainings\): (\d+(?:\.\d+)?) min",
+    "search_and_branches_min": r"search \+ branches: (\d+(?:\.\d+)?) min",
+    "search_and_branches_x_dense": r"search \+ branches: \d+(?:\.\d+)? min = (\d+(?:\.\d+)?) x dense",
+}
+SPECS: dict[str, dict] = {
+    "synth": {"verdicts": [r"^Estimated time for the default .*$"],
+              "figures": {"wall_s": r"Synthesis wall time (\d+(?:\.\d+)?) s", "load_s": r"plus (\d+(?:\.\d+)?) s reading",
+                          "workers": r"workers: (\d+)", "requested_hours": r"requested training audio: (\d+(?:\.\d+)?) h"}},
+    "features": {"figures": {"max_abs_diff_vs_librosa": r"Max \|ours - librosa\| over \d+ utterances: (\d+(?:\.\d+)?(?:e[-+]\d+)?)",
+                             "audio_s": r"utterances, (\d+(?:\.\d+)?) s in total", "librosa": r"librosa (\d[\w.]*);"}},
+    "mask_overhead": {"figures": {"enforcer_ms": r"median per training step\): (\d+(?:\.\d+)?) ms",
+                                  "enforcer_pct_of_dense_step": r"ms = (\d+(?:\.\d+)?) % of the fastest dense step",
+                                  "mask_density": r"mask density (\d+(?:\.\d+)?)",
+                                  "target_ratio": r"Target: enforced / dense <= (\d+(?:\.\d+)?)"}},
+    "ds2_small": {"figures": {"train_minutes": r"--minutes (\d+)", "target_cer": r"test CER <= (\d+(?:\.\d+)?)",
+                              "target_wer": r"and WER <= (\d+(?:\.\d+)?)", "stretch_wer": r"stretch WER <= (\d+(?:\.\d+)?)"}},
+    "lottery": {"verdicts": [_TICKET], "figures": _COST},  # bench_lottery_<name>.md
+    "inference": {"verdicts": [r"^- (channel|csr|csr-lstm) .*(met|not met|settings)$", r"^- compact files within .*$"]},
+    "inference_paper": {"verdicts": [r"^- (channel|csr|csr-lstm) .*(met|not met|settings)$"]},
+    "lm": {"verdicts": [r"^The best LM weight and word score lie on the edge.*$"],
+           "figures": {"acoustic_rtf": r"Acoustic model forward pass: (\d+(?:\.\d+)?)",
+                       "test_oov_words_pct": r"(\d+(?:\.\d+)?)% of the test words are not in the training vocabulary",
+                       "test_minutes": r"test: \d+ utterances \((\d+(?:\.\d+)?) min of audio\)"}},
+    "transfer": {"figures": {"trainings": r": (\d+) trainings, \d+(?:\.\d+)? min of training and scoring",
+                             "train_and_score_min": r"trainings, (\d+(?:\.\d+)?) min of training and scoring"}},
+    "robustness": {"figures": {"reference_run_s": r"Reference run \(uninterrupted[^)]*\): (\d+) s wall",
+                               "properties_wall_s": r"generated examples in all, (\d+(?:\.\d+)?) s wall"}},
+}
+_THREADS = [r"torch threads (\d+)", r"(\d+) torch threads?", r"\b(\d+) threads?\b", r"RTF (\d+)thr", r"\d+p x (\d+)t"]
+_CONDITIONS = {"date": r"(\d{4}-\d{2}-\d{2})", "torch": r"torch (\d+\.\d+\.\d+[\w+.]*?)[.,;)]?\s",
+               "cpu_cores": r"(\d+) (?:CPU )?cores", "machine": r"(x86_64|aarch64|arm64)", "gpu": r"(NVIDIA [A-Z]\d+)",
+               "command": r"`(python bench/[^`]+|bench/gpu_check\.sh[^`]*)`"}
+
+
 def plain(text: str) -> str:
     """``text`` without markdown bold/italic markers and with collapsed whitespace."""
     return " ".join(text.replace("**", "").split())
@@ -41,6 +85,39 @@ def result_path(page: Path) -> Path:
 def result_key(page: Path) -> str:
     """``docs/bench_lottery_demo.md`` -> ``lottery_demo``."""
     return Path(page).stem.removeprefix("bench_")
+
+
+def spec_for(page: Path) -> dict:
+    """The extraction spec of a page: its key's, or the longest spec key it starts with (``lm_quick`` -> ``lm``)."""
+    key = result_key(page)
+    names = [k for k in SPECS if key == k or key.startswith(k + "_")]
+    return SPECS[max(names, key=lambda k: (k == key, len(k)))] if names else {}
+
+
+def extract(page: Path, text: str) -> tuple[list[str], dict[str, str]]:
+    """The verdict lines and named figures of a page's text (SPECS); a missing figure is an error."""
+    spec = spec_for(page)
+    found = [m.group(0) for p in [_RESULT, *spec.get("verdicts", [])] for m in re.finditer(p, text, re.M)]
+    verdicts = sorted(set(found), key=text.index)
+    figures = {}
+    for name, pattern in spec.get("figures", {}).items():
+        m = re.search(pattern, text)
+        if m is None:
+            raise ValueError(f"{page}: figure {name!r} not found on the page ({pattern})")
+        figures[name] = m.group(1)
+    return verdicts, figures
+
+
+def stated_conditions(text: str, tables: list[dict]) -> dict:
+    """The conditions a page states (date, torch, cores, machine, GPU, command, thread counts)."""
+    cond: dict = {}
+    for key, pattern in _CONDITIONS.items():
+        m = re.search(pattern, text)
+        cond[key] = m.group(1) if m else None
+    threads = {int(t) for p in _THREADS for t in re.findall(p, text)}
+    threads |= {int(r[0]) for t in tables if t["headers"][:1] == ["torch threads"] for r in t["rows"]}
+    cond["torch_threads"] = ",".join(str(t) for t in sorted(threads)) or None
+    return cond
 
 
 def _cells(line: str) -> list[str]:
@@ -87,13 +164,19 @@ def write_page(page: Path, markdown: str, *, verdicts: list[str] = (), figures: 
                conditions: dict[str, Any] | None = None, command: str | None = None) -> Path:
     """Write a bench page and its result JSON beside it (both atomically); returns the JSON path.
 
-    ``verdicts`` are the page's own conclusion sentences (each must occur on the page);
-    ``figures`` named numbers the page states outside its tables; ``conditions`` extra or
-    overriding conditions (e.g. ``torch_threads="1,2"``, the corpus).
+    The tables, the verdict lines and the named figures of SPECS are taken from ``markdown``
+    itself, the way bench/import_pages.py reads an old page, so a result always holds exactly
+    what its page shows. ``verdicts`` adds conclusion sentences (each must occur on the page);
+    ``figures`` adds named numbers; ``conditions`` adds or overrides conditions (e.g. the corpus,
+    :func:`audio_lottery.provenance.corpus_version`); thread counts the page states win over
+    torch's current setting.
     """
     page = Path(page)
-    result = build_result(page, markdown, verdicts=list(verdicts), figures=dict(figures or {}),
-                          conditions=run_conditions(**(conditions or {})),
+    found, named = extract(page, markdown)
+    tables = parse_tables(markdown)
+    threads = stated_conditions(markdown, tables)["torch_threads"]
+    result = build_result(page, markdown, verdicts=[*found, *verdicts], figures={**named, **(figures or {})},
+                          conditions=run_conditions(**({"torch_threads": threads} if threads else {}), **(conditions or {})),
                           source={"imported": False, "command": command or command_line()})
     atomic_write_text(page, markdown)
     atomic_write_json(result_path(page), result)

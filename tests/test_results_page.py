@@ -91,18 +91,26 @@ def test_check_mode_reports_a_stale_page(docs_copy, capsys):
 
 
 def test_demo_timings_appear_only_when_recorded(docs_copy, tmp_path):
+    from types import SimpleNamespace
+
+    from audio_lottery.demo import write_timings
+
     assert "None has been copied here yet" in make_results.render(docs_copy)
-    timings = {"run": "lottery_abc", "phases_s": {"corpus": 98.5, "search": 3210.4, "branches": 640.2, "report": 12.1,
-                                                  "total": 3961.2},
-               "corpus_present": False, "levels_done_at_start": 0,
-               "conditions": {"date": "2030-01-02", "machine": "x86_64", "cpu_cores": 2, "torch": "2.13.0+cpu",
-                              "torch_threads": 2, "commit": "0123456789abcdef"}}
-    src = tmp_path / "demo_timings_src.json"
-    src.write_text(json.dumps(timings))
+    run_dir = tmp_path / "runs" / "lottery_abc"
+    run_dir.mkdir(parents=True)
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "corpus.json").write_text(json.dumps(
+        {"settings": {"version": 7, "hours": 3.5, "seed": 0}, "splits": {"train": {"utterances": 2451, "hours": 3.5012}}}))
+    cfg = SimpleNamespace(lottery=SimpleNamespace(levels=10), train=SimpleNamespace(threads=2))
+    src = write_timings(run_dir, {"corpus": 98.46, "search": 3210.44, "branches": 640.2, "report": 12.1, "total": 3961.24},
+                        data=tmp_path / "corpus", cfg=cfg, levels_done=0)
+    timings = json.loads(src.read_text())
+    assert timings["phases_s"]["total"] == 3961.2 and timings["corpus"] == {"train": {"utterances": 2451, "hours": 3.501}}
+    assert timings["conditions"]["corpus_version"] == 7 and timings["conditions"]["train_threads"] == 2
     (docs_copy / "results.md").write_text("")
     assert make_results.main(["--docs", str(docs_copy), "--demo-timings", str(src)]) == 0
     text = (docs_copy / "results.md").read_text()
-    assert "| total | 3961.2 |" in text and "| corpus synthesis | 98.5 |" in text and "2030-01-02" in text
+    assert "| total | 3961.2 |" in text and "| corpus synthesis | 98.5 |" in text and "train 2451 utterances (3.501 h)" in text
     assert results_io.untraced_numbers(text, _sources(docs_copy)) == []
 
 
