@@ -9,7 +9,7 @@ DEB_PACKAGES := python3-venv espeak-ng flite festival festvox-kallpc16k festvox-
                 sox fortunes fortunes-min wordnet-base bible-kjv bible-kjv-text ufoai-sound openttd-opensfx
 THREADS     ?= 2
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow bench results clean
 
 setup: $(VENV)/.stamp-pip .stamp-apt
 
@@ -43,6 +43,10 @@ test-slow: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# docs/results.md from docs/bench_*.json; DEMO_TIMINGS=runs/lottery_<hash>/demo_timings.json adds the demo's timings
+results: setup
+	$(PY) bench/make_results.py $(if $(DEMO_TIMINGS),--demo-timings $(DEMO_TIMINGS))
 
 clean:
 	rm -rf $(VENV) .stamp-apt build src/*.egg-info

@@ -29,12 +29,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from audio_lottery.config import Config, load_config  # noqa: E402
 from audio_lottery.eval.evaluate import evaluate  # noqa: E402
-from audio_lottery.files import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from audio_lottery.layout import RunLayout, TrainLayout  # noqa: E402
+from audio_lottery.files import atomic_write_json, read_json  # noqa: E402
 from audio_lottery.lottery.branches import run_branch  # noqa: E402
 from audio_lottery.lottery.runner import run_dir_for, run_lottery  # noqa: E402
 from audio_lottery.lottery.tickets import select_tickets  # noqa: E402
+from audio_lottery.provenance import corpus_version  # noqa: E402
 from audio_lottery.recognizer import Recognizer  # noqa: E402
 from audio_lottery.train.loop import load_split, train_model  # noqa: E402
+from results_io import write_page  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONES = ("rnnt", "conformer", "transformer")
@@ -47,9 +50,9 @@ def preset(name: str, size: str, overrides: list[str] | None = None) -> Config:
     return load_config(ROOT / "configs" / f"{name}_{size}.yaml", overrides or [])
 
 
-def imp_results(run_dir: Path, branch: str = "") -> dict[int, dict]:
-    folder = run_dir / branch if branch else run_dir
-    return {int(r["level"]): r for r in (read_json(p) for p in folder.glob("level_*/result.json"))}
+def imp_results(folder: Path) -> dict[int, dict]:
+    """Level -> result of a run or branch folder."""
+    return {int(r["level"]): r for r in (read_json(p) for p in RunLayout(folder).level_results())}
 
 
 def control_level(results: dict[int, dict], tolerance: float) -> int:
@@ -77,7 +80,7 @@ def stage_dense(root: Path, names: list[str], minutes: float) -> None:
         result = train_model(cfg, out)
         if (out / "test.json").is_file():
             continue
-        rec = Recognizer.load(out / "best.safetensors")
+        rec = Recognizer.load(TrainLayout(out).best)
         records = load_split(cfg, "test")
         t0 = time.perf_counter()
         scores = evaluate(rec, records)
@@ -101,7 +104,7 @@ def _curve_rows(runs: dict[str, Path]) -> list[str]:
 
 def _ticket_row(name: str, run_dir: Path, tolerance: float) -> str:
     imp = imp_results(run_dir)
-    reinit = imp_results(run_dir, "branch_random-reinit")
+    reinit = imp_results(RunLayout(run_dir).branch("random-reinit").dir)
     tickets = select_tickets(list(imp.values()), tolerance)
     dense, extreme = tickets["dense"], tickets["extreme"]
     ctl = control_level(imp, tolerance)
@@ -136,7 +139,7 @@ def plot_curves(runs: dict[str, Path], out: Path) -> None:
         imp = sorted(imp_results(run_dir).items())
         ax.plot([100 * r["remaining"] for _, r in imp], [r["test_wer"] for _, r in imp], "o-", color=color,
                 label=f"{LABEL[name]} IMP")
-        reinit = sorted(imp_results(run_dir, "branch_random-reinit").items())
+        reinit = sorted(imp_results(RunLayout(run_dir).branch("random-reinit").dir).items())
         if reinit:
             ax.plot([100 * r["remaining"] for _, r in reinit], [r["test_wer"] for _, r in reinit], "x",
                     color=color, markersize=9, mew=2, label=f"{LABEL[name]} random reinit")
@@ -157,11 +160,11 @@ def plot_curves(runs: dict[str, Path], out: Path) -> None:
 
 def stage_report(root: Path, ds2_run: Path | None) -> str:
     runs: dict[str, Path] = {}
-    if ds2_run and (ds2_run / "level_0" / "result.json").is_file():
+    if ds2_run and RunLayout(ds2_run).level(0).result.is_file():
         runs["ds2"] = ds2_run
     for name in BACKBONES:
         run_dir = run_dir_for(preset(name, "demo"), root)
-        if (run_dir / "level_0" / "result.json").is_file():
+        if RunLayout(run_dir).level(0).result.is_file():
             runs[name] = run_dir
     tolerance = 0.01
     plot = ROOT / "docs" / "plots" / "backbones_wer.png"
@@ -192,7 +195,7 @@ def stage_report(root: Path, ds2_run: Path | None) -> str:
         *_curve_rows(runs), "",
     ]
     text = "\n".join(lines)
-    atomic_write_text(ROOT / "docs" / "bench_backbones.md", text)
+    write_page(ROOT / "docs" / "bench_backbones.md", text, conditions=corpus_version(ROOT / "data" / "synth"))
     return text
 
 

@@ -32,7 +32,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from audio_lottery.files import atomic_write_text, load_tensors  # noqa: E402
+from audio_lottery.files import load_tensors  # noqa: E402
+from audio_lottery.layout import TrainLayout  # noqa: E402
+from audio_lottery.provenance import corpus_version  # noqa: E402
+from results_io import write_page  # noqa: E402
 
 DOC = ROOT / "docs" / "bench_ddp.md"
 CONFIG = ROOT / "configs" / "ds2_demo.yaml"
@@ -57,7 +60,7 @@ def train(name: str, procs: int, threads: int, args: argparse.Namespace, out: Pa
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise SystemExit(f"{name} failed:\n{res.stderr[-4000:]}")
-    result = json.loads((out / "result.json").read_text())
+    result = json.loads(TrainLayout(out).result.read_text())
     result["process_wall_seconds"] = wall
     print(f"{name}: {result['steps']} steps, {result['utterances']} utterances in {result['train_seconds']:.1f} s "
           f"-> {result['utterances_per_second']:.2f} utt/s (process {wall:.0f} s)", flush=True)
@@ -65,14 +68,14 @@ def train(name: str, procs: int, threads: int, args: argparse.Namespace, out: Pa
 
 
 def losses(run: Path) -> list[float]:
-    return [json.loads(ln)["loss"] for ln in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in ln]
+    return [json.loads(ln)["loss"] for ln in TrainLayout(run).metrics.read_text().splitlines() if '"loss"' in ln]
 
 
 def compare(run: Path, ref: Path) -> dict:
     """Loss and weight differences of ``run`` against ``ref``."""
     a, b = losses(run), losses(ref)
     rel = [abs(x - y) / abs(y) for x, y in zip(a, b)]
-    wa, wb = load_tensors(run / "last.safetensors"), load_tensors(ref / "last.safetensors")
+    wa, wb = load_tensors(TrainLayout(run).last), load_tensors(TrainLayout(ref).last)
     off = total = 0
     worst = 0.0
     for name, ref_t in wb.items():
@@ -152,7 +155,7 @@ def main() -> None:
     ratio = results["2p x 1t"]["utterances_per_second"] / results["1p x 2t"]["utterances_per_second"]
     print(f"throughput 2p x 1t / 1p x 2t = {ratio:.2f}")
     if args.doc:
-        atomic_write_text(Path(args.doc), report(results, cmp, args))
+        write_page(Path(args.doc), report(results, cmp, args), conditions=corpus_version(args.data))
         print(f"wrote {args.doc}")
 
 

@@ -22,6 +22,7 @@ import torch
 
 from audio_lottery.config import FeatureConfig
 from audio_lottery.data.features import FeatureExtractor
+from results_io import write_page
 
 SR = 16000
 PARAMS = dict(sr=SR, n_fft=512, win_length=400, hop_length=160, window="hann",
@@ -120,6 +121,10 @@ def report(count: int, audio_s: float, rows: list[dict], diff: float) -> str:
             f"| {r['threads']} | {r['librosa']:.0f} | {r['ours']:.0f} | {r['ours_batched']:.0f} "
             f"| {r['ours'] / r['librosa']:.2f} | {r['ours_batched'] / r['librosa']:.2f} |"
         )
+    one = min(rows, key=lambda r: r["threads"])
+    ratio = one["ours"] / one["librosa"]
+    lines += ["", f"Result: ours / librosa at {one['threads']} thread(s) {ratio:.2f}x (target >= 1): "
+              f"{'met' if ratio >= 1 else 'not met'}."]
     return "\n".join(lines) + "\n"
 
 
@@ -135,8 +140,7 @@ def main() -> None:
               f"(batched {r['ours_batched']:.0f}); ratio ours/librosa {r['ours'] / r['librosa']:.2f}")
     print(f"max |ours - librosa| = {diff:.2e}")
     text = report(args.utterances, audio_s, rows, diff)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    write_page(args.out, text)
     print(f"wrote {args.out}")
 
 

@@ -42,7 +42,8 @@ from torch import nn
 
 from audio_lottery.config import load_config
 from audio_lottery.data.tokenizers import CharTokenizer
-from audio_lottery.files import atomic_write_text, read_json
+from audio_lottery.files import read_json
+from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.runner import load_run_config
 from audio_lottery.pruning import Mask, get_strategy, macs_per_second
 from audio_lottery.pruning.csr import CSRPolicy, to_csr
@@ -50,6 +51,7 @@ from audio_lottery.pruning.export import WEIGHTS, export_recognizer
 from audio_lottery.pruning.shrink import shrink_model
 from audio_lottery.pruning.structured import convert_ticket
 from audio_lottery.recognizer import Recognizer
+from results_io import write_page
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "bench_inference.md"
@@ -71,11 +73,12 @@ class Variant:
 
 
 def _ticket_from_run(run: Path, level: int) -> tuple[Recognizer, Mask]:
-    if not (run / f"level_{level}" / "result.json").is_file():
+    where = RunLayout(run).level(level)
+    if not where.result.is_file():
         raise SystemExit(f"{run}: level {level} is not finished; extend the run (the lottery resumes): "
                          f"audio-lottery lottery --config <its config> --levels {level} --root {run.parent}")
-    rec = Recognizer.load(run / f"level_{level}" / "train" / "best.safetensors")
-    mask = Mask.load(run / f"level_{level}" / "mask.safetensors")
+    rec = Recognizer.load(where.trained)
+    mask = Mask.load(where.mask)
     mask.apply_(rec.model)
     return rec, mask
 
@@ -249,9 +252,9 @@ def _results(run: Path | None) -> list[dict]:
     if run is None:
         return []
     rows = []
-    for path in sorted(run.glob("level_*/result.json")) + sorted(run.glob("branch_*/level_*/result.json")):
+    folders = {"imp": RunLayout(run), **RunLayout(run).branches()}
+    for branch, path in [(b, p) for b, f in folders.items() for p in f.level_results()]:
         r = read_json(path)
-        branch = path.parent.parent.name[len("branch_"):] if path.parent.parent.name.startswith("branch_") else "imp"
         rows.append({**r, "run": run.name, "branch": branch})
     return rows
 
@@ -412,7 +415,7 @@ def main(argv: list[str] | None = None) -> None:
     print(md)
     out = args.out or (None if args.quick else str(DOC))
     if out:
-        atomic_write_text(Path(out), md)
+        write_page(Path(out), md)
         print(f"wrote {out}")
 
 

@@ -24,12 +24,15 @@ import torch
 
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.lm.beam import BeamSearchOptions, CTCBeamDecoder
+from audio_lottery.layout import BEST, TrainLayout
 from audio_lottery.eval.metrics import error_rates
 from audio_lottery.lm.build import build_lm
 from audio_lottery.lm.ngram import read_arpa
 from audio_lottery.lm.tune import collect_log_probs, greedy_texts, grid_search
 from audio_lottery.lm.units import text_units
+from audio_lottery.provenance import corpus_version
 from audio_lottery.recognizer import Recognizer
+from results_io import write_page
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +53,7 @@ def lm_stats(path: Path, unit: str, dev: list[str], test: list[str]) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", default=str(ROOT / "runs" / "ds2_small_bench"), help="training run (best.safetensors)")
+    p.add_argument("--run", default=str(ROOT / "runs" / "ds2_small_bench"), help=f"training run ({BEST})")
     p.add_argument("--data", default=str(ROOT / "data" / "synth"), help="folder with train/dev/test.jsonl")
     p.add_argument("--char-order", type=int, default=6)
     p.add_argument("--word-order", type=int, default=3)
@@ -87,7 +90,7 @@ def main() -> None:
     oov = sum(w not in train_vocab for w in test_words) / len(test_words)
     seen_sentences = sum(t in set(train_texts) for t in test_refs) / len(test_refs)
 
-    rec = Recognizer.load(Path(args.run) / "best.safetensors")
+    rec = Recognizer.load(TrainLayout(Path(args.run)).best)
     dev_em, _ = timed(collect_log_probs, rec, dev)
     test_em, acoustic_s = timed(collect_log_probs, rec, test)
     test_audio = sum(r["duration"] for r in test)
@@ -168,7 +171,7 @@ def main() -> None:
             lines += ["", f"The best {' and '.join(edge)} {verb} on the edge of this grid: a wider grid may do better."]
         lines.append("")
     out = Path(args.out) if args.out else (work / "bench_lm_quick.md" if args.quick else ROOT / "docs" / "bench_lm.md")
-    out.write_text("\n".join(lines) + "\n")
+    write_page(out, "\n".join(lines) + "\n", conditions=corpus_version(data))
     print("\n".join(lines))
     print(f"\nwrote {out}")
 

@@ -27,11 +27,13 @@ from audio_lottery.data.augment import NOISE_LEVELS, noise_overrides  # noqa: E4
 from audio_lottery.data.noise_bank import BankSettings, build_noise_bank  # noqa: E402
 from audio_lottery.eval.noisy import CLEAN, eval_level, parse_snrs  # noqa: E402
 from audio_lottery.files import read_json  # noqa: E402
+from audio_lottery.layout import RunLayout  # noqa: E402
 from audio_lottery.lottery.branches import overrides_hash, run_branch  # noqa: E402
 from audio_lottery.lottery.runner import load_run_config, run_lottery  # noqa: E402
 from audio_lottery.lottery.tickets import select_tickets  # noqa: E402
 
 from quick import ROOT, TINY_CONFIG, manifests, md_table, pct, save_figure, tiny_corpus  # noqa: E402
+from results_io import write_page  # noqa: E402
 
 CONDITIONS = ("clean", "low", "high")
 QUICK = ROOT / "runs" / "bench_quick"
@@ -61,13 +63,14 @@ def quick_setup(args: argparse.Namespace) -> BankSettings:
 def ticket_levels(run: Path) -> dict[str, dict]:
     """dense / extreme / best results of the run's IMP levels (chosen on dev WER)."""
     cfg = load_run_config(run)
-    results = [read_json(p) for p in sorted(run.glob("level_*/result.json"))]
+    results = [read_json(p) for p in RunLayout(run).level_results()]
     tickets = select_tickets(results, cfg.lottery.match_tolerance)
     return {k: v for k, v in tickets.items() if v is not None}
 
 
 def level_dir(run: Path, condition: str, level: int, branches: dict[str, Path]) -> Path:
-    return run / f"level_{level}" if condition == "clean" else branches[condition] / f"level_{level}"
+    folder = RunLayout(run) if condition == "clean" else RunLayout(branches[condition])
+    return folder.level(level).dir
 
 
 def main() -> None:
@@ -101,7 +104,7 @@ def main() -> None:
             scores[(condition, level)] = eval_level(level_dir(run, condition, level, branches), snrs, noise)
     doc = render(run, tickets, snrs, scores, bank, branches, args)
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.doc).write_text(doc)
+    write_page(Path(args.doc), doc)
     plot(tickets, snrs, scores, plot_path(args.doc))
     print(doc)
     print(f"wrote {args.doc} in {time.time() - started:.0f} s")

@@ -32,8 +32,10 @@ import torch
 
 from audio_lottery.config import load_config
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.files import atomic_write_text, read_json
+from audio_lottery.files import read_json
+from audio_lottery.layout import LAST_JSON, LAST_TENSORS, RunLayout, TrainLayout
 from audio_lottery.testing import crash
+from results_io import write_page
 from audio_lottery.testing.badcorpus import observe, write_bad_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +58,7 @@ def crash_section(data: Path, work: Path, levels: int, quick: bool, env: dict) -
         raise SystemExit(f"reference run failed: {ref.stderr[-2000:]}")
     ref_seconds = time.perf_counter() - started
     ref_dir = Path(ref.stdout.strip().splitlines()[-1])
-    train = read_json(ref_dir / "level_0" / "train" / "result.json")
+    train = read_json(RunLayout(ref_dir).level(0).train.result)
     points = crash.kill_points(train["steps"] // train["epochs"], EPOCHS, levels)
     if quick:
         points = [points[1], points[4], points[-2]]
@@ -89,7 +91,7 @@ def crash_section(data: Path, work: Path, levels: int, quick: bool, env: dict) -
 
 def repeated_kills(data: Path, root: Path, ref_dir: Path, levels: int, steps: int, env: dict) -> tuple[bool, str]:
     cmd = crash.lottery_command(TINY, root, levels, overrides(data))
-    chain = ["train.step:3", f"write:last.json:{EPOCHS}", "runner.pruned:1", "write:last.safetensors:1",
+    chain = ["train.step:3", f"write:{LAST_JSON}:{EPOCHS}", "runner.pruned:1", f"write:{LAST_TENSORS}:1",
              f"train.step:{steps + 2}", "report.write:1"]
     problems = [f"{spec}: not reached" for spec in chain if not crash.was_killed(crash.run(cmd, spec, env=env))]
     final = crash.run(cmd, env=env)
@@ -111,12 +113,12 @@ def dropout_resume(data: Path, root: Path, env: dict) -> tuple[bool, str]:
         return args + sum((["--set", o] for o in overrides(data)), [])
 
     ok = crash.run(cmd(root / "ref"), env=env).returncode == 0
-    steps = read_json(root / "ref" / "result.json")["steps"] // EPOCHS if ok else 0
+    steps = read_json(TrainLayout(root / "ref").result)["steps"] // EPOCHS if ok else 0
     ok = ok and crash.was_killed(crash.run(cmd(root / "run"), f"train.step:{steps + 2}", env=env))
     ok = ok and crash.run(cmd(root / "run"), env=env).returncode == 0
     if ok:
-        a = model_tensors(load_tensors(root / "ref" / "last.safetensors"))
-        b = model_tensors(load_tensors(root / "run" / "last.safetensors"))
+        a = model_tensors(load_tensors(TrainLayout(root / "ref").last))
+        b = model_tensors(load_tensors(TrainLayout(root / "run").last))
         ok = all(torch.equal(a[k], b[k]) for k in a)
     return ok, (f"| dropout | `train.step:{steps + 2}` | Conformer-CTC (dropout 0.1) training, mid-epoch 2 | - | - "
                 f"| {'yes (bit-identical weights)' if ok else 'NO'} | - |")
@@ -178,7 +180,7 @@ def main() -> None:
         f"| hypothesis properties passing | **{prop_ok} / {prop_n}** ({examples} examples) |",
         "", "## Kill points", "", *kills, "", "## Bad inputs", "", *fuzz, "", "## Properties", "", *props, "",
     ]
-    atomic_write_text(DOC, "\n".join(doc))
+    write_page(DOC, "\n".join(doc))
     print(f"wrote {DOC}")
 
 

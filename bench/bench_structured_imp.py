@@ -20,13 +20,15 @@ from pathlib import Path
 
 from audio_lottery.config import load_config
 from audio_lottery.files import read_json
+from audio_lottery.layout import RunLayout
 
 from quick import ROOT, md_table, plot_against_remaining
+from results_io import write_page
 
 
 def level_results(folder: Path) -> list[dict]:
     """``result.json`` of every ``level_*`` of a run or branch folder, densest first."""
-    found = [read_json(p) for p in folder.glob("level_*/result.json")]
+    found = [read_json(p) for p in RunLayout(folder).level_results()]
     return sorted(found, key=lambda r: -r["remaining"])
 
 
@@ -35,14 +37,15 @@ def series(run: Path, structured: list[Path]) -> dict[str, list[dict]]:
     one-shot ``structured-*`` conversion branches."""
     out = {"unstructured IMP": level_results(run)}
     for s in structured:
-        cfg = load_config(s / "config.yaml")
+        cfg = load_config(RunLayout(s).config)
         strategy = cfg.prune.strategy
         if strategy == "block":
             strategy = f"block {'x'.join(map(str, cfg.prune.block_shape))}"
         kept_dense = f" (not pruned: {', '.join(cfg.prune.exclude)})" if cfg.prune.exclude else ""
         out[f"{strategy} IMP{kept_dense}"] = level_results(s)
-    for branch in sorted(run.glob("branch_structured-*")):
-        out[f"{branch.name.removeprefix('branch_structured-')} one-shot"] = level_results(branch)
+    for name, branch in RunLayout(run).branches().items():
+        if name.startswith("structured-"):
+            out[f"{name.removeprefix('structured-')} one-shot"] = level_results(branch.dir)
     return out
 
 
@@ -104,13 +107,13 @@ def main() -> None:
     p.add_argument("--doc", default=str(ROOT / "docs" / "bench_structured_imp.md"))
     args = p.parse_args()
     for folder in [args.run, *args.structured]:
-        if not (folder / "config.yaml").is_file():
-            raise SystemExit(f"{folder}: not a lottery run (no config.yaml)")
+        if not RunLayout(folder).config.is_file():
+            raise SystemExit(f"{folder}: not a lottery run (no {RunLayout(folder).config.name})")
     runs = series(args.run, args.structured)
     plot_file = Path(args.doc).parent / "plots" / f"{Path(args.doc).stem}.png"
     plot(runs, plot_file)
     doc = render(runs, args, plot_file)
-    Path(args.doc).write_text(doc)
+    write_page(Path(args.doc), doc)
     print(doc)
 
 

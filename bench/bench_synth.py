@@ -16,6 +16,7 @@ from pathlib import Path
 
 from audio_lottery.data.sentences import load_sentence_records
 from audio_lottery.data.synth import EVAL_FRACTION, synthesize_corpus
+from results_io import write_page
 
 DEFAULT_HOURS = 3.5
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bench_synth.md"
@@ -82,8 +83,7 @@ def main(argv: list[str]) -> None:
     res = run(hours, workers)
     text = markdown(res)
     print(text)
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+    write_page(DOC, text)
 
 
 if __name__ == "__main__":

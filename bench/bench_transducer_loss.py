@@ -29,8 +29,8 @@ from pathlib import Path
 
 import torch
 
-from audio_lottery.files import atomic_write_text
 from audio_lottery.models.transducer_loss import rnnt_loss, rnnt_loss_naive
+from results_io import write_page
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "bench_transducer_loss.md"
@@ -205,7 +205,7 @@ def main() -> None:
     text = report(results, args)
     out = args.out if args.out is not None else (None if args.quick else DOC)
     if out is not None:
-        atomic_write_text(out, text)
+        write_page(out, text)
         print(f"wrote {out}")
     else:
         print(text)

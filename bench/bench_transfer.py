@@ -24,11 +24,14 @@ import torch
 from audio_lottery.config import load_config
 from audio_lottery.data.domains import write_domain
 from audio_lottery.files import load_tensors, read_json
+from audio_lottery.layout import LevelLayout, RunLayout
 from audio_lottery.lottery.branches import run_branch
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.pruning.overlap import compare_runs, save_overlap
+from audio_lottery.provenance import corpus_version
 
 from quick import ROOT, TINY_CONFIG, manifests, md_table, pct, plot_against_remaining, tiny_corpus
+from results_io import write_page
 
 QUICK = ROOT / "runs" / "bench_quick"
 SPLITS = ("train", "dev", "test")
@@ -62,11 +65,11 @@ def make_domains(data: Path, out: Path, field: str, source: list[str], target: l
 
 
 def results(folder: Path) -> dict[int, dict]:
-    return {int(p.parent.name.split("_")[1]): read_json(p) for p in folder.glob("level_*/result.json")}
+    return {LevelLayout(p.parent).number: read_json(p) for p in RunLayout(folder).level_results()}
 
 
 def same_theta0(a: Path, b: Path) -> bool:
-    ta, tb = load_tensors(a / "init.safetensors"), load_tensors(b / "init.safetensors")
+    ta, tb = load_tensors(RunLayout(a).init), load_tensors(RunLayout(b).init)
     return ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
 
 
@@ -102,7 +105,7 @@ def main() -> None:
     save_overlap(runs["source"], runs["target"], overlap)
     doc = render(args, runs, branch, finetune, levels, overlap)
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.doc).write_text(doc)
+    write_page(Path(args.doc), doc, conditions=corpus_version(args.data))
     print(doc)
 
 
@@ -127,7 +130,7 @@ def render(args, runs: dict, branch: Path, finetune: Path | None, levels: list[i
                      *([wer_cer(ft.get(lv))] if finetune else []), wer_cer(dense), wer_cer(r_s),
                      f"{g['iou']:.3f}" if g else "–", f"{g['chance_iou']:.3f}" if g else "–"])
     plot(tgt, tr, ft, levels, plot_path(args.doc))
-    cfg = load_config(runs["source"] / "config.yaml")
+    cfg = load_config(RunLayout(runs["source"]).config)
     cmd = ("python bench/bench_transfer.py --quick" if args.quick else
            "python bench/bench_transfer.py " + " ".join([f"--config {args.config}", f"--data {args.data}",
                                                          f"--levels {args.levels}", *(["--finetune"] if args.finetune else []),

@@ -38,19 +38,22 @@ import torch
 from audio_lottery.config import load_config
 from audio_lottery.data.dataset import collate
 from audio_lottery.data.manifest import read_manifest, write_manifest
-from audio_lottery.files import atomic_write_json, atomic_write_text, read_json
+from audio_lottery.files import atomic_write_json, read_json
+from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train.components import prepare_tokenizer
 from audio_lottery.train.distributed import resolve_device
 from audio_lottery.train.loop import build_train_data, load_split, make_optimizer
 from audio_lottery.train.step import TrainStep
+from results_io import write_page
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("ds2_paper", "conformer_paper")
 DOC = ROOT / "docs" / "bench_gpu_check.md"
 # (hours, batch cap, warm-up, timed steps, steps per level, eval utterances) of a dry run on CPU
 DRY_RUN = {"hours": 0.03, "max_batch_size": 2, "warmup": 1, "steps": 1, "level_steps": 1, "eval": 2}
+LEVEL = {n: RunLayout(".").level(n).dir.name for n in (0, 1)}  # keys of the per-level results
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -199,10 +202,11 @@ def measure_level(cfg, work: Path, preset: str, device: torch.device) -> dict:
     total = time.perf_counter() - t0
     out = {"total_seconds": total, "peak_memory_gb": _peak_gb(device)}
     for level in (0, 1):
-        res = read_json(run_dir / f"level_{level}" / "result.json")
-        out[f"level_{level}"] = {k: res[k] for k in ("wall_seconds", "train_seconds", "remaining", "dev_wer")}
-        train = read_json(run_dir / f"level_{level}" / "train" / "result.json")
-        out[f"level_{level}"].update(steps=train["steps"], skipped=train.get("skipped_steps", 0))
+        where = RunLayout(run_dir).level(level)
+        res = read_json(where.result)
+        out[where.dir.name] = {k: res[k] for k in ("wall_seconds", "train_seconds", "remaining", "dev_wer")}
+        train = read_json(where.train.result)
+        out[where.dir.name].update(steps=train["steps"], skipped=train.get("skipped_steps", 0))
     return out
 
 
@@ -240,8 +244,8 @@ def report(results: dict, args: argparse.Namespace) -> str:
               "|---|---|---|---|---|---|---|"]
     for name, res in results["presets"].items():
         lv = res["level"]
-        lines.append(f"| {name} | {res['level_amp']} | {lv['level_1']['steps']} ({lv['level_1']['skipped']}) | {lv['level_0']['wall_seconds']:.1f} | "
-                     f"{lv['level_1']['wall_seconds']:.1f} | {100 * lv['level_1']['remaining']:.1f} % | "
+        lines.append(f"| {name} | {res['level_amp']} | {lv[LEVEL[1]]['steps']} ({lv[LEVEL[1]]['skipped']}) | {lv[LEVEL[0]]['wall_seconds']:.1f} | "
+                     f"{lv[LEVEL[1]]['wall_seconds']:.1f} | {100 * lv[LEVEL[1]]['remaining']:.1f} % | "
                      f"{lv['peak_memory_gb']:.2f} |")
     lines += ["", f"Each level trains at most {args.level_steps} steps (epochs end early on this small corpus; "
               "dev is scored after every epoch). Level seconds include scoring on the dev and test manifests (cut to "
@@ -275,12 +279,12 @@ def main(argv: list[str] | None = None) -> dict:
                           [*common, f"train.amp={args.amp[-1]}", "lottery.levels=1", f"train.epochs={args.level_steps}",
                            f"train.max_steps={args.level_steps}", "train.log_every_steps=1"])
         res["level"] = lv = measure_level(cfg, work, preset, device)
-        print(f"{preset:16s} level 0 {lv['level_0']['wall_seconds']:.1f} s, level 1 {lv['level_1']['wall_seconds']:.1f} s "
-              f"({100 * lv['level_1']['remaining']:.1f} % remaining)  peak {lv['peak_memory_gb']:.2f} GiB", flush=True)
+        print(f"{preset:16s} level 0 {lv[LEVEL[0]]['wall_seconds']:.1f} s, level 1 {lv[LEVEL[1]]['wall_seconds']:.1f} s "
+              f"({100 * lv[LEVEL[1]]['remaining']:.1f} % remaining)  peak {lv['peak_memory_gb']:.2f} GiB", flush=True)
         results["presets"][preset] = res
     atomic_write_json(work / "gpu_check.json", results)
     if args.doc:
-        atomic_write_text(Path(args.doc), report(results, args))
+        write_page(Path(args.doc), report(results, args))
         print(f"wrote {args.doc}")
     return results
 

@@ -1,6 +1,8 @@
-"""Run every benchmark in turn; each prints its figures and writes its docs/bench_*.md.
+"""Run every benchmark in turn; each prints its figures and writes its docs/bench_*.md and .json;
+docs/results.md is regenerated from the JSON at the end (bench/make_results.py).
 
     python bench/run_all.py [--skip-training] [--skip-robustness] [--lottery-run runs/lottery_<hash> [--noise]] [--transfer]
+                            [--demo-timings runs/lottery_<hash>/demo_timings.json]
 
 Benchmarks run one after another (never in parallel: CPU timings on a shared machine are
 only meaningful as ratios measured in one quiet run).
@@ -14,6 +16,9 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent / "src"))
+
+from audio_lottery.layout import DEMO_TIMINGS, RUN_PREFIX, TrainLayout  # noqa: E402
 
 
 def run(script: str, *args: str) -> None:
@@ -29,6 +34,7 @@ def main() -> None:
     p.add_argument("--transfer", action="store_true", help="the espeak -> flite+festival transfer table "
                    "(~30 min, 14 trainings)")
     p.add_argument("--skip-robustness", action="store_true", help="skip the kill-and-resume matrix (~15 tiny runs)")
+    p.add_argument("--demo-timings", help=f"a make demo timings file (runs/{RUN_PREFIX}<hash>/{DEMO_TIMINGS}) for results.md")
     args = p.parse_args()
     run("bench_synth.py", "0.1", "2")
     run("bench_features.py")
@@ -37,7 +43,7 @@ def main() -> None:
     run("bench_inference.py")  # speed and sizes on pruned random weights; pass --run for trained tickets
     if not args.skip_training:
         run("bench_ds2_small.py")
-    if (BENCH.parent / "runs" / "ds2_small_bench" / "best.safetensors").is_file():
+    if TrainLayout(BENCH.parent / "runs" / "ds2_small_bench").best.is_file():
         run("bench_lm.py")  # LM decoding of the ds2_small checkpoint
     if args.lottery_run:
         run("bench_lottery.py", args.lottery_run)
@@ -47,6 +53,7 @@ def main() -> None:
         run("bench_transfer.py", "--levels", "1,2,3,4", "--set", "prune.fraction=0.36")
     if not args.skip_robustness:
         run("bench_robustness.py")
+    run("make_results.py", *(["--demo-timings", args.demo_timings] if args.demo_timings else []))
 
 
 if __name__ == "__main__":

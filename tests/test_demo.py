@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from audio_lottery.demo import main
@@ -20,3 +22,8 @@ def test_demo_pipeline_on_the_tiny_preset(tiny_corpus, tmp_path, capsys):
     assert "random-reinit" in md and "random-prune" in md
     for png in ("wer.png", "density.png", "training.png"):
         assert (run_dir / "plots" / png).is_file()
+    timings = json.loads((run_dir / "demo_timings.json").read_text())
+    phases = timings["phases_s"]
+    assert timings["corpus_present"] is True and phases["corpus"] is None and timings["levels_done_at_start"] == 0
+    assert 0 < phases["search"] and 0 < phases["branches"] and phases["search"] + phases["branches"] <= phases["total"]
+    assert timings["run"] == run_dir.name and timings["conditions"]["machine"]

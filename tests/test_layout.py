@@ -11,10 +11,11 @@ from audio_lottery.layout import LAYOUT_FILES, LAYOUT_PREFIXES, RunLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 OWNER = ROOT / "src" / "audio_lottery" / "layout.py"
-# a folder prefix at the start of a path part (level_ only before a number, a placeholder or a glob),
-# or a file name anywhere
+# a folder prefix at the start of a path part, before a number, a placeholder, a glob or a further
+# path part (so a JSON key such as "branch_trainings" is no layout name), or a file name anywhere
 PATTERN = re.compile("|".join(
-    [rf"(^|/){re.escape(p)}" + (r"(\d|\{|\*|<|L\b|$)" if p == "level_" else "") for p in LAYOUT_PREFIXES]
+    [rf"(^|/){re.escape(p)}(\d|\{{|\*|<|L\b|$)" for p in LAYOUT_PREFIXES]
+    + [rf"(^|/){re.escape(p)}[\w.-]*/" for p in LAYOUT_PREFIXES]
     + [re.escape(f) for f in LAYOUT_FILES]))
 
 

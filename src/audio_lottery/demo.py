@@ -1,15 +1,15 @@
-"""`make demo`: the whole pipeline on the embedded corpus, on a fresh machine, within ~90 minutes.
+"""`make demo`: the whole pipeline on the embedded corpus, on a fresh machine.
 
 1. synthesise the embedded corpus (skipped when present);
 2. IMP with rewinding on the demo preset until <= 10.7 % of the weights remain;
 3. the random-reinit and random-prune control branches;
 4. the report (WER against remaining weight for the three, per-layer sparsity, curves);
-5. dense and extreme-ticket test WER/CER and the transcription of a test file.
+5. dense and extreme-ticket test WER/CER and the transcription of a test file;
+6. its own timings (each phase, machine, threads) in ``demo_timings.json`` of the run folder,
+   which ``make results DEMO_TIMINGS=...`` adds to docs/results.md.
 """
 
 from __future__ import annotations
-
-from audio_lottery.layout import RunLayout
 
 import argparse
 import json
@@ -19,7 +19,11 @@ from pathlib import Path
 
 from audio_lottery.config import load_config
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.files import read_json
+from audio_lottery.files import atomic_write_json, read_json
+from audio_lottery.layout import DEMO_TIMINGS, RunLayout
+from audio_lottery.provenance import corpus_version, run_conditions
+
+TIMINGS = DEMO_TIMINGS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,16 +37,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def ensure_corpus(data: Path, hours: float) -> None:
-    """Synthesise the embedded corpus unless its manifests exist."""
+def ensure_corpus(data: Path, hours: float) -> float | None:
+    """Synthesise the embedded corpus unless its manifests exist; returns the seconds it took (None: present)."""
     if all((data / f"{s}.jsonl").is_file() for s in ("train", "dev", "test")):
         print(f"corpus: {data} (present)")
-        return
+        return None
     from audio_lottery.data.synth import synthesize_corpus
 
     t0 = time.time()
     summary = synthesize_corpus(data, hours=hours)
-    print(f"corpus: {data} synthesised in {time.time() - t0:.0f} s: {json.dumps(summary)}")
+    seconds = time.time() - t0
+    print(f"corpus: {data} synthesised in {seconds:.0f} s: {json.dumps(summary)}")
+    return seconds
+
+
+def corpus_sizes(data: Path) -> dict:
+    """Utterances and hours per split of the corpus in ``data`` (its corpus.json); {} when absent."""
+    meta = data / "corpus.json"
+    splits = read_json(meta).get("splits", {}) if meta.is_file() else {}
+    return {s: {"utterances": v["utterances"], "hours": round(v["hours"], 3)} for s, v in splits.items()}
+
+
+def write_timings(run_dir: Path, phases: dict[str, float | None], *, data: Path, cfg, levels_done: int) -> Path:
+    """The demo's own timings (seconds per phase, rounded to 0.1) and conditions, in the run folder."""
+    path = RunLayout(run_dir).demo_timings
+    atomic_write_json(path, {
+        "run": run_dir.name, "phases_s": {k: None if v is None else round(v, 1) for k, v in phases.items()},
+        "corpus_present": phases["corpus"] is None, "levels_done_at_start": levels_done,
+        "levels": cfg.lottery.levels, "corpus": corpus_sizes(data),
+        "conditions": run_conditions(train_threads=cfg.train.threads, **corpus_version(data)),
+    })
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,21 +75,27 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from audio_lottery.lottery.branches import run_branch
     from audio_lottery.lottery.report import write_report
-    from audio_lottery.lottery.runner import run_lottery
+    from audio_lottery.lottery.runner import run_dir_for, run_lottery
     from audio_lottery.lottery.tickets import select_tickets
 
+    start = time.time()
     data = Path(args.data)
-    ensure_corpus(data, args.hours)
+    phases: dict[str, float | None] = {"corpus": ensure_corpus(data, args.hours)}
     overrides = [f"data.{s}_manifest={data / f'{s}.jsonl'}" for s in ("train", "dev", "test")] + args.overrides
     cfg = load_config(args.config, overrides)
+    levels_done = len(RunLayout(run_dir_for(cfg, Path(args.runs))).level_results())
     t0 = time.time()
     run_dir = run_lottery(cfg, Path(args.runs))
-    results = [read_json(lv.result) for lv in RunLayout(run_dir).levels() if lv.result.is_file()]
+    phases["search"] = time.time() - t0
+    results = [read_json(p) for p in RunLayout(run_dir).level_results()]
     tickets = select_tickets(results, cfg.lottery.match_tolerance)
     levels = set(range(args.branch_every, cfg.lottery.levels + 1, args.branch_every))
     levels |= {t["level"] for t in (tickets["extreme"], tickets["best"]) if t and t["level"] > 0}
+    t1 = time.time()
     for name in ("random-reinit", "random-prune"):
         run_branch(name, run_dir, levels=sorted(levels))
+    phases["branches"] = time.time() - t1
+    t2 = time.time()
     md, html = write_report(run_dir, cfg.lottery.match_tolerance)
     print(f"\nlottery search: {(time.time() - t0) / 60:.1f} min; report: {md} and {html}")
     for kind in ("dense", "extreme", "best"):
@@ -72,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{kind:8s} " + ("none" if not t else f"level {t['level']:2d}  remaining {100 * t['remaining']:5.1f} %  "
                                 f"test WER {t['test_wer']:.3f}  CER {t['test_cer']:.3f}"))
     show_transcriptions(run_dir, cfg, tickets)
+    phases["report"] = time.time() - t2
+    phases["total"] = time.time() - start
+    print(f"timings: {write_timings(run_dir, phases, data=data, cfg=cfg, levels_done=levels_done)}")
     print(run_dir)
     return 0
 

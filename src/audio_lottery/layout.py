@@ -5,7 +5,7 @@ A lottery run::
 
     <runs>/lottery_<hash>/            RunLayout.under(runs, hash)
       config.yaml init.safetensors rewind.safetensors tokenizer/ run.json
-      report.md report.html plots/ overlap/<other>.json
+      report.md report.html plots/ overlap/<other>.json demo_timings.json
       level_<L>/                      .level(L): LevelLayout
         mask.safetensors mask.json result.json eval_noise.json
         train/                        .train: TrainLayout
@@ -37,6 +37,7 @@ REPORT_HTML = "report.html"
 PLOTS = "plots"
 OVERLAP = "overlap"
 BRANCH_INFO = "branch.json"
+DEMO_TIMINGS = "demo_timings.json"
 
 MASK = "mask.safetensors"
 MASK_REPORT = "mask.json"
@@ -212,6 +213,11 @@ class RunLayout:
         return self.dir / OVERLAP
 
     @property
+    def demo_timings(self) -> Path:
+        """What ``make demo`` measured (its phases, machine and threads)."""
+        return self.dir / DEMO_TIMINGS
+
+    @property
     def branch_info(self) -> Path:
         return self.dir / BRANCH_INFO
 
@@ -222,6 +228,10 @@ class RunLayout:
         """Existing ``level_L`` folders, by L."""
         found = [(level_number(p), p) for p in self.dir.glob(f"{LEVEL_PREFIX}*") if p.is_dir()]
         return [LevelLayout(p) for n, p in sorted((n, p) for n, p in found if n is not None)]
+
+    def level_results(self) -> list[Path]:
+        """``level_L/result.json`` of every finished level, by L."""
+        return [lv.result for lv in self.levels() if lv.result.is_file()]
 
     def masked_levels(self) -> list[int]:
         """Levels whose mask exists."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from audio_lottery.layout import BEST
-
 import argparse
 import json
 from pathlib import Path
+
+from audio_lottery.layout import BEST
 
 BEAM_DEFAULT = 50
 
@@ -39,8 +39,8 @@ def add_beam_args(p: argparse.ArgumentParser, grid: bool = False) -> None:
 
 def decoder_from_args(args: argparse.Namespace, tokenizer):
     """A :class:`CTCBeamDecoder` from the options of :func:`add_beam_args`, or None for greedy."""
-    from audio_lottery.lm.beam import BeamSearchOptions, CTCBeamDecoder
     from audio_lottery.files import read_json
+    from audio_lottery.lm.beam import BeamSearchOptions, CTCBeamDecoder
 
     settings: dict = {}
     if getattr(args, "decode_params", None):

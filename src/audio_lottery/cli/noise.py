@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from audio_lottery.layout import EVAL_NOISE, LEVEL_PREFIX
-
 import argparse
 import json
 import sys
 from pathlib import Path
+
+from audio_lottery.layout import EVAL_NOISE, LEVEL_PREFIX
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -85,7 +85,13 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_eval_noise(args: argparse.Namespace) -> None:
     """``eval --snr ... [--run RUN | --model M]``: WER/CER per SNR as a table and one JSON line."""
-    from audio_lottery.eval.noisy import CLEAN, eval_run, evaluate_under_noise, parse_snrs, snr_table
+    from audio_lottery.eval.noisy import (
+        CLEAN,
+        eval_run,
+        evaluate_under_noise,
+        parse_snrs,
+        snr_table,
+    )
     from audio_lottery.files import atomic_write_json
 
     snrs = parse_snrs(args.snr or CLEAN)

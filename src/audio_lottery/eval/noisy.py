@@ -14,8 +14,6 @@ and reused (per SNR) while the model, test set, noise bank and seed are unchange
 
 from __future__ import annotations
 
-from audio_lottery.layout import EVAL_NOISE, LevelLayout, RunLayout
-
 import math
 from pathlib import Path
 from typing import Sequence
@@ -23,7 +21,9 @@ from typing import Sequence
 from audio_lottery.data.augment import NoiseMixer
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.eval.evaluate import evaluate
-from audio_lottery.files import atomic_write_json, file_fingerprint as fingerprint, read_json
+from audio_lottery.files import atomic_write_json, read_json
+from audio_lottery.files import file_fingerprint as fingerprint
+from audio_lottery.layout import EVAL_NOISE, LevelLayout, RunLayout
 from audio_lottery.recognizer import Recognizer
 
 CLEAN = "clean"

@@ -9,9 +9,6 @@ within ``wer_tol``, levels finished before the kill untouched, no temporary file
 
 from __future__ import annotations
 
-from audio_lottery.layout import (BEST, INIT, LAST_JSON, LAST_TENSORS, MASK, MASK_REPORT, RESULT, RUN_SUMMARY, LevelLayout, RunLayout,
-                                  TrainLayout)
-
 import json
 import os
 import signal
@@ -22,6 +19,19 @@ from pathlib import Path
 
 from audio_lottery.faultpoints import ENV
 from audio_lottery.files import load_tensors
+from audio_lottery.layout import (
+    BEST,
+    INIT,
+    LAST_JSON,
+    LAST_TENSORS,
+    MASK,
+    MASK_REPORT,
+    RESULT,
+    RUN_SUMMARY,
+    LevelLayout,
+    RunLayout,
+    TrainLayout,
+)
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.train.checkpoint import model_tensors
 

@@ -6,11 +6,10 @@ import json
 import time
 from pathlib import Path
 
-from audio_lottery.layout import TrainLayout
-
 from torch.utils.tensorboard import SummaryWriter
 
 from audio_lottery.files import atomic_write_text
+from audio_lottery.layout import TrainLayout
 
 
 class MetricsLogger:

@@ -1,0 +1,360 @@
+"""Generate docs/results.md from the bench results (docs/bench_*.json) and the demo's timings.
+
+    python bench/make_results.py [--docs docs] [--demo-timings runs/lottery_<hash>/demo_timings.json] [--check]
+
+Every number on the page is copied from a result JSON (tests/test_results_page.py checks this
+and that the page is up to date); the templates below only add number-free prose. A section
+whose bench has no result is left out. ``--demo-timings`` copies a ``make demo`` timings file to
+docs/demo_timings.json first; ``--check`` exits 1 when docs/results.md differs from what it
+would write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable
+
+from quick import md_table
+from results_io import DOCS, load_results
+
+from audio_lottery.files import atomic_write_text, read_json
+from audio_lottery.layout import DEMO_TIMINGS, RUN_PREFIX
+
+Lines = list[str]
+
+
+# ----------------------------------------------------------------- reading results
+
+
+def table(result: dict, section: str | None = None, first: str | None = None, optional: bool = False) -> dict | None:
+    """The first table of ``result`` under a heading starting with ``section`` / whose first header is
+    ``first``; a missing table is an error unless ``optional`` (then None)."""
+    for t in result["tables"]:
+        if (section is None or t["section"].startswith(section)) and (first is None or t["headers"][0] == first):
+            return t
+    if optional:
+        return None
+    raise KeyError(f"{result['page']}: no table (section {section!r}, first header {first!r})")
+
+
+def col(t: dict, name: str, nth: int = 0) -> int:
+    """Index of the ``nth`` column called ``name``."""
+    hits = [i for i, h in enumerate(t["headers"]) if h == name]
+    if len(hits) <= nth:
+        raise KeyError(f"no column {name!r} in {t['headers']}")
+    return hits[nth]
+
+
+def pick(t: dict, columns: list[str | int] | None = None, keep: Callable[[list[str]], bool] | None = None,
+         names: list[str] | None = None) -> str:
+    """A markdown table of some columns (header names or indices) and rows of ``t``."""
+    columns = list(columns or range(len(t["headers"])))
+    idx = [c if isinstance(c, int) else col(t, c, columns[:k].count(c)) for k, c in enumerate(columns)]
+    rows = [[r[i] for i in idx] for r in t["rows"] if keep is None or keep(r)]
+    return md_table(names or [t["headers"][i] for i in idx], rows)
+
+
+def cell(t: dict, key: str, column: str, key_column: int = 0) -> str:
+    """The cell in ``column`` of the row whose ``key_column`` is ``key``."""
+    for r in t["rows"]:
+        if r[key_column] == key:
+            return r[col(t, column)]
+    raise KeyError(f"no row {key!r} in column {t['headers'][key_column]!r}")
+
+
+def conditions(r: dict) -> str:
+    """One line: when, where, how many threads, and where the figures came from."""
+    return f"*Conditions:* {conditions_text(r)}"
+
+
+def conditions_text(r: dict) -> str:
+    c = r["conditions"]
+    parts = [f"{'dated' if c.get('date_note') else 'measured'} {c['date']}" if c.get("date") else None,
+             ", ".join(p for p in (c.get("machine"), f"{c['cpu_cores']} cores" if c.get("cpu_cores") else None,
+                                   c.get("gpu")) if p) or None,
+             f"torch {c['torch']}" if c.get("torch") else None,
+             f"threads {c['torch_threads']}" if c.get("torch_threads") else None,
+             f"corpus version {c['corpus_version']}" if c.get("corpus_version") else None]
+    commit = f" (`{c['commit'][:10]}`)" if c.get("commit") else ""
+    origin = (f"imported from the page{commit}; the bench replaces it when it next runs" if r.get("imported")
+              else f"written by the bench{commit}")
+    return f"{'; '.join(p for p in parts if p)}. *Source:* [{r['page']}]({r['page']}), {origin}."
+
+
+def verdicts(r: dict, label: str = "The bench's verdict") -> Lines:
+    return [f"- {label}: {v}" if label else f"- {v}" for v in r["verdicts"]]
+
+
+def section(title: str, r: dict, intro: str, *body: str | Lines) -> Lines:
+    lines = [f"## {title}", "", intro, "", conditions(r), ""]
+    for b in body:
+        lines += ([b, ""] if isinstance(b, str) else [*b, ""]) if b else []
+    return lines
+
+
+# ----------------------------------------------------------------- sections
+
+
+def demo(R: dict, timings: dict | None) -> Lines:
+    lines = ["## `make demo`", ""]
+    if timings is None:
+        return lines + ["`make demo` records its own timings (corpus synthesis, the IMP search, the control branches, "
+                        "the report, total wall time, machine and threads) in `demo_timings.json` of its run folder. "
+                        f"None has been copied here yet: `make results DEMO_TIMINGS=runs/{RUN_PREFIX}<hash>/{DEMO_TIMINGS}` "
+                        "adds it.", ""]
+    rows = [[name, str(timings["phases_s"][key]) if timings["phases_s"].get(key) is not None else "–"]
+            for key, name in (("corpus", "corpus synthesis"), ("search", "IMP search"), ("branches", "control branches"),
+                              ("report", "report and transcriptions"), ("total", "total"))]
+    c = timings["conditions"]
+    notes = [f"- Corpus already present, not synthesised: {'yes' if timings.get('corpus_present') else 'no'}; "
+             f"levels already finished when the demo started: {timings.get('levels_done_at_start')}."]
+    if timings.get("corpus"):
+        notes.append("- Corpus: " + ", ".join(f"{s} {v['utterances']} utterances ({v['hours']} h)"
+                                             for s, v in timings["corpus"].items()) + ".")
+    return lines + ["Wall time of the last `make demo`, recorded by the demo itself (`demo_timings.json`):", "",
+                    md_table(["phase", "seconds"], rows), "", *notes, "",
+                    f"*Conditions:* {c['date']}; {c['machine']}, {c['cpu_cores']} cores; torch {c['torch']}; "
+                    f"torch threads {c['torch_threads']}, training threads {c.get('train_threads')}; run `{timings['run']}` "
+                    f"(`{(c.get('commit') or '')[:10]}`).", ""]
+
+
+def synth(r: dict) -> Lines:
+    f = r["figures"]
+    return section("Embedded corpus synthesis (`bench/bench_synth.py`)", r,
+                   "Synthesis speed of the three TTS engines on a small corpus; per-engine wall rates assume every "
+                   "worker busy with that engine.",
+                   pick(table(r, first="engine")),
+                   f"Synthesis wall time {f['wall_s']} s for the requested {f['requested_hours']} h with "
+                   f"{f['workers']} workers, plus {f['load_s']} s reading the sentence sources.",
+                   verdicts(r))
+
+
+def features(r: dict) -> Lines:
+    return section("Features (`bench/bench_features.py`)", r,
+                   "Log-mel features of the same audio, ours (torch.stft and our Slaney mel filterbank) against "
+                   "`librosa.feature.melspectrogram`, in audio seconds per wall second.",
+                   pick(table(r, first="torch threads")),
+                   f"Largest difference from librosa's log-mel: {r['figures']['max_abs_diff_vs_librosa']} (log units), "
+                   f"librosa {r['figures']['librosa']}.", verdicts(r))
+
+
+def ds2_small(r: dict) -> Lines:
+    f = r["figures"]
+    return section("ds2_small recogniser (`bench/bench_ds2_small.py`)", r,
+                   f"`ds2_small` trained for {f['train_minutes']} minutes, best dev checkpoint, greedy decoding. "
+                   f"Targets of the issue: test CER <= {f['target_cer']}, WER <= {f['target_wer']} "
+                   f"(stretch {f['stretch_wer']}). Half of the test utterances come from voices held out of training.",
+                   pick(table(r, first="")),
+                   pick(table(r, first="subset"), keep=lambda row: "," not in row[0]), verdicts(r))
+
+
+def mask_overhead(r: dict) -> Lines:
+    f = r["figures"]
+    return section("Mask overhead (`bench/bench_mask_overhead.py`)", r,
+                   f"Training-step time with a mask of density {f['mask_density']} enforced (gradients masked after "
+                   f"backward, weights re-zeroed after each step) against the same dense model, interleaved rounds; "
+                   f"target: enforced / dense <= {f['target_ratio']}. `-fused` rows use fused AdamW, as training does.",
+                   pick(table(r, first="Variant"), ["Variant", "Baseline", "Median step (ms)",
+                                                     "Ratio, quiet rounds (median)", "Pruned weights still 0"]),
+                   f"Time inside the enforcer per step: {f['enforcer_ms']} ms = {f['enforcer_pct_of_dense_step']} % "
+                   f"of the fastest dense step.", verdicts(r))
+
+
+def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
+    f = r["figures"]
+    levels = table(r, section="Levels")
+    cols = [h for h in ("Level", "Remaining", "Dev WER", "Test WER", "Test CER", "random-prune test WER",
+                        "random-reinit test WER") if h in levels["headers"]]
+    body: list = [pick(levels, cols), verdicts(r, ""),
+                  f"Cost: one dense training {f['dense_training_min']} min; IMP search, {f['imp_levels']} levels: "
+                  f"{f['imp_search_min']} min = {f['imp_search_x_dense']} x dense; control branches "
+                  f"({f['branch_trainings']} trainings) {f['branches_min']} min; search and branches "
+                  f"{f['search_and_branches_min']} min = {f['search_and_branches_x_dense']} x dense."]
+    if backbones:
+        every = table(backbones, section="Every level")
+        ds2 = [row for row in every["rows"] if row[0] == "CNN-LSTM (DS2)"]
+        done = {row[0] for row in levels["rows"]} | {row[0].split()[0] for row in levels["rows"]}
+        later = [row for row in ds2 if row[1] not in done]
+        if later:
+            body.append("The same run was later resumed by more levels; the backbones bench "
+                        f"([{backbones['page']}]({backbones['page']})) reads them:")
+            body.append(md_table(every["headers"][1:], [row[1:] for row in later]))
+    if no_guard:
+        body.append(f"Without the layer-collapse guard (`prune.min_tensor_density: 0`, the paper's plain rule) the same "
+                    f"search collapses once a small conv layer is pruned away "
+                    f"([{no_guard['page']}]({no_guard['page']})):")
+        body.append(verdicts(no_guard, ""))
+    return section("Lottery search (`make demo`, `bench/bench_lottery.py`)", r,
+                   "`configs/ds2_demo.yaml`, IMP with rewinding to theta_0, global magnitude pruning with the "
+                   "layer-collapse guard; dev selects the tickets, test is only reported. Percentages are WER/CER in %.",
+                   *body)
+
+
+def backbones(r: dict) -> Lines:
+    return section("Every backbone through the lottery (`bench/bench_backbones.py`)", r,
+                   "Each `*_demo` preset through IMP with rewinding to theta_0 (DS2 is the run above); random reinit "
+                   "= the IMP mask with freshly drawn weights. Test WER greedy on the whole test set.",
+                   pick(table(r, section="Extreme tickets")),
+                   "Dense `*_small` presets after a fixed wall-clock budget each:",
+                   pick(table(r, section="Dense small presets"), ["preset", "epochs", "train min", "audio s / s",
+                                                                  "test WER / CER"]))
+
+
+def transducer_loss(r: dict) -> Lines:
+    body = []
+    for t in r["tables"]:
+        body += [f"{t['section']}:", pick(t, ["Variant", "Median (ms)", "Time / vectorised (median per round)",
+                                              "Max grad diff vs naive"])]
+    return section("Transducer loss (`bench/bench_transducer_loss.py`)", r,
+                   "Forward and backward of the summed transducer loss: our vectorised loss against a per-utterance "
+                   "loop and the naive float64 reference, interleaved rounds.", *body)
+
+
+def inference(r: dict, paper: dict | None) -> Lines:
+    speed = table(r, first="variant")
+    xcols = [i for i, h in enumerate(speed["headers"]) if h == "x dense"]
+    names = ["variant", "level", "remaining %", *[f"x dense, {speed['headers'][i - 1].removeprefix('RTF ')}"
+                                                   for i in xcols]]
+    body: list = [verdicts(r), pick(speed, ["variant", "level", "remaining %", *xcols], names=names)]
+    if sizes := table(r, section="Exported file sizes", first="ticket", optional=True):
+        body += ["Exported file sizes (`audio-lottery export`):",
+                 pick(sizes, ["ticket", "level", "format", "remaining %", "bytes", "x dense", "within"])]
+    if accuracy := table(r, section="Accuracy", first="ticket", optional=True):
+        kinds = {row[0] for row in accuracy["rows"] if row[0].startswith("structured")}
+        levels = {row[1] for row in accuracy["rows"] if row[0] in kinds}
+        body += ["Accuracy of the structured tickets converted in one shot, against the unstructured ticket of the "
+                 "same level:", pick(accuracy, keep=lambda row: row[0] in ("imp", *kinds) and row[1] in levels)]
+    if paper:
+        speed = table(paper, first="variant")
+        body += ["At the paper's DS2 size, on random weights pruned by global magnitude:",
+                 pick(speed, [i for i, h in enumerate(speed["headers"]) if h != "MMAC / audio s"]),
+                 verdicts(paper, "The bench's verdict at paper size"), f"*Conditions at paper size:* {conditions_text(paper)}"]
+    return section("Structured sparsity, export and CPU inference (`bench/bench_inference.py`)", r,
+                   "The `ds2_demo` lottery run: masked, CSR and shrunk channel tickets against dense, as ratios to dense "
+                   "in the same round (`x dense`, higher is faster).", *body)
+
+
+def structured_imp(r: dict) -> Lines:
+    return section("Structured IMP (`bench/bench_structured_imp.py`)", r,
+                   "Block or channel pruning at every level of a lottery search, against unstructured IMP and the "
+                   "one-shot conversion of the unstructured ticket. Cells: dev WER / test WER / test CER; each run is "
+                   "compared with its own dense model. Discussion: [structured.md](structured.md).",
+                   pick(table(r, first="remaining %")))
+
+
+def lm(r: dict) -> Lines:
+    f = r["figures"]
+    return section("LM beam search (`bench/bench_lm.py`)", r,
+                   "The `ds2_small` checkpoint decoded greedily and by CTC beam search with our modified Kneser-Ney "
+                   "LMs built from the training transcripts only; LM weight and word score tuned on dev.",
+                   pick(table(r, first="decoder")), verdicts(r),
+                   f"Acoustic forward pass: RTF {f['acoustic_rtf']} on top of the search. {f['test_oov_words_pct']} % "
+                   f"of the test words are not in the training vocabulary (the lexicon decoder cannot output them).")
+
+
+def noise(r: dict) -> Lines:
+    cer = table(r, section="Test CER")
+    return section("Noise robustness (`bench/bench_noise.py`)", r,
+                   "Dense, extreme and best tickets of the demo run, each retrained on clean audio, low noise and high "
+                   "noise from the noise bank's train split.",
+                   "Test WER (%) on the clean test set:", pick(table(r, section="Test WER (%) on the clean test set")),
+                   "Points added to clean-test WER and CER by noisy training:",
+                   pick(table(r, section="What noisy training costs")),
+                   "Test CER (%) on unseen test noise (mean over the noisy SNRs):",
+                   pick(cer, ["model", "training", "clean", "mean noisy"]))
+
+
+def transfer(r: dict) -> Lines:
+    f = r["figures"]
+    t = table(r, first="level")
+    return section("Ticket transfer between corpora (`bench/bench_transfer.py`)", r,
+                   f"Source domain espeak, target flite and festival; {f['trainings']} trainings, "
+                   f"{f['train_and_score_min']} min of training and scoring. Target test WER / CER (%).",
+                   pick(t, [h for h in t["headers"] if h != "source ticket on source"]))
+
+
+def ddp(r: dict) -> Lines:
+    return section("DDP on CPU (`bench/bench_ddp.py`)", r,
+                   "Two 1-thread processes against one process, the same global batches.",
+                   pick(table(r, first="run"), ["run", "processes x threads", "steps", "utterances/s", "vs 1p x 2t"]),
+                   pick(table(r, section="Equivalence")))
+
+
+def robustness(r: dict) -> Lines:
+    return section("Crash safety and bad inputs (`bench/bench_robustness.py`)", r,
+                   "SIGKILLs at every kill point of a lottery run, each resumed; corrupt and odd corpora; property "
+                   "tests. Narrative: [robustness.md](robustness.md).", pick(table(r, first="figure")))
+
+
+def gpu_check(r: dict) -> Lines:
+    return section("GPU check (`bench/gpu_check.py`)", r,
+                   "The paper presets' training step and one lottery level on a lent GPU (a corpus of noise clips, "
+                   "since that machine had no TTS engine).",
+                   pick(table(r, section="Training step"), ["preset", "amp", "batch (utt / audio s)", "step time (s)",
+                                                           "audio s/s", "peak GPU memory (GiB)"]),
+                   pick(table(r, section="One lottery level")))
+
+
+# ----------------------------------------------------------------- page
+
+HEADER = [
+    "# Measured results", "",
+    "Generated by `bench/make_results.py` (`make results`) from the result JSON every bench writes beside its page "
+    "(`docs/bench_*.json`): do not edit by hand. Each section gives the bench's own verdict sentences, its "
+    "conditions and a link to the page with every figure. Results marked *imported* were parsed once from a bench "
+    "page whose run is gone (`bench/import_pages.py`); the bench replaces the import when it next runs. CPU timings "
+    "on a shared machine are noisy: compare ratios measured within one run.", "",
+]
+
+
+def render(docs: Path = DOCS) -> str:
+    """The text of docs/results.md from the results in ``docs``."""
+    R = load_results(docs)
+    timings_path = Path(docs) / DEMO_TIMINGS
+    timings = read_json(timings_path) if timings_path.is_file() else None
+    lines = [*HEADER, *demo(R, timings)]
+    simple = {"synth": synth, "features": features, "ds2_small": ds2_small, "mask_overhead": mask_overhead}
+    for key, make in simple.items():
+        if key in R:
+            lines += make(R[key])
+    if "lottery_demo" in R:
+        lines += lottery(R["lottery_demo"], R.get("lottery_no_guard"), R.get("backbones"))
+    for key, make in {"backbones": backbones, "transducer_loss": transducer_loss}.items():
+        if key in R:
+            lines += make(R[key])
+    if "inference" in R:
+        lines += inference(R["inference"], R.get("inference_paper"))
+    if "structured_imp" in R:
+        lines += structured_imp(R["structured_imp"])
+    for key, make in {"lm": lm, "noise": noise, "transfer": transfer, "ddp": ddp, "robustness": robustness,
+                      "gpu_check": gpu_check}.items():
+        if key in R:
+            lines += make(R[key])
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--docs", type=Path, default=DOCS)
+    p.add_argument("--demo-timings", type=Path, help="a make demo timings file to copy to docs/demo_timings.json")
+    p.add_argument("--check", action="store_true", help="exit 1 when results.md is out of date; write nothing")
+    args = p.parse_args(argv)
+    out = args.docs / "results.md"
+    if args.demo_timings and not args.check:
+        read_json(args.demo_timings)  # a clear error when it is missing or not JSON
+        shutil.copyfile(args.demo_timings, args.docs / DEMO_TIMINGS)
+    text = render(args.docs)
+    if args.check:
+        fresh = out.is_file() and out.read_text() == text
+        print(f"{out}: {'up to date' if fresh else 'out of date: run make results'}")
+        return 0 if fresh else 1
+    atomic_write_text(out, text)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

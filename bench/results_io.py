@@ -1,0 +1,223 @@
+"""Machine-readable bench results: every bench page ``docs/bench_<name>.md`` gets a
+``docs/bench_<name>.json`` beside it, which docs/results.md is generated from (bench/make_results.py).
+
+A result holds the page's tables exactly as shown (cells as strings, bold markers removed), the
+bench's verdict sentences in its own words, named figures that are not in a table, the
+conditions of the run (date, machine, threads, torch, commit, corpus) and where it came from
+(command, or ``"imported": true`` with the page it was parsed from; bench/import_pages.py).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from audio_lottery.files import atomic_write_json, atomic_write_text, read_json
+from audio_lottery.provenance import run_conditions
+
+SCHEMA = 1
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+_HEADING = re.compile(r"^#+\s+(.*)$")
+_ROW = re.compile(r"^\|(.*)\|\s*$")
+_RULE = re.compile(r"^\|(\s*:?-+:?\s*\|)+\s*$")
+NUMBER = re.compile(r"\d{4}-\d{2}-\d{2}|\d+(?:[.,]\d+)*(?:e[-+]?\d+)?")
+
+
+# Per page: "verdicts" = regexes of whole lines (or bullets) that are the bench's conclusions;
+# "figures" = name -> regex whose first group is a number stated outside the tables.
+_RESULT = r"^(\*\*)?Result: .*$"  # every page: a line starting "Result:" is a verdict
+_TICKET = r"^- \*\*(Dense|Extreme ticket|Best ticket|Branch [\w-]+):?\*\*.*$"
+_COST = {
+    "dense_training_min": r"one dense training \(level 0[^)]*\): (\d+(?:\.\d+)?) min",
+    "imp_levels": r"IMP search, (\d+) levels",
+    "imp_search_min": r"IMP search, \d+ levels: (\d+(?:\.\d+)?) min",
+    "imp_search_x_dense": r"IMP search, \d+ levels: \d+(?:\.\d+)? min = (\d+(?:\.\d+)?) x dense",
+    "branch_trainings": r"control branches \((\d+) trainings\)",
+    "branches_min": r"control branches \(\d+ trainings\): (\d+(?:\.\d+)?) min",
+    "search_and_branches_min": r"search \+ branches: (\d+(?:\.\d+)?) min",
+    "search_and_branches_x_dense": r"search \+ branches: \d+(?:\.\d+)? min = (\d+(?:\.\d+)?) x dense",
+}
+SPECS: dict[str, dict] = {
+    "synth": {"verdicts": [r"^Estimated time for the default .*$"],
+              "figures": {"wall_s": r"Synthesis wall time (\d+(?:\.\d+)?) s", "load_s": r"plus (\d+(?:\.\d+)?) s reading",
+                          "workers": r"workers: (\d+)", "requested_hours": r"requested training audio: (\d+(?:\.\d+)?) h"}},
+    "features": {"figures": {"max_abs_diff_vs_librosa": r"Max \|ours - librosa\| over \d+ utterances: (\d+(?:\.\d+)?(?:e[-+]\d+)?)",
+                             "audio_s": r"utterances, (\d+(?:\.\d+)?) s in total", "librosa": r"librosa (\d[\w.]*);"}},
+    "mask_overhead": {"figures": {"enforcer_ms": r"median per training step\): (\d+(?:\.\d+)?) ms",
+                                  "enforcer_pct_of_dense_step": r"ms = (\d+(?:\.\d+)?) % of the fastest dense step",
+                                  "mask_density": r"mask density (\d+(?:\.\d+)?)",
+                                  "target_ratio": r"Target: enforced / dense <= (\d+(?:\.\d+)?)"}},
+    "ds2_small": {"figures": {"train_minutes": r"--minutes (\d+)", "target_cer": r"test CER <= (\d+(?:\.\d+)?)",
+                              "target_wer": r"and WER <= (\d+(?:\.\d+)?)", "stretch_wer": r"stretch WER <= (\d+(?:\.\d+)?)"}},
+    "lottery": {"verdicts": [_TICKET], "figures": _COST},  # bench_lottery_<name>.md
+    "inference": {"verdicts": [r"^- (channel|csr|csr-lstm) .*(met|not met|settings)$", r"^- compact files within .*$"]},
+    "inference_paper": {"verdicts": [r"^- (channel|csr|csr-lstm) .*(met|not met|settings)$"]},
+    "lm": {"verdicts": [r"^The best LM weight and word score lie on the edge.*$"],
+           "figures": {"acoustic_rtf": r"Acoustic model forward pass: (\d+(?:\.\d+)?)",
+                       "test_oov_words_pct": r"(\d+(?:\.\d+)?)% of the test words are not in the training vocabulary",
+                       "test_minutes": r"test: \d+ utterances \((\d+(?:\.\d+)?) min of audio\)"}},
+    "transfer": {"figures": {"trainings": r": (\d+) trainings, \d+(?:\.\d+)? min of training and scoring",
+                             "train_and_score_min": r"trainings, (\d+(?:\.\d+)?) min of training and scoring"}},
+    "robustness": {"figures": {"reference_run_s": r"Reference run \(uninterrupted[^)]*\): (\d+) s wall",
+                               "properties_wall_s": r"generated examples in all, (\d+(?:\.\d+)?) s wall"}},
+}
+_THREADS = [r"torch threads (\d+)", r"(\d+) torch threads?", r"\b(\d+) threads?\b", r"RTF (\d+)thr", r"\d+p x (\d+)t"]
+_CONDITIONS = {"date": r"(\d{4}-\d{2}-\d{2})", "torch": r"torch (\d+\.\d+\.\d+[\w+.]*?)[.,;)]?\s",
+               "cpu_cores": r"(\d+) (?:CPU )?cores", "machine": r"(x86_64|aarch64|arm64)", "gpu": r"(NVIDIA [A-Z]\d+)",
+               "command": r"`(python bench/[^`]+|bench/gpu_check\.sh[^`]*)`"}
+
+
+def plain(text: str) -> str:
+    """``text`` without markdown bold/italic markers and with collapsed whitespace."""
+    return " ".join(text.replace("**", "").split())
+
+
+def result_path(page: Path) -> Path:
+    """The result JSON beside a bench page."""
+    return Path(page).with_suffix(".json")
+
+
+def result_key(page: Path) -> str:
+    """``docs/bench_lottery_demo.md`` -> ``lottery_demo``."""
+    return Path(page).stem.removeprefix("bench_")
+
+
+def spec_for(page: Path) -> dict:
+    """The extraction spec of a page: its key's, or the longest spec key it starts with (``lm_quick`` -> ``lm``)."""
+    key = result_key(page)
+    names = [k for k in SPECS if key == k or key.startswith(k + "_")]
+    return SPECS[max(names, key=lambda k: (k == key, len(k)))] if names else {}
+
+
+def extract(page: Path, text: str) -> tuple[list[str], dict[str, str]]:
+    """The verdict lines and named figures of a page's text (SPECS); a missing figure is an error."""
+    spec = spec_for(page)
+    found = [m.group(0) for p in [_RESULT, *spec.get("verdicts", [])] for m in re.finditer(p, text, re.M)]
+    verdicts = sorted(set(found), key=text.index)
+    figures = {}
+    for name, pattern in spec.get("figures", {}).items():
+        m = re.search(pattern, text)
+        if m is None:
+            raise ValueError(f"{page}: figure {name!r} not found on the page ({pattern})")
+        figures[name] = m.group(1)
+    return verdicts, figures
+
+
+def stated_conditions(text: str, tables: list[dict]) -> dict:
+    """The conditions a page states (date, torch, cores, machine, GPU, command, thread counts)."""
+    cond: dict = {}
+    for key, pattern in _CONDITIONS.items():
+        m = re.search(pattern, text)
+        cond[key] = m.group(1) if m else None
+    threads = {int(t) for p in _THREADS for t in re.findall(p, text)}
+    threads |= {int(r[0]) for t in tables if t["headers"][:1] == ["torch threads"] for r in t["rows"]}
+    cond["torch_threads"] = ",".join(str(t) for t in sorted(threads)) or None
+    return cond
+
+
+def _cells(line: str) -> list[str]:
+    return [plain(c) for c in _ROW.match(line).group(1).split("|")]
+
+
+def parse_tables(markdown: str) -> list[dict]:
+    """Every pipe table of ``markdown``: ``{"section", "headers", "rows"}`` (section = the heading above it)."""
+    tables: list[dict] = []
+    section, lines, i = "", markdown.splitlines(), 0
+    while i < len(lines):
+        if m := _HEADING.match(lines[i]):
+            section = plain(m.group(1))
+        elif _ROW.match(lines[i].strip()) and i + 1 < len(lines) and _RULE.match(lines[i + 1].strip()):
+            headers, rows, i = _cells(lines[i].strip()), [], i + 2
+            while i < len(lines) and _ROW.match(lines[i].strip()):
+                rows.append(_cells(lines[i].strip()))
+                i += 1
+            tables.append({"section": section, "headers": headers, "rows": rows})
+            continue
+        i += 1
+    return tables
+
+
+def command_line() -> str:
+    """This process's command, with the script relative to the repository."""
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+    return shlex.join(["python", str(shown), *sys.argv[1:]])
+
+
+def build_result(page: Path, markdown: str, *, verdicts: list[str], figures: dict[str, Any],
+                 conditions: dict[str, Any], source: dict[str, Any]) -> dict:
+    """The result dict of a page (both for a bench run and for an import)."""
+    missing = [v for v in verdicts if plain(v) not in plain(markdown)]
+    if missing:
+        raise ValueError(f"{page}: verdict(s) not on the page: {missing}")
+    return {"schema": SCHEMA, "key": result_key(page), "page": Path(page).name, **source,
+            "conditions": conditions, "verdicts": [plain(v).removeprefix("- ") for v in verdicts], "figures": figures,
+            "tables": parse_tables(markdown)}
+
+
+def write_page(page: Path, markdown: str, *, verdicts: list[str] = (), figures: dict[str, Any] | None = None,
+               conditions: dict[str, Any] | None = None, command: str | None = None) -> Path:
+    """Write a bench page and its result JSON beside it (both atomically); returns the JSON path.
+
+    The tables, the verdict lines and the named figures of SPECS are taken from ``markdown``
+    itself, the way bench/import_pages.py reads an old page, so a result always holds exactly
+    what its page shows. ``verdicts`` adds conclusion sentences (each must occur on the page);
+    ``figures`` adds named numbers; ``conditions`` adds or overrides conditions (e.g. the corpus,
+    :func:`audio_lottery.provenance.corpus_version`); thread counts the page states win over
+    torch's current setting.
+    """
+    page = Path(page)
+    found, named = extract(page, markdown)
+    tables = parse_tables(markdown)
+    threads = stated_conditions(markdown, tables)["torch_threads"]
+    result = build_result(page, markdown, verdicts=[*found, *verdicts], figures={**named, **(figures or {})},
+                          conditions=run_conditions(**({"torch_threads": threads} if threads else {}), **(conditions or {})),
+                          source={"imported": False, "command": command or command_line()})
+    atomic_write_text(page, markdown)
+    atomic_write_json(result_path(page), result)
+    return result_path(page)
+
+
+def load_results(docs: Path = DOCS) -> dict[str, dict]:
+    """Every ``bench_*.json`` of ``docs`` by key (``lottery_demo``, ``inference_paper``, ...)."""
+    out = {}
+    for path in sorted(Path(docs).glob("bench_*.json")):
+        result = read_json(path)
+        if not isinstance(result, dict) or result.get("schema") != SCHEMA:
+            raise ValueError(f"{path}: not a bench result of schema {SCHEMA}")
+        out[result["key"]] = result
+    return out
+
+
+def numbers_in(obj: Any) -> set[str]:
+    """Every number token in a JSON value (strings tokenised, numbers as written and rounded)."""
+    if isinstance(obj, dict):
+        return set().union(*(numbers_in(k) | numbers_in(v) for k, v in obj.items())) if obj else set()
+    if isinstance(obj, (list, tuple)):
+        return set().union(*(numbers_in(v) for v in obj)) if obj else set()
+    if isinstance(obj, bool) or obj is None:
+        return set()
+    return set(NUMBER.findall(str(obj)))
+
+
+_CODE = re.compile(r"`[^`]*`")
+_LINK_TARGET = re.compile(r"\]\([^)]*\)")
+
+
+def untraced_numbers(markdown: str, sources: dict[str, Any]) -> list[str]:
+    """Numbers of ``markdown`` (outside code spans and link targets) that the sources of their
+    section do not hold. A section (from one ``## `` heading to the next) may use the sources
+    whose name (``bench_lm.md``, ``demo_timings.json``) it mentions; text before the first
+    section may use none."""
+    missing: set[str] = set()
+    for part in re.split(r"(?m)^(?=## )", markdown):
+        used = [obj for name, obj in sources.items() if name in part]
+        known = set().union(*(numbers_in(obj) for obj in used)) if used else set()
+        text = _LINK_TARGET.sub("]", _CODE.sub("", part))
+        missing |= {n for n in NUMBER.findall(text) if n not in known}
+    return sorted(missing)
