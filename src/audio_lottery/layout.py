@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 RUN_PREFIX = "lottery_"
 LEVEL_PREFIX = "level_"
@@ -74,15 +75,34 @@ def checkpoint_files(folder: Path, stem: str) -> tuple[Path, Path]:
 
 
 @dataclass(frozen=True)
-class TrainLayout:
-    """A training folder (``audio-lottery train --out`` or ``level_L/train``)."""
+class ModelFolder:
+    """A folder holding a model: its weights, its config and ``tokenizer/`` side by side."""
 
     dir: Path
+    WEIGHTS: ClassVar[str] = BEST
+    CONFIG_FILE: ClassVar[str] = CONFIG
+
+    @property
+    def weights(self) -> Path:
+        return self.dir / self.WEIGHTS
+
+    @property
+    def config(self) -> Path:
+        return self.dir / self.CONFIG_FILE
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.dir / TOKENIZER
+
+
+@dataclass(frozen=True)
+class TrainLayout(ModelFolder):
+    """A training folder (``audio-lottery train --out`` or ``level_L/train``): the best-dev model
+    (``best``, what eval/transcribe load) plus the training state, result and metrics."""
 
     @property
     def best(self) -> Path:
-        """Best-dev weights (with config.yaml and tokenizer/ beside them: what eval/transcribe load)."""
-        return self.dir / BEST
+        return self.weights
 
     @property
     def last(self) -> Path:
@@ -95,14 +115,6 @@ class TrainLayout:
     @property
     def result(self) -> Path:
         return self.dir / RESULT
-
-    @property
-    def config(self) -> Path:
-        return self.dir / CONFIG
-
-    @property
-    def tokenizer(self) -> Path:
-        return self.dir / TOKENIZER
 
     @property
     def metrics(self) -> Path:
@@ -255,19 +267,8 @@ class RunLayout:
 
 
 @dataclass(frozen=True)
-class ExportLayout:
+class ExportLayout(ModelFolder):
     """An export folder: ``model.safetensors``, ``config.json``, ``tokenizer/``."""
 
-    dir: Path
-
-    @property
-    def weights(self) -> Path:
-        return self.dir / EXPORT_WEIGHTS
-
-    @property
-    def config(self) -> Path:
-        return self.dir / EXPORT_CONFIG
-
-    @property
-    def tokenizer(self) -> Path:
-        return self.dir / TOKENIZER
+    WEIGHTS: ClassVar[str] = EXPORT_WEIGHTS
+    CONFIG_FILE: ClassVar[str] = EXPORT_CONFIG
