@@ -6,7 +6,8 @@ CLI         := $(VENV)/bin/audio-lottery
 DATA        ?= data/synth
 RUNS        ?= runs
 DEB_PACKAGES := python3-venv espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-                sox fortunes fortunes-min wordnet-base bible-kjv bible-kjv-text ufoai-sound openttd-opensfx
+                sox fortunes fortunes-min wordnet-base bible-kjv bible-kjv-text ufoai-sound openttd-opensfx \
+                asterisk-core-sounds-en asterisk-core-sounds-en-g722
 THREADS     ?= 2
 
 .PHONY: setup demo test test-slow bench clean

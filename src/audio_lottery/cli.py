@@ -39,7 +39,8 @@ def cmd_data_synth(args: argparse.Namespace) -> None:
 def cmd_data_prepare(args: argparse.Namespace) -> None:
     from audio_lottery.data.corpora import prepare_corpus
 
-    print(json.dumps(prepare_corpus(args.name, Path(args.root), Path(args.out))))
+    root = Path(args.root) if args.root else None
+    print(json.dumps(prepare_corpus(args.name, root, Path(args.out))))
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
@@ -173,8 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_synth)
     cli_noise.add_data_parsers(data, common)
     p = data.add_parser("prepare", help="manifests from an official corpus layout", parents=[common])
-    p.add_argument("name", choices=["librispeech", "tedlium", "commonvoice"])
-    p.add_argument("--root", required=True)
+    p.add_argument("name", choices=["librispeech", "tedlium", "commonvoice", "asterisk"])
+    p.add_argument("--root", help="corpus folder (required, except asterisk: default / = the installed "
+                   "Debian packages asterisk-core-sounds-en and asterisk-core-sounds-en-g722)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_data_prepare)
     p = data.add_parser("check", help="validate a manifest: malformed lines, unusable audio and transcripts "
