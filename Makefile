@@ -31,6 +31,9 @@ $(VENV)/.stamp-pip: pyproject.toml .stamp-apt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test,onnx]'
+	# openai-whisper (EnglishTextNormalizer for scoring real speech): --no-deps since it declares
+	# triton, which CPU use never needs; the modules it imports are in pyproject's dependencies.
+	$(PY) -m pip install -q --no-deps openai-whisper==20250625
 	@touch $@
 
 demo: setup

@@ -31,6 +31,7 @@ def main() -> None:
     p.add_argument("--skip-robustness", action="store_true", help="skip the kill-and-resume matrix (~15 tiny runs)")
     args = p.parse_args()
     run("bench_synth.py", "0.1", "2")
+    run("bench_asterisk_corpus.py")  # prepares data/asterisk, writes docs/asterisk.md
     run("bench_features.py")
     run("bench_mask_overhead.py")
     run("bench_ddp.py")

@@ -104,7 +104,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.hyps:
         from audio_lottery.io import atomic_write_jsonl
 
-        atomic_write_jsonl(Path(args.hyps), [{"id": r["id"], "ref": r["text"], "hyp": hyps[r["id"]]} for r in records])
+        rows = [{"id": r["id"], "ref": r.get("raw_text", r["text"]), "hyp": hyps[r["id"]]} for r in records]
+        atomic_write_jsonl(Path(args.hyps), rows)
     print(json.dumps(scores))
 
 

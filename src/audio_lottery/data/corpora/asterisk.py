@@ -159,7 +159,7 @@ def _prompt(name: str, g722: Path | None, line: tuple[int, str] | None, transcri
     samples = decode_g722(g722, utt_id)
     wav = wav_dir / f"{name}.wav"
     _write_wav(wav, samples)
-    extra = {"source_text": source} if source != raw else {}
+    extra = {"source_text": source} if " ".join(source.split()) != raw else {}
     record = make_record(utt_id, wav, len(samples) / SAMPLE_RATE, text, SPEAKER, raw_text=raw, **extra,
                          prompt=name, corpus="asterisk")
     problem, _ = audio_problem(record)
