@@ -7,11 +7,13 @@ import io
 import json
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from audio_lottery.data.corpora import CorpusLayoutError, prepare_corpus
 from audio_lottery.data.corpora.asterisk import SOUNDS, TRANSCRIPTS, spoken_form, split_of
@@ -191,3 +193,28 @@ def test_references_pick_raw_text() -> None:
     assert score_records(plain, ["hello", "world"]) == score_texts(["hello", "world"], ["hello", "world"])
     with pytest.raises(ValueError, match=r"\(a\): no raw_text, while 1 of 2"):
         references([plain[0], raw[1]])
+
+
+def test_evaluate_scores_raw_text_with_whisper_normalizer(asterisk: Path, tmp_path: Path) -> None:
+    from audio_lottery.eval.evaluate import evaluate
+
+    out = tmp_path / "out"
+    report = prepare_corpus("asterisk", asterisk, out, progress=False)
+    recs = {r["id"]: r for split in report for r in read_manifest(out / f"{split}.jsonl")}
+    records = [recs["hello-world"], recs["letters.at"]]
+    spoken = {SR: "hello world", len(sf.read(records[1]["audio"])[0]): "at"}
+
+    class FakeRecognizer:  # the interface evaluate() uses: cfg sample rate, model.eval(), transcribe()
+        cfg = SimpleNamespace(data=SimpleNamespace(features=SimpleNamespace(sample_rate=SR)))
+        model = torch.nn.Identity()
+
+        def transcribe(self, waves: list, decoder=None) -> list[str]:
+            return [spoken[len(w)] for w in waves]
+
+    scores = evaluate(FakeRecognizer(), records)
+    assert (scores["wer"], scores["normalizer"], scores["ref_words"]) == (0.0, "whisper-en", 3)
+    assert scores["hyps"] == {"hello-world": "hello world", "letters.at": "at"}
+    plain = evaluate(FakeRecognizer(), [{k: v for k, v in r.items() if k != "raw_text"} for r in records])
+    assert plain["wer"] == 0.0 and "normalizer" not in plain
+    spoken[SR] = "hello word"
+    assert evaluate(FakeRecognizer(), records)["word_errors"] == 1
