@@ -218,3 +218,17 @@ def test_evaluate_scores_raw_text_with_whisper_normalizer(asterisk: Path, tmp_pa
     assert plain["wer"] == 0.0 and "normalizer" not in plain
     spoken[SR] = "hello word"
     assert evaluate(FakeRecognizer(), records)["word_errors"] == 1
+
+
+def test_audio_problem_drops_and_removes_wav(asterisk: Path, tmp_path: Path, monkeypatch) -> None:
+    from audio_lottery.data.corpora import asterisk as module
+
+    real = module.decode_g722
+    monkeypatch.setattr(module, "decode_g722", lambda path, utt_id=None: real(path, utt_id) * 0
+                        if utt_id == "hello-world" else real(path, utt_id))
+    out = tmp_path / "out"
+    prepare_corpus("asterisk", asterisk, out, progress=False)
+    dropped = {d["id"]: d for items in json.loads((out / "prepare_report.json").read_text())["skipped_items"].values()
+               for d in items}
+    assert dropped["hello-world"]["reason"] == "silent_audio" and "peak amplitude" in dropped["hello-world"]["detail"]
+    assert not (out / "wav" / "hello-world.wav").exists() and (out / "wav" / "goodbye.wav").is_file()

@@ -43,6 +43,7 @@ from audio_lottery.data.corpora.common import (
     make_record,
 )
 from audio_lottery.data.text import normalize_text
+from audio_lottery.eval.normalize import WHISPER_EN
 from audio_lottery.io import atomic_write_bytes, atomic_write_json
 
 TRANSCRIPT_PACKAGE = "asterisk-core-sounds-en"
@@ -61,7 +62,7 @@ INFO = {
                    "Debian packages asterisk-core-sounds-en and asterisk-core-sounds-en-g722",
     "packages": [TRANSCRIPT_PACKAGE, AUDIO_PACKAGE],
     "sample_rate": SAMPLE_RATE,
-    "scoring": "whisper-en",
+    "scoring": WHISPER_EN,  # raw_text and hypotheses pass through Whisper's EnglishTextNormalizer
 }
 
 _ANNOTATION = re.compile(r"\[[^\]]*\]|<[^>]*>|\([^)]*\)")
@@ -157,18 +158,20 @@ def _prompt(name: str, g722: Path | None, line: tuple[int, str] | None, transcri
     if g722 is None:
         raise SkipItem("missing_audio", f"{transcripts}:{lineno}", f"no audio file {name}.g722", utt_id=utt_id)
     samples = decode_g722(g722, utt_id)
+    duration = len(samples) / SAMPLE_RATE
+    rate = len(text) / duration
+    if not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
+        raise SkipItem("speaking_rate", g722, f"{rate:.1f} chars/s outside {RATE_RANGE[0]:g}-{RATE_RANGE[1]:g} "
+                       f"({len(text)} chars in {duration:.2f}s)", warn=False, utt_id=utt_id)
     wav = wav_dir / f"{name}.wav"
     _write_wav(wav, samples)
     extra = {"source_text": source} if " ".join(source.split()) != raw else {}
-    record = make_record(utt_id, wav, len(samples) / SAMPLE_RATE, text, SPEAKER, raw_text=raw, **extra,
-                         prompt=name, corpus="asterisk")
+    record = make_record(utt_id, wav, duration, text, SPEAKER, raw_text=raw, **extra, prompt=name,
+                         corpus="asterisk")
     problem, _ = audio_problem(record)
     if problem:
+        wav.unlink()
         raise SkipItem(problem[0].replace(" ", "_"), g722, problem[1], utt_id=utt_id)
-    rate = len(text) / record["duration"]
-    if not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
-        raise SkipItem("speaking_rate", g722, f"{rate:.1f} chars/s outside {RATE_RANGE[0]:g}-{RATE_RANGE[1]:g} "
-                       f"({len(text)} chars in {record['duration']:.2f}s)", warn=False, utt_id=utt_id)
     yield record
 
 
