@@ -97,8 +97,8 @@ def markdown(s: dict, command: str) -> str:
         "once by listening with faster-whisper tiny.en to the three prompts that have them: `dictate/both_help` "
         "is heard as \"Press star to toggle pause. Press pound to enter a new dictation file name.\").",
         f"- `raw_text` is that spoken form with case, punctuation and digits as written, spaces collapsed "
-        f"({s['rewritten']} kept utterances differ from their line otherwise; it is kept as `source_text`); WER on this corpus passes "
-        "`raw_text` and the hypothesis through Whisper's `EnglishTextNormalizer` "
+        f"({s['rewritten']} kept utterances differ from their line otherwise; it is kept as `source_text`); "
+        "WER on this corpus passes `raw_text` and the hypothesis through Whisper's `EnglishTextNormalizer` "
         "(`audio_lottery.eval.normalize`, used by `eval` whenever the records carry `raw_text`).",
         "- `text` is the project's `normalize_text` of `raw_text` (a-z, apostrophe, space): digits are spelled "
         "one by one, right where the speaker reads digits, wrong for e.g. \"dial 500\"; utterances with a "
