@@ -6,7 +6,8 @@ CLI         := $(VENV)/bin/audio-lottery
 DATA        ?= data/synth
 RUNS        ?= runs
 DEB_PACKAGES := python3-venv espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-                sox fortunes fortunes-min wordnet-base bible-kjv bible-kjv-text ufoai-sound openttd-opensfx
+                sox fortunes fortunes-min wordnet-base bible-kjv bible-kjv-text ufoai-sound openttd-opensfx \
+                asterisk-core-sounds-en asterisk-core-sounds-en-g722
 THREADS     ?= 2
 
 .PHONY: setup demo test test-slow bench results clean
@@ -30,6 +31,9 @@ $(VENV)/.stamp-pip: pyproject.toml .stamp-apt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test,onnx]'
+	# openai-whisper (EnglishTextNormalizer for scoring real speech): --no-deps since it declares
+	# triton, which CPU use never needs; the modules it imports are in pyproject's dependencies.
+	$(PY) -m pip install -q --no-deps openai-whisper==20250625
 	@touch $@
 
 demo: setup

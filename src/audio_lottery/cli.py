@@ -39,7 +39,8 @@ def cmd_data_synth(args: argparse.Namespace) -> None:
 def cmd_data_prepare(args: argparse.Namespace) -> None:
     from audio_lottery.data.corpora import prepare_corpus
 
-    print(json.dumps(prepare_corpus(args.name, Path(args.root), Path(args.out))))
+    root = Path(args.root) if args.root else None
+    print(json.dumps(prepare_corpus(args.name, root, Path(args.out))))
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
@@ -103,7 +104,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.hyps:
         from audio_lottery.io import atomic_write_jsonl
 
-        atomic_write_jsonl(Path(args.hyps), [{"id": r["id"], "ref": r["text"], "hyp": hyps[r["id"]]} for r in records])
+        rows = [{"id": r["id"], "ref": r.get("raw_text", r["text"]), "hyp": hyps[r["id"]]} for r in records]
+        atomic_write_jsonl(Path(args.hyps), rows)
     print(json.dumps(scores))
 
 
@@ -173,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_synth)
     cli_noise.add_data_parsers(data, common)
     p = data.add_parser("prepare", help="manifests from an official corpus layout", parents=[common])
-    p.add_argument("name", choices=["librispeech", "tedlium", "commonvoice"])
-    p.add_argument("--root", required=True)
+    p.add_argument("name", choices=["librispeech", "tedlium", "commonvoice", "asterisk"])
+    p.add_argument("--root", help="corpus folder (required, except asterisk: default / = the installed "
+                   "Debian packages asterisk-core-sounds-en and asterisk-core-sounds-en-g722)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_data_prepare)
     p = data.add_parser("check", help="validate a manifest: malformed lines, unusable audio and transcripts "
