@@ -51,6 +51,12 @@ class Case:
     uid: str = ""
     line: int | None = None
 
+    def named_in(self, message: str) -> bool:
+        """Whether ``message`` names the manifest (and the line where there is one)."""
+        if self.outcome in ("refuse", "refuse-eval"):
+            return str(self.manifest) in message and (self.line is None or f"{self.manifest}:{self.line}" in message)
+        return f":{self.line} " in message and str(self.manifest) in message
+
 
 @dataclass
 class BadCorpus:
@@ -217,10 +223,11 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 
 @dataclass
 class Observation:
-    """What the toolkit did with one case; ``handled`` when it is the expected outcome with a
-    message naming the file (and the manifest line where there is one)."""
+    """What the toolkit did with one case (a :class:`Case` or a :class:`LoadCase`); ``handled`` when it
+    is the expected outcome with the expected message fragment, naming the file (and the manifest line
+    where there is one) unless the outcome is ``ok``."""
 
-    case: Case
+    case: Case | LoadCase
     outcome: str
     message: str
 
@@ -229,10 +236,7 @@ class Observation:
         c = self.case
         if self.outcome != c.outcome or c.expect not in self.message:
             return False
-        if c.outcome in ("refuse", "refuse-eval"):
-            named = str(c.manifest) in self.message
-            return named and (c.line is None or f"{c.manifest}:{c.line}" in self.message)
-        return c.outcome == "ok" or (f":{c.line} " in self.message and str(c.manifest) in self.message)
+        return c.outcome == "ok" or c.named_in(self.message)
 
 
 def observe(corpus: BadCorpus, cfg, workdir: Path) -> list[Observation]:
@@ -302,6 +306,10 @@ class LoadCase:
     outcome: str
     expect: str
     names: Path
+
+    def named_in(self, message: str) -> bool:
+        """Whether ``message`` names the file."""
+        return str(self.names) in message
 
 
 def _json_edit(path: Path, edit) -> None:
@@ -434,32 +442,15 @@ def _loaded_fact(case: LoadCase, loaded) -> str:
     return json.dumps(loaded)
 
 
-@dataclass
-class LoadObservation:
-    """What a loader did with one :class:`LoadCase`; ``handled`` when it is the expected outcome with
-    the expected message (naming ``case.names``) or loaded value."""
-
-    case: LoadCase
-    outcome: str
-    message: str
-
-    @property
-    def handled(self) -> bool:
-        c = self.case
-        if self.outcome != c.outcome or c.expect not in self.message:
-            return False
-        return c.outcome == "ok" or str(c.names) in self.message
-
-
-def observe_loads(cases: list[LoadCase]) -> list[LoadObservation]:
+def observe_loads(cases: list[LoadCase]) -> list[Observation]:
     """Load every case; a ValueError or FileNotFoundError is a refusal, anything else a crash."""
     out = []
     for case in cases:
         try:
             loaded = load_case(case)
-            out.append(LoadObservation(case, "ok", _loaded_fact(case, loaded)))
+            out.append(Observation(case, "ok", _loaded_fact(case, loaded)))
         except (ValueError, FileNotFoundError) as exc:
-            out.append(LoadObservation(case, "refuse", str(exc)))
+            out.append(Observation(case, "refuse", str(exc)))
         except Exception as exc:  # noqa: BLE001 - a crash is what this looks for
-            out.append(LoadObservation(case, "crash", f"{type(exc).__name__}: {exc}"))
+            out.append(Observation(case, "crash", f"{type(exc).__name__}: {exc}"))
     return out
