@@ -109,16 +109,30 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(json.dumps(scores))
 
 
-def cmd_transcribe(args: argparse.Namespace) -> None:
-    from audio_lottery.data.audio import load_audio
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    """Print ``PATH<TAB>text`` per file; a file that cannot be read is named on stderr and skipped,
+    and the exit status is 1 when any was (2 when nothing could start, e.g. the model did not load)."""
+    from audio_lottery.data.audio import AudioError, load_audio
     from audio_lottery.recognizer import Recognizer
 
     rec = Recognizer.load(args.model)
     sr = rec.cfg.data.features.sample_rate
     decoder = decoder_from_args(args, rec.tokenizer)
+    failed = []
     for path in args.audio:
-        text = rec.transcribe([load_audio(path, sr)], decoder=decoder)[0]
-        print(f"{path}\t{text}")
+        try:
+            wave = load_audio(path, sr)
+        except AudioError as exc:
+            print(f"audio-lottery: error: {exc}", file=sys.stderr, flush=True)
+            failed.append(path)
+            continue
+        text = rec.transcribe([wave], decoder=decoder)[0]
+        print(f"{path}\t{text}", flush=True)
+    if failed:
+        print(f"audio-lottery: {len(failed)} of {len(args.audio)} files not transcribed: {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_lottery(args: argparse.Namespace) -> None:
@@ -208,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli_noise.add_eval_args(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, mp3; any sample rate)", parents=[common])
+    p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, mp3; any sample rate); an unreadable "
+                                          "file is named and skipped (exit status 1 when any was)",
+                       parents=[common])
     p.add_argument("--model", required=True)
     p.add_argument("audio", nargs="+")
     add_beam_args(p)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 BEAM_DEFAULT = 50
@@ -32,17 +33,67 @@ def add_beam_args(p: argparse.ArgumentParser, grid: bool = False) -> None:
                    help="lexicon-based decoding: a 'word tok tok ...' file, or `lm` for every word of the word LM")
     if not grid:
         g.add_argument("--decode-params", default=None, metavar="JSON",
-                       help="settings written by `audio-lottery lm tune` (explicit options override them)")
+                       help="settings written by `audio-lottery lm tune` (explicit options override them; "
+                            "its LM and lexicon paths are relative to the JSON file's folder)")
+
+
+PARAM_FILES = ("lm", "lexicon")  # --decode-params keys naming files, relative to the JSON's folder
+_PARAM_NUMBERS = {"beam": int, "beam_size_token": int, "beam_threshold": float, "lm_weight": float,
+                  "word_score": float, "unk_score": float}
+
+
+def read_decode_params(path: Path) -> dict:
+    """The settings of a ``--decode-params`` JSON (``lm tune``'s output), validated: the LM and lexicon
+    paths are resolved relative to the JSON file's folder and must be regular files; the search options
+    must be numbers. A problem raises ValueError (FileNotFoundError) naming the JSON file and the key."""
+    from audio_lottery.io import read_json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path} (--decode-params)")
+    raw = read_json(path)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a JSON object of decoder settings (from `audio-lottery lm tune`)")
+    settings = {k: v for k, v in raw.items() if v is not None}
+    for key, kind in _PARAM_NUMBERS.items():
+        value = settings.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or (kind is int and not float(value).is_integer())):
+            raise ValueError(f"{path}: {key!r} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    for key in PARAM_FILES:
+        value = settings.get(key)
+        if value is None or (key == "lexicon" and value == "lm"):
+            continue
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{path}: {key!r} must be a file name, got {value!r}")
+        target = path.parent / value  # an absolute value stays absolute
+        if not target.exists():
+            raise FileNotFoundError(f"{path}: {key!r} names {value!r}, but there is no such file: {target}")
+        if not target.is_file():
+            raise ValueError(f"{path}: {key!r} names {value!r}, which is not a regular file: {target}")
+        settings[key] = str(target)
+    return settings
+
+
+def relative_params(params: dict, out: Path) -> dict:
+    """``params`` with the LM and lexicon paths made relative to the folder of ``out`` (the JSON file
+    :func:`read_decode_params` will read them from)."""
+    folder = Path(out).resolve().parent
+    rel = dict(params)
+    for key in PARAM_FILES:
+        value = rel.get(key)
+        if value and not (key == "lexicon" and value == "lm"):
+            rel[key] = os.path.relpath(Path(value).resolve(), folder)
+    return rel
 
 
 def decoder_from_args(args: argparse.Namespace, tokenizer):
     """A :class:`CTCBeamDecoder` from the options of :func:`add_beam_args`, or None for greedy."""
     from audio_lottery.decoding.lm_beam import BeamSearchOptions, CTCBeamDecoder
-    from audio_lottery.io import read_json
 
     settings: dict = {}
     if getattr(args, "decode_params", None):
-        settings = {k: v for k, v in read_json(Path(args.decode_params)).items() if v is not None}
+        settings = read_decode_params(Path(args.decode_params))
     explicit = {k: getattr(args, k, None) for k in ("beam", "lm", "lm_weight", "word_score", "beam_threshold",
                                                     "beam_size_token", "lexicon")}
     settings.update({k: v for k, v in explicit.items() if v is not None})
@@ -87,6 +138,7 @@ def cmd_lm_tune(args: argparse.Namespace) -> None:
         decoder = CTCBeamDecoder(rec.tokenizer, BeamSearchOptions(beam=BEAM_DEFAULT))
     params = tune(rec, records, decoder, args.lm_weights, args.word_scores, progress=not args.quiet)
     params["tuning"]["manifest"] = str(args.manifest)
+    params = relative_params(params, Path(args.out))
     atomic_write_json(Path(args.out), params)
     print(json.dumps({"out": args.out, "lm_weight": params["lm_weight"], "word_score": params["word_score"],
                       **{k: v for k, v in params["tuning"].items() if k != "grid"}}))

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from audio_lottery.config import config_from_dict, to_dict
+from audio_lottery.fallbacks import UnshrunkExportWarning
 from audio_lottery.io import atomic_write_json, load_tensors, read_json, save_tensors
+from audio_lottery.pruning.bundle_check import check_tensor_infos, model_shapes
 from audio_lottery.pruning.csr import csr_tensor
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.structured import as_matrix
@@ -180,8 +183,9 @@ def export_recognizer(rec, mask: Mask, fmt: str, out_dir: Path, source: dict | N
         try:
             shrunk = shrink_model(model, mask, cfg)
             model, cfg, residual, sizes = shrunk.model, shrunk.cfg, shrunk.mask, shrunk.sizes
-        except NotImplementedError:
-            pass
+        except NotImplementedError as exc:
+            warnings.warn(f"{fmt} export of a {cfg.model.name} model: not shrunk, exported at full size ({exc})",
+                          UnshrunkExportWarning, stacklevel=2)
     tensors: dict[str, Tensor] = {}
     encodings: dict[str, dict] = {}
     for name, t in model.state_dict().items():
@@ -218,7 +222,10 @@ def load_exported(path: Path, csr_policy=None, runtime: str | None = None):
     if not isinstance(meta, dict) or meta.get("format") != MARKER:
         raise ValueError(f"{path / EXPORT_CONFIG}: not an audio-lottery export (format {meta.get('format')!r})")
     cfg = config_from_dict(meta["config"])
-    rec = Recognizer.build(cfg, load_tokenizer(path / "tokenizer"))
+    tokenizer = load_tokenizer(path / "tokenizer")
+    check_tensor_infos(meta.get("tensors"), model_shapes(cfg, tokenizer.vocab_size, path / EXPORT_CONFIG),
+                       path / EXPORT_CONFIG)
+    rec = Recognizer.build(cfg, tokenizer)
     stored = load_tensors(path / WEIGHTS)
     state = {name: decode(name, info, stored, path / WEIGHTS) for name, info in meta["tensors"].items()}
     missing, unexpected = rec.model.load_state_dict(state, strict=False)
