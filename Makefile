@@ -9,7 +9,7 @@ DEB_PACKAGES := python3-venv espeak-ng flite festival festvox-kallpc16k festvox-
                 sox fortunes fortunes-min wordnet-base bible-kjv bible-kjv-text ufoai-sound openttd-opensfx
 THREADS     ?= 2
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow test-ci bench clean
 
 setup: $(VENV)/.stamp-pip .stamp-apt
 
@@ -40,6 +40,10 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -m slow
+
+# CI (.ci/run): the fast and the slow suite in one session, the slowest tests listed.
+test-ci: setup
+	$(PY) -m pytest -m "slow or not slow" --durations=25
 
 bench: setup
 	$(PY) bench/run_all.py
