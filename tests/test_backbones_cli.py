@@ -138,12 +138,12 @@ def test_every_model_command_and_branch_works(backbone, data, tmp_path, capsys, 
     records = read_manifest(data["test"])
     scores = json.loads(cli("eval", "--model", str(model), "--manifest", str(data["test"]), "--hyps",
                             str(tmp_path / "hyps.jsonl")).strip().splitlines()[-1])
-    lines = cli("transcribe", "--model", str(model), *[str(r["audio"]) for r in records]).strip().split("\n")
-    assert [ln.split("\t")[0] for ln in lines] == [str(r["audio"]) for r in records]
-    texts = [ln.split("\t", 1)[1] if "\t" in ln else "" for ln in lines]
+    lines = cli("transcribe", "--model", str(model), *[str(r["audio"]) for r in records]).splitlines()
+    paths, texts = zip(*(ln.split("\t", 1) for ln in lines))
+    assert list(paths) == [str(r["audio"]) for r in records]
     hyps = {row["id"]: row["hyp"] for row in map(json.loads, (tmp_path / "hyps.jsonl").read_text().splitlines())}
-    assert [hyps[r["id"]] for r in records] == texts
-    expected = error_rates([r["text"] for r in records], texts)
+    assert [hyps[r["id"]] for r in records] == list(texts)
+    expected = error_rates([r["text"] for r in records], list(texts))
     assert scores["cer"] == pytest.approx(expected["cer"]) and scores["wer"] == pytest.approx(expected["wer"])
     assert scores["char_errors"] == expected["char_errors"] and scores["utterances"] == len(records) == 3
 
