@@ -11,7 +11,7 @@ DEB_PACKAGES := python3-venv espeak-ng flite festival festvox-kallpc16k festvox-
 THREADS     ?= 2
 EXTRAS      := test,onnx
 
-.PHONY: setup lock demo test test-slow bench results clean
+.PHONY: setup lock demo test test-slow test-ci bench results clean
 
 setup: $(VENV)/.stamp-pip .stamp-apt
 
@@ -55,6 +55,10 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -m slow
+
+# CI (.ci/run): the fast and the slow suite in one session, the slowest tests listed.
+test-ci: setup
+	$(PY) -m pytest -m "slow or not slow" --durations=25
 
 bench: setup
 	$(PY) bench/run_all.py
