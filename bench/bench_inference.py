@@ -23,7 +23,8 @@ model of ``--config`` pruned by the strategies themselves (speed does not depend
 Timing: features are precomputed (``--seconds`` of audio per utterance, equal lengths); each
 round times every variant once, in rotated order, and a variant's speed-up is the median over
 rounds of dense time / its time in the same round. RTF = wall time / audio seconds. Writes
-docs/bench_inference.md (``--quick`` writes nothing unless ``--out`` is given).
+docs/bench_inference.md (``--quick`` writes nothing unless ``--out`` is given). A fallback (an export
+that could not be shrunk, a recurrence TorchScript could not compile) stops the bench with an error.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from torch import nn
 
 from audio_lottery.config import load_config
 from audio_lottery.data.tokenizers import CharTokenizer
+from audio_lottery.fallbacks import fail_on_fallbacks
 from audio_lottery.files import read_json
 from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.runner import load_run_config
@@ -403,6 +405,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    fail_on_fallbacks()  # an unshrunk export or an eager-Python recurrence would measure something else
     args = parse_args(argv)
     torch.set_num_threads(max(args.threads))
     dense = dense_model(args)

@@ -37,6 +37,7 @@ def main() -> None:
     p.add_argument("--demo-timings", help=f"a make demo timings file (runs/{RUN_PREFIX}<hash>/{DEMO_TIMINGS}) for results.md")
     args = p.parse_args()
     run("bench_synth.py", "0.1", "2")
+    run("bench_asterisk_corpus.py")  # prepares data/asterisk, writes docs/asterisk.md
     run("bench_features.py")
     run("bench_mask_overhead.py")
     run("bench_ddp.py")

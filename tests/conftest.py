@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -62,3 +64,29 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     code = main(["-q", *args])
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+@contextmanager
+def recorded_starts() -> Iterator[dict[Path, dict[str, torch.Tensor]]]:
+    """Record the weights every training run inside the block starts from, by output folder
+    (``.../level_L/train``), through :data:`audio_lottery.train.loop.START_HOOKS`."""
+    from audio_lottery.train import loop
+
+    starts: dict[Path, dict[str, torch.Tensor]] = {}
+
+    def hook(out_dir: Path, state: dict[str, torch.Tensor]) -> None:
+        starts[Path(out_dir).resolve()] = {k: v.detach().clone() for k, v in state.items()}
+
+    loop.START_HOOKS.append(hook)
+    try:
+        yield starts
+    finally:
+        loop.START_HOOKS.remove(hook)
+
+
+def assert_starts_from(start: dict[str, torch.Tensor], weights: dict[str, torch.Tensor], mask) -> None:
+    """``start`` equals ``weights`` with ``mask`` applied, element by element, on every tensor."""
+    assert start.keys() == weights.keys()
+    for name, value in weights.items():
+        expected = value * mask[name] if name in mask else value
+        assert torch.equal(start[name], expected), f"{name}: the start weights differ from the masked rewind point"

@@ -1,5 +1,7 @@
 """Bad-input fuzzing: every broken corpus, manifest or dev set is skipped-and-counted or refused
-before training, with a message naming the file (and manifest line); nothing crashes mid-level."""
+before training, with a message naming the file (and manifest line); nothing crashes mid-level.
+Untrusted folders (tokenizers, export bundles, --decode-params, audio to transcribe) are refused
+before anything is read from outside them or allocated from their numbers."""
 
 from __future__ import annotations
 
@@ -20,9 +22,12 @@ from audio_lottery.data.manifest import read_manifest
 from audio_lottery.data.tokenizers import CharTokenizer
 from audio_lottery.files import read_json
 from audio_lottery.lottery.runner import run_lottery
-from audio_lottery.testing.badcorpus import observe, write_bad_corpus
+from audio_lottery.pruning import Mask, global_magnitude
+from audio_lottery.recognizer import Recognizer
+from audio_lottery.testing.badcorpus import observe, observe_loads, write_bad_corpus, write_bad_folders
 
-from conftest import TINY_CONFIG, tiny_overrides
+from conftest import TINY_CONFIG, run_cli, tiny_overrides
+
 
 @pytest.fixture(scope="module")
 def bad(tiny_corpus, tmp_path_factory):
@@ -99,3 +104,47 @@ def test_audio_broken_after_validation_is_skipped_when_loaded(tmp_path):
     ds = SpeechDataset([rec], FeatureExtractor(), CharTokenizer(), 16000)
     assert ds[0] is None  # the loader skips it (and logs the file) instead of crashing the epoch
     assert torch.isfinite(FeatureExtractor()(torch.zeros(1600))).all()
+
+
+# --------------------------------------------------------------------------- untrusted folders
+
+
+@pytest.fixture(scope="module")
+def ticket_rec():
+    """A small DS2 recogniser and a 10.7 %-density ticket of it (compact export uses sparse encodings)."""
+    torch.manual_seed(0)
+    rec = Recognizer.build(load_config(TINY_CONFIG, ["model.ds2.rnn_hidden=48"]), CharTokenizer())
+    params = {n: p.detach() for n, p in rec.model.named_parameters()}
+    mask = Mask.from_patterns(rec.model)
+    for _ in range(10):
+        mask = global_magnitude(params, mask, 0.2)
+    mask.apply_(rec.model)
+    return rec, mask
+
+
+def test_every_untrusted_folder_is_handled(ticket_rec, tiny_corpus, tmp_path):
+    texts = [r["text"] for r in read_manifest(tiny_corpus / "train.jsonl")]
+    cases = write_bad_folders(tmp_path, *ticket_rec, texts)
+    observations = observe_loads(cases)
+    failures = [(o.case.name, o.case.outcome, o.outcome, o.message[:300]) for o in observations if not o.handled]
+    assert not failures
+    assert Counter((o.case.kind, o.outcome) for o in observations) == {
+        ("tokenizer", "refuse"): 3, ("tokenizer", "ok"): 1, ("export", "refuse"): 4, ("export", "ok"): 1,
+        ("decode-params", "refuse"): 5, ("decode-params", "ok"): 1, ("audio", "refuse"): 3}
+
+
+def test_transcribe_names_unreadable_files_and_goes_on(ticket_rec, tiny_corpus, tmp_path, capsys):
+    rec, _ = ticket_rec
+    model = rec.save(tmp_path / "model")
+    good = read_manifest(tiny_corpus / "test.jsonl")[0]["audio"]
+    noise = tmp_path / "noise.wav"
+    noise.write_bytes(np.random.default_rng(0).bytes(20000))
+    missing = tmp_path / "missing.wav"
+    rc, out, err = run_cli(capsys, "transcribe", "--model", str(model), good, str(noise), str(missing), good)
+    assert rc == 1
+    lines = out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [good, good] and lines[0] == lines[1]
+    assert f"{noise}: unreadable audio" in err and f"no such file: {missing}" in err
+    assert "System error" not in err and f"2 of 4 files not transcribed: {noise}, {missing}" in err
+    rc, out, err = run_cli(capsys, "transcribe", "--model", str(model), good)
+    assert rc == 0 and out.startswith(f"{good}\t") and not err

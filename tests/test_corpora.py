@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audio_lottery.cli import main
 from audio_lottery.data.audio import load_audio
 from audio_lottery.data.corpora import PREPARERS, CorpusLayoutError, prepare_corpus, resolve_name
 from audio_lottery.data.corpora.tedlium import clean_stm_text
@@ -77,10 +78,14 @@ def librispeech(tmp_path: Path) -> Path:
     return root
 
 
-def test_librispeech(librispeech: Path, tmp_path: Path, caplog) -> None:
+def test_librispeech(librispeech: Path, tmp_path: Path, caplog, capsys) -> None:
     out = tmp_path / "manifests"
     with caplog.at_level(logging.WARNING):
         report = prepare_corpus("librispeech", librispeech, out, progress=False)
+    capsys.readouterr()  # the CLI writes the same manifests and prints the same report
+    assert main(["-q", "data", "prepare", "librispeech", "--root", str(librispeech), "--out", str(tmp_path / "cli")]) == 0
+    assert json.loads(capsys.readouterr().out) == report
+    assert (tmp_path / "cli" / "test-clean.jsonl").read_text() == (out / "test-clean.jsonl").read_text()
     assert set(report) == {"test-clean", "dev-clean"}
     assert report["test-clean"] == {
         "written": 3,

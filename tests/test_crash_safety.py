@@ -76,6 +76,22 @@ def test_faultpoint_kills_on_the_counted_call():
     assert missed.returncode == 0 and missed.stdout.split()[-1] == "survived"
 
 
+def test_kill_variable_alone_never_kills():
+    """AUDIO_LOTTERY_KILL_AT left over in a shell cannot kill a real run: the test switch is needed too."""
+    code = "from audio_lottery.faultpoints import faultpoint\nfor i in range(3):\n    faultpoint('p')\nprint('survived')"
+    env = {k: v for k, v in os.environ.items() if k != faultpoints.TEST_SWITCH}
+    for switch in (None, "0", "yes"):
+        if switch is not None:
+            env[faultpoints.TEST_SWITCH] = switch
+        proc = subprocess.run([sys.executable, "-c", code], env={**env, faultpoints.ENV: "p:1"},
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and proc.stdout.split() == ["survived"], (switch, proc.stderr)
+        assert "FaultpointIgnoredWarning" in proc.stderr and "AUDIO_LOTTERY_TESTING=1" in proc.stderr
+    armed = subprocess.run([sys.executable, "-c", code], env={**env, **faultpoints.armed_env("p:1")},
+                           capture_output=True, text=True, timeout=60)
+    assert crash.was_killed(armed)
+
+
 def test_write_killed_before_rename_keeps_the_old_file(tmp_path):
     target = tmp_path / "state.json"
     atomic_write_json(target, {"epoch": 1})

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,9 @@ from torch import nn
 from audio_lottery.config import load_config
 from audio_lottery.data.tokenizers import CharTokenizer
 from audio_lottery.pruning import Mask, get_strategy, global_magnitude
+from audio_lottery.fallbacks import EagerRecurrenceWarning, UnshrunkExportWarning, fail_on_fallbacks
+from audio_lottery.pruning import csr
+from audio_lottery.pruning.bundle_check import check_tensor_infos
 from audio_lottery.pruning.csr import CSRLinear, CSRLSTM, CSRPolicy, to_csr
 from audio_lottery.pruning.export import (
     EXPORT_CONFIG,
@@ -156,7 +161,7 @@ def test_export_refuses_bad_folders(tmp_path: Path) -> None:
     name = next(n for n, i in meta["tensors"].items() if i["encoding"] != "dense")
     meta["tensors"][name]["shape"] = [3]
     (tmp_path / "m" / EXPORT_CONFIG).write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match=f"model.safetensors.*{name}"):
+    with pytest.raises(ValueError, match=f"config.json: tensor {name!r}: shape \\[3\\] does not fit"):
         load_exported(tmp_path / "m")
     meta["format"] = "something-else"
     (tmp_path / "m" / EXPORT_CONFIG).write_text(json.dumps(meta))
@@ -164,6 +169,61 @@ def test_export_refuses_bad_folders(tmp_path: Path) -> None:
         load_exported(tmp_path / "m")
     with pytest.raises(ValueError, match="unknown export format"):
         export_recognizer(rec, mask, "zip", tmp_path / "z")
+
+
+def test_tensor_descriptions_are_checked_before_allocating(tmp_path: Path) -> None:
+    expected = {"w": [4, 6], "b": [4]}
+    ok = {"w": {"shape": [4, 6], "encoding": "rice", "k": 3, "count": 5}, "b": {"shape": [4], "encoding": "dense"}}
+    check_tensor_infos(ok, expected, tmp_path / "config.json")
+    bad_cases = [
+        ({"w": {**ok["w"], "k": 1 << 40}}, "tensor 'w': rice parameter k=1099511627776 must be an integer in 0..16"),
+        ({"w": {**ok["w"], "count": 25}}, "tensor 'w': count=25 must be an integer in 0..24"),
+        ({"w": {**ok["w"], "shape": [4, -6]}}, "tensor 'w': shape [4, -6] does not fit"),
+        ({"w": {"shape": [4, 6], "encoding": "csr", "matrix": [4, 7]}}, "tensor 'w': CSR matrix [4, 7] does not fit"),
+        ({"w": {"shape": [4, 6], "encoding": "zip"}}, "tensor 'w': unknown encoding 'zip'"),
+        ({"w": [4, 6]}, "tensor 'w': the description is not a mapping"),
+    ]
+    for change, message in bad_cases:
+        with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'config.json'}: {message}")):
+            check_tensor_infos({**ok, **change}, expected, tmp_path / "config.json")
+    with pytest.raises(ValueError, match=re.escape("missing ['b'], unexpected []")):
+        check_tensor_infos({"w": ok["w"]}, expected, tmp_path / "config.json")
+
+
+def test_an_export_that_cannot_shrink_warns_and_benchmarks_fail_on_it(tmp_path: Path) -> None:
+    rec = _recognizer()
+    mask = _ticket(rec, "channel", 5)
+
+    def cannot(sizes):  # a backbone with channel groups but no resized config (the base class's answer)
+        raise NotImplementedError("this backbone cannot be shrunk")
+
+    rec.model.shrunk_config = cannot
+    with pytest.warns(UnshrunkExportWarning, match="compact export of a ds2 model: not shrunk.*cannot be shrunk"):
+        meta = export_recognizer(rec, mask, "compact", tmp_path / "m")
+    assert meta["params"] == sum(p.numel() for p in rec.model.parameters())  # full size, as the warning says
+    with warnings.catch_warnings():
+        fail_on_fallbacks()
+        with pytest.raises(UnshrunkExportWarning):
+            export_recognizer(rec, mask, "compact", tmp_path / "m2")
+        export_recognizer(rec, mask, "dense", tmp_path / "m3")  # nothing to shrink: no fallback
+
+
+def test_eager_recurrence_fallback_warns(monkeypatch) -> None:
+    def refuse(fn):
+        raise RuntimeError("scripting is off")
+
+    monkeypatch.setattr(torch.jit, "script", refuse)
+    csr.compiled_recurrence.cache_clear()
+    try:
+        with pytest.warns(EagerRecurrenceWarning, match="RuntimeError: scripting is off"):
+            assert csr.compiled_recurrence() is csr._recurrence
+        csr.compiled_recurrence.cache_clear()
+        with warnings.catch_warnings():
+            fail_on_fallbacks()
+            with pytest.raises(EagerRecurrenceWarning):
+                csr.compiled_recurrence()
+    finally:
+        csr.compiled_recurrence.cache_clear()
 
 
 # --------------------------------------------------------------------------- CSR runtime

@@ -148,6 +148,7 @@ def test_cli_build_tune_eval_transcribe(tiny_corpus, tmp_path, capsys):
                 "--out", str(tmp_path / "tuned.json"))
     params = json.loads((tmp_path / "tuned.json").read_text())
     assert len(params["tuning"]["grid"]) == 4 and params["beam"] == 4 and params["mode"] == "lexicon-free"
+    assert params["lm"] == "c.arpa"  # relative to the JSON file's folder, where --decode-params resolves it
     assert tuned["best_wer"] == min(r["wer"] for r in params["tuning"]["grid"])
     scores = run("eval", "--model", str(model), "--manifest", test, "--limit", "3",
                  "--decode-params", str(tmp_path / "tuned.json"))

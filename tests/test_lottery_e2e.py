@@ -17,17 +17,24 @@ from audio_lottery.files import load_tensors, read_json
 from audio_lottery.lottery.branches import run_branch
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.pruning.mask import Mask
-from audio_lottery.train.loop import weights_abs_sum
 
-from conftest import TINY_CONFIG, tiny_overrides
+from conftest import TINY_CONFIG, assert_starts_from, recorded_starts, tiny_overrides
 
 CLI = [sys.executable, "-m", "audio_lottery.cli", "-q"]
 
 
 @pytest.fixture(scope="module")
-def lottery_run(tiny_corpus, tmp_path_factory) -> Path:
+def lottery(tiny_corpus, tmp_path_factory) -> tuple[Path, dict]:
+    """A two-level run and the weights each of its trainings started from (by train folder)."""
     cfg = load_config(TINY_CONFIG, tiny_overrides(tiny_corpus))
-    return run_lottery(cfg, tmp_path_factory.mktemp("runs"), progress=False)
+    with recorded_starts() as starts:
+        run = run_lottery(cfg, tmp_path_factory.mktemp("runs"), progress=False)
+    return run, starts
+
+
+@pytest.fixture(scope="module")
+def lottery_run(lottery) -> Path:
+    return lottery[0]
 
 
 def test_levels_follow_the_schedule(lottery_run):
@@ -48,31 +55,38 @@ def _start_events(train_dir: Path) -> list[dict]:
     return [x for x in lines if x.get("event") == "start"]
 
 
-def test_trained_ticket_keeps_pruned_weights_zero_and_rewinds_to_theta0(lottery_run):
-    mask = Mask.load(lottery_run / "level_2" / "mask.safetensors")
-    weights = load_tensors(lottery_run / "level_2" / "train" / "best.safetensors")
+def test_trained_ticket_keeps_pruned_weights_zero_and_rewinds_to_theta0(lottery):
+    lottery_run, starts = lottery
     init = load_tensors(lottery_run / "init.safetensors")
-    for name, keep in mask.items():
-        assert (weights[name][~keep] == 0).all()
-    # the level started exactly from theta_0 with the mask applied
-    rewound = {k: (v * mask[k] if k in mask else v) for k, v in init.items()}
-    expected = weights_abs_sum(rewound)
-    assert _start_events(lottery_run / "level_2" / "train")[0]["weights_abs_sum"] == pytest.approx(expected, rel=1e-9)
-    assert weights_abs_sum(weights) != pytest.approx(expected, rel=1e-6)  # and then it trained
+    assert_starts_from(starts[(lottery_run / "level_0" / "train").resolve()], init, {})  # dense from theta_0
+    for level in (1, 2):
+        mask = Mask.load(lottery_run / f"level_{level}" / "mask.safetensors")
+        weights = load_tensors(lottery_run / f"level_{level}" / "train" / "best.safetensors")
+        for name, keep in mask.items():
+            assert (weights[name][~keep] == 0).all()
+        # every level started exactly from theta_0 with its mask applied, element by element ...
+        start = starts[(lottery_run / f"level_{level}" / "train").resolve()]
+        assert_starts_from(start, init, mask)
+        # ... and then trained: every kept prunable tensor moved
+        assert all(not torch.equal(weights[name], start[name]) for name in mask.keys()), level
 
 
 def test_branches_and_report(lottery_run):
-    for name in ("random-reinit", "random-prune"):
-        out = run_branch(name, lottery_run, levels=[2], progress=False)
-        res = read_json(out / "level_2" / "result.json")
-        assert res["branch"] == name and res["remaining"] == pytest.approx(0.64, abs=1e-3)
+    with recorded_starts() as starts:
+        for name in ("random-reinit", "random-prune"):
+            out = run_branch(name, lottery_run, levels=[2], progress=False)
+            res = read_json(out / "level_2" / "result.json")
+            assert res["branch"] == name and res["remaining"] == pytest.approx(0.64, abs=1e-3)
     rp = Mask.load(lottery_run / "branch_random-prune" / "level_2" / "mask.safetensors")
     rr = Mask.load(lottery_run / "branch_random-reinit" / "level_2" / "mask.safetensors")
     imp = Mask.load(lottery_run / "level_2" / "mask.safetensors")
     assert rp.remaining() == imp.remaining() and rp != imp and rr == imp
     init = load_tensors(lottery_run / "init.safetensors")
-    reinit_start = _start_events(lottery_run / "branch_random-reinit" / "level_2" / "train")[0]["weights_abs_sum"]
-    assert reinit_start != pytest.approx(weights_abs_sum({k: (v * imp[k] if k in imp else v) for k, v in init.items()}))
+    # random-reinit: the IMP mask on fresh weights, not on theta_0; random-prune: its own mask on theta_0
+    reinit = starts[(lottery_run / "branch_random-reinit" / "level_2" / "train").resolve()]
+    for name, keep in imp.items():
+        assert (reinit[name][~keep] == 0).all() and not torch.equal(reinit[name], init[name] * keep), name
+    assert_starts_from(starts[(lottery_run / "branch_random-prune" / "level_2" / "train").resolve()], init, rp)
     res = subprocess.run(CLI + ["report", str(lottery_run)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     md = (lottery_run / "report.md").read_text()
@@ -137,13 +151,13 @@ def test_retrain_branch_through_the_cli(lottery_run, cli_env):
 def test_late_rewinding_saves_and_uses_the_snapshot(tiny_corpus, tmp_path):
     cfg = load_config(TINY_CONFIG, tiny_overrides(tiny_corpus, "prune.rewind=2it"))
     cfg.lottery.levels = 1
-    run = run_lottery(cfg, tmp_path, progress=False)
+    with recorded_starts() as starts:
+        run = run_lottery(cfg, tmp_path, progress=False)
     snap = load_tensors(run / "rewind.safetensors")
     init = load_tensors(run / "init.safetensors")
     assert any(not torch.equal(snap[k], init[k]) for k in snap)
     mask = Mask.load(run / "level_1" / "mask.safetensors")
-    expected = weights_abs_sum({k: (v * mask[k] if k in mask else v) for k, v in snap.items()})
-    assert _start_events(run / "level_1" / "train")[0]["weights_abs_sum"] == pytest.approx(expected, rel=1e-9)
+    assert_starts_from(starts[(run / "level_1" / "train").resolve()], snap, mask)
 
 
 @pytest.mark.parametrize("text, steps", [("0", 0), ("500it", 500), ("2ep", 20)])

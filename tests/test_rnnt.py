@@ -297,7 +297,8 @@ def test_two_training_steps_on_the_tiny_corpus(tiny_corpus, tmp_path):
     cfg = load_config(TINY, tiny_overrides(tiny_corpus, "train.max_steps=2"))
     result = train_model(cfg, tmp_path / "run", progress=False)
     assert result["steps"] == 2 and (tmp_path / "run" / "best.safetensors").is_file()
-    assert math.isfinite(result["best_dev_cer"])
+    (epoch,) = result["history"]
+    assert result["best_dev_cer"] == epoch["dev_cer"] and math.isfinite(epoch["dev_cer"]) and result["best_epoch"] == 1
 
 
 def test_one_level_lottery_on_the_tiny_corpus(tiny_corpus, tmp_path):

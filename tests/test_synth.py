@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from audio_lottery.cli import main
 from audio_lottery.data import sentences as sentences_mod
+from audio_lottery.data import synth as synth_mod
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.data.sentences import (
     Sentence,
@@ -98,12 +99,21 @@ def test_splits_disjoint_and_voices(corpus):
     assert {e for s in SPLITS for e, _ in voices[s]} == engines
 
 
-def test_rerun_is_quick_and_identical(corpus):
+def test_rerun_reuses_the_finished_corpus(corpus, monkeypatch, capsys):
+    """`audio-lottery data synth` over a finished corpus returns its summary without synthesising."""
     out, summary, _ = corpus
-    t0 = time.perf_counter()
-    again = synthesize_corpus(out, hours=HOURS, seed=0, workers=2, progress=False)
-    assert time.perf_counter() - t0 < 2.0
+    stamps = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in out.rglob("*") if p.is_file()}
+
+    def no_synthesis(*args, **kwargs):
+        raise AssertionError("a finished corpus was synthesised again")
+
+    monkeypatch.setattr(synth_mod, "load_sentence_records", no_synthesis)
+    capsys.readouterr()
+    assert main(["-q", "data", "synth", "--out", str(out), "--hours", str(HOURS), "--seed", "0"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again == json.loads((out / "corpus.json").read_text())
     assert again["splits"] == json.loads(json.dumps(summary["splits"]))
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in out.rglob("*") if p.is_file()} == stamps
 
 
 def test_deterministic_and_resumable(corpus, tmp_path):

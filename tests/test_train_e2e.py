@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 import soxr
@@ -17,8 +16,10 @@ import torch
 
 from audio_lottery.config import load_config
 from audio_lottery.data.manifest import read_manifest
+from audio_lottery.eval.evaluate import evaluate
 from audio_lottery.files import load_tensors
-from audio_lottery.train.loop import train_model
+from audio_lottery.recognizer import Recognizer
+from audio_lottery.train.loop import load_split, train_model
 
 from conftest import TINY_CONFIG, tiny_overrides
 
@@ -38,7 +39,12 @@ def test_train_writes_artifacts_and_is_idempotent(tiny_corpus, tmp_path):
         assert (out / name).is_file(), name
     assert any((out / "tb").iterdir())
     assert result["epochs"] == 2 and result["steps"] > 0 and len(result["history"]) == 2
-    assert 0.0 <= result["best_dev_wer"] and np.isfinite(result["best_dev_cer"])
+    # the best epoch is the one with the lowest dev WER (then CER), and best.safetensors scores exactly that
+    best = min(result["history"], key=lambda h: (h["dev_wer"], h["dev_cer"]))
+    assert result["best_epoch"] == best["epoch"]
+    assert (result["best_dev_wer"], result["best_dev_cer"]) == (best["dev_wer"], best["dev_cer"])
+    again = evaluate(Recognizer.load(out / "best.safetensors"), load_split(cfg, "dev"))
+    assert (again["wer"], again["cer"]) == pytest.approx((result["best_dev_wer"], result["best_dev_cer"]), abs=1e-12)
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("loss" in x for x in lines) and any("dev_wer" in x for x in lines)
     for v in load_tensors(out / "best.safetensors").values():

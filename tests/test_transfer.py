@@ -19,9 +19,8 @@ from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.lottery.transfer import transfer
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.overlap import chance_iou, compare_runs, mask_iou
-from audio_lottery.train.loop import weights_abs_sum
 
-from conftest import CLI, ONE, TINY_CONFIG, run_cli
+from conftest import CLI, ONE, TINY_CONFIG, assert_starts_from, recorded_starts, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -106,25 +105,20 @@ def source_run(domains, tmp_path_factory) -> Path:
     return run_lottery(cfg, tmp_path_factory.mktemp("runs"), progress=False)
 
 
-def _start_sum(level_dir: Path) -> float:
-    rows = [json.loads(x) for x in (level_dir / "train" / "metrics.jsonl").read_text().splitlines()]
-    return [x for x in rows if x.get("event") == "start"][0]["weights_abs_sum"]
-
-
 def test_transfer_trains_the_source_ticket_from_theta0_on_the_target(source_run, domains):
     cfg = load_config(source_run / "config.yaml", _overrides(domains["target"]))
     mask, init = transfer(cfg, source_run, 1)
     theta0 = load_tensors(source_run / "init.safetensors")
     assert mask == Mask.load(source_run / "level_1" / "mask.safetensors")
     assert all(torch.equal(init[k], theta0[k]) for k in theta0)
-    out = run_branch("transfer", source_run, levels=[1], overrides=_overrides(domains["target"]) + [ONE],
-                     progress=False)
+    with recorded_starts() as starts:
+        out = run_branch("transfer", source_run, levels=[1], overrides=_overrides(domains["target"]) + [ONE],
+                         progress=False)
     level = out / "level_1"
     trained_cfg = load_config(level / "train" / "config.yaml")
     assert trained_cfg.data.train_manifest == str(domains["target"] / "train.jsonl")
     assert Mask.load(level / "mask.safetensors") == mask
-    start = {k: (v * mask[k] if k in mask else v) for k, v in theta0.items()}  # theta_0 * mask
-    assert _start_sum(level) == pytest.approx(weights_abs_sum(start), rel=1e-9)
+    assert_starts_from(starts[(level / "train").resolve()], theta0, mask)  # theta_0 * mask, element by element
     weights = load_tensors(level / "train" / "best.safetensors")
     assert all((weights[k][~m] == 0).all() for k, m in mask.items())
     assert read_json(level / "result.json")["remaining"] == pytest.approx(0.8, abs=1e-3)
@@ -134,18 +128,19 @@ def test_transfer_trains_the_source_ticket_from_theta0_on_the_target(source_run,
 
 def test_transfer_finetune_runs_imp_from_source_trained_weights(source_run, domains, env, capsys):
     sets = sum((["--set", o] for o in _overrides(domains["target"]) + [ONE]), [])
-    code, out, err = run_cli(capsys, "branch", "transfer-finetune", "--run", str(source_run), "--levels", "1", *sets)
+    with recorded_starts() as starts:
+        code, out, err = run_cli(capsys, "branch", "transfer-finetune", "--run", str(source_run), "--levels", "1",
+                                 *sets)
     assert code == 0, err
     out = Path(out.strip().splitlines()[-1])
     assert out.name.startswith("branch_transfer-finetune-")
     pretrained = load_tensors(source_run / "level_0" / "train" / "best.safetensors")
     init = load_tensors(out / "init.safetensors")
     assert all(torch.equal(init[k], pretrained[k]) for k in pretrained)
-    assert _start_sum(out / "level_0") == pytest.approx(weights_abs_sum(pretrained), rel=1e-9)
+    assert_starts_from(starts[(out / "level_0" / "train").resolve()], pretrained, {})
     own = Mask.load(out / "level_1" / "mask.safetensors")
     assert own.density() == pytest.approx(0.8, abs=1e-3)
-    rewound = {k: (v * own[k] if k in own else v) for k, v in pretrained.items()}
-    assert _start_sum(out / "level_1") == pytest.approx(weights_abs_sum(rewound), rel=1e-9)
+    assert_starts_from(starts[(out / "level_1" / "train").resolve()], pretrained, own)
     # overlap: the real CLI entry point once, the stored result, and the report section
     res = subprocess.run(CLI + ["overlap", str(source_run), str(out)], env=env, capture_output=True, text=True,
                          timeout=120)

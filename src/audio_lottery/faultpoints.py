@@ -1,10 +1,13 @@
 """Deterministic crash points for the crash-safety tests.
 
 ``faultpoint(name)`` does nothing unless the environment variable
-``AUDIO_LOTTERY_KILL_AT`` is set (then one dict lookup). Set to ``<point>:<count>``
-(several comma-separated), the ``count``-th call of ``faultpoint(point)`` in this
-process kills it with SIGKILL: no ``finally`` blocks, no flushing, no atexit -- what a
-power cut, the OOM killer or a pre-empted cloud machine does.
+``AUDIO_LOTTERY_KILL_AT`` is set together with the test switch ``AUDIO_LOTTERY_TESTING=1``
+(then one dict lookup). Set to ``<point>:<count>`` (several comma-separated), the
+``count``-th call of ``faultpoint(point)`` in this process kills it with SIGKILL: no
+``finally`` blocks, no flushing, no atexit -- what a power cut, the OOM killer or a
+pre-empted cloud machine does. ``AUDIO_LOTTERY_KILL_AT`` without the switch (a variable
+left over in a shell, say) is ignored with a :class:`FaultpointIgnoredWarning`, so it can
+never kill a real run.
 
 Points placed in the code (see docs/robustness.md):
 
@@ -19,8 +22,14 @@ from __future__ import annotations
 
 import os
 import signal
+import warnings
 
 ENV = "AUDIO_LOTTERY_KILL_AT"
+TEST_SWITCH = "AUDIO_LOTTERY_TESTING"  # must be "1" for ENV to arm anything
+
+
+class FaultpointIgnoredWarning(RuntimeWarning):
+    """``AUDIO_LOTTERY_KILL_AT`` is set but the test switch is not: no kill point is armed."""
 
 
 def parse_spec(spec: str | None) -> dict[str, int]:
@@ -37,7 +46,23 @@ def parse_spec(spec: str | None) -> dict[str, int]:
     return armed
 
 
-_ARMED: dict[str, int] = parse_spec(os.environ.get(ENV))
+def spec_from_env(environ=os.environ) -> str | None:
+    """The kill spec to arm from ``environ``: ``AUDIO_LOTTERY_KILL_AT`` when ``AUDIO_LOTTERY_TESTING=1``
+    is set too, else None (warning when the kill variable alone is set)."""
+    spec = environ.get(ENV)
+    if spec and environ.get(TEST_SWITCH) != "1":
+        warnings.warn(f"{ENV}={spec!r} ignored: fault injection needs {TEST_SWITCH}=1 as well (test runs only)",
+                      FaultpointIgnoredWarning, stacklevel=2)
+        return None
+    return spec
+
+
+def armed_env(spec: str) -> dict[str, str]:
+    """The environment variables that arm ``spec`` in a child process (crash tests)."""
+    return {ENV: spec, TEST_SWITCH: "1"}
+
+
+_ARMED: dict[str, int] = parse_spec(spec_from_env())
 _SEEN: dict[str, int] = {}
 
 

@@ -105,8 +105,8 @@ def load_exported(path: Path, csr_policy=None, runtime: str | None = None) -> Re
     from audio_lottery.pruning.csr import to_csr
 
     path = Path(path)
-    meta, cfg, state = read_export(path)
-    rec = Recognizer.build(cfg, load_tokenizer(ExportLayout(path).tokenizer))
+    meta, cfg, tokenizer, state = read_export(path)
+    rec = Recognizer.build(cfg, tokenizer)
     missing, unexpected = rec.model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{ExportLayout(path).weights}: weights do not fit the model (missing {missing[:5]}, "

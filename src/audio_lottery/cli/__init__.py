@@ -40,7 +40,8 @@ def cmd_data_synth(args: argparse.Namespace) -> None:
 def cmd_data_prepare(args: argparse.Namespace) -> None:
     from audio_lottery.data.corpora import prepare_corpus
 
-    print(json.dumps(prepare_corpus(args.name, Path(args.root), Path(args.out))))
+    root = Path(args.root) if args.root else None
+    print(json.dumps(prepare_corpus(args.name, root, Path(args.out))))
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
@@ -104,20 +105,35 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.hyps:
         from audio_lottery.files import atomic_write_jsonl
 
-        atomic_write_jsonl(Path(args.hyps), [{"id": r["id"], "ref": r["text"], "hyp": hyps[r["id"]]} for r in records])
+        rows = [{"id": r["id"], "ref": r.get("raw_text", r["text"]), "hyp": hyps[r["id"]]} for r in records]
+        atomic_write_jsonl(Path(args.hyps), rows)
     print(json.dumps(scores))
 
 
-def cmd_transcribe(args: argparse.Namespace) -> None:
-    from audio_lottery.data.audio import load_audio
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    """Print ``PATH<TAB>text`` per file; a file that cannot be read is named on stderr and skipped,
+    and the exit status is 1 when any was (2 when nothing could start, e.g. the model did not load)."""
+    from audio_lottery.data.audio import AudioError, load_audio
     from audio_lottery.recognizer import Recognizer
 
     rec = Recognizer.load(args.model)
     sr = rec.cfg.data.features.sample_rate
     decoder = decoder_from_args(args, rec.tokenizer)
+    failed = []
     for path in args.audio:
-        text = rec.transcribe([load_audio(path, sr)], decoder=decoder)[0]
-        print(f"{path}\t{text}")
+        try:
+            wave = load_audio(path, sr)
+        except AudioError as exc:
+            print(f"audio-lottery: error: {exc}", file=sys.stderr, flush=True)
+            failed.append(path)
+            continue
+        text = rec.transcribe([wave], decoder=decoder)[0]
+        print(f"{path}\t{text}", flush=True)
+    if failed:
+        print(f"audio-lottery: {len(failed)} of {len(args.audio)} files not transcribed: {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_lottery(args: argparse.Namespace) -> None:
@@ -174,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_synth)
     cli_noise.add_data_parsers(data, common)
     p = data.add_parser("prepare", help="manifests from an official corpus layout", parents=[common])
-    p.add_argument("name", choices=["librispeech", "tedlium", "commonvoice"])
-    p.add_argument("--root", required=True)
+    p.add_argument("name", choices=["librispeech", "tedlium", "commonvoice", "asterisk"])
+    p.add_argument("--root", help="corpus folder (required, except asterisk: default / = the installed "
+                   "Debian packages asterisk-core-sounds-en and asterisk-core-sounds-en-g722)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_data_prepare)
     p = data.add_parser("check", help="validate a manifest: malformed lines, unusable audio and transcripts "
@@ -206,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli_noise.add_eval_args(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, mp3; any sample rate)", parents=[common])
+    p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, mp3; any sample rate); an unreadable "
+                                          "file is named and skipped (exit status 1 when any was)",
+                       parents=[common])
     p.add_argument("--model", required=True)
     p.add_argument("audio", nargs="+")
     add_beam_args(p)

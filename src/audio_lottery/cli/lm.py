@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from audio_lottery.layout import BEST
+from audio_lottery.lm.params import read_decode_params, relative_params
 
 BEAM_DEFAULT = 50
 
@@ -34,17 +35,17 @@ def add_beam_args(p: argparse.ArgumentParser, grid: bool = False) -> None:
                    help="lexicon-based decoding: a 'word tok tok ...' file, or `lm` for every word of the word LM")
     if not grid:
         g.add_argument("--decode-params", default=None, metavar="JSON",
-                       help="settings written by `audio-lottery lm tune` (explicit options override them)")
+                       help="settings written by `audio-lottery lm tune` (explicit options override them; "
+                            "its LM and lexicon paths are relative to the JSON file's folder)")
 
 
 def decoder_from_args(args: argparse.Namespace, tokenizer):
     """A :class:`CTCBeamDecoder` from the options of :func:`add_beam_args`, or None for greedy."""
-    from audio_lottery.files import read_json
     from audio_lottery.lm.beam import BeamSearchOptions, CTCBeamDecoder
 
     settings: dict = {}
     if getattr(args, "decode_params", None):
-        settings = {k: v for k, v in read_json(Path(args.decode_params)).items() if v is not None}
+        settings = read_decode_params(Path(args.decode_params))
     explicit = {k: getattr(args, k, None) for k in ("beam", "lm", "lm_weight", "word_score", "beam_threshold",
                                                     "beam_size_token", "lexicon")}
     settings.update({k: v for k, v in explicit.items() if v is not None})
@@ -89,6 +90,7 @@ def cmd_lm_tune(args: argparse.Namespace) -> None:
         decoder = CTCBeamDecoder(rec.tokenizer, BeamSearchOptions(beam=BEAM_DEFAULT))
     params = tune(rec, records, decoder, args.lm_weights, args.word_scores, progress=not args.quiet)
     params["tuning"]["manifest"] = str(args.manifest)
+    params = relative_params(params, Path(args.out))
     atomic_write_json(Path(args.out), params)
     print(json.dumps({"out": args.out, "lm_weight": params["lm_weight"], "word_score": params["word_score"],
                       **{k: v for k, v in params["tuning"].items() if k != "grid"}}))

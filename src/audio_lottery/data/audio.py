@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,14 +29,28 @@ def audio_info(path: str | Path) -> tuple[float, int]:
     return info.frames / info.samplerate, info.samplerate
 
 
+def check_audio_path(path: str | Path) -> os.stat_result:
+    """``stat`` of an audio file; :class:`AudioError` ``no such file: PATH`` when it is missing, or
+    ``PATH: not a regular file`` (a folder, a device)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        raise AudioError(f"no such file: {p}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise AudioError(f"{p}: not a regular file")
+    return st
+
+
 def load_audio(
     path: str | Path, sample_rate: int = 16000, offset: float = 0.0, duration: float | None = None
 ) -> np.ndarray:
     """Read ``path`` as float32 mono at ``sample_rate`` (resampled), optionally a segment.
 
-    Raises :class:`AudioError` naming the file for unreadable, empty or non-finite audio.
+    Raises :class:`AudioError` naming the file for missing, unreadable, empty or non-finite audio.
     """
     path = Path(path)
+    check_audio_path(path)
     if offset < 0 or (duration is not None and duration <= 0):
         raise AudioError(f"{path}: invalid segment (offset={offset}s, duration={duration}s)")
     try:
@@ -103,12 +119,7 @@ def inspect_audio(path: str | Path, offset: float = 0.0, duration: float | None 
     corpus again (every lottery level) costs one ``stat`` per file.
     """
     p = Path(path)
-    try:
-        st = p.stat()
-    except OSError:
-        raise AudioError(f"{p}: audio file not found") from None
-    if not p.is_file():
-        raise AudioError(f"{p}: not a regular file")
+    st = check_audio_path(p)
     return _inspect(str(p), st.st_size, st.st_mtime_ns, float(offset), None if duration is None else float(duration))
 
 
@@ -145,7 +156,7 @@ def audio_problem(rec: dict) -> tuple[tuple[str, str] | None, AudioFacts | None]
     try:
         facts = inspect_audio(rec["audio"], offset, duration)
     except AudioError as exc:
-        missing = "not found" in str(exc) or "not a regular file" in str(exc)
+        missing = str(exc).startswith("no such file") or "not a regular file" in str(exc)
         return ("missing audio file" if missing else "unreadable audio", str(exc)), None
     if facts.file_seconds <= 0:
         return ("empty audio", f"{rec['audio']}: the file has no samples"), facts

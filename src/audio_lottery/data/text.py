@@ -7,6 +7,9 @@ import unicodedata
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz' "
 _ALLOWED = set(ALPHABET)
+# name of the scoring normaliser for records that keep their raw transcript (``raw_text``): Whisper's
+# English text normaliser on both sides (audio_lottery.eval.normalize applies it)
+WHISPER_EN = "whisper-en"
 _NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 

@@ -140,10 +140,19 @@ class BpeTokenizer:
         """Read a tokenizer saved by :meth:`save`."""
         in_dir = Path(in_dir)
         meta = _read_meta(in_dir, cls.kind)
-        model = in_dir / meta.get("model", BPE_MODEL_FILE)
+        named = meta.get("model", BPE_MODEL_FILE)
+        if named != BPE_MODEL_FILE:  # a shared folder is untrusted: never follow a path out of it
+            raise ValueError(f"{in_dir / META_FILE}: 'model' must be {BPE_MODEL_FILE!r} (the file beside it), "
+                             f"got {named!r}")
+        model = in_dir / BPE_MODEL_FILE
         if not model.is_file():
             raise FileNotFoundError(f"{model}: sentencepiece model missing")
-        return cls(model.read_bytes())
+        if model.resolve().parent != in_dir.resolve():
+            raise ValueError(f"{model}: a link out of the tokenizer folder (to {model.resolve()}); refused")
+        try:
+            return cls(model.read_bytes())
+        except RuntimeError as exc:
+            raise ValueError(f"{model}: not a sentencepiece model ({exc})") from None
 
 
 def _train_sentencepiece(texts: list[str], piece_count: int) -> bytes:

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from audio_lottery.data.audio import load_audio
 from audio_lottery.data.text import out_of_vocabulary
-from audio_lottery.eval.metrics import error_rates
+from audio_lottery.eval.normalize import score_records
 from audio_lottery.recognizer import Recognizer
 
 
@@ -28,7 +28,8 @@ def evaluate(
 
     ``transform(wave, record)`` may alter the audio (e.g. deterministic test noise); ``decoder``
     replaces greedy decoding (see :meth:`Recognizer.transcribe`).
-    Returns the :func:`error_rates` dict plus ``utterances`` and ``hyps`` (id -> text).
+    Returns the :func:`~audio_lottery.eval.normalize.score_records` dict (records with ``raw_text``
+    are scored on it with Whisper's English normaliser) plus ``utterances`` and ``hyps`` (id -> text).
     """
     check_references(records)
     hyps: dict[str, str] = {}
@@ -36,8 +37,7 @@ def evaluate(
         with torch.no_grad():
             for i, text in zip(idx, rec.transcribe(waves, decoder=decoder)):
                 hyps[records[i]["id"]] = text
-    refs = [r["text"] for r in records]
-    out = error_rates(refs, [hyps[r["id"]] for r in records])
+    out = score_records(records, [hyps[r["id"]] for r in records])
     out["utterances"] = len(records)
     out["hyps"] = hyps
     return out

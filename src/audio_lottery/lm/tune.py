@@ -12,7 +12,7 @@ from tqdm import tqdm
 from audio_lottery.decoding.ctc import greedy_decode
 from audio_lottery.lm.beam import CTCBeamDecoder
 from audio_lottery.eval.evaluate import check_references, wave_batches
-from audio_lottery.eval.metrics import error_rates
+from audio_lottery.eval.normalize import references, score_texts
 from audio_lottery.recognizer import Recognizer
 
 
@@ -38,16 +38,18 @@ def grid_search(
     lm_weights: Sequence[float],
     word_scores: Sequence[float],
     progress: bool = False,
+    normalizer: str | None = None,
 ) -> dict:
     """WER/CER of every (lm_weight, word_score) pair; ``best`` is the lowest WER (then CER, then the
-    smallest weight and score: the simplest setting among ties)."""
+    smallest weight and score: the simplest setting among ties). ``normalizer``: see
+    :func:`~audio_lottery.eval.normalize.score_texts`."""
     if decoder.mode == "lexicon-free" and decoder.sil == decoder.blank:
         word_scores = [0.0]  # BPE lexicon-free: no word-boundary token to score
     rows = []
     grid = list(itertools.product(lm_weights, word_scores))
     for lw, ws in tqdm(grid, desc="grid", disable=not progress, leave=False):
         hyps = decoder.with_options(lm_weight=lw, word_score=ws).decode_batch(emissions)
-        r = error_rates(list(refs), hyps)
+        r = score_texts(refs, hyps, normalizer)
         rows.append({"lm_weight": lw, "word_score": ws, "wer": r["wer"], "cer": r["cer"]})
     best = min(rows, key=lambda r: (r["wer"], r["cer"], abs(r["lm_weight"]), abs(r["word_score"])))
     return {"best": best, "grid": rows}
@@ -65,10 +67,10 @@ def tune(
     ``--decode-params`` reads) plus ``tuning``: greedy and best WER, the grid, utterance count."""
     check_references(records)
     emissions = collect_log_probs(rec, records, progress)
-    refs = [r["text"] for r in records]
-    result = grid_search(decoder, emissions, refs, lm_weights, word_scores, progress)
+    refs, normalizer = references(records)
+    result = grid_search(decoder, emissions, refs, lm_weights, word_scores, progress, normalizer)
     best = result["best"]
-    greedy = error_rates(refs, greedy_texts(rec, emissions))
+    greedy = score_texts(refs, greedy_texts(rec, emissions), normalizer)
     params = decoder.with_options(lm_weight=best["lm_weight"], word_score=best["word_score"]).describe()
     params["tuning"] = {"utterances": len(records), "greedy_wer": greedy["wer"], "greedy_cer": greedy["cer"],
                         "best_wer": best["wer"], "best_cer": best["cer"], "grid": result["grid"]}

@@ -24,6 +24,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from audio_lottery.fallbacks import EagerRecurrenceWarning
+
 
 
 @dataclass
@@ -89,12 +91,15 @@ def _recurrence(gates: Tensor, w_hh: Tensor, h: Tensor, c: Tensor) -> tuple[Tens
 @functools.cache
 def compiled_recurrence() -> Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]:
     """:func:`_recurrence` compiled by TorchScript (its per-step dispatch is ~10 % faster than Python's;
-    TorchScript is deprecated in torch 2.13 but still works), or the Python function if that fails."""
+    TorchScript is deprecated in torch 2.13 but still works), or the Python function if that fails
+    (with an :class:`~audio_lottery.fallbacks.EagerRecurrenceWarning` naming the error)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return torch.jit.script(_recurrence)
-    except Exception:  # noqa: BLE001 - any scripting failure falls back to eager Python
+    except Exception as exc:  # noqa: BLE001 - any scripting failure falls back to eager Python
+        warnings.warn(f"CSR LSTM: TorchScript could not compile the recurrence, running it as eager Python "
+                      f"({type(exc).__name__}: {exc})", EagerRecurrenceWarning, stacklevel=2)
         return _recurrence
 
 

@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from audio_lottery.config import config_from_dict, to_dict
+from audio_lottery.data.tokenizers import load_tokenizer
+from audio_lottery.fallbacks import UnshrunkExportWarning
 from audio_lottery.files import atomic_write_json, load_tensors, read_json, save_tensors
 from audio_lottery.layout import EXPORT_CONFIG, EXPORT_WEIGHTS, ExportLayout
+from audio_lottery.pruning.bundle_check import check_tensor_infos, model_shapes
 from audio_lottery.pruning.csr import csr_tensor
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.structured import as_matrix
@@ -180,8 +184,9 @@ def export_recognizer(rec, mask: Mask, fmt: str, out_dir: Path, source: dict | N
         try:
             shrunk = shrink_model(model, mask, cfg)
             model, cfg, residual, sizes = shrunk.model, shrunk.cfg, shrunk.mask, shrunk.sizes
-        except NotImplementedError:
-            pass
+        except NotImplementedError as exc:
+            warnings.warn(f"{fmt} export of a {cfg.model.name} model: not shrunk, exported at full size ({exc})",
+                          UnshrunkExportWarning, stacklevel=2)
     tensors: dict[str, Tensor] = {}
     encodings: dict[str, dict] = {}
     for name, t in model.state_dict().items():
@@ -206,13 +211,17 @@ def is_export_dir(path: Path) -> bool:
     return Path(path).is_dir() and (Path(path) / EXPORT_CONFIG).is_file() and (Path(path) / WEIGHTS).is_file()
 
 
-def read_export(path: Path) -> tuple[dict, object, dict[str, Tensor]]:
-    """(``config.json`` contents, the resized Config, the decoded state dict) of an export folder;
-    a ValueError names the file that is not an export."""
+def read_export(path: Path) -> tuple[dict, object, object, dict[str, Tensor]]:
+    """(``config.json`` contents, the resized Config, the tokenizer, the decoded state dict) of an export
+    folder, its tensor list checked against the model the config describes before anything is allocated;
+    a ValueError names the file that is not a valid export."""
     files = ExportLayout(Path(path))
     meta = read_json(files.config)
     if not isinstance(meta, dict) or meta.get("format") != MARKER:
         raise ValueError(f"{files.config}: not an audio-lottery export (format {meta.get('format')!r})")
+    cfg = config_from_dict(meta["config"])
+    tokenizer = load_tokenizer(files.tokenizer)
+    check_tensor_infos(meta.get("tensors"), model_shapes(cfg, tokenizer.vocab_size, files.config), files.config)
     stored = load_tensors(files.weights)
     state = {name: decode(name, info, stored, files.weights) for name, info in meta["tensors"].items()}
-    return meta, config_from_dict(meta["config"]), state
+    return meta, cfg, tokenizer, state

@@ -13,12 +13,20 @@
   ``refuse-eval``: the lottery or training refuses them before the first step).
 
 Each :class:`Case` carries the reason (or message fragment) expected.
+
+:func:`write_bad_folders` does the same for what a shared run or export folder can hold (it is
+untrusted input): tokenizer folders whose ``tokenizer.json`` points out of the folder, export
+folders whose ``config.json`` asks for absurd allocations, ``--decode-params`` files pointing
+nowhere, audio given to ``transcribe`` that is missing or unreadable. Each :class:`LoadCase` must be
+refused with a message naming the file (outcome ``refuse``) or load as described (``ok``);
+:func:`observe_loads` runs them through the loaders themselves.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +50,12 @@ class Case:
     manifest: Path
     uid: str = ""
     line: int | None = None
+
+    def named_in(self, message: str) -> bool:
+        """Whether ``message`` names the manifest (and the line where there is one)."""
+        if self.outcome in ("refuse", "refuse-eval"):
+            return str(self.manifest) in message and (self.line is None or f"{self.manifest}:{self.line}" in message)
+        return f":{self.line} " in message and str(self.manifest) in message
 
 
 @dataclass
@@ -209,10 +223,11 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 
 @dataclass
 class Observation:
-    """What the toolkit did with one case; ``handled`` when it is the expected outcome with a
-    message naming the file (and the manifest line where there is one)."""
+    """What the toolkit did with one case (a :class:`Case` or a :class:`LoadCase`); ``handled`` when it
+    is the expected outcome with the expected message fragment, naming the file (and the manifest line
+    where there is one) unless the outcome is ``ok``."""
 
-    case: Case
+    case: Case | LoadCase
     outcome: str
     message: str
 
@@ -221,10 +236,7 @@ class Observation:
         c = self.case
         if self.outcome != c.outcome or c.expect not in self.message:
             return False
-        if c.outcome in ("refuse", "refuse-eval"):
-            named = str(c.manifest) in self.message
-            return named and (c.line is None or f"{c.manifest}:{c.line}" in self.message)
-        return c.outcome == "ok" or (f":{c.line} " in self.message and str(c.manifest) in self.message)
+        return c.outcome == "ok" or c.named_in(self.message)
 
 
 def observe(corpus: BadCorpus, cfg, workdir: Path) -> list[Observation]:
@@ -272,6 +284,173 @@ def observe(corpus: BadCorpus, cfg, workdir: Path) -> list[Observation]:
             out.append(Observation(case, "accepted", ""))
         except ValueError as exc:
             out.append(Observation(case, case.outcome if case.outcome == "refuse-eval" else "refuse", str(exc)))
+        except Exception as exc:  # noqa: BLE001 - a crash is what this looks for
+            out.append(Observation(case, "crash", f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+# --------------------------------------------------------------------------- untrusted folders
+
+HUGE = 1 << 40  # elements: allocating this many fails at once (4 TiB of float32)
+
+
+@dataclass(frozen=True)
+class LoadCase:
+    """One untrusted file for a loader: ``kind`` is tokenizer, export, decode-params or audio;
+    ``target`` what is loaded; ``names`` the file the message must name; ``expect`` a message
+    fragment (outcome ``refuse``) or, for ``ok``, a value the loaded result must contain."""
+
+    name: str
+    kind: str
+    target: Path
+    outcome: str
+    expect: str
+    names: Path
+
+    def named_in(self, message: str) -> bool:
+        """Whether ``message`` names the file."""
+        return str(self.names) in message
+
+
+def _json_edit(path: Path, edit) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def _bundle(src: Path, dest: Path, edit) -> Path:
+    shutil.copytree(src, dest)
+    _json_edit(dest / "config.json", edit)
+    return dest
+
+
+def _first(meta: dict, encoding: str) -> str:
+    name = next((n for n, i in meta["tensors"].items() if i["encoding"] == encoding), None)
+    if name is None:
+        raise ValueError(f"write_bad_folders needs a ticket sparse enough for a {encoding!r} tensor")
+    return name
+
+
+def write_bad_folders(out: Path, rec, mask, texts: list[str]) -> list[LoadCase]:
+    """Write the untrusted-folder cases into ``out`` from a DS2 recogniser ``rec`` with a sparse ticket
+    ``mask`` (~10 % density, so that compact export uses bitmask or rice encodings) and ``texts`` to
+    train a small BPE tokenizer on."""
+    from audio_lottery.data.tokenizers import BPE_MODEL_FILE, META_FILE, BpeTokenizer
+    from audio_lottery.pruning.export import EXPORT_CONFIG, export_recognizer
+
+    if rec.cfg.model.name != "ds2":
+        raise ValueError("write_bad_folders builds its oversized configs from a DS2 model")
+    out = Path(out)
+    cases: list[LoadCase] = []
+
+    # ---- tokenizer folders: the sentencepiece model must be the bpe.model inside the folder
+    good_tok = out / "tokenizer_good"
+    BpeTokenizer.train(texts, 40, good_tok)
+    outside = out / "elsewhere" / "secret.model"  # a valid model outside the folder: loading it must fail
+    outside.parent.mkdir(parents=True, exist_ok=True)
+    outside.write_bytes((good_tok / BPE_MODEL_FILE).read_bytes())
+    for name, value in (("absolute model path", str(outside)), ("model path with ../", "../elsewhere/secret.model")):
+        folder = out / f"tokenizer_{_slug(name)}"
+        BpeTokenizer.train(texts, 40, folder)
+        _json_edit(folder / META_FILE, lambda d, v=value: d.update(model=v))
+        cases.append(LoadCase(f"tokenizer.json: {name}", "tokenizer", folder, "refuse",
+                              "'model' must be 'bpe.model'", folder / META_FILE))
+    folder = out / "tokenizer_symlink"
+    BpeTokenizer.train(texts, 40, folder)
+    (folder / BPE_MODEL_FILE).unlink()
+    (folder / BPE_MODEL_FILE).symlink_to(outside)
+    cases.append(LoadCase("bpe.model is a link out of the folder", "tokenizer", folder, "refuse",
+                          "a link out of the tokenizer folder", folder / BPE_MODEL_FILE))
+    cases.append(LoadCase("tokenizer folder as written", "tokenizer", good_tok, "ok", "bpe", good_tok))
+
+    # ---- export folders: config.json decides the allocations, so it is checked against the model first
+    compact, csr = out / "export_compact", out / "export_csr"
+    meta = export_recognizer(rec, mask, "compact", compact)
+    csr_meta = export_recognizer(rec, mask, "csr", csr)
+    sparse = next(n for n, i in meta["tensors"].items() if i["encoding"] in ("bitmask", "rice"))
+    bad = _bundle(compact, out / "export_huge_shape",
+                  lambda d: d["tensors"][sparse].update(shape=[1 << 20, 1 << 20]))
+    cases.append(LoadCase(f"export tensor {sparse} listed as {HUGE} elements", "export", bad, "refuse",
+                          f"tensor {sparse!r}: shape [1048576, 1048576] does not fit", bad / EXPORT_CONFIG))
+    name = _first(csr_meta, "csr")
+
+    def wide(d: dict) -> None:
+        d["tensors"][name]["matrix"] = [d["tensors"][name]["matrix"][0], HUGE]
+    bad = _bundle(csr, out / "export_huge_csr", wide)
+    cases.append(LoadCase(f"CSR tensor {name} as a {HUGE}-column matrix", "export", bad, "refuse",
+                          f"tensor {name!r}: CSR matrix", bad / EXPORT_CONFIG))
+
+    def giant(d: dict) -> None:
+        ds2 = d["config"]["model"]["ds2"]
+        ds2["rnn_hidden"] = 1 << 20
+        ds2["rnn_hidden_sizes"] = [1 << 20] * len(ds2.get("rnn_hidden_sizes") or [])
+    bad = _bundle(compact, out / "export_giant_model", giant)
+    cases.append(LoadCase("export config describing a 10^13-weight model", "export", bad, "refuse",
+                          "a loaded model may have", bad / EXPORT_CONFIG))
+    bad = _bundle(compact, out / "export_extra_tensor",
+                  lambda d: d["tensors"].update(extra={"shape": [HUGE], "dtype": "float32", "encoding": "dense"}))
+    cases.append(LoadCase("export lists a tensor the model lacks", "export", bad, "refuse",
+                          "unexpected ['extra']", bad / EXPORT_CONFIG))
+    cases.append(LoadCase("export folder as written", "export", compact, "ok", "ds2", compact))
+
+    # ---- --decode-params: paths relative to the JSON file, regular files only, numbers as numbers
+    params = out / "params"
+    (params / "lm").mkdir(parents=True, exist_ok=True)
+    (params / "lm" / "char.arpa").write_text("\\data\\\n")
+    (params / "a_directory.arpa").mkdir(exist_ok=True)
+    for name, settings, outcome, expect in (
+        ("LM path relative to the JSON file", {"lm": "lm/char.arpa", "beam": 4}, "ok", str(params / "lm" / "char.arpa")),
+        ("LM path to a missing file", {"lm": "../no_such.arpa"}, "refuse", "there is no such file"),
+        ("LM path to a directory", {"lm": "a_directory.arpa"}, "refuse", "not a regular file"),
+        ("lexicon path to a missing absolute file", {"lexicon": str(out / "gone.lex")}, "refuse", "no such file"),
+        ("beam is not a number", {"beam": "wide"}, "refuse", "'beam' must be an integer"),
+        ("JSON array instead of an object", [1, 2], "refuse", "expected a JSON object"),
+    ):
+        path = params / f"{_slug(name)}.json"
+        path.write_text(json.dumps(settings))
+        cases.append(LoadCase(f"--decode-params: {name}", "decode-params", path, outcome, expect, path))
+
+    # ---- audio given to transcribe
+    audio = out / "transcribe"
+    audio.mkdir(exist_ok=True)
+    (audio / "random.wav").write_bytes(np.random.default_rng(1).bytes(20000))
+    (audio / "folder.wav").mkdir(exist_ok=True)
+    for name, path, expect in (("missing audio file", audio / "missing.wav", "no such file: "),
+                               ("random bytes", audio / "random.wav", "unreadable audio"),
+                               ("directory instead of audio", audio / "folder.wav", "not a regular file")):
+        cases.append(LoadCase(f"transcribe: {name}", "audio", path, "refuse", expect, path))
+    return cases
+
+
+def load_case(case: LoadCase):
+    """Run the loader of ``case.kind`` on ``case.target``; returns what it loaded."""
+    from audio_lottery.data.audio import load_audio
+    from audio_lottery.data.tokenizers import load_tokenizer
+    from audio_lottery.lm.params import read_decode_params
+    from audio_lottery.recognizer import load_exported
+
+    loaders = {"tokenizer": load_tokenizer, "export": load_exported, "decode-params": read_decode_params,
+               "audio": load_audio}
+    return loaders[case.kind](case.target)
+
+
+def _loaded_fact(case: LoadCase, loaded) -> str:
+    if case.kind == "tokenizer":
+        return loaded.kind
+    if case.kind == "export":
+        return loaded.cfg.model.name
+    return json.dumps(loaded)
+
+
+def observe_loads(cases: list[LoadCase]) -> list[Observation]:
+    """Load every case; a ValueError or FileNotFoundError is a refusal, anything else a crash."""
+    out = []
+    for case in cases:
+        try:
+            loaded = load_case(case)
+            out.append(Observation(case, "ok", _loaded_fact(case, loaded)))
+        except (ValueError, FileNotFoundError) as exc:
+            out.append(Observation(case, "refuse", str(exc)))
         except Exception as exc:  # noqa: BLE001 - a crash is what this looks for
             out.append(Observation(case, "crash", f"{type(exc).__name__}: {exc}"))
     return out

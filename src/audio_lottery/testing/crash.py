@@ -1,8 +1,8 @@
 """Kill-and-resume checks of a lottery run (used by tests/test_crash_safety.py and bench/bench_crash.py).
 
-A check runs the ``audio-lottery lottery`` command with ``AUDIO_LOTTERY_KILL_AT`` set so
-that it dies by SIGKILL at a chosen point (:mod:`audio_lottery.faultpoints`), reruns the
-same command without it, and compares the result with an uninterrupted run of the same
+A check runs the ``audio-lottery lottery`` command with ``AUDIO_LOTTERY_KILL_AT`` and the test
+switch ``AUDIO_LOTTERY_TESTING=1`` set so that it dies by SIGKILL at a chosen point
+(:mod:`audio_lottery.faultpoints`), reruns the same command without them, and compares the result with an uninterrupted run of the same
 configuration: masks must be identical, final weights identical (``weight_tol``), WER/CER
 within ``wer_tol``, levels finished before the kill untouched, no temporary file left.
 """
@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audio_lottery.faultpoints import ENV
+from audio_lottery.faultpoints import ENV, TEST_SWITCH, armed_env
 from audio_lottery.files import load_tensors
 from audio_lottery.layout import (
     BEST,
@@ -90,8 +90,9 @@ def run(cmd: list[str], kill_at: str | None = None, timeout: float = 600, env: d
     """Run ``cmd``, armed with ``kill_at`` when given."""
     env = dict(os.environ if env is None else env)
     env.pop(ENV, None)
+    env.pop(TEST_SWITCH, None)
     if kill_at:
-        env[ENV] = kill_at
+        env.update(armed_env(kill_at))
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
 

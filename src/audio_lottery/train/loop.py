@@ -17,6 +17,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader
@@ -48,6 +49,12 @@ from audio_lottery.train.logger import MetricsLogger, NullLogger
 from audio_lottery.train.step import TrainStep
 
 log = logging.getLogger(__name__)
+
+#: Test hook: every callable here gets ``(out_dir, state_dict)`` once per call of
+#: :func:`train_model` that trains, with the weights the run starts from (the initial weights and
+#: mask applied, or the restored checkpoint on a resume), before the first step. Tests register one
+#: to compare a level's start weights element by element with the masked theta_0; empty otherwise.
+START_HOOKS: list[Callable[[Path, dict[str, torch.Tensor]], None]] = []
 
 
 @dataclass
@@ -156,6 +163,8 @@ def train_model(
     state = restore_state(out_dir, identity, rec, optimizer, rewind_step)
     stepper = TrainStep(cfg, rec.model, optimizer, enforcer, device)
     stepper.load_scaler_state(state.amp_scaler)
+    for hook in START_HOOKS:
+        hook(out_dir, rec.model.state_dict())
     logger = MetricsLogger(out_dir, resume_step=state.step) if dist.is_main() else NullLogger()
     logger.log({"event": "start", "step": state.step, "epoch": state.epoch, "train_utterances": len(data.dataset),
                 "weights_abs_sum": weights_abs_sum(rec.model.state_dict()),

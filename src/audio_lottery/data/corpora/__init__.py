@@ -1,8 +1,9 @@
-"""Real-corpus preparers: official layouts (LibriSpeech, TED-LIUM 2/3, Common Voice) -> JSONL manifests.
+"""Real-corpus preparers: official layouts (LibriSpeech, TED-LIUM 2/3, Common Voice, Asterisk) -> JSONL manifests.
 
 Each preparer in :data:`PREPARERS` takes ``(root: Path, progress: bool = True)`` and returns
-``{split: SplitResult}``; :func:`prepare_corpus` writes them as ``<out>/<split>.jsonl`` plus
-``<out>/prepare_report.json``.
+``{split: SplitResult}``; those in :data:`CONVERTING` also take ``out=`` (they decode audio into
+it). :func:`prepare_corpus` writes the splits as ``<out>/<split>.jsonl`` plus
+``<out>/prepare_report.json`` (counts per split and every skipped item with its reason).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from audio_lottery.data.corpora.asterisk import collect_asterisk
 from audio_lottery.data.corpora.common import CorpusLayoutError, SkipItem, SplitResult
 from audio_lottery.data.corpora.commonvoice import collect_commonvoice
 from audio_lottery.data.corpora.librispeech import collect_librispeech
@@ -21,7 +23,10 @@ PREPARERS: dict[str, Callable[..., dict[str, SplitResult]]] = {
     "librispeech": collect_librispeech,
     "tedlium": collect_tedlium,
     "commonvoice": collect_commonvoice,
+    "asterisk": collect_asterisk,
 }
+CONVERTING = {"asterisk"}  # preparers that write decoded audio under ``out``
+DEFAULT_ROOTS = {"asterisk": Path("/")}  # installed Debian packages; the others need --root
 
 _ALIASES = {"tedlium2": "tedlium", "tedlium3": "tedlium", "cv": "commonvoice"}
 
@@ -35,25 +40,39 @@ def resolve_name(name: str) -> str:
     return key
 
 
-def prepare_corpus(name: str, root: Path, out: Path, progress: bool = True) -> dict[str, dict]:
-    """Prepare corpus ``name`` found at ``root`` into ``<out>/<split>.jsonl`` manifests.
+def prepare_corpus(name: str, root: Path | None, out: Path, progress: bool = True) -> dict[str, dict]:
+    """Prepare corpus ``name`` found at ``root`` (None: its :data:`DEFAULT_ROOTS` entry) into
+    ``<out>/<split>.jsonl`` manifests.
 
-    Returns ``{split: {"written", "skipped", "reasons"}}``, also saved in ``<out>/prepare_report.json``.
+    Returns ``{split: {"written", "skipped", "reasons"}}``, also saved in ``<out>/prepare_report.json``
+    with the list of skipped items per split.
     """
     key = resolve_name(name)
+    if root is None:
+        if key not in DEFAULT_ROOTS:
+            raise ValueError(f"{key}: give the corpus folder (--root); only {', '.join(sorted(DEFAULT_ROOTS))} "
+                             "has a default")
+        root = DEFAULT_ROOTS[key]
     root = Path(root).resolve()
     if not root.is_dir():
         raise CorpusLayoutError(f"{root}: corpus folder not found")
-    splits = PREPARERS[key](root, progress=progress)
+    out = Path(out)
+    extra = {"out": out} if key in CONVERTING else {}
+    splits = PREPARERS[key](root, progress=progress, **extra)
     if not splits:
         raise CorpusLayoutError(f"{root}: no {key} splits found")
-    out = Path(out)
     report: dict[str, dict] = {}
     for split, result in splits.items():
         write_manifest(out / f"{split}.jsonl", result.records)
         report[split] = result.report()
-    atomic_write_json(out / "prepare_report.json", {"corpus": key, "root": str(root), "splits": report})
+    atomic_write_json(out / "prepare_report.json", {
+        "corpus": key, "root": str(root), "splits": report,
+        "skipped_items": {split: result.dropped for split, result in splits.items()},
+    })
     return report
 
 
-__all__ = ["PREPARERS", "CorpusLayoutError", "SkipItem", "SplitResult", "prepare_corpus", "resolve_name"]
+__all__ = [
+    "CONVERTING", "DEFAULT_ROOTS", "PREPARERS", "CorpusLayoutError", "SkipItem", "SplitResult", "prepare_corpus",
+    "resolve_name",
+]

@@ -29,23 +29,32 @@ class CorpusLayoutError(FileNotFoundError):
 class SkipItem(Exception):
     """Raised while building one record: the item is skipped and counted under ``reason``."""
 
-    def __init__(self, reason: str, where: str | Path, detail: str, warn: bool = True) -> None:
+    def __init__(
+        self, reason: str, where: str | Path, detail: str, warn: bool = True, utt_id: str | None = None
+    ) -> None:
         super().__init__(f"{where}: {detail}")
-        self.reason, self.where, self.detail, self.warn = reason, str(where), detail, warn
+        self.reason, self.where, self.detail, self.warn, self.utt_id = reason, str(where), detail, warn, utt_id
+
+    def to_dict(self) -> dict:
+        """``{"id" (when known), "where", "reason", "detail"}`` for the prepare report."""
+        head = {"id": self.utt_id} if self.utt_id else {}
+        return {**head, "where": self.where, "reason": self.reason, "detail": self.detail}
 
 
 @dataclass
 class SplitResult:
-    """Records of one split plus the count of skipped items per reason."""
+    """Records of one split plus the skipped items (counted per reason and listed)."""
 
     records: list[dict] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
+    dropped: list[dict] = field(default_factory=list)
     _ids: set[str] = field(default_factory=set, repr=False)
 
     def add(self, record: dict) -> None:
         """Keep ``record`` unless its id was already seen (then it is skipped as a duplicate)."""
         if record["id"] in self._ids:
-            self.skip(SkipItem("duplicate_id", record["audio"], f"duplicate utterance id {record['id']!r}"))
+            self.skip(SkipItem("duplicate_id", record["audio"], f"duplicate utterance id {record['id']!r}",
+                               utt_id=record["id"]))
             return
         self._ids.add(record["id"])
         self.records.append(record)
@@ -53,6 +62,7 @@ class SplitResult:
     def skip(self, item: SkipItem) -> None:
         """Count a skipped item, with a warning naming the file and the problem."""
         self.skipped[item.reason] += 1
+        self.dropped.append(item.to_dict())
         if item.warn:
             log.warning("skipped %s: %s", item.where, item.detail)
 
