@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 import sys  # noqa: E402
 
 sys.path.insert(0, str(FIXTURE))
-from record import probe_features  # noqa: E402
+from record import preset_run_hash, probe_features  # noqa: E402
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def _digests(folder: Path) -> dict[str, str]:
 def test_presets_keep_their_hashes(preset):
     cfg = load_config(ROOT / "configs" / preset)
     assert config_hash(cfg) == EXPECTED["presets"][preset]["config_hash"]
-    assert run_hash(cfg) == EXPECTED["presets"][preset]["run_hash"]
+    assert preset_run_hash(ROOT / "configs" / preset) == EXPECTED["presets"][preset]["run_hash"]
 
 
 def test_prechange_run_resumes_with_the_same_hashes_and_redoes_nothing(run):
