@@ -310,6 +310,14 @@ HEADER = [
 ]
 
 
+def whisper_parity(r: dict) -> Lines:
+    return section("Whisper tiny.en against faster-whisper (`bench/bench_whisper_parity.py`)", r,
+                   "The project's own Whisper tiny.en (weights read from the pip-installed CTranslate2 file) against "
+                   "faster-whisper on the real-speech asterisk test split: greedy, no timestamps, 30 s windows, "
+                   "WER through Whisper's English normaliser.",
+                   pick(table(r, first="decoder")), verdicts(r, ""))
+
+
 def render(docs: Path = DOCS) -> str:
     """The text of docs/results.md from the results in ``docs``."""
     R = load_results(docs)
@@ -320,6 +328,8 @@ def render(docs: Path = DOCS) -> str:
     for key, make in simple.items():
         if key in R:
             lines += make(R[key])
+    if "whisper_parity" in R:
+        lines += whisper_parity(R["whisper_parity"])
     if "lottery_demo" in R:
         lines += lottery(R["lottery_demo"], R.get("lottery_no_guard"), R.get("backbones"))
     for key, make in {"backbones": backbones, "transducer_loss": transducer_loss}.items():

@@ -11,6 +11,7 @@ only meaningful as ratios measured in one quiet run).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,8 @@ def main() -> None:
     args = p.parse_args()
     run("bench_synth.py", "0.1", "2")
     run("bench_asterisk_corpus.py")  # prepares data/asterisk, writes docs/asterisk.md
+    if importlib.util.find_spec("faster_whisper"):  # the [parity] extra
+        run("bench_whisper_parity.py")  # Whisper tiny.en vs faster-whisper on asterisk test (~10-30 min, 1 thread)
     run("bench_features.py")
     run("bench_mask_overhead.py")
     run("bench_ddp.py")

@@ -129,7 +129,8 @@ def section_fields(cls: type) -> dict[str, tuple[Any, Mapping[str, Any]]]:
 
 @dataclass
 class FeatureConfig:
-    kind: str = hparam("logmel", "logmel (mel filterbank) or linear (DeepSpeech2 log1p spectrogram)", ("logmel", "linear"))
+    kind: str = hparam("logmel", "logmel (mel filterbank), linear (DeepSpeech2 log1p spectrogram) or whisper (Whisper's "
+                       "log-mel: 25 ms / 10 ms, log10, max - 8 floor; normalize is not used)", ("logmel", "linear", "whisper"))
     sample_rate: int = hparam(16000, "audio sample rate in Hz; audio is resampled to it", gt=0)
     n_mels: int = hparam(80, "number of mel bins (logmel)", ge=1)
     win_ms: float = hparam(25.0, "analysis window in ms (the linear preset uses 20)", gt=0)
@@ -158,7 +159,8 @@ class DataConfig:
     train_manifest: str = hparam("", "JSONL manifest of training utterances")
     dev_manifest: str = hparam("", "JSONL manifest for model selection (never the test set)")
     test_manifest: str = hparam("", "JSONL manifest for the final test")
-    tokenizer: str = hparam("char", "char (blank, a-z, ', space) or bpe (sentencepiece)", ("char", "bpe"))
+    tokenizer: str = hparam("char", "char (blank, a-z, ', space), bpe (sentencepiece) or whisper (the pip-installed "
+                            "Whisper tiny.en's byte-level BPE, no blank)", ("char", "bpe", "whisper"))
     bpe_vocab_size: int = hparam(256, "sentencepiece vocabulary size (bpe)", ge=2)
     max_duration: float = hparam(20.0, "training utterances longer than this (s) are skipped", gt=0)
     min_duration: float = hparam(0.2, "training utterances shorter than this (s) are skipped", ge=0)

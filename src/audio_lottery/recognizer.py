@@ -15,7 +15,7 @@ import torch
 
 from audio_lottery.config import Config, load_config, save_config
 from audio_lottery.data.dataset import pad_features
-from audio_lottery.data.features import FeatureExtractor
+from audio_lottery.data.features import build_featurizer
 from audio_lottery.data.tokenizers import load_tokenizer, tokenizer_saved
 from audio_lottery.layout import BEST, ExportLayout, TrainLayout
 from audio_lottery.models.registry import build_model
@@ -26,14 +26,14 @@ from audio_lottery.pruning.export import is_export_dir, read_export
 @dataclass
 class Recognizer:
     cfg: Config
-    featurizer: FeatureExtractor
+    featurizer: torch.nn.Module  # FeatureExtractor or WhisperLogMel (build_featurizer)
     tokenizer: object
     model: torch.nn.Module
 
     @classmethod
     def build(cls, cfg: Config, tokenizer) -> "Recognizer":
         """Fresh model for ``cfg`` (weights from torch's current RNG state)."""
-        featurizer = FeatureExtractor(cfg.data.features)
+        featurizer = build_featurizer(cfg.data.features)
         model = build_model(cfg.model, tokenizer.vocab_size, featurizer.dim)
         return cls(cfg, featurizer, tokenizer, model)
 

@@ -59,7 +59,12 @@ def cmd_info(args: argparse.Namespace) -> None:
     from audio_lottery.recognizer import Recognizer
 
     cfg = load_config(args.config, args.overrides)
-    tokenizer = CharTokenizer() if cfg.data.tokenizer == "char" else _FixedVocab(cfg.data.bpe_vocab_size)
+    if cfg.data.tokenizer == "whisper":
+        from audio_lottery.data.whisper_tokenizer import WhisperTokenizer
+
+        tokenizer = WhisperTokenizer.from_wheel()
+    else:
+        tokenizer = CharTokenizer() if cfg.data.tokenizer == "char" else _FixedVocab(cfg.data.bpe_vocab_size)
     rec = Recognizer.build(cfg, tokenizer)
     prunable = select_prunable(rec.model, cfg.prune.include, cfg.prune.exclude)
     print(json.dumps({
@@ -90,13 +95,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from audio_lottery.data.manifest import read_manifest
     from audio_lottery.eval.evaluate import evaluate
-    from audio_lottery.recognizer import Recognizer
+    from audio_lottery.pretrained import load_recognizer
 
     if args.snr or args.run:
         return cli_noise.cmd_eval_noise(args)
     if not args.model or not args.manifest:
         raise ValueError("eval needs --model and --manifest (or --run/--snr, see --help)")
-    rec = Recognizer.load(args.model)
+    rec = load_recognizer(args.model)
     records = read_manifest(args.manifest)
     if args.limit:
         records = records[: args.limit]
@@ -114,9 +119,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     """Print ``PATH<TAB>text`` per file; a file that cannot be read is named on stderr and skipped,
     and the exit status is 1 when any was (2 when nothing could start, e.g. the model did not load)."""
     from audio_lottery.data.audio import AudioError, load_audio
-    from audio_lottery.recognizer import Recognizer
+    from audio_lottery.pretrained import load_recognizer
 
-    rec = Recognizer.load(args.model)
+    rec = load_recognizer(args.model)
     sr = rec.cfg.data.features.sample_rate
     decoder = decoder_from_args(args, rec.tokenizer)
     failed = []
@@ -215,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="WER/CER of a trained model on a manifest (one JSON line)", parents=[common])
-    p.add_argument("--model", help=f"OUT/{BEST} of a training run or an export folder")
+    p.add_argument("--model", help=f"OUT/{BEST} of a training run, an export folder or pretrained:whisper-tiny.en")
     p.add_argument("--manifest", help="utterances to score (with --snr: default the model's test manifest)")
     p.add_argument("--limit", type=int, default=0, help="first N utterances only")
     p.add_argument("--hyps", help="write id/ref/hyp JSONL here")
@@ -226,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, mp3; any sample rate); an unreadable "
                                           "file is named and skipped (exit status 1 when any was)",
                        parents=[common])
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, help="a trained model, an export folder or pretrained:whisper-tiny.en")
     p.add_argument("audio", nargs="+")
     add_beam_args(p)
     p.set_defaults(func=cmd_transcribe)

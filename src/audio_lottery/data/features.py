@@ -8,63 +8,15 @@ zero-padded batch identical to those of the single utterance.
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audio_lottery.config import FeatureConfig
+from audio_lottery.data.mel import hz_to_mel, mel_filterbank, mel_to_hz  # noqa: F401  (re-exported)
 
 LOG_EPS = 1e-6
 NORM_EPS = 1e-5
-
-# Slaney mel scale: linear below 1 kHz, logarithmic above.
-_F_SP = 200.0 / 3.0
-_MIN_LOG_HZ = 1000.0
-_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
-_LOGSTEP = math.log(6.4) / 27.0
-
-
-def hz_to_mel(hz: np.ndarray) -> np.ndarray:
-    """Slaney mel value of frequencies in Hz."""
-    hz = np.asarray(hz, dtype=np.float64)
-    mel = hz / _F_SP
-    high = hz >= _MIN_LOG_HZ
-    mel[high] = _MIN_LOG_MEL + np.log(hz[high] / _MIN_LOG_HZ) / _LOGSTEP
-    return mel
-
-
-def mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    """Frequencies in Hz of Slaney mel values."""
-    mel = np.asarray(mel, dtype=np.float64)
-    hz = mel * _F_SP
-    high = mel >= _MIN_LOG_MEL
-    hz[high] = _MIN_LOG_HZ * np.exp(_LOGSTEP * (mel[high] - _MIN_LOG_MEL))
-    return hz
-
-
-def mel_filterbank(
-    sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
-) -> Tensor:
-    """Triangular Slaney-scale mel filters with Slaney area normalisation, ``[n_fft//2+1, n_mels]``.
-
-    Equal to ``librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin, fmax).T``.
-    """
-    fmax = sample_rate / 2.0 if fmax is None else float(fmax)
-    if not 0.0 <= fmin < fmax <= sample_rate / 2.0:
-        raise ValueError(f"need 0 <= fmin < fmax <= sample_rate/2, got fmin={fmin}, fmax={fmax}")
-    fft_freqs = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-    mel_pts = mel_to_hz(np.linspace(hz_to_mel(np.array([fmin]))[0], hz_to_mel(np.array([fmax]))[0], n_mels + 2))
-    widths = np.diff(mel_pts)
-    ramps = mel_pts[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / widths[:-1, None]
-    upper = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_pts[2:] - mel_pts[:-2]))[:, None]
-    return torch.from_numpy(weights.T.astype(np.float32)).contiguous()
-
 
 def _next_pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
@@ -91,7 +43,7 @@ class FeatureExtractor(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or FeatureConfig()
         if cfg.kind not in ("logmel", "linear"):
-            raise ValueError(f"unknown feature kind {cfg.kind!r}; use logmel or linear")
+            raise ValueError(f"unknown feature kind {cfg.kind!r}; use logmel or linear (whisper: build_featurizer)")
         self.win_length = int(round(cfg.win_ms * cfg.sample_rate / 1000.0))
         self.hop_length = int(round(cfg.hop_ms * cfg.sample_rate / 1000.0))
         if self.win_length <= 0 or self.hop_length <= 0:
@@ -170,3 +122,12 @@ def normalize_features(feats: Tensor, frame_lens: Tensor | None = None) -> Tenso
     mean = (feats * mask).sum(dim=1, keepdim=True) / count
     var = ((feats - mean).pow(2) * mask).sum(dim=1, keepdim=True) / count
     return (feats - mean) / (var.sqrt() + NORM_EPS) * mask
+
+
+def build_featurizer(cfg: FeatureConfig) -> nn.Module:
+    """The front-end of ``cfg.kind``: :class:`FeatureExtractor` (logmel, linear) or Whisper's log-mel."""
+    if cfg.kind == "whisper":
+        from audio_lottery.data.whisper_features import WhisperLogMel
+
+        return WhisperLogMel(cfg)
+    return FeatureExtractor(cfg)

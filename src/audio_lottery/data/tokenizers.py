@@ -1,9 +1,11 @@
-"""Tokenizers with the CTC blank at id 0: characters and sentencepiece BPE.
+"""Tokenizers: characters and sentencepiece BPE (CTC blank at id 0), and Whisper's BPE (no blank).
 
-Common API: ``vocab_size``, ``blank == 0``, ``encode(text) -> list[int]`` (never blank),
-``decode(ids) -> str`` (blanks are skipped), ``save(dir)``, ``<Class>.load(dir)`` and
-:func:`load_tokenizer`. Texts are expected to be normalised (a-z, apostrophe, space); any
-other character raises a ValueError naming it.
+Common API: ``kind``, ``vocab_size``, ``blank`` (the CTC blank id, 0, or None for a tokenizer of
+an attention decoder without blank, see :mod:`audio_lottery.data.whisper_tokenizer`),
+``encode(text) -> list[int]`` (never blank), ``decode(ids) -> str`` (blanks are skipped),
+``save(dir)``, ``<Class>.load(dir)`` and :func:`load_tokenizer`. For the char and BPE
+tokenizers texts are expected to be normalised (a-z, apostrophe, space); any other character
+raises a ValueError naming it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sentencepiece as spm
 
 from audio_lottery.config import DataConfig
 from audio_lottery.data.text import ALPHABET
+from audio_lottery.data.whisper_tokenizer import WhisperTokenizer
 from audio_lottery.files import atomic_write_bytes, atomic_write_json, read_json
 
 BLANK = 0
@@ -182,8 +185,8 @@ def _train_sentencepiece(texts: list[str], piece_count: int) -> bytes:
     return buf.getvalue()
 
 
-Tokenizer = Union[CharTokenizer, BpeTokenizer]
-_KINDS: dict[str, type] = {"char": CharTokenizer, "bpe": BpeTokenizer}
+Tokenizer = Union[CharTokenizer, BpeTokenizer, WhisperTokenizer]
+_KINDS: dict[str, type] = {"char": CharTokenizer, "bpe": BpeTokenizer, "whisper": WhisperTokenizer}
 
 
 def _read_meta(in_dir: Path, kind: str | None = None) -> dict:
@@ -206,11 +209,16 @@ def load_tokenizer(in_dir: Path) -> Tokenizer:
 
 
 def build_tokenizer(data_cfg: DataConfig, train_texts: list[str], out_dir: Path) -> Tokenizer:
-    """The tokenizer named by ``data_cfg.tokenizer`` (BPE trained on ``train_texts``), saved to ``out_dir``."""
+    """The tokenizer named by ``data_cfg.tokenizer`` (BPE trained on ``train_texts``; whisper: the
+    pip-installed tiny.en's), saved to ``out_dir``."""
     if data_cfg.tokenizer == "char":
         tok: Tokenizer = CharTokenizer()
         tok.save(out_dir)
         return tok
     if data_cfg.tokenizer == "bpe":
         return BpeTokenizer.train(train_texts, data_cfg.bpe_vocab_size, out_dir)
-    raise ValueError(f"unknown tokenizer {data_cfg.tokenizer!r}; use char or bpe")
+    if data_cfg.tokenizer == "whisper":
+        tok = WhisperTokenizer.from_wheel()
+        tok.save(out_dir)
+        return tok
+    raise ValueError(f"unknown tokenizer {data_cfg.tokenizer!r}; use char, bpe or whisper")

