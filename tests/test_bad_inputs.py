@@ -130,6 +130,7 @@ def test_every_untrusted_folder_is_handled(ticket_rec, tiny_corpus, tmp_path):
     assert not failures
     assert Counter((o.case.kind, o.outcome) for o in observations) == {
         ("tokenizer", "refuse"): 6, ("tokenizer", "ok"): 2, ("export", "refuse"): 4, ("export", "ok"): 1,
+        ("model", "refuse"): 1,
         ("decode-params", "refuse"): 5, ("decode-params", "ok"): 1, ("audio", "refuse"): 3}
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from audio_lottery.layout import TrainLayout
 from audio_lottery.data.audio import load_audio
 
 SR = 16000
@@ -296,7 +297,7 @@ HUGE = 1 << 40  # elements: allocating this many fails at once (4 TiB of float32
 
 @dataclass(frozen=True)
 class LoadCase:
-    """One untrusted file for a loader: ``kind`` is tokenizer, export, decode-params or audio;
+    """One untrusted file for a loader: ``kind`` is tokenizer, export, model (a training folder), decode-params or audio;
     ``target`` what is loaded; ``names`` the file the message must name; ``expect`` a message
     fragment (outcome ``refuse``) or, for ``ok``, a value the loaded result must contain."""
 
@@ -394,6 +395,15 @@ def write_bad_folders(out: Path, rec, mask, texts: list[str]) -> list[LoadCase]:
                           "unexpected ['extra']", bad / EXPORT_CONFIG))
     cases.append(LoadCase("export folder as written", "export", compact, "ok", "ds2", compact))
 
+    # ---- training folders: config.yaml describes the model Recognizer.load builds, so it is bounded too
+    trained = out / "train_giant_model"
+    weights = rec.save(trained)
+    cfg_yaml = TrainLayout(trained).config
+    cfg_yaml.write_text(cfg_yaml.read_text().replace(f"rnn_hidden: {rec.cfg.model.ds2.rnn_hidden}",
+                                                     f"rnn_hidden: {1 << 20}"))
+    cases.append(LoadCase("training folder whose config describes a 10^13-weight model", "model", weights,
+                          "refuse", "a loaded model may have", cfg_yaml))
+
     # ---- --decode-params: paths relative to the JSON file, regular files only, numbers as numbers
     params = out / "params"
     (params / "lm").mkdir(parents=True, exist_ok=True)
@@ -456,17 +466,17 @@ def load_case(case: LoadCase):
     from audio_lottery.data.audio import load_audio
     from audio_lottery.data.tokenizers import load_tokenizer
     from audio_lottery.lm.params import read_decode_params
-    from audio_lottery.recognizer import load_exported
+    from audio_lottery.recognizer import Recognizer, load_exported
 
     loaders = {"tokenizer": load_tokenizer, "export": load_exported, "decode-params": read_decode_params,
-               "audio": load_audio}
+               "audio": load_audio, "model": Recognizer.load}
     return loaders[case.kind](case.target)
 
 
 def _loaded_fact(case: LoadCase, loaded) -> str:
     if case.kind == "tokenizer":
         return loaded.kind
-    if case.kind == "export":
+    if case.kind in ("export", "model"):
         return loaded.cfg.model.name
     return json.dumps(loaded)
 
