@@ -11,7 +11,7 @@ import torch
 
 from audio_lottery.cli import main
 from audio_lottery.config import load_config
-from audio_lottery.data.domains import filter_records, write_domain
+from audio_lottery.data.corpora.domains import filter_records, write_domain
 from audio_lottery.data.manifest import ManifestError, read_manifest
 from audio_lottery.files import load_tensors, read_json
 from audio_lottery.lottery import BRANCHES

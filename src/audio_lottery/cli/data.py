@@ -12,7 +12,7 @@ from audio_lottery.config import load_config
 
 
 def cmd_data_synth(args: argparse.Namespace) -> None:
-    from audio_lottery.data.synth import synthesize_corpus
+    from audio_lottery.data.corpora.synth import synthesize_corpus
 
     summary = synthesize_corpus(Path(args.out), hours=args.hours, seed=args.seed, workers=args.workers)
     print(json.dumps(summary))

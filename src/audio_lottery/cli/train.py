@@ -11,13 +11,13 @@ from audio_lottery.config import load_config
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    from audio_lottery.data.tokenizers import CharTokenizer
+    from audio_lottery.data.pipeline.tokenizers import CharTokenizer
     from audio_lottery.pruning.mask import select_prunable
     from audio_lottery.recognizer import Recognizer
 
     cfg = load_config(args.config, args.overrides)
     if cfg.data.tokenizer == "whisper":
-        from audio_lottery.data.whisper_tokenizer import WhisperTokenizer
+        from audio_lottery.data.pipeline.whisper_tokenizer import WhisperTokenizer
 
         tokenizer = WhisperTokenizer.from_wheel()
     else:
