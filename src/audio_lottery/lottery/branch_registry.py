@@ -86,10 +86,9 @@ class Branch:
                                      f"got {values[n]!r}") from None
         return overrides, own
 
-    def own_changes(self, own: dict[str, Any]) -> list[str]:
-        """``<branch>.<param>=<value>`` of the own parameters that differ from their defaults (they name
-        the branch folder like overrides do)."""
-        return [f"{self.name}.{n}={v}" for n, v in own.items() if v != self.params[n].default]
+    def own_changes(self, own: dict[str, Any]) -> dict[str, Any]:
+        """The own parameters that differ from their defaults (they name the branch folder)."""
+        return {n: v for n, v in own.items() if v != self.params[n].default}
 
     def arguments(self, cfg: Config, own: dict[str, Any]) -> dict[str, Any]:
         """The keyword arguments of one call: config-bound parameters read from ``cfg``."""

@@ -145,11 +145,11 @@ def run_branch(name: str, run_dir: Path, levels: list[int] | None = None, overri
         cfg.train.device = device
     dist.setup(cfg.train.device)
     progress = progress and dist.is_main()
-    changes = branch.own_changes(own)
-    out = branch_dir(run_dir, name, tag, overrides + changes)
+    changes = branch.own_changes(own)  # named in the folder's hash like overrides: <branch>.<param>=<value>
+    out = branch_dir(run_dir, name, tag, overrides + [f"{name}.{n}={v}" for n, v in changes.items()])
     info = {"branch": name, "run": str(run_dir.resolve()), "overrides": overrides, "tag": tag}
     if changes:
-        info["params"] = {n: v for n, v in own.items() if v != branch.params[n].default}
+        info["params"] = changes
     dist.on_main(atomic_write_json, RunLayout(out).branch_info, info)
     kwargs = branch.arguments(cfg, own)
     if branch.whole_run:
