@@ -129,7 +129,7 @@ def test_every_untrusted_folder_is_handled(ticket_rec, tiny_corpus, tmp_path):
     failures = [(o.case.name, o.case.outcome, o.outcome, o.message[:300]) for o in observations if not o.handled]
     assert not failures
     assert Counter((o.case.kind, o.outcome) for o in observations) == {
-        ("tokenizer", "refuse"): 3, ("tokenizer", "ok"): 1, ("export", "refuse"): 4, ("export", "ok"): 1,
+        ("tokenizer", "refuse"): 6, ("tokenizer", "ok"): 2, ("export", "refuse"): 4, ("export", "ok"): 1,
         ("decode-params", "refuse"): 5, ("decode-params", "ok"): 1, ("audio", "refuse"): 3}
 
 

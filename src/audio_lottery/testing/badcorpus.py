@@ -360,8 +360,9 @@ def write_bad_folders(out: Path, rec, mask, texts: list[str]) -> list[LoadCase]:
     (folder / BPE_MODEL_FILE).unlink()
     (folder / BPE_MODEL_FILE).symlink_to(outside)
     cases.append(LoadCase("bpe.model is a link out of the folder", "tokenizer", folder, "refuse",
-                          "a link out of the tokenizer folder", folder / BPE_MODEL_FILE))
+                          "a link out of the folder", folder / BPE_MODEL_FILE))
     cases.append(LoadCase("tokenizer folder as written", "tokenizer", good_tok, "ok", "bpe", good_tok))
+    cases += _whisper_tokenizer_cases(out)
 
     # ---- export folders: config.json decides the allocations, so it is checked against the model first
     compact, csr = out / "export_compact", out / "export_csr"
@@ -419,6 +420,34 @@ def write_bad_folders(out: Path, rec, mask, texts: list[str]) -> list[LoadCase]:
                                ("random bytes", audio / "random.wav", "unreadable audio"),
                                ("directory instead of audio", audio / "folder.wav", "not a regular file")):
         cases.append(LoadCase(f"transcribe: {name}", "audio", path, "refuse", expect, path))
+    return cases
+
+
+def _whisper_tokenizer_cases(out: Path) -> list[LoadCase]:
+    """Whisper tokenizer folders: the Hugging Face file must be the one inside the folder."""
+    from audio_lottery.data.pipeline.tokenizers import META_FILE
+    from audio_lottery.data.pipeline.whisper_tokenizer import HF_FILE, WhisperTokenizer
+
+    tok = WhisperTokenizer.from_wheel()
+    outside = out / "elsewhere" / "secret.json"  # a valid tokenizer file outside the folder
+    outside.parent.mkdir(parents=True, exist_ok=True)
+    outside.write_text(tok.hf_json, encoding="utf-8")
+    cases = []
+    for name, value in (("absolute file path", str(outside)), ("file path with ../", "../elsewhere/secret.json")):
+        folder = out / f"whisper_tokenizer_{_slug(name)}"
+        tok.save(folder)
+        _json_edit(folder / META_FILE, lambda d, v=value: d.update(file=v))
+        cases.append(LoadCase(f"whisper tokenizer.json: {name}", "tokenizer", folder, "refuse",
+                              f"'file' must be '{HF_FILE}'", folder / META_FILE))
+    folder = out / "whisper_tokenizer_symlink"
+    tok.save(folder)
+    (folder / HF_FILE).unlink()
+    (folder / HF_FILE).symlink_to(outside)
+    cases.append(LoadCase("whisper tokenizer file is a link out of the folder", "tokenizer", folder, "refuse",
+                          "a link out of the folder", folder / HF_FILE))
+    folder = out / "whisper_tokenizer_good"
+    tok.save(folder)
+    cases.append(LoadCase("whisper tokenizer folder as written", "tokenizer", folder, "ok", "whisper", folder))
     return cases
 
 
