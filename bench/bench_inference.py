@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from audio_lottery.config import load_config
-from audio_lottery.data.tokenizers import CharTokenizer
+from audio_lottery.data.pipeline.tokenizers import CharTokenizer
 from audio_lottery.fallbacks import fail_on_fallbacks
 from audio_lottery.files import read_json
 from audio_lottery.layout import RunLayout

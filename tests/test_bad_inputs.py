@@ -16,10 +16,10 @@ import torch
 
 from audio_lottery.config import load_config
 from audio_lottery.data.audio import audio_problem
-from audio_lottery.data.dataset import SpeechDataset
-from audio_lottery.data.features import FeatureExtractor
+from audio_lottery.data.pipeline.dataset import SpeechDataset
+from audio_lottery.data.pipeline.features import FeatureExtractor
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.data.tokenizers import CharTokenizer
+from audio_lottery.data.pipeline.tokenizers import CharTokenizer
 from audio_lottery.files import read_json
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.pruning import Mask, global_magnitude

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from audio_lottery.config import Config, load_config, save_config
-from audio_lottery.data.dataset import pad_features
-from audio_lottery.data.features import build_featurizer
-from audio_lottery.data.tokenizers import load_tokenizer, tokenizer_saved
+from audio_lottery.data.pipeline.dataset import pad_features
+from audio_lottery.data.pipeline.features import build_featurizer
+from audio_lottery.data.pipeline.tokenizers import load_tokenizer, tokenizer_saved
 from audio_lottery.layout import BEST, ExportLayout, TrainLayout
 from audio_lottery.models.registry import build_model
 from audio_lottery.files import load_tensors, save_tensors

@@ -1,5 +1,9 @@
 """The lottery engine: IMP levels (runner), control branches, transfer, scoring, tickets, the report.
 
-Importing the package registers the built-in branches (transfer lives in its own module)."""
+Importing the package registers every built-in branch (``branches`` and ``transfer``) in
+:data:`BRANCHES`, the one branch registry."""
 
-from audio_lottery.lottery import transfer  # noqa: F401  (registers the transfer branches)
+from audio_lottery.lottery import branches, transfer  # noqa: F401  (they register the built-in branches)
+from audio_lottery.lottery.branch_registry import BRANCHES
+
+__all__ = ["BRANCHES"]

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from audio_lottery.config import config_from_dict, to_dict
-from audio_lottery.data.tokenizers import load_tokenizer
+from audio_lottery.data.pipeline.tokenizers import load_tokenizer
 from audio_lottery.fallbacks import UnshrunkExportWarning
 from audio_lottery.files import atomic_write_json, load_tensors, read_json, save_tensors
 from audio_lottery.layout import EXPORT_CONFIG, EXPORT_WEIGHTS, ExportLayout

@@ -251,7 +251,7 @@ def observe(corpus: BadCorpus, cfg, workdir: Path) -> list[Observation]:
     import copy
 
     from audio_lottery.data.manifest import read_manifest
-    from audio_lottery.data.tokenizers import CharTokenizer
+    from audio_lottery.data.pipeline.tokenizers import CharTokenizer
     from audio_lottery.train.data_check import write_data_report
     from audio_lottery.files import read_json
     from audio_lottery.recognizer import Recognizer
@@ -336,7 +336,7 @@ def write_bad_folders(out: Path, rec, mask, texts: list[str]) -> list[LoadCase]:
     """Write the untrusted-folder cases into ``out`` from a DS2 recogniser ``rec`` with a sparse ticket
     ``mask`` (~10 % density, so that compact export uses bitmask or rice encodings) and ``texts`` to
     train a small BPE tokenizer on."""
-    from audio_lottery.data.tokenizers import BPE_MODEL_FILE, META_FILE, BpeTokenizer
+    from audio_lottery.data.pipeline.tokenizers import BPE_MODEL_FILE, META_FILE, BpeTokenizer
     from audio_lottery.pruning.export import EXPORT_CONFIG, export_recognizer
 
     if rec.cfg.model.name != "ds2":
@@ -435,8 +435,8 @@ def write_bad_folders(out: Path, rec, mask, texts: list[str]) -> list[LoadCase]:
 
 def _whisper_tokenizer_cases(out: Path) -> list[LoadCase]:
     """Whisper tokenizer folders: the Hugging Face file must be the one inside the folder."""
-    from audio_lottery.data.tokenizers import META_FILE
-    from audio_lottery.data.whisper_tokenizer import HF_FILE, WhisperTokenizer
+    from audio_lottery.data.pipeline.tokenizers import META_FILE
+    from audio_lottery.data.pipeline.whisper_tokenizer import HF_FILE, WhisperTokenizer
 
     tok = WhisperTokenizer.from_wheel()
     outside = out / "elsewhere" / "secret.json"  # a valid tokenizer file outside the folder
@@ -464,7 +464,7 @@ def _whisper_tokenizer_cases(out: Path) -> list[LoadCase]:
 def load_case(case: LoadCase):
     """Run the loader of ``case.kind`` on ``case.target``; returns what it loaded."""
     from audio_lottery.data.audio import load_audio
-    from audio_lottery.data.tokenizers import load_tokenizer
+    from audio_lottery.data.pipeline.tokenizers import load_tokenizer
     from audio_lottery.lm.params import read_decode_params
     from audio_lottery.recognizer import Recognizer, load_exported
 

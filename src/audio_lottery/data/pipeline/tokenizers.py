@@ -1,7 +1,7 @@
 """Tokenizers: characters and sentencepiece BPE (CTC blank at id 0), and Whisper's BPE (no blank).
 
 Common API: ``kind``, ``vocab_size``, ``blank`` (the CTC blank id, 0, or None for a tokenizer of
-an attention decoder without blank, see :mod:`audio_lottery.data.whisper_tokenizer`),
+an attention decoder without blank, see :mod:`audio_lottery.data.pipeline.whisper_tokenizer`),
 ``encode(text) -> list[int]`` (never blank), ``decode(ids) -> str`` (blanks are skipped),
 ``save(dir)``, ``<Class>.load(dir)`` and :func:`load_tokenizer`. For the char and BPE
 tokenizers texts are expected to be normalised (a-z, apostrophe, space); any other character
@@ -18,7 +18,7 @@ import sentencepiece as spm
 
 from audio_lottery.config import DataConfig
 from audio_lottery.data.text import ALPHABET
-from audio_lottery.data.whisper_tokenizer import WhisperTokenizer
+from audio_lottery.data.pipeline.whisper_tokenizer import WhisperTokenizer
 from audio_lottery.files import atomic_write_bytes, atomic_write_json, file_beside, read_json
 
 BLANK = 0
