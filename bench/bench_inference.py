@@ -45,7 +45,7 @@ from audio_lottery.config import load_config
 from audio_lottery.data.pipeline.tokenizers import CharTokenizer
 from audio_lottery.fallbacks import fail_on_fallbacks
 from audio_lottery.files import read_json
-from audio_lottery.layout import RunLayout
+from audio_lottery.layout import ExportLayout, RunLayout
 from audio_lottery.lottery.runner import load_run_config
 from audio_lottery.pruning import Mask, get_strategy, macs_per_second
 from audio_lottery.pruning.csr import CSRPolicy, to_csr
@@ -202,7 +202,7 @@ def _onnx_variant(export_dir: Path, level: int, remaining: float, macs: float) -
 
     check = add_onnx(export_dir)
     print(f"onnx (level {level}): max |onnxruntime - torch| = {check['max_abs_difference']:.2e}", flush=True)
-    return Variant("channel-onnx", level, remaining, None, macs, onnx=export_dir / "model.onnx")
+    return Variant("channel-onnx", level, remaining, None, macs, onnx=ExportLayout(export_dir).onnx)
 
 
 # --------------------------------------------------------------------------- timing

@@ -102,7 +102,7 @@ def demo(R: dict, timings: dict | None) -> Lines:
     lines = ["## `make demo`", ""]
     if timings is None:
         return lines + ["`make demo` records its own timings (corpus synthesis, the IMP search, the control branches, "
-                        "the report, total wall time, machine and threads) in `demo_timings.json` of its run folder. "
+                        f"the report, total wall time, machine and threads) in `{DEMO_TIMINGS}` of its run folder. "
                         f"None has been copied here yet: `make results DEMO_TIMINGS=runs/{RUN_PREFIX}<hash>/{DEMO_TIMINGS}` "
                         "adds it.", ""]
     rows = [[name, str(timings["phases_s"][key]) if timings["phases_s"].get(key) is not None else "–"]
@@ -114,7 +114,7 @@ def demo(R: dict, timings: dict | None) -> Lines:
     if timings.get("corpus"):
         notes.append("- Corpus: " + ", ".join(f"{s} {v['utterances']} utterances ({v['hours']} h)"
                                              for s, v in timings["corpus"].items()) + ".")
-    return lines + ["Wall time of the last `make demo`, recorded by the demo itself (`demo_timings.json`):", "",
+    return lines + [f"Wall time of the last `make demo`, recorded by the demo itself (`{DEMO_TIMINGS}`):", "",
                     md_table(["phase", "seconds"], rows), "", *notes, "",
                     f"*Conditions:* {c['date']}; {c['machine']}, {c['cpu_cores']} cores; torch {c['torch']}; "
                     f"torch threads {c['torch_threads']}, training threads {c.get('train_threads')}; run `{timings['run']}` "
@@ -349,7 +349,7 @@ def render(docs: Path = DOCS) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--docs", type=Path, default=DOCS)
-    p.add_argument("--demo-timings", type=Path, help="a make demo timings file to copy to docs/demo_timings.json")
+    p.add_argument("--demo-timings", type=Path, help=f"a make demo timings file to copy to docs/{DEMO_TIMINGS}")
     p.add_argument("--check", action="store_true", help="exit 1 when results.md is out of date; write nothing")
     args = p.parse_args(argv)
     out = args.docs / "results.md"

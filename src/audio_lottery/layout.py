@@ -47,17 +47,28 @@ EVAL_NOISE = "eval_noise.json"
 TRAIN = "train"
 
 BEST = "best.safetensors"
+DATA_REPORT = "data_report.json"
+TENSORBOARD = "tb"
 LAST = "last"  # checkpoint stem: last.safetensors + last.json
 LAST_TENSORS, LAST_JSON = f"{LAST}.safetensors", f"{LAST}.json"
 METRICS = "metrics.jsonl"
 
 EXPORT_WEIGHTS = "model.safetensors"
 EXPORT_CONFIG = "config.json"
+EXPORT_ONNX = "model.onnx"
 
-# the distinctive names above: tests/test_layout.py refuses them as string literals anywhere else
+# Every name above is checked by tests/test_layout.py, which refuses it in any other module of src/
+# or bench/. The rule by kind of name:
+# - prefixes: at the start of a path part, before a number, placeholder, glob or further part;
+# - file names (they carry an extension, so they are distinctive): anywhere in a string literal;
+# - folder names (bare words such as "train" or "tokenizer" are also common words): only as a path
+#   component, i.e. inside a literal next to a slash ("train/", "/train/", "x/train") or as a
+#   literal operand of the path operator ``/`` (``out / "train"``).
 LAYOUT_PREFIXES = (RUN_PREFIX, LEVEL_PREFIX, BRANCH_PREFIX)
-LAYOUT_FILES = (CONFIG, INIT, REWIND, RUN_SUMMARY, REPORT_MD, REPORT_HTML, BRANCH_INFO, MASK, MASK_REPORT, RESULT,
-                EVAL_NOISE, BEST, LAST_TENSORS, LAST_JSON, METRICS, EXPORT_WEIGHTS)
+LAYOUT_FILES = (CONFIG, INIT, REWIND, RUN_SUMMARY, REPORT_MD, REPORT_HTML, BRANCH_INFO, DEMO_TIMINGS, MASK,
+                MASK_REPORT, RESULT, EVAL_NOISE, BEST, DATA_REPORT, LAST_TENSORS, LAST_JSON, METRICS,
+                EXPORT_WEIGHTS, EXPORT_CONFIG, EXPORT_ONNX)
+LAYOUT_FOLDERS = (TOKENIZER, PLOTS, OVERLAP, TRAIN, TENSORBOARD)
 
 _LEVEL_RE = re.compile(rf"^{LEVEL_PREFIX}(\d+)$")
 
@@ -124,6 +135,16 @@ class TrainLayout(ModelFolder):
     def rewind(self) -> Path:
         """Weights at the late-rewinding point (``prune.rewind`` > 0)."""
         return self.dir / REWIND
+
+    @property
+    def data_report(self) -> Path:
+        """The training data check: kept/skipped utterances and conversions."""
+        return self.dir / DATA_REPORT
+
+    @property
+    def tensorboard(self) -> Path:
+        """TensorBoard event files."""
+        return self.dir / TENSORBOARD
 
 
 @dataclass(frozen=True)
@@ -268,7 +289,12 @@ class RunLayout:
 
 @dataclass(frozen=True)
 class ExportLayout(ModelFolder):
-    """An export folder: ``model.safetensors``, ``config.json``, ``tokenizer/``."""
+    """An export folder: ``model.safetensors``, ``config.json``, ``tokenizer/`` (and, with
+    ``export --onnx``, ``model.onnx``)."""
 
     WEIGHTS: ClassVar[str] = EXPORT_WEIGHTS
     CONFIG_FILE: ClassVar[str] = EXPORT_CONFIG
+
+    @property
+    def onnx(self) -> Path:
+        return self.dir / EXPORT_ONNX

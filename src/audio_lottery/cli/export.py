@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from audio_lottery.layout import EXPORT_CONFIG, EXPORT_WEIGHTS, TOKENIZER, ExportLayout
+from audio_lottery.layout import EXPORT_CONFIG, EXPORT_ONNX, EXPORT_WEIGHTS, TOKENIZER, ExportLayout
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -28,5 +28,5 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     p.add_argument("--branch", default="", help="export a branch's level, e.g. structured-<tag> (default: IMP)")
     p.add_argument("--format", choices=["dense", "compact", "csr"], default="compact")
     p.add_argument("--out", required=True, help=f"folder for {EXPORT_WEIGHTS}, {EXPORT_CONFIG} and {TOKENIZER}/")
-    p.add_argument("--onnx", action="store_true", help="also write model.onnx (needs the [onnx] extra) and check it")
+    p.add_argument("--onnx", action="store_true", help=f"also write {EXPORT_ONNX} (needs the [onnx] extra) and check it")
     p.set_defaults(func=cmd_export)

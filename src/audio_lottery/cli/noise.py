@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from audio_lottery.layout import EVAL_NOISE, LEVEL_PREFIX
+from audio_lottery.layout import EVAL_NOISE, LEVEL_PREFIX, OVERLAP
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -132,9 +132,9 @@ def cmd_overlap(args: argparse.Namespace) -> None:
 
 def add_overlap_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("overlap", parents=[common], help="IoU of the kept weights of two runs' tickets (per tensor "
-                       "and global), stored in RUN_A/overlap/ for its report")
+                       f"and global), stored in RUN_A/{OVERLAP}/ for its report")
     p.add_argument("run_a", help="lottery run (or branch folder)")
     p.add_argument("run_b", help="another lottery run or branch folder (other corpus or seed)")
     p.add_argument("--levels", default="all", help="'all' (the pruned levels both have) or comma-separated levels")
-    p.add_argument("--no-save", action="store_true", help="do not store the result in RUN_A/overlap/")
+    p.add_argument("--no-save", action="store_true", help=f"do not store the result in RUN_A/{OVERLAP}/")
     p.set_defaults(func=cmd_overlap)

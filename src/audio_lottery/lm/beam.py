@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from audio_lottery.layout import TOKENIZER
 from audio_lottery.lm.units import SPECIAL, UNK, infer_unit, tokenizer_units, word_boundary_id
 
 MODES = ("lexicon-free", "lexicon")
@@ -151,7 +152,7 @@ class CTCBeamDecoder:
             raise ValueError(
                 f"{self.lm_path}: a {unit}-level LM cannot drive lexicon-free decoding of a {self.tokenizer.kind} "
                 f"model (its tokens must be the model's tokens): build one with `audio-lottery lm build "
-                f"--unit {wanted}`{' --tokenizer RUN/tokenizer' if wanted == 'bpe' else ''}, or use --lexicon lm "
+                f"--unit {wanted}`{f' --tokenizer RUN/{TOKENIZER}' if wanted == 'bpe' else ''}, or use --lexicon lm "
                 f"with a word LM")
         if not set(self.units[1:]) & set(lm_vocab):
             raise ValueError(f"{self.lm_path}: none of the model's tokens is in the LM")

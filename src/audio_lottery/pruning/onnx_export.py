@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-ONNX_FILE = "model.onnx"
+from audio_lottery.layout import EXPORT_ONNX
+
+ONNX_FILE = EXPORT_ONNX  # the name inside an export folder (layout.ExportLayout.onnx)
 
 
 def onnx_available() -> bool:

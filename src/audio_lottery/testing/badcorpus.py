@@ -34,7 +34,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from audio_lottery.layout import TrainLayout
+from audio_lottery.layout import ExportLayout, TrainLayout
 from audio_lottery.data.audio import load_audio
 
 SR = 16000
@@ -321,7 +321,7 @@ def _json_edit(path: Path, edit) -> None:
 
 def _bundle(src: Path, dest: Path, edit) -> Path:
     shutil.copytree(src, dest)
-    _json_edit(dest / "config.json", edit)
+    _json_edit(ExportLayout(dest).config, edit)
     return dest
 
 

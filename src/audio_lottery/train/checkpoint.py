@@ -27,6 +27,7 @@ from audio_lottery.files import (
     remove_stale_temps,
     save_tensors,
 )
+from audio_lottery.layout import checkpoint_files
 
 log = logging.getLogger(__name__)
 STATE_KEY = "training_state"
@@ -62,15 +63,15 @@ def save_training_state(
     out_dir: Path, name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, info: dict
 ) -> None:
     """Write ``<name>.safetensors`` (model + optimizer tensors, info in its header) then ``<name>.json``."""
-    out_dir = Path(out_dir)
+    tensors_file, json_file = checkpoint_files(out_dir, name)
     opt_tensors, opt_meta = flatten_optimizer(optimizer.state_dict())
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update(opt_tensors)
     tensors.update(rng_state())
-    meta = {"tensors": f"{name}.safetensors", "optimizer": opt_meta, **info}
+    meta = {"tensors": tensors_file.name, "optimizer": opt_meta, **info}
     header = {STATE_KEY: json.dumps(meta, sort_keys=True, default=str)}
-    save_tensors(out_dir / f"{name}.safetensors", tensors, metadata=header)
-    atomic_write_json(out_dir / f"{name}.json", meta)
+    save_tensors(tensors_file, tensors, metadata=header)
+    atomic_write_json(json_file, meta)
 
 
 def read_training_state(out_dir: Path, name: str) -> tuple[dict, dict[str, torch.Tensor]] | None:
@@ -82,10 +83,10 @@ def read_training_state(out_dir: Path, name: str) -> tuple[dict, dict[str, torch
     """
     out_dir = Path(out_dir)
     remove_stale_temps(out_dir)
-    path = out_dir / f"{name}.safetensors"
+    path, json_file = checkpoint_files(out_dir, name)
     if not path.is_file():
-        if (out_dir / f"{name}.json").is_file():
-            log.warning("%s: names %s, which is missing; starting afresh", out_dir / f"{name}.json", path.name)
+        if json_file.is_file():
+            log.warning("%s: names %s, which is missing; starting afresh", json_file, path.name)
         return None
     try:
         tensors, header = load_tensors_and_metadata(path)
@@ -98,9 +99,9 @@ def read_training_state(out_dir: Path, name: str) -> tuple[dict, dict[str, torch
         except json.JSONDecodeError:
             quarantine(path, "its training_state header is not valid JSON")
             return None
-    meta = read_json_or_none(out_dir / f"{name}.json")  # checkpoints written before the header copy
+    meta = read_json_or_none(json_file)  # checkpoints written before the header copy
     if meta is None:
-        log.warning("%s: no readable %s.json beside it; starting afresh", path, name)
+        log.warning("%s: no readable %s beside it; starting afresh", path, json_file.name)
         return None
     return meta, tensors
 
@@ -119,7 +120,7 @@ def load_training_state(
         return None
     meta, tensors = saved
     if config_hash is not None and meta.get("config_hash", config_hash) != config_hash:
-        raise ValueError(f"{Path(out_dir) / name}.json: this folder holds a run with other hyper-parameters; "
+        raise ValueError(f"{checkpoint_files(out_dir, name)[1]}: this folder holds a run with other hyper-parameters; "
                          "use another --out")
     model.load_state_dict(model_tensors(tensors))
     optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"]))

@@ -30,10 +30,10 @@ from audio_lottery.data.pipeline.dataset import FilterReport, filter_records, fr
 from audio_lottery.data.manifest import ManifestError, iter_manifest
 from audio_lottery.data.text import out_of_vocabulary
 from audio_lottery.files import atomic_write_json
+from audio_lottery.layout import TrainLayout
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "data_report.json"
 ROLES = ("train", "eval")
 
 
@@ -179,7 +179,7 @@ def write_data_report(out_dir: Path, report: FilterReport, cfg: Config) -> Path:
     notes = conversion_notes(report.sample_rates, report.multichannel, cfg.data.features.sample_rate)
     log.info("training data %s: %s%s", manifest, report.summary(),
              "".join(f"; {n} {note}" for note, n in notes.items()))
-    path = Path(out_dir) / REPORT_FILE
+    path = TrainLayout(Path(out_dir)).data_report
     atomic_write_json(path, {
         "manifest": str(manifest), "kept": report.kept, "skipped": report.total_dropped(),
         "skipped_by_reason": report.dropped or {}, "summary": report.summary(), "notes": notes,

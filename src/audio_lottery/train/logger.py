@@ -20,12 +20,13 @@ class MetricsLogger:
     """
 
     def __init__(self, out_dir: Path, resume_step: int = 0) -> None:
-        self.path = TrainLayout(Path(out_dir)).metrics
+        layout = TrainLayout(Path(out_dir))
+        self.path = layout.metrics
         if self.path.is_file():
             kept = [ln for ln in self.path.read_text().splitlines() if _keep(ln, resume_step)]
             atomic_write_text(self.path, "".join(ln + "\n" for ln in kept))
         self.fh = self.path.open("a", encoding="utf-8")
-        self.tb = SummaryWriter(str(Path(out_dir) / "tb"), purge_step=resume_step or None)
+        self.tb = SummaryWriter(str(layout.tensorboard), purge_step=resume_step or None)
 
     def log(self, entry: dict) -> None:
         entry = {"time": round(time.time(), 3), **entry}
