@@ -15,16 +15,29 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 
 
-def _env() -> dict:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]))
+def _lint_imports(root: Path, src: Path, *extra: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([exe, "--config", str(root / "pyproject.toml"), *extra], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_import_linter_contracts_are_kept():
-    exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
-    res = subprocess.run([exe, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, env=_env(),
-                         capture_output=True, text=True, timeout=300)
+    res = _lint_imports(ROOT, SRC)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     assert "0 broken" in res.stdout
+
+
+def test_a_module_outside_the_layers_breaks_the_contracts(tmp_path):
+    """The layers contracts are exhaustive: a new top-level module (or data room) must be given a layer."""
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    shutil.copytree(SRC / "audio_lottery", tmp_path / "src" / "audio_lottery",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "src" / "audio_lottery" / "newcomer.py").write_text("")
+    (tmp_path / "src" / "audio_lottery" / "data" / "newroom.py").write_text("")
+    res = _lint_imports(tmp_path, tmp_path / "src", "--no-cache")
+    assert res.returncode != 0 and "2 broken" in res.stdout, res.stdout[-4000:]
+    assert "audio_lottery.newcomer" in res.stdout and "audio_lottery.data.newroom" in res.stdout
 
 
 def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
