@@ -18,7 +18,7 @@ PATTERN = re.compile("|".join(
     + [rf"(^|/){re.escape(p)}[\w.-]*/" for p in LAYOUT_PREFIXES]
     + [re.escape(f) for f in LAYOUT_FILES]
     # a folder name (often also a common word) only as a path component next to a slash
-    + [rf"(^|/){re.escape(d)}/|/{re.escape(d)}$" for d in LAYOUT_FOLDERS]))
+    + [rf"(^|/){re.escape(d)}/|/{re.escape(d)}\b" for d in LAYOUT_FOLDERS]))
 
 
 # names that are someone else's file, not this project's layout: the pip-installed Whisper wheel's
@@ -77,7 +77,7 @@ def test_the_check_catches_a_spelled_name(tmp_path):
 def test_the_check_catches_folder_names_only_as_path_components(tmp_path):
     bad = tmp_path / "probe.py"
     bad.write_text('split = "train"\nhelp = "the tokenizer kind"\nlog = out / "tb"\nbest = "level_3/train/best"\n'
-                   'tok = f"{run}/tokenizer"\nplots = "plots/wer.png"\ncfg = folder / "config.json"\n'
+                   'tok = f"{run}/tokenizer of it"\nplots = "plots/wer.png"\ncfg = folder / "config.json"\n'
                    'onnx = "model.onnx"\nrep = "data_report.json"\n')
     hits = sorted(h.split(" spells ")[1] for h in layout_spellings(bad))
     assert hits == ["['/tokenizer']", "['config.json']", "['data_report.json']", "['level_3', '/train/']",

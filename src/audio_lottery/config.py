@@ -47,14 +47,17 @@ def hparam(default: Any, help: str, choices: tuple | Callable[[], tuple] | None 
 
 # --------------------------------------------------------------------------- plug-ins
 #
-# Backbones (models/) and strategies (pruning/) extend the config without this module naming them:
-# a backbone adds its section ``model.<name>`` (:func:`register_section`), a strategy adds its
-# choice to ``prune.strategy`` (:func:`register_choice`). The plug-in packages are imported the
-# first time a plug-in section is built (:func:`discover_plugins`), so a config always knows
-# every registered backbone before it is read or hashed.
+# Backbones (models/), strategies (pruning/), feature front-ends and tokenizers (data/pipeline/)
+# extend the config without this module naming them: a backbone adds its section ``model.<name>``
+# (:func:`register_section`), a strategy its choice of ``prune.strategy``, a front-end its choice of
+# ``data.features.kind``, a tokenizer its choice of ``data.tokenizer`` (:func:`register_choice`,
+# with a one-line help). The plug-in packages are imported the first time a plug-in section is
+# built or a registered choice is asked for (:func:`discover_plugins`), so a config always knows
+# every registered plug-in before it is read, validated or hashed.
 
-PLUGIN_PACKAGES = ("audio_lottery.models", "audio_lottery.pruning")
+PLUGIN_PACKAGES = ("audio_lottery.models", "audio_lottery.pruning", "audio_lottery.data.pipeline")
 _CHOICES: dict[str, list[str]] = {}
+_CHOICE_HELP: dict[tuple[str, str], str] = {}
 _discovered = False
 
 
@@ -67,11 +70,30 @@ def discover_plugins() -> None:
             importlib.import_module(name)
 
 
-def register_choice(key: str, value: str) -> None:
-    """Allow ``value`` for the dotted config ``key`` (e.g. a strategy name for ``prune.strategy``)."""
+def register_choice(key: str, value: str, help: str = "") -> None:
+    """Allow ``value`` for the dotted config ``key`` (e.g. a strategy name for ``prune.strategy``);
+    ``help`` (one line) is shown beside it in the key's help (:func:`field_help`)."""
     values = _CHOICES.setdefault(key, [])
     if value not in values:
         values.append(value)
+    if help:
+        _CHOICE_HELP[key, value] = help
+
+
+@dataclass(frozen=True)
+class Registered:
+    """``choices`` of a field whose values plug-ins register under ``key`` (:func:`register_choice`)."""
+
+    key: str
+
+    def __call__(self) -> tuple[str, ...]:
+        return registered_choices(self.key)
+
+    def help(self) -> str:
+        """``value (help); ...`` of the registered values ("" when none carries a help)."""
+        if not any((self.key, v) in _CHOICE_HELP for v in self()):
+            return ""
+        return "; ".join(f"{v} ({_CHOICE_HELP[self.key, v]})" if (self.key, v) in _CHOICE_HELP else v for v in self())
 
 
 def registered_choices(key: str) -> tuple[str, ...]:
@@ -129,8 +151,7 @@ def section_fields(cls: type) -> dict[str, tuple[Any, Mapping[str, Any]]]:
 
 @dataclass
 class FeatureConfig:
-    kind: str = hparam("logmel", "logmel (mel filterbank), linear (DeepSpeech2 log1p spectrogram) or whisper (Whisper's "
-                       "log-mel: 25 ms / 10 ms, log10, max - 8 floor; normalize is not used)", ("logmel", "linear", "whisper"))
+    kind: str = hparam("logmel", "feature front-end", Registered("data.features.kind"))
     sample_rate: int = hparam(16000, "audio sample rate in Hz; audio is resampled to it", gt=0)
     n_mels: int = hparam(80, "number of mel bins (logmel)", ge=1)
     win_ms: float = hparam(25.0, "analysis window in ms (the linear preset uses 20)", gt=0)
@@ -159,8 +180,7 @@ class DataConfig:
     train_manifest: str = hparam("", "JSONL manifest of training utterances")
     dev_manifest: str = hparam("", "JSONL manifest for model selection (never the test set)")
     test_manifest: str = hparam("", "JSONL manifest for the final test")
-    tokenizer: str = hparam("char", "char (blank, a-z, ', space), bpe (sentencepiece) or whisper (the pip-installed "
-                            "Whisper tiny.en's byte-level BPE, no blank)", ("char", "bpe", "whisper"))
+    tokenizer: str = hparam("char", "output units", Registered("data.tokenizer"))
     bpe_vocab_size: int = hparam(256, "sentencepiece vocabulary size (bpe)", ge=2)
     max_duration: float = hparam(20.0, "training utterances longer than this (s) are skipped", gt=0)
     min_duration: float = hparam(0.2, "training utterances shorter than this (s) are skipped", ge=0)
@@ -179,7 +199,7 @@ class DataConfig:
 class ModelConfig:
     """The backbone's name; every registered backbone adds its own section (``model.<name>``)."""
 
-    name: str = hparam("ds2", "backbone name in the model registry", choices=lambda: registered_choices("model.name"))
+    name: str = hparam("ds2", "backbone name in the model registry", choices=Registered("model.name"))
 
 
 @dataclass
@@ -212,7 +232,7 @@ class TrainConfig:
 class PruneConfig:
     strategy: str = hparam("global_magnitude", "mask strategy: unstructured (global_magnitude, layerwise_magnitude, "
                        "random) or structured (block, nm, channel); the registered strategies",
-                       lambda: registered_choices("prune.strategy"))
+                       Registered("prune.strategy"))
     fraction: float = hparam(0.2, "fraction of the remaining weights pruned per level", ge=0, lt=1)
     min_tensor_density: float = hparam(0.0, "layer-collapse guard: every tensor keeps at least this fraction of its "
                                    "weights (global_magnitude; 0 = the paper's plain global rule)", ge=0, le=1)
@@ -220,7 +240,7 @@ class PruneConfig:
     exclude: list = hparam([], "glob patterns of prunable tensor names to exclude", item=str)
     rewind: str = hparam("0", "rewind point: 0 (theta_0), '<k>it' (after k steps) or '<k>ep' (after k epochs)")
     structure: str = hparam("block", "structure an unstructured ticket is converted to by the `structured` branch "
-                        "(its --structure parameter)", lambda: registered_choices("prune.structure"))
+                        "(its --structure parameter)", Registered("prune.structure"))
     block_shape: list = hparam([1, 4], "(rows, columns) of a block of the 2-D view [out, in*kernel] of a weight "
                            "(block strategy and structure)")
     nm: list = hparam([2, 4], "N:M sparsity: at most N of every M consecutive weights of a row are kept (nm)")
@@ -249,6 +269,13 @@ def field_choices(meta: Mapping[str, Any]) -> tuple:
     """The allowed values in a field's metadata (empty: any)."""
     choices = meta.get("choices")
     return tuple(choices()) if callable(choices) else tuple(choices or ())
+
+
+def field_help(meta: Mapping[str, Any]) -> str:
+    """A field's help followed, for registered choices, by each value with its one-line help."""
+    text, choices = meta.get("help", ""), meta.get("choices")
+    listed = choices.help() if isinstance(choices, Registered) else ""
+    return f"{text}: {listed}" if listed else text
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:
@@ -514,5 +541,5 @@ def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]
         if dataclasses.is_dataclass(typ):
             rows += describe(typ, f"{prefix}{name}.")
         else:
-            rows.append((f"{prefix}{name}", getattr(inst, name), meta.get("help", "")))
+            rows.append((f"{prefix}{name}", getattr(inst, name), field_help(meta)))
     return rows

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from audio_lottery.layout import BEST
+from audio_lottery.layout import BEST, TOKENIZER
 from audio_lottery.lm.params import read_decode_params, relative_params
 
 BEAM_DEFAULT = 50
@@ -106,7 +106,7 @@ def add_lm_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
     p.add_argument("--unit", choices=["word", "char", "bpe"], default="word",
                    help="word (lexicon decoding), char (lexicon-free, char model) or bpe (needs --tokenizer)")
-    p.add_argument("--tokenizer", default=None, help="RUN/tokenizer of a BPE model (for --unit bpe)")
+    p.add_argument("--tokenizer", default=None, help=f"RUN/{TOKENIZER} of a BPE model (for --unit bpe)")
     p.add_argument("--out", required=True, help="ARPA file to write")
     p.set_defaults(func=cmd_lm_build)
 

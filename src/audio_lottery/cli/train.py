@@ -11,17 +11,12 @@ from audio_lottery.config import load_config
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    from audio_lottery.data.pipeline.tokenizers import CharTokenizer
+    from audio_lottery.data.pipeline.tokenizers import tokenizer_stand_in
     from audio_lottery.pruning.mask import select_prunable
     from audio_lottery.recognizer import Recognizer
 
     cfg = load_config(args.config, args.overrides)
-    if cfg.data.tokenizer == "whisper":
-        from audio_lottery.data.pipeline.whisper_tokenizer import WhisperTokenizer
-
-        tokenizer = WhisperTokenizer.from_wheel()
-    else:
-        tokenizer = CharTokenizer() if cfg.data.tokenizer == "char" else _FixedVocab(cfg.data.bpe_vocab_size)
+    tokenizer = tokenizer_stand_in(cfg.data)
     rec = Recognizer.build(cfg, tokenizer)
     prunable = select_prunable(rec.model, cfg.prune.include, cfg.prune.exclude)
     print(json.dumps({
@@ -32,13 +27,6 @@ def cmd_info(args: argparse.Namespace) -> None:
         "feature_dim": rec.featurizer.dim,
         "vocab_size": tokenizer.vocab_size,
     }))
-
-
-class _FixedVocab:
-    """Stand-in tokenizer for ``info`` on BPE configs (only the size matters)."""
-
-    def __init__(self, size: int) -> None:
-        self.vocab_size = size
 
 
 def cmd_train(args: argparse.Namespace) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from audio_lottery.data.text import ALPHABET
+from audio_lottery.layout import TOKENIZER
 
 UNITS = ("word", "char", "bpe")
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -29,7 +30,7 @@ def check_unit(unit: str, tokenizer=None) -> None:
     if unit not in UNITS:
         raise ValueError(f"unknown LM unit {unit!r}; use one of {', '.join(UNITS)}")
     if unit == "bpe" and getattr(tokenizer, "kind", None) != "bpe":
-        raise ValueError("an LM in BPE units needs the model's BPE tokenizer (--tokenizer RUN/tokenizer)")
+        raise ValueError(f"an LM in BPE units needs the model's BPE tokenizer (--tokenizer RUN/{TOKENIZER})")
 
 
 def text_units(text: str, unit: str, tokenizer=None) -> list[str]:

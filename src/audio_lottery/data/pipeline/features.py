@@ -12,11 +12,30 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audio_lottery.config import FeatureConfig
+from typing import Callable, TypeVar
+
+from audio_lottery.config import FeatureConfig, register_choice
 from audio_lottery.data.pipeline.mel import hz_to_mel, mel_filterbank, mel_to_hz  # noqa: F401  (re-exported)
 
 LOG_EPS = 1e-6
 NORM_EPS = 1e-5
+
+FRONT_ENDS: dict[str, Callable[[FeatureConfig], nn.Module]] = {}
+M = TypeVar("M", bound=type)
+
+
+def register_front_end(kind: str, help: str) -> Callable[[M], M]:
+    """Class decorator: ``cls(cfg)`` is the feature front-end ``kind``, a choice of
+    ``data.features.kind`` described by the one-line ``help``. The module needs ``dim`` and
+    ``num_frames(num_samples)``; ``forward`` maps ``[samples]`` or ``[B, samples]`` to features."""
+    def deco(cls: M) -> M:
+        if FRONT_ENDS.get(kind, cls) is not cls:
+            raise ValueError(f"feature front-end {kind!r} is already registered")
+        FRONT_ENDS[kind] = cls
+        register_choice("data.features.kind", kind, help)
+        return cls
+    return deco
+
 
 def _next_pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
@@ -43,7 +62,7 @@ class FeatureExtractor(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or FeatureConfig()
         if cfg.kind not in ("logmel", "linear"):
-            raise ValueError(f"unknown feature kind {cfg.kind!r}; use logmel or linear (whisper: build_featurizer)")
+            raise ValueError(f"feature kind {cfg.kind!r} is not FeatureExtractor's (logmel, linear): use build_featurizer")
         self.win_length = int(round(cfg.win_ms * cfg.sample_rate / 1000.0))
         self.hop_length = int(round(cfg.hop_ms * cfg.sample_rate / 1000.0))
         if self.win_length <= 0 or self.hop_length <= 0:
@@ -124,10 +143,12 @@ def normalize_features(feats: Tensor, frame_lens: Tensor | None = None) -> Tenso
     return (feats - mean) / (var.sqrt() + NORM_EPS) * mask
 
 
-def build_featurizer(cfg: FeatureConfig) -> nn.Module:
-    """The front-end of ``cfg.kind``: :class:`FeatureExtractor` (logmel, linear) or Whisper's log-mel."""
-    if cfg.kind == "whisper":
-        from audio_lottery.data.pipeline.whisper_features import WhisperLogMel
+register_front_end("logmel", "mel filterbank, log(x + 1e-6)")(FeatureExtractor)
+register_front_end("linear", "DeepSpeech2 log1p magnitude spectrogram")(FeatureExtractor)
 
-        return WhisperLogMel(cfg)
-    return FeatureExtractor(cfg)
+
+def build_featurizer(cfg: FeatureConfig) -> nn.Module:
+    """The registered front-end of ``cfg.kind`` (:func:`register_front_end`)."""
+    if cfg.kind not in FRONT_ENDS:
+        raise ValueError(f"unknown feature kind {cfg.kind!r}; registered: {', '.join(FRONT_ENDS)}")
+    return FRONT_ENDS[cfg.kind](cfg)

@@ -6,25 +6,71 @@ an attention decoder without blank, see :mod:`audio_lottery.data.pipeline.whispe
 ``save(dir)``, ``<Class>.load(dir)`` and :func:`load_tokenizer`. For the char and BPE
 tokenizers texts are expected to be normalised (a-z, apostrophe, space); any other character
 raises a ValueError naming it.
+
+Tokenizer kinds are plug-ins (:func:`register_tokenizer`): each registered class also has
+``build(data_cfg, train_texts, out_dir)`` (make and save it for a run) and ``stand_in(data_cfg)``
+(an object with the run's ``vocab_size`` without training data, for ``audio-lottery info``);
+its kind becomes a choice of ``data.tokenizer``.
 """
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 import sentencepiece as spm
 
-from audio_lottery.config import DataConfig
+from audio_lottery.config import DataConfig, register_choice
 from audio_lottery.data.text import ALPHABET
-from audio_lottery.data.pipeline.whisper_tokenizer import WhisperTokenizer
 from audio_lottery.files import atomic_write_bytes, atomic_write_json, file_beside, read_json
 
 BLANK = 0
 META_FILE = "tokenizer.json"
 BPE_MODEL_FILE = "bpe.model"
 _CHAR_TO_ID = {c: i + 1 for i, c in enumerate(ALPHABET)}
+
+
+class Tokenizer(Protocol):
+    """What the pipeline, models and decoders use of a tokenizer."""
+
+    kind: str
+    blank: int | None
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Iterable[int]) -> str: ...
+
+    def save(self, out_dir: Path) -> None: ...
+
+
+TOKENIZERS: dict[str, Any] = {}
+T = TypeVar("T", bound=type)
+
+
+def register_tokenizer(kind: str, help: str) -> Callable[[T], T]:
+    """Class decorator: the class (with ``kind``, ``load``, ``build`` and ``stand_in``) is the
+    tokenizer ``kind``, a choice of ``data.tokenizer`` described by the one-line ``help``."""
+    def deco(cls: T) -> T:
+        if getattr(cls, "kind", None) != kind:
+            raise ValueError(f"{cls.__name__}.kind is {getattr(cls, 'kind', None)!r}, registered as {kind!r}")
+        if TOKENIZERS.get(kind, cls) is not cls:
+            raise ValueError(f"tokenizer {kind!r} is already registered")
+        TOKENIZERS[kind] = cls
+        register_choice("data.tokenizer", kind, help)
+        return cls
+    return deco
+
+
+class VocabSize:
+    """Stand-in tokenizer of a given size (``audio-lottery info`` on a config whose tokenizer is
+    trained from data: only the size matters)."""
+
+    def __init__(self, kind: str, vocab_size: int, blank: int | None = BLANK) -> None:
+        self.kind, self.vocab_size, self.blank = kind, vocab_size, blank
 
 
 def tokenizer_saved(folder: str | Path) -> bool:
@@ -52,6 +98,7 @@ def non_blank_ids(ids: Iterable[int], vocab_size: int) -> list[int]:
     return out
 
 
+@register_tokenizer("char", "blank, a-z, ', space")
 class CharTokenizer:
     """Blank (0), a-z (1-26), apostrophe (27), space (28): ``vocab_size == 29``."""
 
@@ -90,7 +137,19 @@ class CharTokenizer:
             raise ValueError(f"{in_dir}: character vocabulary differs from this version's")
         return tok
 
+    @classmethod
+    def build(cls, data_cfg: DataConfig, train_texts: list[str], out_dir: Path) -> "CharTokenizer":
+        """The fixed alphabet, saved to ``out_dir``."""
+        tok = cls()
+        tok.save(out_dir)
+        return tok
 
+    @classmethod
+    def stand_in(cls, data_cfg: DataConfig) -> "CharTokenizer":
+        return cls()
+
+
+@register_tokenizer("bpe", "sentencepiece BPE trained on the training texts, data.bpe_vocab_size")
 class BpeTokenizer:
     """Sentencepiece BPE with ids shifted by one so that 0 is the CTC blank."""
 
@@ -121,6 +180,15 @@ class BpeTokenizer:
         tok = cls(proto)
         tok.save(out_dir)
         return tok
+
+    @classmethod
+    def build(cls, data_cfg: DataConfig, train_texts: list[str], out_dir: Path) -> "BpeTokenizer":
+        """Trained on ``train_texts`` with ``data_cfg.bpe_vocab_size``, saved to ``out_dir``."""
+        return cls.train(train_texts, data_cfg.bpe_vocab_size, out_dir)
+
+    @classmethod
+    def stand_in(cls, data_cfg: DataConfig) -> VocabSize:
+        return VocabSize(cls.kind, data_cfg.bpe_vocab_size)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` (no blank)."""
@@ -177,10 +245,6 @@ def _train_sentencepiece(texts: list[str], piece_count: int) -> bytes:
     return buf.getvalue()
 
 
-Tokenizer = Union[CharTokenizer, BpeTokenizer, WhisperTokenizer]
-_KINDS: dict[str, type] = {"char": CharTokenizer, "bpe": BpeTokenizer, "whisper": WhisperTokenizer}
-
-
 def _read_meta(in_dir: Path, kind: str | None = None) -> dict:
     path = in_dir / META_FILE
     if not path.is_file():
@@ -197,22 +261,24 @@ def load_tokenizer(in_dir: Path) -> Tokenizer:
     """Load whichever tokenizer ``in_dir`` holds (from its ``tokenizer.json``)."""
     meta = _read_meta(Path(in_dir))
     kind = meta.get("kind")
-    if kind not in _KINDS:
+    if not isinstance(kind, str) or kind not in TOKENIZERS:
         raise ValueError(f"{in_dir}/{META_FILE}: unknown tokenizer kind {kind!r}")
-    return _KINDS[kind].load(in_dir)
+    return TOKENIZERS[kind].load(in_dir)
+
+
+def _registered(data_cfg: DataConfig) -> Any:
+    if data_cfg.tokenizer not in TOKENIZERS:
+        raise ValueError(f"unknown tokenizer {data_cfg.tokenizer!r}; registered: {', '.join(TOKENIZERS)}")
+    return TOKENIZERS[data_cfg.tokenizer]
 
 
 def build_tokenizer(data_cfg: DataConfig, train_texts: list[str], out_dir: Path) -> Tokenizer:
-    """The tokenizer named by ``data_cfg.tokenizer`` (BPE trained on ``train_texts``; whisper: the
-    pip-installed tiny.en's), saved to ``out_dir``."""
-    if data_cfg.tokenizer == "char":
-        tok: Tokenizer = CharTokenizer()
-        tok.save(out_dir)
-        return tok
-    if data_cfg.tokenizer == "bpe":
-        return BpeTokenizer.train(train_texts, data_cfg.bpe_vocab_size, out_dir)
-    if data_cfg.tokenizer == "whisper":
-        tok = WhisperTokenizer.from_wheel()
-        tok.save(out_dir)
-        return tok
-    raise ValueError(f"unknown tokenizer {data_cfg.tokenizer!r}; use char, bpe or whisper")
+    """The tokenizer named by ``data_cfg.tokenizer`` (made from ``train_texts`` if it learns from
+    data), saved to ``out_dir``."""
+    return _registered(data_cfg).build(data_cfg, train_texts, out_dir)
+
+
+def tokenizer_stand_in(data_cfg: DataConfig) -> Tokenizer | VocabSize:
+    """A tokenizer, or a stand-in, with the vocabulary size a run of ``data_cfg`` gets, built
+    without training data (for ``audio-lottery info``)."""
+    return _registered(data_cfg).stand_in(data_cfg)

