@@ -80,6 +80,16 @@ def register_choice(key: str, value: str, help: str = "") -> None:
         _CHOICE_HELP[key, value] = help
 
 
+def register_plugin(registry: dict[str, Any], key: str, value: str, obj: Any, help: str) -> None:
+    """``registry[value] = obj`` and ``value`` a choice of the config ``key`` with its one-line
+    ``help`` (a plug-in registry such as the feature front-ends); another object under a value
+    already registered is refused."""
+    if registry.get(value, obj) is not obj:
+        raise ValueError(f"{key}: {value!r} is already registered")
+    registry[value] = obj
+    register_choice(key, value, help)
+
+
 @dataclass(frozen=True)
 class Registered:
     """``choices`` of a field whose values plug-ins register under ``key`` (:func:`register_choice`)."""

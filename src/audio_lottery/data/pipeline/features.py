@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from typing import Callable, TypeVar
 
-from audio_lottery.config import FeatureConfig, register_choice
+from audio_lottery.config import FeatureConfig, register_plugin
 from audio_lottery.data.pipeline.mel import hz_to_mel, mel_filterbank, mel_to_hz  # noqa: F401  (re-exported)
 
 LOG_EPS = 1e-6
@@ -29,10 +29,7 @@ def register_front_end(kind: str, help: str) -> Callable[[M], M]:
     ``data.features.kind`` described by the one-line ``help``. The module needs ``dim`` and
     ``num_frames(num_samples)``; ``forward`` maps ``[samples]`` or ``[B, samples]`` to features."""
     def deco(cls: M) -> M:
-        if FRONT_ENDS.get(kind, cls) is not cls:
-            raise ValueError(f"feature front-end {kind!r} is already registered")
-        FRONT_ENDS[kind] = cls
-        register_choice("data.features.kind", kind, help)
+        register_plugin(FRONT_ENDS, "data.features.kind", kind, cls, help)
         return cls
     return deco
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 import sentencepiece as spm
 
-from audio_lottery.config import DataConfig, register_choice
+from audio_lottery.config import DataConfig, register_plugin
 from audio_lottery.data.text import ALPHABET
 from audio_lottery.files import atomic_write_bytes, atomic_write_json, file_beside, read_json
 
@@ -57,10 +57,7 @@ def register_tokenizer(kind: str, help: str) -> Callable[[T], T]:
     def deco(cls: T) -> T:
         if getattr(cls, "kind", None) != kind:
             raise ValueError(f"{cls.__name__}.kind is {getattr(cls, 'kind', None)!r}, registered as {kind!r}")
-        if TOKENIZERS.get(kind, cls) is not cls:
-            raise ValueError(f"tokenizer {kind!r} is already registered")
-        TOKENIZERS[kind] = cls
-        register_choice("data.tokenizer", kind, help)
+        register_plugin(TOKENIZERS, "data.tokenizer", kind, cls, help)
         return cls
     return deco
 
