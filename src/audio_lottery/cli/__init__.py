@@ -44,6 +44,12 @@ def cmd_data_prepare(args: argparse.Namespace) -> None:
     print(json.dumps(prepare_corpus(args.name, root, Path(args.out))))
 
 
+def cmd_data_combine(args: argparse.Namespace) -> None:
+    from audio_lottery.data.manifest import combine_manifests
+
+    print(json.dumps(combine_manifests(args.manifests, args.out)))
+
+
 def cmd_data_check(args: argparse.Namespace) -> int:
     from audio_lottery.train.data_check import check_manifest
 
@@ -208,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_data_check)
+    p = data.add_parser("combine", help="one training manifest from several (e.g. data/synth/train.jsonl and "
+                        "data/asterisk/adapt.jsonl for configs/whisper_tiny_en.yaml)", parents=[common])
+    p.add_argument("manifests", nargs="+", help="source manifests, in order")
+    p.add_argument("--out", required=True, help="the combined manifest (audio paths relative to its folder)")
+    p.set_defaults(func=cmd_data_combine)
 
     p = sub.add_parser("info", help="parameter counts of a config's model", parents=[common])
     _add_config_args(p)
