@@ -35,7 +35,7 @@ from audio_lottery.config import load_config  # noqa: E402
 from audio_lottery.data.manifest import read_manifest  # noqa: E402
 from audio_lottery.eval.evaluate import evaluate  # noqa: E402
 from audio_lottery.files import atomic_write_json, read_json, read_json_or_none  # noqa: E402
-from audio_lottery.layout import RunLayout  # noqa: E402
+from audio_lottery.layout import LevelLayout, RunLayout  # noqa: E402
 from audio_lottery.lottery.branches import run_branch  # noqa: E402
 from audio_lottery.lottery.runner import run_dir_for, run_lottery  # noqa: E402
 from audio_lottery.pretrained import load_recognizer  # noqa: E402
@@ -83,8 +83,8 @@ def runaway(records: list[dict], hyps: dict[str, str]) -> int:
 
 def level_facts(level_dir: Path) -> dict:
     """WERs and costs of one trained level (result.json + its training run's result.json)."""
-    res = read_json(level_dir / "result.json")
-    train = read_json(level_dir / "train" / "result.json")
+    where = LevelLayout(level_dir)
+    res, train = read_json(where.result), read_json(where.train.result)
     return {"remaining": res["remaining"], "dev_wer": res["dev_wer"], "test_wer": res["test_wer"],
             "train_seconds": train["train_seconds"], "wall_seconds": res["wall_seconds"],
             "utterances": train["utterances"], "epochs": train["epochs"], "best_epoch": train["best_epoch"],
@@ -175,7 +175,7 @@ def main() -> None:
     layout = RunLayout(run)
     levels = {f"imp_{lv}": level_facts(layout.level(lv).dir) for lv in (0, 1)}
     shot = layout.branch("oneshot-magnitude", "").level(1).dir
-    if (shot / "result.json").is_file():
+    if LevelLayout(shot).result.is_file():
         levels["oneshot-magnitude_1"] = level_facts(shot)
     train = read_manifest(cfg.data.train_manifest)
     corpora = sorted({r.get("corpus", "synthetic") for r in train})
