@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from audio_lottery.config import Config
-from audio_lottery.data.features import FeatureExtractor
+from audio_lottery.data.features import build_featurizer
 from audio_lottery.models.registry import build_model
 
 MAX_ELEMENTS = 1 << 31  # tensor elements a loaded model may have in all (8 GiB of float32)
@@ -26,7 +26,7 @@ ENCODINGS = ("dense", "bitmask", "rice", "csr")
 def model_shapes(cfg: Config, vocab_size: int, where: Path, limit: int = MAX_ELEMENTS) -> dict[str, list[int]]:
     """``{state-dict name: shape}`` of the model ``cfg`` describes, built without allocating; a model
     larger than ``limit`` elements in all raises ValueError naming ``where``."""
-    dim = FeatureExtractor(cfg.data.features).dim
+    dim = build_featurizer(cfg.data.features).dim  # Whisper's front-end too
     with torch.device("meta"):
         model = build_model(cfg.model, vocab_size, dim)
     shapes = {name: list(t.shape) for name, t in model.state_dict().items()}
