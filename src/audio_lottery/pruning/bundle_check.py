@@ -26,7 +26,7 @@ ENCODINGS = ("dense", "bitmask", "rice", "csr")
 def model_shapes(cfg: Config, vocab_size: int, where: Path, limit: int = MAX_ELEMENTS) -> dict[str, list[int]]:
     """``{state-dict name: shape}`` of the model ``cfg`` describes, built without allocating; a model
     larger than ``limit`` elements in all raises ValueError naming ``where``."""
-    dim = build_featurizer(cfg.data.features).dim  # Whisper's front-end too
+    dim = build_featurizer(cfg.data.features).dim
     with torch.device("meta"):
         model = build_model(cfg.model, vocab_size, dim)
     shapes = {name: list(t.shape) for name, t in model.state_dict().items()}
