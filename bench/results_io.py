@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 import shlex
 import sys
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from audio_lottery.fallbacks import fail_on_fallbacks
