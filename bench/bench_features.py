@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from audio_lottery.config import FeatureConfig
-from audio_lottery.data.features import FeatureExtractor
+from audio_lottery.data.pipeline.features import FeatureExtractor
 from results_io import write_page
 
 SR = 16000

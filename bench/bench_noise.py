@@ -23,8 +23,8 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
 from audio_lottery.config import load_config  # noqa: E402
-from audio_lottery.data.augment import NOISE_LEVELS, noise_overrides  # noqa: E402
-from audio_lottery.data.noise_bank import BankSettings, build_noise_bank  # noqa: E402
+from audio_lottery.data.noise.mix import NOISE_LEVELS, noise_overrides  # noqa: E402
+from audio_lottery.data.noise.bank import BankSettings, build_noise_bank  # noqa: E402
 from audio_lottery.eval.noisy import CLEAN, eval_level, parse_snrs  # noqa: E402
 from audio_lottery.files import read_json  # noqa: E402
 from audio_lottery.layout import RunLayout  # noqa: E402

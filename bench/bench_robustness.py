@@ -159,7 +159,7 @@ def main() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
     data = args.data
     if data is None:
-        from audio_lottery.data.synth import synthesize_corpus
+        from audio_lottery.data.corpora.synth import synthesize_corpus
 
         data = work / "tiny"
         synthesize_corpus(data, hours=0.04, seed=0, workers=1, progress=False)

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from audio_lottery.data.sentences import load_sentence_records
-from audio_lottery.data.synth import EVAL_FRACTION, synthesize_corpus
+from audio_lottery.data.corpora.sentences import load_sentence_records
+from audio_lottery.data.corpora.synth import EVAL_FRACTION, synthesize_corpus
 from results_io import write_page
 
 DEFAULT_HOURS = 3.5

@@ -51,9 +51,9 @@ def _case(name: str, t_lens: list[int], u_lens: list[int], vocab: int, seed: int
 def _realistic(manifest: Path, config: Path, seed: int) -> Case:
     """The median-cost batch that ``config``'s bucketing makes from ``manifest`` (shapes only)."""
     from audio_lottery.config import load_config
-    from audio_lottery.data.dataset import make_buckets
-    from audio_lottery.data.features import FeatureExtractor
-    from audio_lottery.data.tokenizers import CharTokenizer
+    from audio_lottery.data.pipeline.dataset import make_buckets
+    from audio_lottery.data.pipeline.features import FeatureExtractor
+    from audio_lottery.data.pipeline.tokenizers import CharTokenizer
     from audio_lottery.models import build_model
 
     cfg = load_config(config)

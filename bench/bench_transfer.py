@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from audio_lottery.config import load_config
-from audio_lottery.data.domains import write_domain
+from audio_lottery.data.corpora.domains import write_domain
 from audio_lottery.files import load_tensors, read_json
 from audio_lottery.layout import LevelLayout, RunLayout
 from audio_lottery.lottery.branches import run_branch

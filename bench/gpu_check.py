@@ -36,7 +36,7 @@ import soundfile as sf
 import torch
 
 from audio_lottery.config import load_config
-from audio_lottery.data.dataset import collate
+from audio_lottery.data.pipeline.dataset import collate
 from audio_lottery.data.manifest import read_manifest, write_manifest
 from audio_lottery.files import atomic_write_json, read_json
 from audio_lottery.layout import RunLayout
@@ -98,7 +98,7 @@ def prepare_corpus(args: argparse.Namespace) -> Path:
     out = Path(args.work) / f"corpus_{args.hours:g}h"
     if not (out / "train.jsonl").is_file():
         try:
-            from audio_lottery.data.synth import synthesize_corpus
+            from audio_lottery.data.corpora.synth import synthesize_corpus
 
             synthesize_corpus(out, hours=args.hours, seed=0, progress=False)
         except RuntimeError as exc:  # no speech engine on this machine

@@ -310,6 +310,13 @@ HEADER = [
 ]
 
 
+def asterisk_corpus(r: dict) -> Lines:
+    return section("Asterisk real-speech corpus (`bench/bench_asterisk_corpus.py`)", r,
+                   "The Asterisk voice prompts of the installed Debian packages as `audio-lottery data prepare "
+                   "asterisk` keeps them (one speaker, real read speech); splits by the hash of the transcript.",
+                   pick(table(r, first="split")), pick(table(r, first="reason"), ["reason", "count"]), verdicts(r, ""))
+
+
 def table_section(title: str, intro: str, first: str) -> Callable[[dict], Lines]:
     """A section made of the result's table whose first header is ``first`` and the bench's verdicts."""
     return lambda r: section(title, r, intro, pick(table(r, first=first)), verdicts(r, ""))
@@ -337,10 +344,10 @@ def render(docs: Path = DOCS) -> str:
     for key, make in simple.items():
         if key in R:
             lines += make(R[key])
-    if "whisper_parity" in R:
-        lines += whisper_parity(R["whisper_parity"])
-    if "whisper_pilot" in R:
-        lines += whisper_pilot(R["whisper_pilot"])
+    for key, make in {"asterisk_corpus": asterisk_corpus, "whisper_parity": whisper_parity,
+                      "whisper_pilot": whisper_pilot}.items():
+        if key in R:
+            lines += make(R[key])
     if "lottery_demo" in R:
         lines += lottery(R["lottery_demo"], R.get("lottery_no_guard"), R.get("backbones"))
     for key, make in {"backbones": backbones, "transducer_loss": transducer_loss}.items():

@@ -12,7 +12,7 @@ def tiny_corpus(folder: Path) -> Path:
     """A few dozen utterances of every TTS engine in ``folder`` (synthesised once, seconds)."""
     folder = Path(folder)
     if not all((folder / f"{s}.jsonl").is_file() for s in ("train", "dev", "test")):
-        from audio_lottery.data.synth import synthesize_corpus
+        from audio_lottery.data.corpora.synth import synthesize_corpus
 
         synthesize_corpus(folder, hours=0.04, seed=0, workers=2, progress=False)
     return folder

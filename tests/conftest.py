@@ -20,7 +20,7 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     """A few dozen utterances from every TTS engine (a few seconds to synthesise)."""
-    from audio_lottery.data.synth import synthesize_corpus
+    from audio_lottery.data.corpora.synth import synthesize_corpus
 
     out = tmp_path_factory.mktemp("tiny_corpus")
     synthesize_corpus(out, hours=0.04, seed=0, workers=2, progress=False)

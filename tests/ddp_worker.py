@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from audio_lottery.config import load_config
-from audio_lottery.data.dataset import Batch
-from audio_lottery.data.tokenizers import CharTokenizer
+from audio_lottery.data.pipeline.dataset import Batch
+from audio_lottery.data.pipeline.tokenizers import CharTokenizer
 from audio_lottery.files import atomic_write_json, save_tensors
 from audio_lottery.pruning.mask import Mask, MaskEnforcer
 from audio_lottery.pruning.strategies import get_strategy

@@ -12,8 +12,9 @@ import torch
 
 from audio_lottery.config import AugmentConfig
 from audio_lottery.data.audio import AudioError, load_audio
-from audio_lottery.data.augment import NoiseMixer, SpecAugment, mix_at_snr
-from audio_lottery.data.noise import generate_sox_noises
+from audio_lottery.data.noise.mix import NoiseMixer, mix_at_snr
+from audio_lottery.data.pipeline.augment import SpecAugment
+from audio_lottery.data.noise.synthetic import generate_sox_noises
 
 SR = 16000
 
@@ -167,7 +168,7 @@ def test_noise_mixer_bad_entry_names_file(tmp_path):
 
 
 def test_numpy_fallback_without_sox(tmp_path, monkeypatch):
-    import audio_lottery.data.noise as noise_mod
+    import audio_lottery.data.noise.synthetic as noise_mod
 
     monkeypatch.setattr(noise_mod.shutil, "which", lambda name: None)
     m1 = generate_sox_noises(tmp_path / "a", seconds=1.0, seed=3)

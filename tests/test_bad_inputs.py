@@ -16,10 +16,10 @@ import torch
 
 from audio_lottery.config import load_config
 from audio_lottery.data.audio import audio_problem
-from audio_lottery.data.dataset import SpeechDataset
-from audio_lottery.data.features import FeatureExtractor
+from audio_lottery.data.pipeline.dataset import SpeechDataset
+from audio_lottery.data.pipeline.features import FeatureExtractor
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.data.tokenizers import CharTokenizer
+from audio_lottery.data.pipeline.tokenizers import CharTokenizer
 from audio_lottery.files import read_json
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.pruning import Mask, global_magnitude
@@ -129,7 +129,8 @@ def test_every_untrusted_folder_is_handled(ticket_rec, tiny_corpus, tmp_path):
     failures = [(o.case.name, o.case.outcome, o.outcome, o.message[:300]) for o in observations if not o.handled]
     assert not failures
     assert Counter((o.case.kind, o.outcome) for o in observations) == {
-        ("tokenizer", "refuse"): 3, ("tokenizer", "ok"): 1, ("export", "refuse"): 4, ("export", "ok"): 1,
+        ("tokenizer", "refuse"): 6, ("tokenizer", "ok"): 2, ("export", "refuse"): 4, ("export", "ok"): 1,
+        ("model", "refuse"): 1,
         ("decode-params", "refuse"): 5, ("decode-params", "ok"): 1, ("audio", "refuse"): 3}
 
 

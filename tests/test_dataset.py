@@ -4,8 +4,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from audio_lottery.data.dataset import BucketBatchSampler, collate, filter_records, make_buckets
-from audio_lottery.data.tokenizers import CharTokenizer
+from audio_lottery.data.pipeline.dataset import BucketBatchSampler, collate, filter_records, make_buckets
+from audio_lottery.data.pipeline.tokenizers import CharTokenizer
 
 
 def test_buckets_respect_limits_and_cover_everything():

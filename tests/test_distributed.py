@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from audio_lottery.config import ConfigError
-from audio_lottery.data.dataset import BucketBatchSampler, DistributedBucketBatchSampler
+from audio_lottery.data.pipeline.dataset import BucketBatchSampler, DistributedBucketBatchSampler
 from audio_lottery.files import load_tensors
 from audio_lottery.train.distributed import resolve_device, tensors_digest
 

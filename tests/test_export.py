@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from audio_lottery.config import load_config
-from audio_lottery.data.tokenizers import CharTokenizer
+from audio_lottery.data.pipeline.tokenizers import CharTokenizer
 from audio_lottery.pruning import Mask, get_strategy, global_magnitude
 from audio_lottery.fallbacks import EagerRecurrenceWarning, UnshrunkExportWarning, fail_on_fallbacks
 from audio_lottery.pruning import csr

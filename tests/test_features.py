@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from audio_lottery.config import FeatureConfig
-from audio_lottery.data.features import FeatureExtractor, mel_filterbank
+from audio_lottery.data.pipeline.features import FeatureExtractor, mel_filterbank
 
 SR = 16000
 

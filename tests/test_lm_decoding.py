@@ -10,7 +10,7 @@ import torch
 from audio_lottery.cli import main
 from audio_lottery.config import load_config
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.data.tokenizers import BpeTokenizer, CharTokenizer
+from audio_lottery.data.pipeline.tokenizers import BpeTokenizer, CharTokenizer
 from audio_lottery.decoding.ctc import greedy_decode
 from audio_lottery.lm.beam import BeamSearchOptions, CTCBeamDecoder
 from audio_lottery.lm.build import build_lm

@@ -14,7 +14,8 @@ import torch
 
 from audio_lottery.config import load_config
 from audio_lottery.files import load_tensors, read_json
-from audio_lottery.lottery.branches import run_branch
+from audio_lottery.lottery import BRANCHES
+from audio_lottery.lottery.branches import branch_dir, run_branch
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.pruning.mask import Mask
 
@@ -81,6 +82,13 @@ def test_branches_and_report(lottery_run):
     rr = Mask.load(lottery_run / "branch_random-reinit" / "level_2" / "mask.safetensors")
     imp = Mask.load(lottery_run / "level_2" / "mask.safetensors")
     assert rp.remaining() == imp.remaining() and rp != imp and rr == imp
+    # another draw of the random controls is another sample: other mask / other weights, same density
+    cfg = load_config(lottery_run / "config.yaml")
+    rp1, _ = BRANCHES["random-prune"].fn(cfg, lottery_run, 2, draw=1)
+    assert rp1.remaining() == rp.remaining() and rp1 != rp
+    _, w0 = BRANCHES["random-reinit"].fn(cfg, lottery_run, 2, draw=0)
+    _, w1 = BRANCHES["random-reinit"].fn(cfg, lottery_run, 2, draw=1)
+    assert any(not torch.equal(w0[k], w1[k]) for k in imp.keys())
     init = load_tensors(lottery_run / "init.safetensors")
     # random-reinit: the IMP mask on fresh weights, not on theta_0; random-prune: its own mask on theta_0
     reinit = starts[(lottery_run / "branch_random-reinit" / "level_2" / "train").resolve()]
@@ -180,11 +188,12 @@ def test_structured_branch_and_a_channel_level(lottery_run, cli_env, tmp_path):
     from audio_lottery.pruning.structured import to_blocks
 
     res = subprocess.run(CLI + ["branch", "structured", "--run", str(lottery_run), "--levels", "2",
-                                "--set", "prune.structure=block", "--set", "prune.block_shape=[1, 4]"],
+                                "--structure", "block", "--block-shape", "[1, 4]"],
                          env=cli_env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     out = Path(res.stdout.strip().splitlines()[-1])
-    assert out.name.startswith("branch_structured-")
+    # the declared parameters name the folder exactly as today's --set spelling does
+    assert out == branch_dir(lottery_run, "structured", "", ["prune.structure=block", "prune.block_shape=[1, 4]"])
     imp = Mask.load(lottery_run / "level_2" / "mask.safetensors")
     block = Mask.load(out / "level_2" / "mask.safetensors")
     assert abs(block.remaining() - imp.remaining()) <= 2 and block != imp

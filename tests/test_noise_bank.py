@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audio_lottery.data import noise_sources
-from audio_lottery.data.babble import partition_speakers
+from audio_lottery.data.noise import sources as noise_sources
+from audio_lottery.data.noise.babble import partition_speakers
 from audio_lottery.data.manifest import read_manifest, write_manifest
-from audio_lottery.data.noise_bank import BankSettings, activity, assign_splits, build_noise_bank, cut
-from audio_lottery.data.noise_sources import MissingPackage, opensfx_originals, read_sound_catalogue
+from audio_lottery.data.noise.bank import BankSettings, activity, assign_splits, build_noise_bank, cut
+from audio_lottery.data.noise.sources import MissingPackage, opensfx_originals, read_sound_catalogue
 
 SR = 16000
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from audio_lottery.config import load_config
-from audio_lottery.data.augment import NOISE_LEVELS, NoiseMixer, noise_overrides
+from audio_lottery.data.noise.mix import NOISE_LEVELS, NoiseMixer, noise_overrides
 from audio_lottery.data.manifest import read_manifest, write_manifest
-from audio_lottery.data.noise_bank import BankSettings, build_noise_bank
+from audio_lottery.data.noise.bank import BankSettings, build_noise_bank
 from audio_lottery.eval import noisy
 from audio_lottery.files import read_json
 from audio_lottery.lottery.branches import branch_dir, run_branch

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from audio_lottery.config import load_config
-from audio_lottery.data.dataset import Batch
-from audio_lottery.data.tokenizers import CharTokenizer
+from audio_lottery.data.pipeline.dataset import Batch
+from audio_lottery.data.pipeline.tokenizers import CharTokenizer
 from audio_lottery.eval.metrics import error_rates
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train.loop import make_optimizer

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audio_lottery.config import FeatureConfig
-from audio_lottery.data.features import FeatureExtractor
+from audio_lottery.data.pipeline.features import FeatureExtractor
 from audio_lottery.data.text import ALPHABET, normalize_text
-from audio_lottery.data.tokenizers import BpeTokenizer, CharTokenizer
+from audio_lottery.data.pipeline.tokenizers import BpeTokenizer, CharTokenizer
 from audio_lottery.models.base import ASRModel
 from audio_lottery.models.transducer_loss import rnnt_loss, rnnt_loss_naive
 from audio_lottery.pruning.mask import Mask, MaskEnforcer

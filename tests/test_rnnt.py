@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from audio_lottery.config import load_config
-from audio_lottery.data.features import FeatureExtractor
+from audio_lottery.data.pipeline.features import FeatureExtractor
 from audio_lottery.files import read_json
 from audio_lottery.models import build_model
 from audio_lottery.models.rnnt import RNNTransducer

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from audio_lottery.config import ConfigError, load_config
-from audio_lottery.data.tokenizers import CharTokenizer
+from audio_lottery.data.pipeline.tokenizers import CharTokenizer
 from audio_lottery.files import load_tensors, load_tensors_any
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.recognizer import Recognizer

@@ -12,10 +12,10 @@ import pytest
 import soundfile as sf
 
 from audio_lottery.cli import main
-from audio_lottery.data import sentences as sentences_mod
-from audio_lottery.data import synth as synth_mod
+from audio_lottery.data.corpora import sentences as sentences_mod
+from audio_lottery.data.corpora import synth as synth_mod
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.data.sentences import (
+from audio_lottery.data.corpora.sentences import (
     Sentence,
     SentenceSourceError,
     load_sentence_records,
@@ -23,7 +23,7 @@ from audio_lottery.data.sentences import (
     speakable,
     split_sentences,
 )
-from audio_lottery.data.synth import (
+from audio_lottery.data.corpora.synth import (
     MAX_CHARS_PER_SECOND,
     SPLITS,
     Job,

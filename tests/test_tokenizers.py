@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from audio_lottery.config import DataConfig
-from audio_lottery.data.tokenizers import BpeTokenizer, CharTokenizer, build_tokenizer, load_tokenizer
+from audio_lottery.data.pipeline.tokenizers import BpeTokenizer, CharTokenizer, build_tokenizer, load_tokenizer
 
 CORPUS = [
     "the quick brown fox jumps over the lazy dog",

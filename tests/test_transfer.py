@@ -11,9 +11,10 @@ import torch
 
 from audio_lottery.cli import main
 from audio_lottery.config import load_config
-from audio_lottery.data.domains import filter_records, write_domain
+from audio_lottery.data.corpora.domains import filter_records, write_domain
 from audio_lottery.data.manifest import ManifestError, read_manifest
 from audio_lottery.files import load_tensors, read_json
+from audio_lottery.lottery import BRANCHES
 from audio_lottery.lottery.branches import run_branch
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.lottery.transfer import transfer
@@ -107,7 +108,7 @@ def source_run(domains, tmp_path_factory) -> Path:
 
 def test_transfer_trains_the_source_ticket_from_theta0_on_the_target(source_run, domains):
     cfg = load_config(source_run / "config.yaml", _overrides(domains["target"]))
-    mask, init = transfer(cfg, source_run, 1)
+    mask, init = transfer(cfg, source_run, 1, **BRANCHES["transfer"].arguments(cfg, {}))
     theta0 = load_tensors(source_run / "init.safetensors")
     assert mask == Mask.load(source_run / "level_1" / "mask.safetensors")
     assert all(torch.equal(init[k], theta0[k]) for k in theta0)
@@ -127,7 +128,8 @@ def test_transfer_trains_the_source_ticket_from_theta0_on_the_target(source_run,
 
 
 def test_transfer_finetune_runs_imp_from_source_trained_weights(source_run, domains, env, capsys):
-    sets = sum((["--set", o] for o in _overrides(domains["target"]) + [ONE]), [])
+    # the target corpus through the branch's declared parameters (--set data.train_manifest=... works too)
+    sets = [*(a for s in SPLITS for a in (f"--{s}-manifest", str(domains["target"] / f"{s}.jsonl"))), "--set", ONE]
     with recorded_starts() as starts:
         code, out, err = run_cli(capsys, "branch", "transfer-finetune", "--run", str(source_run), "--levels", "1",
                                  *sets)

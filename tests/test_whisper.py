@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from audio_lottery.config import ConfigError, Config, load_config
-from audio_lottery.data.features import mel_filterbank
-from audio_lottery.data.whisper_features import WhisperLogMel
+from audio_lottery.data.pipeline.features import mel_filterbank
+from audio_lottery.data.pipeline.whisper_features import WhisperLogMel
 from audio_lottery.models.whisper.config import WhisperConfig
 from audio_lottery.models.whisper.ct2 import CT2FormatError, CT2Model, encode_ct2, read_ct2
 from audio_lottery.models.whisper.model import WhisperASR, _reorder, sinusoids
@@ -311,8 +311,8 @@ def test_log_mel_equals_reference_front_end():
 
 
 def test_tokenizer_from_the_wheel(tmp_path):
-    from audio_lottery.data.tokenizers import load_tokenizer
-    from audio_lottery.data.whisper_tokenizer import WhisperTokenizer
+    from audio_lottery.data.pipeline.tokenizers import load_tokenizer
+    from audio_lottery.data.pipeline.whisper_tokenizer import WhisperTokenizer
 
     tok = WhisperTokenizer.from_wheel()
     assert (tok.vocab_size, tok.eot, tok.sot, tok.no_timestamps, tok.blank) == (51864, 50256, 50257, 50362, None)
@@ -455,7 +455,7 @@ def test_cli_transcribe_and_eval_with_the_pretrained_model(tmp_path, capsys):
 
 
 def test_a_saved_whisper_recognizer_loads_back(tmp_path):
-    from audio_lottery.data.whisper_tokenizer import WhisperTokenizer
+    from audio_lottery.data.pipeline.whisper_tokenizer import WhisperTokenizer
     from audio_lottery.recognizer import Recognizer
 
     cfg = load_config(ROOT / "configs" / "whisper_tiny_en.yaml",

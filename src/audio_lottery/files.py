@@ -157,6 +157,25 @@ def read_json_or_none(path: Path) -> dict | None:
     return obj
 
 
+def file_beside(meta_path: Path, named: Any, expected: str, key: str) -> Path:
+    """The file ``expected`` next to ``meta_path``, which names it under ``key`` as ``named``.
+
+    A run or export folder may come from someone else, so its description files are untrusted:
+    only the fixed file name inside the same folder is accepted (an absolute path, ``../`` or a
+    symlink out of the folder raises ValueError naming ``meta_path``); a missing file raises
+    FileNotFoundError.
+    """
+    folder = Path(meta_path).parent
+    if named != expected:
+        raise ValueError(f"{meta_path}: {key!r} must be {expected!r} (the file beside it), got {named!r}")
+    path = folder / expected
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing (named by {meta_path})")
+    if path.resolve().parent != folder.resolve():
+        raise ValueError(f"{path}: a link out of the folder (to {path.resolve()}); refused")
+    return path
+
+
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Atomically save a flat dict of tensors as safetensors."""
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}

@@ -33,7 +33,7 @@ def whisper_tiny_en_config() -> Config:
 
 
 def _whisper_tiny_en() -> Recognizer:
-    from audio_lottery.data.whisper_tokenizer import WhisperTokenizer
+    from audio_lottery.data.pipeline.whisper_tokenizer import WhisperTokenizer
 
     rec = Recognizer.build(whisper_tiny_en_config(), WhisperTokenizer.from_wheel())
     rec.model.eval()

@@ -14,12 +14,13 @@ import numpy as np
 import torch
 
 from audio_lottery.config import Config, load_config, save_config
-from audio_lottery.data.dataset import pad_features
-from audio_lottery.data.features import build_featurizer
-from audio_lottery.data.tokenizers import load_tokenizer, tokenizer_saved
+from audio_lottery.data.pipeline.dataset import pad_features
+from audio_lottery.data.pipeline.features import build_featurizer
+from audio_lottery.data.pipeline.tokenizers import load_tokenizer, tokenizer_saved
 from audio_lottery.layout import BEST, ExportLayout, TrainLayout
 from audio_lottery.models.registry import build_model
 from audio_lottery.files import load_tensors, save_tensors
+from audio_lottery.pruning.bundle_check import model_shapes
 from audio_lottery.pruning.export import is_export_dir, read_export
 
 
@@ -64,6 +65,7 @@ class Recognizer:
             raise FileNotFoundError(f"{model_path}: no {cfg_path.name} beside the model")
         cfg = load_config(cfg_path)
         tokenizer = load_tokenizer(TrainLayout(model_path.parent).tokenizer)
+        model_shapes(cfg, tokenizer.vocab_size, cfg_path)  # an untrusted config: bound the model before building it
         rec = cls.build(cfg, tokenizer)
         load_model_weights(model_path, rec.model)
         rec.model.eval()

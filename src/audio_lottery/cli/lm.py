@@ -66,7 +66,7 @@ def cmd_lm_build(args: argparse.Namespace) -> None:
         raise ValueError("lm build: give --text FILE or --manifest FILE")
     tokenizer = None
     if args.tokenizer:
-        from audio_lottery.data.tokenizers import load_tokenizer
+        from audio_lottery.data.pipeline.tokenizers import load_tokenizer
 
         tokenizer = load_tokenizer(Path(args.tokenizer))
     texts = read_texts(args.text or [], args.manifest or [])

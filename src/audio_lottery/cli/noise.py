@@ -22,7 +22,7 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def cmd_data_noise(args: argparse.Namespace) -> None:
-    from audio_lottery.data.noise_bank import BankSettings, build_noise_bank
+    from audio_lottery.data.noise.bank import BankSettings, build_noise_bank
 
     settings = BankSettings(seed=args.seed, sample_rate=args.sample_rate, sox_seconds=args.seconds,
                             sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()),
@@ -35,7 +35,7 @@ def cmd_data_noise(args: argparse.Namespace) -> None:
 
 
 def cmd_split_domain(args: argparse.Namespace) -> None:
-    from audio_lottery.data.domains import write_domain
+    from audio_lottery.data.corpora.domains import write_domain
 
     values = [v.strip() for v in args.values.split(",") if v.strip()]
     counts = write_domain(args.manifest, args.field, values, Path(args.out), exclude=args.exclude)

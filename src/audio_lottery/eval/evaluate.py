@@ -53,7 +53,7 @@ def wave_batches(
     desc: str = "eval",
 ) -> Iterator[tuple[list[int], list[np.ndarray]]]:
     """Duration-bucketed batches of ``records``: (indices into ``records``, their waveforms)."""
-    from audio_lottery.data.dataset import make_buckets
+    from audio_lottery.data.pipeline.dataset import make_buckets
 
     sr = rec.cfg.data.features.sample_rate
     batches = make_buckets([r["duration"] for r in records], batch_seconds, max_batch_size)

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from audio_lottery.data.augment import NoiseMixer
+from audio_lottery.data.noise.mix import NoiseMixer
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.eval.evaluate import evaluate
 from audio_lottery.files import atomic_write_json, read_json

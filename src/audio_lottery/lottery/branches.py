@@ -2,20 +2,24 @@
 
 A branch decides, per level, which mask and which initial weights to train; the shared
 :func:`~audio_lottery.lottery.runner.train_level` does the rest. Results land in
-``<run>/branch_<name>[-<tag>]/level_<L>/result.json``.
+``<run>/branch_<name>[-<tag>]/level_<L>/result.json``. The contract (parameters declared in the
+signature) is in :mod:`~audio_lottery.lottery.branch_registry`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Annotated, Any
 
 import torch
 
 from audio_lottery.config import PATH_KEYS, RUNTIME_KEYS, Config, apply_overrides, resolve_paths
 from audio_lottery.files import atomic_write_json, file_fingerprint
 from audio_lottery.layout import RunLayout
+from audio_lottery.lottery.branch_registry import BRANCHES  # noqa: F401  (the registry, for callers)
+from audio_lottery.lottery.branch_registry import Branch, Param, get_branch, register_branch
 from audio_lottery.lottery.runner import load_run_config, rewind_state, run_tokenizer, train_level, trained_weights
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.strategies import get_strategy
@@ -23,18 +27,6 @@ from audio_lottery.pruning.strategies import strategy_options
 from audio_lottery.pruning.structured import convert_ticket
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train import distributed as dist
-
-# A branch maps (config, run folder, level) to (mask, initial weights).
-BranchFn = Callable[[Config, Path, int], tuple[Mask, dict[str, torch.Tensor]]]
-BRANCHES: dict[str, BranchFn] = {}
-
-
-def register_branch(name: str) -> Callable[[BranchFn], BranchFn]:
-    def deco(fn: BranchFn) -> BranchFn:
-        BRANCHES[name] = fn
-        return fn
-
-    return deco
 
 
 def imp_mask(run_dir: Path, level: int) -> Mask:
@@ -44,19 +36,24 @@ def imp_mask(run_dir: Path, level: int) -> Mask:
     return Mask.load(path)
 
 
+# Which random draw a random control makes: another draw is an independent sample of the control.
+Draw = Annotated[int, Param("which random draw (0 = the default one); each draw is another independent sample "
+                            "of the control and its own branch folder")]
+
+
 @register_branch("random-reinit")
-def random_reinit(cfg: Config, run_dir: Path, level: int) -> tuple[Mask, dict]:
+def random_reinit(cfg: Config, run_dir: Path, level: int, *, draw: Draw = 0) -> tuple[Mask, dict]:
     """The IMP mask with freshly re-initialised weights (the model's own initialiser, new seed)."""
-    torch.manual_seed(cfg.train.seed + 10_000 + level)
+    torch.manual_seed(cfg.train.seed + 10_000 + level + 1_000_000 * draw)
     rec = Recognizer.build(cfg, run_tokenizer(cfg, run_dir))
     rec.model.reset_parameters()
     return imp_mask(run_dir, level), rec.model.state_dict()
 
 
 @register_branch("random-prune")
-def random_prune(cfg: Config, run_dir: Path, level: int) -> tuple[Mask, dict]:
+def random_prune(cfg: Config, run_dir: Path, level: int, *, draw: Draw = 0) -> tuple[Mask, dict]:
     """Random masks with the same schedule (``fraction`` of the remaining weights per level), rewound."""
-    gen = torch.Generator().manual_seed(cfg.train.seed + 20_000)
+    gen = torch.Generator().manual_seed(cfg.train.seed + 20_000 + 1_000_000 * draw)
     mask = Mask.load(RunLayout(run_dir).level(0).mask)
     zeros = {name: torch.zeros(t.shape) for name, t in mask.items()}
     for _ in range(level):
@@ -99,13 +96,16 @@ def ticket_weights(run_dir: Path, level: int) -> dict[str, torch.Tensor]:
 
 
 @register_branch("structured")
-def structured(cfg: Config, run_dir: Path, level: int) -> tuple[Mask, dict]:
-    """The IMP ticket converted to ``prune.structure`` (block of ``prune.block_shape``, N:M ``prune.nm``,
-    or channel) at the same remaining weight: the blocks / units holding most of the ticket's surviving
-    magnitude are kept; then rewound like IMP and retrained."""
+def structured(cfg: Config, run_dir: Path, level: int, *,
+               structure: Annotated[str, Param(key="prune.structure")],
+               block_shape: Annotated[list, Param(key="prune.block_shape")],
+               nm: Annotated[list, Param(key="prune.nm")]) -> tuple[Mask, dict]:
+    """The IMP ticket converted to a structure (block of --block-shape, N:M --nm, or channel) at the same
+    remaining weight: the blocks / units holding most of the ticket's surviving magnitude are kept; then
+    rewound like IMP and retrained."""
     ticket = imp_mask(run_dir, level)
     weights = ticket_weights(run_dir, level)
-    structure = cfg.prune.structure
+    # block_shape and nm reach the strategy through cfg.prune (they are its values)
     options = strategy_options(cfg.prune, structure, lambda: Recognizer.build(cfg, run_tokenizer(cfg, run_dir)).model)
     return convert_ticket(weights, ticket, structure, **options), rewind_state(cfg, run_dir)
 
@@ -121,47 +121,55 @@ def pruned_levels(run_dir: Path) -> list[int]:
     return [lv for lv in RunLayout(run_dir).masked_levels() if lv > 0]
 
 
-# A branch runner does a whole branch at once (e.g. IMP with its own masks on another corpus):
-# (config, run folder, branch folder, levels or None, progress).
-BranchRunner = Callable[[Config, Path, Path, "list[int] | None", bool], None]
-RUNNERS: dict[str, BranchRunner] = {}
-
-
-def register_runner(name: str) -> Callable[[BranchRunner], BranchRunner]:
-    def deco(fn: BranchRunner) -> BranchRunner:
-        RUNNERS[name] = fn
-        return fn
-
-    return deco
-
-
 def run_branch(name: str, run_dir: Path, levels: list[int] | None = None, overrides: list[str] | None = None,
-               tag: str = "", progress: bool = True, device: str | None = None) -> Path:
+               tag: str = "", progress: bool = True, device: str | None = None,
+               params: dict[str, Any] | None = None) -> Path:
     """Run branch ``name`` on ``levels`` (default: every pruned level) of a lottery run.
 
+    ``params`` are the branch's declared parameters (None = not given); one that sets a config key
+    becomes the override ``key=value``, so it names the branch folder exactly as ``--set`` does.
     ``device`` (train.device) is a runtime choice: it changes neither the branch folder nor
     the run's identity. Under torchrun every rank builds the same mask and weights (seeded);
     training checks that the masks agree.
     """
-    if name not in BRANCHES and name not in RUNNERS:
-        raise ValueError(f"unknown branch {name!r}; known: {', '.join(sorted([*BRANCHES, *RUNNERS]))}")
+    branch = get_branch(name)
     run_dir = Path(run_dir)
     if not RunLayout(run_dir).config.is_file():
         raise FileNotFoundError(f"{run_dir}: not a lottery run (no {RunLayout(run_dir).config.name})")
-    cfg = resolve_paths(apply_overrides(load_run_config(run_dir), overrides or []))
+    bound, own = branch.bind(params)
+    overrides = list(overrides or [])
+    _check_spellings(branch, overrides, bound)
+    overrides += bound
+    cfg = resolve_paths(apply_overrides(load_run_config(run_dir), overrides))
     if device:
         cfg.train.device = device
     dist.setup(cfg.train.device)
     progress = progress and dist.is_main()
-    out = branch_dir(run_dir, name, tag, overrides or [])
-    dist.on_main(atomic_write_json, RunLayout(out).branch_info, {"branch": name, "run": str(run_dir.resolve()),
-                                                          "overrides": list(overrides or []), "tag": tag})
-    if name in RUNNERS:
-        RUNNERS[name](cfg, run_dir, out, levels, progress)
+    changes = branch.own_changes(own)  # named in the folder's hash like overrides: <branch>.<param>=<value>
+    out = branch_dir(run_dir, name, tag, overrides + [f"{name}.{n}={v}" for n, v in changes.items()])
+    info = {"branch": name, "run": str(run_dir.resolve()), "overrides": overrides, "tag": tag}
+    if changes:
+        info["params"] = changes
+    dist.on_main(atomic_write_json, RunLayout(out).branch_info, info)
+    kwargs = branch.arguments(cfg, own)
+    if branch.whole_run:
+        branch.fn(cfg, run_dir, out, levels, progress, **kwargs)
         return out
     for level in levels if levels is not None else pruned_levels(run_dir):
-        mask, init = BRANCHES[name](cfg, run_dir, level)
+        mask, init = branch.fn(cfg, run_dir, level, **kwargs)
         train_level(cfg, run_dir, RunLayout(out).level(level).dir, mask, init, level, name, progress=progress)
     return out
 
 
+def _check_spellings(branch: Branch, overrides: list[str], bound: list[str]) -> None:
+    """Warn when ``--set`` sets a key the branch declares as a parameter (the old spelling; it still
+    works); refuse a key given both ways."""
+    keys = {p.key: p for p in branch.params.values() if p.key}
+    given = {o.partition("=")[0].strip() for o in bound}
+    for text in overrides:
+        key = text.partition("=")[0].strip()
+        if key in given:
+            raise ValueError(f"branch {branch.name!r}: {key} is given twice (--set and {keys[key].flag})")
+        if key in keys:
+            warnings.warn(f"branch {branch.name!r}: --set {key}=... is the old spelling; use {keys[key].flag}",
+                          FutureWarning, stacklevel=3)

@@ -18,11 +18,13 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import Annotated
 
 from audio_lottery.config import Config, load_config, save_config
 from audio_lottery.files import load_tensors, save_tensors
 from audio_lottery.layout import RunLayout
-from audio_lottery.lottery.branches import imp_mask, register_branch, register_runner
+from audio_lottery.lottery.branch_registry import Param, register_branch
+from audio_lottery.lottery.branches import imp_mask
 from audio_lottery.lottery.runner import load_run_config, rewind_state, run_hash, run_levels
 
 log = logging.getLogger(__name__)
@@ -38,8 +40,16 @@ def check_target(cfg: Config, source: Config, run_dir: Path) -> None:
             log.warning("transfer: data.%s_manifest is still the source corpus's", split)
 
 
+# The target corpus: parameters that set the config's manifests (--train-manifest X = --set data.train_manifest=X).
+Train = Annotated[str, Param("the target corpus's training manifest (required: not the source's)",
+                            key="data.train_manifest")]
+Dev = Annotated[str, Param("the target corpus's dev manifest", key="data.dev_manifest")]
+Test = Annotated[str, Param("the target corpus's test manifest", key="data.test_manifest")]
+
+
 @register_branch("transfer")
-def transfer(cfg: Config, run_dir: Path, level: int) -> tuple:
+def transfer(cfg: Config, run_dir: Path, level: int, *, train_manifest: Train, dev_manifest: Dev,
+             test_manifest: Test) -> tuple:
     """The source ticket (mask + the source's rewind weights) trained on the target corpus."""
     source = load_run_config(run_dir)
     check_target(cfg, source, run_dir)
@@ -54,8 +64,9 @@ def pretrained_weights(run_dir: Path) -> dict:
     return load_tensors(path)
 
 
-@register_runner("transfer-finetune")
-def transfer_finetune(cfg: Config, run_dir: Path, out: Path, levels: list[int] | None, progress: bool) -> None:
+@register_branch("transfer-finetune", whole_run=True)
+def transfer_finetune(cfg: Config, run_dir: Path, out: Path, levels: list[int] | None, progress: bool, *,
+                      train_manifest: Train, dev_manifest: Dev, test_manifest: Test) -> None:
     """IMP on the target from the source-trained weights, up to ``max(levels)`` (default: lottery.levels)."""
     source = load_run_config(run_dir)
     check_target(cfg, source, run_dir)

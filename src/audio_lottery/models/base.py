@@ -102,7 +102,7 @@ class ASRModel(nn.Module):
 
         Training drops utterances with fewer frames than this; a transducer overrides it.
         """
-        from audio_lottery.data.dataset import ctc_min_frames_of
+        from audio_lottery.data.pipeline.dataset import ctc_min_frames_of
 
         return ctc_min_frames_of(tokens)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from audio_lottery.config import Config
-from audio_lottery.data.features import build_featurizer
+from audio_lottery.data.pipeline.features import build_featurizer
 from audio_lottery.models.registry import build_model
 
 MAX_ELEMENTS = 1 << 31  # tensor elements a loaded model may have in all (8 GiB of float32)

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from audio_lottery.config import config_from_dict, to_dict
-from audio_lottery.data.tokenizers import load_tokenizer
+from audio_lottery.data.pipeline.tokenizers import load_tokenizer
 from audio_lottery.fallbacks import UnshrunkExportWarning
 from audio_lottery.files import atomic_write_json, load_tensors, read_json, save_tensors
 from audio_lottery.layout import EXPORT_CONFIG, EXPORT_WEIGHTS, ExportLayout
@@ -218,7 +218,10 @@ def read_export(path: Path) -> tuple[dict, object, object, dict[str, Tensor]]:
     files = ExportLayout(Path(path))
     meta = read_json(files.config)
     if not isinstance(meta, dict) or meta.get("format") != MARKER:
-        raise ValueError(f"{files.config}: not an audio-lottery export (format {meta.get('format')!r})")
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{files.config}: not an audio-lottery export (format {found!r})")
+    if not isinstance(meta.get("config"), dict):
+        raise ValueError(f"{files.config}: no 'config' object")
     cfg = config_from_dict(meta["config"])
     tokenizer = load_tokenizer(files.tokenizer)
     check_tensor_infos(meta.get("tensors"), model_shapes(cfg, tokenizer.vocab_size, files.config), files.config)

@@ -34,6 +34,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from audio_lottery.layout import TrainLayout
 from audio_lottery.data.audio import load_audio
 
 SR = 16000
@@ -250,7 +251,7 @@ def observe(corpus: BadCorpus, cfg, workdir: Path) -> list[Observation]:
     import copy
 
     from audio_lottery.data.manifest import read_manifest
-    from audio_lottery.data.tokenizers import CharTokenizer
+    from audio_lottery.data.pipeline.tokenizers import CharTokenizer
     from audio_lottery.train.data_check import write_data_report
     from audio_lottery.files import read_json
     from audio_lottery.recognizer import Recognizer
@@ -296,7 +297,7 @@ HUGE = 1 << 40  # elements: allocating this many fails at once (4 TiB of float32
 
 @dataclass(frozen=True)
 class LoadCase:
-    """One untrusted file for a loader: ``kind`` is tokenizer, export, decode-params or audio;
+    """One untrusted file for a loader: ``kind`` is tokenizer, export, model (a training folder), decode-params or audio;
     ``target`` what is loaded; ``names`` the file the message must name; ``expect`` a message
     fragment (outcome ``refuse``) or, for ``ok``, a value the loaded result must contain."""
 
@@ -335,7 +336,7 @@ def write_bad_folders(out: Path, rec, mask, texts: list[str]) -> list[LoadCase]:
     """Write the untrusted-folder cases into ``out`` from a DS2 recogniser ``rec`` with a sparse ticket
     ``mask`` (~10 % density, so that compact export uses bitmask or rice encodings) and ``texts`` to
     train a small BPE tokenizer on."""
-    from audio_lottery.data.tokenizers import BPE_MODEL_FILE, META_FILE, BpeTokenizer
+    from audio_lottery.data.pipeline.tokenizers import BPE_MODEL_FILE, META_FILE, BpeTokenizer
     from audio_lottery.pruning.export import EXPORT_CONFIG, export_recognizer
 
     if rec.cfg.model.name != "ds2":
@@ -360,8 +361,9 @@ def write_bad_folders(out: Path, rec, mask, texts: list[str]) -> list[LoadCase]:
     (folder / BPE_MODEL_FILE).unlink()
     (folder / BPE_MODEL_FILE).symlink_to(outside)
     cases.append(LoadCase("bpe.model is a link out of the folder", "tokenizer", folder, "refuse",
-                          "a link out of the tokenizer folder", folder / BPE_MODEL_FILE))
+                          "a link out of the folder", folder / BPE_MODEL_FILE))
     cases.append(LoadCase("tokenizer folder as written", "tokenizer", good_tok, "ok", "bpe", good_tok))
+    cases += _whisper_tokenizer_cases(out)
 
     # ---- export folders: config.json decides the allocations, so it is checked against the model first
     compact, csr = out / "export_compact", out / "export_csr"
@@ -393,6 +395,15 @@ def write_bad_folders(out: Path, rec, mask, texts: list[str]) -> list[LoadCase]:
                           "unexpected ['extra']", bad / EXPORT_CONFIG))
     cases.append(LoadCase("export folder as written", "export", compact, "ok", "ds2", compact))
 
+    # ---- training folders: config.yaml describes the model Recognizer.load builds, so it is bounded too
+    trained = out / "train_giant_model"
+    weights = rec.save(trained)
+    cfg_yaml = TrainLayout(trained).config
+    cfg_yaml.write_text(cfg_yaml.read_text().replace(f"rnn_hidden: {rec.cfg.model.ds2.rnn_hidden}",
+                                                     f"rnn_hidden: {1 << 20}"))
+    cases.append(LoadCase("training folder whose config describes a 10^13-weight model", "model", weights,
+                          "refuse", "a loaded model may have", cfg_yaml))
+
     # ---- --decode-params: paths relative to the JSON file, regular files only, numbers as numbers
     params = out / "params"
     (params / "lm").mkdir(parents=True, exist_ok=True)
@@ -422,22 +433,50 @@ def write_bad_folders(out: Path, rec, mask, texts: list[str]) -> list[LoadCase]:
     return cases
 
 
+def _whisper_tokenizer_cases(out: Path) -> list[LoadCase]:
+    """Whisper tokenizer folders: the Hugging Face file must be the one inside the folder."""
+    from audio_lottery.data.pipeline.tokenizers import META_FILE
+    from audio_lottery.data.pipeline.whisper_tokenizer import HF_FILE, WhisperTokenizer
+
+    tok = WhisperTokenizer.from_wheel()
+    outside = out / "elsewhere" / "secret.json"  # a valid tokenizer file outside the folder
+    outside.parent.mkdir(parents=True, exist_ok=True)
+    outside.write_text(tok.hf_json, encoding="utf-8")
+    cases = []
+    for name, value in (("absolute file path", str(outside)), ("file path with ../", "../elsewhere/secret.json")):
+        folder = out / f"whisper_tokenizer_{_slug(name)}"
+        tok.save(folder)
+        _json_edit(folder / META_FILE, lambda d, v=value: d.update(file=v))
+        cases.append(LoadCase(f"whisper tokenizer.json: {name}", "tokenizer", folder, "refuse",
+                              f"'file' must be '{HF_FILE}'", folder / META_FILE))
+    folder = out / "whisper_tokenizer_symlink"
+    tok.save(folder)
+    (folder / HF_FILE).unlink()
+    (folder / HF_FILE).symlink_to(outside)
+    cases.append(LoadCase("whisper tokenizer file is a link out of the folder", "tokenizer", folder, "refuse",
+                          "a link out of the folder", folder / HF_FILE))
+    folder = out / "whisper_tokenizer_good"
+    tok.save(folder)
+    cases.append(LoadCase("whisper tokenizer folder as written", "tokenizer", folder, "ok", "whisper", folder))
+    return cases
+
+
 def load_case(case: LoadCase):
     """Run the loader of ``case.kind`` on ``case.target``; returns what it loaded."""
     from audio_lottery.data.audio import load_audio
-    from audio_lottery.data.tokenizers import load_tokenizer
+    from audio_lottery.data.pipeline.tokenizers import load_tokenizer
     from audio_lottery.lm.params import read_decode_params
-    from audio_lottery.recognizer import load_exported
+    from audio_lottery.recognizer import Recognizer, load_exported
 
     loaders = {"tokenizer": load_tokenizer, "export": load_exported, "decode-params": read_decode_params,
-               "audio": load_audio}
+               "audio": load_audio, "model": Recognizer.load}
     return loaders[case.kind](case.target)
 
 
 def _loaded_fact(case: LoadCase, loaded) -> str:
     if case.kind == "tokenizer":
         return loaded.kind
-    if case.kind == "export":
+    if case.kind in ("export", "model"):
         return loaded.cfg.model.name
     return json.dumps(loaded)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from audio_lottery.config import Config
-from audio_lottery.data.augment import NoiseMixer, SpecAugment
+from audio_lottery.data.noise.mix import NoiseMixer
+from audio_lottery.data.pipeline.augment import SpecAugment
 from audio_lottery.data.text import out_of_vocabulary
-from audio_lottery.data.tokenizers import build_tokenizer, load_tokenizer, tokenizer_saved
+from audio_lottery.data.pipeline.tokenizers import build_tokenizer, load_tokenizer, tokenizer_saved
 
 
 def prepare_tokenizer(cfg: Config, train_texts: list[str], tok_dir: Path):

@@ -26,7 +26,7 @@ from typing import Sequence
 
 from audio_lottery.config import Config
 from audio_lottery.data.audio import audio_problem, conversion_notes
-from audio_lottery.data.dataset import FilterReport, filter_records, frames_counter
+from audio_lottery.data.pipeline.dataset import FilterReport, filter_records, frames_counter
 from audio_lottery.data.manifest import ManifestError, iter_manifest
 from audio_lottery.data.text import out_of_vocabulary
 from audio_lottery.files import atomic_write_json
@@ -121,7 +121,7 @@ def check_manifest(path: str | Path, cfg: Config | None = None, role: str = "tra
 
 
 def _filter_for_training(records: list[dict], cfg: Config) -> tuple[list[dict], FilterReport]:
-    from audio_lottery.data.tokenizers import CharTokenizer
+    from audio_lottery.data.pipeline.tokenizers import CharTokenizer
 
     tokenizer = CharTokenizer()  # BPE accepts exactly the same characters
     frames_for, min_frames = (lambda duration: 1 << 30), (lambda tokens: 0)

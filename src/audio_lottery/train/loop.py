@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from audio_lottery.config import Config, config_hash
-from audio_lottery.data.dataset import (
+from audio_lottery.data.pipeline.dataset import (
     BucketBatchSampler,
     DistributedBucketBatchSampler,
     FilterReport,

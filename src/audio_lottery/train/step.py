@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from audio_lottery.config import Config
-from audio_lottery.data.dataset import Batch
+from audio_lottery.data.pipeline.dataset import Batch
 from audio_lottery.pruning.mask import MaskEnforcer
 from audio_lottery.train.distributed import all_reduce_sum, enable_sync_batch_norm, world_size
 

@@ -1,4 +1,6 @@
-"""Real-corpus preparers: official layouts (LibriSpeech, TED-LIUM 2/3, Common Voice, Asterisk) -> JSONL manifests.
+"""Corpus building: the synthetic corpus (``synth``, ``sentences``), domain splits of a manifest
+(``domains``) and the real-corpus preparers: official layouts (LibriSpeech, TED-LIUM 2/3, Common Voice,
+Asterisk) -> JSONL manifests.
 
 Each preparer in :data:`PREPARERS` takes ``(root: Path, progress: bool = True)`` and returns
 ``{split: SplitResult}``; those in :data:`CONVERTING` also take ``out=`` (they decode audio into

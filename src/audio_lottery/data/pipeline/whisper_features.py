@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audio_lottery.config import FeatureConfig
-from audio_lottery.data.mel import mel_filterbank
+from audio_lottery.data.pipeline.mel import mel_filterbank
 
 SAMPLE_RATE = 16000
 N_FFT = 400

@@ -1,0 +1,1 @@
+"""Noise: synthetic noises, packaged and babble sources, the split noise bank, mixing at an SNR."""

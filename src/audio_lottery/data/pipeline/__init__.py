@@ -1,0 +1,2 @@
+"""The training input pipeline: features (log-mel, linear, Whisper), tokenizers, datasets and batching,
+SpecAugment."""
