@@ -179,10 +179,13 @@ def main() -> None:
         levels["oneshot-magnitude_1"] = level_facts(shot)
     train = read_manifest(cfg.data.train_manifest)
     corpora = sorted({r.get("corpus", "synthetic") for r in train})
+    load = {"load_start": load_start, "load_end": os.getloadavg()[0]}
+    previous = read_json_or_none(run / "pilot_summary.json")
+    if args.page_only and previous is not None:  # the load of the run itself, not of now
+        load = {k: previous[k] for k in load}
     result = {"pretrained": read_json(run / PRETRAINED_JSON), "levels": levels, "minutes": args.minutes,
               "threads": args.threads, "lr": cfg.train.lr, "train_corpora": " + ".join(corpora),
-              "max_tokens_per_second": cfg.model.whisper.max_tokens_per_second,
-              "load_start": load_start, "load_end": os.getloadavg()[0]}
+              "max_tokens_per_second": cfg.model.whisper.max_tokens_per_second, **load}
     result["estimate"] = estimate(levels, len(train), len(read_manifest(cfg.data.dev_manifest)),
                                   len(read_manifest(cfg.data.test_manifest)))
     page, _ = markdown(result)
