@@ -1,7 +1,8 @@
 """The Asterisk real-speech corpus as prepared: utterances kept and dropped per reason, hours per split.
 
 Usage: python bench/bench_asterisk_corpus.py [--out data/asterisk] [--root /]
-Prepares the corpus (``audio-lottery data prepare asterisk``) and writes docs/asterisk.md.
+Prepares the corpus (``audio-lottery data prepare asterisk``) and writes docs/bench_asterisk_corpus.md
+with its result JSON beside it (results_io.write_page; the typed counts under "data").
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from pathlib import Path
 from audio_lottery.data.corpora import prepare_corpus
 from audio_lottery.data.corpora.asterisk import RATE_RANGE, SPLITS
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.files import atomic_write_text, read_json
+from audio_lottery.files import read_json
+from audio_lottery.provenance import corpus_version
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quick import md_table  # noqa: E402
+from results_io import write_page  # noqa: E402
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "asterisk.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "bench_asterisk_corpus.md"
 
 
 def summarise(out: Path) -> dict:
@@ -46,6 +49,23 @@ def _shared_transcripts(splits: dict[str, list[dict]]) -> int:
     return sum(n > 1 for n in seen.values())
 
 
+def kept_sentence(s: dict) -> str:
+    """The page's summary line: utterances kept (and their minutes) and dropped."""
+    total_s = sum(v["seconds"] for v in s["splits"].values())
+    return f"Kept {sum(v['utterances'] for v in s['splits'].values())} utterances ({total_s / 60:.1f} min), " \
+           f"dropped {len(s['dropped'])}."
+
+
+def typed(s: dict) -> dict:
+    """The summary as typed data for the result JSON."""
+    return {"splits": {name: {"utterances": v["utterances"], "distinct_transcripts": v["transcripts"],
+                              "minutes": round(v["seconds"] / 60, 2)} for name, v in s["splits"].items()},
+            "kept": sum(v["utterances"] for v in s["splits"].values()),
+            "minutes": round(sum(v["seconds"] for v in s["splits"].values()) / 60, 1),
+            "dropped": dict(sorted(Counter(d["reason"] for d in s["dropped"]).items())),
+            "shared_transcripts": s["shared"], "chars_per_s": [round(r, 1) for r in s["rates"]]}
+
+
 def markdown(s: dict, command: str) -> str:
     """The corpus page."""
     total_u = sum(v["utterances"] for v in s["splits"].values())
@@ -68,7 +88,7 @@ def markdown(s: dict, command: str) -> str:
         "with PyAV into 16-bit wav files under `<out>/wav/`). One speaker: "
         f"{info['speaker']['description']}. Licence {info['license']}; attribution: {info['attribution']}.",
         "",
-        f"Kept {total_u} utterances ({total_s / 60:.1f} min), dropped {len(s['dropped'])}.",
+        kept_sentence(s),
         "",
         md_table(["split", "utterances", "distinct transcripts", "minutes", "hours", "share"], rows),
         "",
@@ -115,7 +135,8 @@ def main() -> None:
     prepare_corpus("asterisk", args.root and Path(args.root), Path(args.out), progress=False)
     summary = summarise(Path(args.out))
     command = "python bench/bench_asterisk_corpus.py" + (f" --root {args.root}" if args.root else "")
-    atomic_write_text(DOC, markdown(summary, command))
+    write_page(DOC, markdown(summary, command), verdicts=[kept_sentence(summary)], command=command,
+               conditions=corpus_version(Path(args.out)), data=typed(summary))
     print(DOC.read_text())
 
 

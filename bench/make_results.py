@@ -310,12 +310,28 @@ HEADER = [
 ]
 
 
-def whisper_parity(r: dict) -> Lines:
-    return section("Whisper tiny.en against faster-whisper (`bench/bench_whisper_parity.py`)", r,
-                   "The project's own Whisper tiny.en (weights read from the pip-installed CTranslate2 file) against "
-                   "faster-whisper on the real-speech asterisk test split: greedy, no timestamps, 30 s windows, "
-                   "WER through Whisper's English normaliser.",
-                   pick(table(r, first="decoder")), verdicts(r, ""))
+def asterisk_corpus(r: dict) -> Lines:
+    return section("Asterisk real-speech corpus (`bench/bench_asterisk_corpus.py`)", r,
+                   "The Asterisk voice prompts of the installed Debian packages as `audio-lottery data prepare "
+                   "asterisk` keeps them (one speaker, real read speech); splits by the hash of the transcript.",
+                   pick(table(r, first="split")), pick(table(r, first="reason"), ["reason", "count"]), verdicts(r, ""))
+
+
+def table_section(title: str, intro: str, first: str) -> Callable[[dict], Lines]:
+    """A section made of the result's table whose first header is ``first`` and the bench's verdicts."""
+    return lambda r: section(title, r, intro, pick(table(r, first=first)), verdicts(r, ""))
+
+
+whisper_parity = table_section(
+    "Whisper tiny.en against faster-whisper (`bench/bench_whisper_parity.py`)",
+    "The project's own Whisper tiny.en (weights read from the pip-installed CTranslate2 file) against "
+    "faster-whisper on the real-speech asterisk test split: greedy, no timestamps, 30 s windows, "
+    "WER through Whisper's English normaliser.", "decoder")
+whisper_pilot = table_section(
+    "Whisper tiny.en lottery pilot (`bench/bench_whisper_pilot.py`)",
+    "A short run of the lottery on the pretrained tiny.en (IMP levels 0 and 1 with a fixed training budget, "
+    "windows cut to the batch, only the blocks' Linear/conv weights trained), sizing the full IMP bench; WER on "
+    "asterisk dev and test through Whisper's English normaliser.", "model")
 
 
 def render(docs: Path = DOCS) -> str:
@@ -328,8 +344,10 @@ def render(docs: Path = DOCS) -> str:
     for key, make in simple.items():
         if key in R:
             lines += make(R[key])
-    if "whisper_parity" in R:
-        lines += whisper_parity(R["whisper_parity"])
+    for key, make in {"asterisk_corpus": asterisk_corpus, "whisper_parity": whisper_parity,
+                      "whisper_pilot": whisper_pilot}.items():
+        if key in R:
+            lines += make(R[key])
     if "lottery_demo" in R:
         lines += lottery(R["lottery_demo"], R.get("lottery_no_guard"), R.get("backbones"))
     for key, make in {"backbones": backbones, "transducer_loss": transducer_loss}.items():

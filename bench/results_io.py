@@ -5,6 +5,15 @@ A result holds the page's tables exactly as shown (cells as strings, bold marker
 bench's verdict sentences in its own words, named figures that are not in a table, the
 conditions of the run (date, machine, threads, torch, commit, corpus) and where it came from
 (command, or ``"imported": true`` with the page it was parsed from; bench/import_pages.py).
+
+New benches should pass ``data`` to :func:`write_page`: the run's summary typed (numbers as
+numbers, targets and whether they were ``met`` as booleans), stored under ``"data"``, so readers
+need not parse strings back out of the page's tables.
+
+Every bench imports this module, so importing it from a script of bench/ also makes every
+:class:`~audio_lottery.fallbacks.FallbackWarning` an error (a fallback changes what a measurement
+means); a bench that reports a fallback on its page may allow that one explicitly. Importing it
+elsewhere (tests, tools) changes no warning filter.
 """
 
 from __future__ import annotations
@@ -12,15 +21,26 @@ from __future__ import annotations
 import re
 import shlex
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from audio_lottery.fallbacks import fail_on_fallbacks
 from audio_lottery.files import atomic_write_json, atomic_write_text, read_json
 from audio_lottery.provenance import run_conditions
 
 SCHEMA = 1
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+
+
+def is_bench_process(argv0: str) -> bool:
+    """Whether the running script (``sys.argv[0]``) is one of bench/ (not a test importing this module)."""
+    return bool(argv0) and Path(argv0).resolve().parent == Path(__file__).resolve().parent
+
+
+if is_bench_process(sys.argv[0]):
+    fail_on_fallbacks()  # every bench imports this module: a fallback stops it (see the module docstring)
 
 _HEADING = re.compile(r"^#+\s+(.*)$")
 _ROW = re.compile(r"^\|(.*)\|\s*$")
@@ -150,35 +170,39 @@ def command_line() -> str:
 
 
 def build_result(page: Path, markdown: str, *, verdicts: list[str], figures: dict[str, Any],
-                 conditions: dict[str, Any], source: dict[str, Any]) -> dict:
+                 conditions: dict[str, Any], source: dict[str, Any], data: dict[str, Any] | None = None) -> dict:
     """The result dict of a page (both for a bench run and for an import)."""
     missing = [v for v in verdicts if plain(v) not in plain(markdown)]
     if missing:
         raise ValueError(f"{page}: verdict(s) not on the page: {missing}")
     return {"schema": SCHEMA, "key": result_key(page), "page": Path(page).name, **source,
             "conditions": conditions, "verdicts": [plain(v).removeprefix("- ") for v in verdicts], "figures": figures,
-            "tables": parse_tables(markdown)}
+            "tables": parse_tables(markdown), **({"data": data} if data is not None else {})}
 
 
 def write_page(page: Path, markdown: str, *, verdicts: list[str] = (), figures: dict[str, Any] | None = None,
-               conditions: dict[str, Any] | None = None, command: str | None = None) -> Path:
-    """Write a bench page and its result JSON beside it (both atomically); returns the JSON path.
+               conditions: dict[str, Any] | None = None, command: str | None = None,
+               data: dict[str, Any] | None = None) -> Path:
+    """Write a bench page, then its result JSON beside it (both atomically); returns the JSON path.
 
+    The page is written first, so a long run's page survives an extraction error (which then
+    raises, leaving the old JSON, which tests/test_results_page.py reports as out of date).
     The tables, the verdict lines and the named figures of SPECS are taken from ``markdown``
     itself, the way bench/import_pages.py reads an old page, so a result always holds exactly
     what its page shows. ``verdicts`` adds conclusion sentences (each must occur on the page);
     ``figures`` adds named numbers; ``conditions`` adds or overrides conditions (e.g. the corpus,
     :func:`audio_lottery.provenance.corpus_version`); thread counts the page states win over
-    torch's current setting.
+    torch's current setting. ``data`` is the run's typed summary (numbers as numbers, targets and
+    ``met`` as booleans), stored as given under ``"data"``; new benches should pass it.
     """
     page = Path(page)
+    atomic_write_text(page, markdown)
     found, named = extract(page, markdown)
     tables = parse_tables(markdown)
     threads = stated_conditions(markdown, tables)["torch_threads"]
     result = build_result(page, markdown, verdicts=[*found, *verdicts], figures={**named, **(figures or {})},
                           conditions=run_conditions(**({"torch_threads": threads} if threads else {}), **(conditions or {})),
-                          source={"imported": False, "command": command or command_line()})
-    atomic_write_text(page, markdown)
+                          source={"imported": False, "command": command or command_line()}, data=data)
     atomic_write_json(result_path(page), result)
     return result_path(page)
 
@@ -194,10 +218,17 @@ def load_results(docs: Path = DOCS) -> dict[str, dict]:
     return out
 
 
+# keys whose values are no measurement: a commit hash and a command line hold digits (dates, seeds,
+# hash fragments) that would otherwise vouch for any small number on a page
+UNTRACED_KEYS = frozenset({"commit", "command"})
+
+
 def numbers_in(obj: Any) -> set[str]:
-    """Every number token in a JSON value (strings tokenised, numbers as written and rounded)."""
+    """Every number token in a JSON value (strings tokenised, numbers as written and rounded),
+    except under the keys of :data:`UNTRACED_KEYS`."""
     if isinstance(obj, dict):
-        return set().union(*(numbers_in(k) | numbers_in(v) for k, v in obj.items())) if obj else set()
+        items = [(k, v) for k, v in obj.items() if k not in UNTRACED_KEYS]
+        return set().union(*(numbers_in(k) | numbers_in(v) for k, v in items)) if items else set()
     if isinstance(obj, (list, tuple)):
         return set().union(*(numbers_in(v) for v in obj)) if obj else set()
     if isinstance(obj, bool) or obj is None:
@@ -205,19 +236,31 @@ def numbers_in(obj: Any) -> set[str]:
     return set(NUMBER.findall(str(obj)))
 
 
+_FENCE = re.compile(r"(?ms)^```.*?^```[^\n]*$")
 _CODE = re.compile(r"`[^`]*`")
 _LINK_TARGET = re.compile(r"\]\([^)]*\)")
+_ORDINAL = re.compile(r"(?m)^\s*\d+\.\s")
+# a number in prose: not part of a word or a dotted/hyphenated name (float64, 1x4's 4, G.722, SHA-256)
+_PROSE_NUMBER = re.compile(r"(?<![\w.])(?<![A-Za-z]-)(?:" + NUMBER.pattern + ")")
 
 
-def untraced_numbers(markdown: str, sources: dict[str, Any]) -> list[str]:
-    """Numbers of ``markdown`` (outside code spans and link targets) that the sources of their
-    section do not hold. A section (from one ``## `` heading to the next) may use the sources
-    whose name (``bench_lm.md``, ``demo_timings.json``) it mentions; text before the first
-    section may use none."""
+def prose(markdown: str, allowed: Iterable[str] = ()) -> str:
+    """``markdown`` without what is literal rather than stated: fenced code, code spans, link
+    targets, list numbers, and the ``allowed`` phrases (configuration facts a caller vouches for)."""
+    for phrase in allowed:
+        markdown = markdown.replace(phrase, "")
+    for pattern in (_FENCE, _CODE, _ORDINAL):
+        markdown = pattern.sub("", markdown)
+    return _LINK_TARGET.sub("]", markdown)
+
+
+def untraced_numbers(markdown: str, sources: dict[str, Any], allowed: Iterable[str] = ()) -> list[str]:
+    """Numbers of ``markdown``'s prose (:func:`prose`) that the sources of their section do not
+    hold. A section (from one ``## `` heading to the next, and the text before the first) may use
+    the sources whose name (``bench_lm.md``, ``demo_timings.json``) it mentions."""
     missing: set[str] = set()
     for part in re.split(r"(?m)^(?=## )", markdown):
         used = [obj for name, obj in sources.items() if name in part]
         known = set().union(*(numbers_in(obj) for obj in used)) if used else set()
-        text = _LINK_TARGET.sub("]", _CODE.sub("", part))
-        missing |= {n for n in NUMBER.findall(text) if n not in known}
+        missing |= {n for n in _PROSE_NUMBER.findall(prose(part, allowed)) if n not in known}
     return sorted(missing)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 
 import pytest
 
+from audio_lottery.fallbacks import DiscountFallbackWarning, fail_on_fallbacks
 from audio_lottery.lm.build import build_lm, read_texts
 from audio_lottery.lm.ngram import (
     FALLBACK_DISCOUNTS, ArpaError, Discounts, build_kneser_ney, count_of_counts, adjusted_counts, count_ngrams,
@@ -103,10 +105,18 @@ def test_estimated_discounts_used_for_unigrams():
     assert lm.log10_prob("q") == pytest.approx(math.log10(gamma / 6))
 
 
-def test_tiny_corpus_falls_back_and_says_so(caplog):
-    lm = build_kneser_ney(CORPUS, 2)
+def test_tiny_corpus_falls_back_and_says_so():
+    with pytest.warns(DiscountFallbackWarning, match=r"order 1: .*fallback") as caught:
+        lm = build_kneser_ney(CORPUS, 2)
     assert lm.fallback_orders == [1, 2] and lm.discounts == [FALLBACK_DISCOUNTS] * 2
-    assert "fallback" in caplog.text
+    assert [str(w.message).split(":")[0] for w in caught] == ["order 1", "order 2"]
+
+
+def test_benchmarks_fail_on_the_discount_fallback():
+    with warnings.catch_warnings():
+        fail_on_fallbacks()
+        with pytest.raises(DiscountFallbackWarning):
+            build_kneser_ney(CORPUS, 2)
 
 
 def _random_corpus(seed: int, n: int = 300) -> list[str]:

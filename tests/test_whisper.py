@@ -363,9 +363,14 @@ def test_config_checks_and_preset():
 
     preset = load_config(ROOT / "configs" / "whisper_tiny_en.yaml")
     built = whisper_tiny_en_config()
-    assert preset.model == built.model
+    # the preset fine-tunes (cut windows, decoding guard, headline scope); pretrained: keeps the parity settings
+    fine_tuning = ["model.whisper.pad_to_window=true", "model.whisper.max_tokens_per_second=0",
+                   "model.whisper.train_scope=all"]
+    assert load_config(ROOT / "configs" / "whisper_tiny_en.yaml", fine_tuning).model == built.model
     assert preset.data.features == built.data.features and preset.data.tokenizer == built.data.tokenizer
-    assert preset.model.whisper.pad_to_window and preset.model.name == "whisper"
+    w = preset.model.whisper
+    assert (w.pad_to_window, w.train_scope, w.max_tokens_per_second) == (False, "prunable", 12.0)
+    assert built.model.whisper.pad_to_window and preset.model.name == "whisper"
 
 
 # --------------------------------------------------------------------------- the real weights

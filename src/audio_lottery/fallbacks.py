@@ -22,6 +22,10 @@ class EagerRecurrenceWarning(FallbackWarning):
     """The CSR LSTM's recurrence could not be compiled by TorchScript and runs as eager Python."""
 
 
+class DiscountFallbackWarning(FallbackWarning):
+    """A Kneser-Ney order got the fixed fallback discounts (its count-of-counts estimate none)."""
+
+
 def fail_on_fallbacks() -> None:
     """Make every :class:`FallbackWarning` raised from here on an error (benchmarks call this first)."""
     warnings.simplefilter("error", FallbackWarning)

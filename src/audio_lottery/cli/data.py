@@ -25,6 +25,12 @@ def cmd_data_prepare(args: argparse.Namespace) -> None:
     print(json.dumps(prepare_corpus(args.name, root, Path(args.out))))
 
 
+def cmd_data_combine(args: argparse.Namespace) -> None:
+    from audio_lottery.data.manifest import combine_manifests
+
+    print(json.dumps(combine_manifests(args.manifests, args.out)))
+
+
 def cmd_data_check(args: argparse.Namespace) -> int:
     from audio_lottery.train.data_check import check_manifest
 
@@ -59,3 +65,8 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     add_set_arg(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_data_check)
+    p = data.add_parser("combine", help="one training manifest from several (e.g. data/synth/train.jsonl and "
+                        "data/asterisk/adapt.jsonl for configs/whisper_tiny_en.yaml)", parents=[common])
+    p.add_argument("manifests", nargs="+", help="source manifests, in order")
+    p.add_argument("--out", required=True, help="the combined manifest (audio paths relative to its folder)")
+    p.set_defaults(func=cmd_data_combine)

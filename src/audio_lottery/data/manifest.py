@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -114,3 +115,25 @@ def _parse_line(raw: bytes, lineno: int, path: Path, resolve_audio: bool) -> dic
         rec["id"] = stem if rec["offset"] == 0 else f"{stem}@{rec['offset']:.2f}"
     rec["id"] = str(rec["id"])
     return rec
+
+
+def combine_manifests(sources: Iterable[str | Path], out: str | Path) -> dict:
+    """Write the records of every manifest in ``sources`` (in order) to ``out``, audio paths relative to
+    ``out``'s folder, so one training run can read several corpora. Every source is validated; an id that
+    occurs in two sources raises :class:`ManifestError` naming both files. Returns the count per source."""
+    out = Path(out)
+    rows, origin, counts = [], {}, {}
+    for src in sources:
+        records = read_manifest(src)
+        for rec in records:
+            if rec["id"] in origin:
+                raise ManifestError(f"{src}: utterance id {rec['id']!r} is also in {origin[rec['id']]}; "
+                                    "ids must be unique across the combined manifests")
+            origin[rec["id"]] = src
+            rows.append({**rec, "audio": os.path.relpath(rec["audio"], out.parent.resolve())})
+        counts[str(src)] = len(records)
+    if not rows:
+        raise ManifestError(f"{out}: nothing to combine (no source manifest or only empty ones)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, rows)
+    return {"out": str(out), "utterances": len(rows), "sources": counts}

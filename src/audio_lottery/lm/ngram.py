@@ -8,7 +8,8 @@ Estimation (the same model KenLM's ``lmplz`` builds):
 - Per order, three discounts from the count-of-counts ``t1..t4`` of the adjusted counts:
   ``Y = t1 / (t1 + 2 t2)``, ``D_k = k - (k + 1) Y t_{k+1} / t_k`` for ``k = 1, 2, 3`` (``D3`` is
   used for every count >= 3). Tiny corpora give degenerate count-of-counts; then the order
-  falls back to ``(0.5, 1.0, 1.5)`` (lmplz's ``--discount_fallback``) and says so.
+  falls back to ``(0.5, 1.0, 1.5)`` (lmplz's ``--discount_fallback``) and says so with a
+  :class:`~audio_lottery.fallbacks.DiscountFallbackWarning` (benchmarks fail on it unless they report it).
 - ``p(w | h) = (a(hw) - D(a(hw))) / A(h) + gamma(h) p(w | h')`` with ``A(h) = sum_w a(hw)``,
   ``gamma(h) = (D1 N1(h) + D2 N2(h) + D3 N3+(h)) / A(h)``, ``N_k(h)`` the number of words with
   ``a(hw) = k`` and ``h'`` the context without its first word. Unigrams interpolate with the
@@ -20,17 +21,16 @@ Estimation (the same model KenLM's ``lmplz`` builds):
 
 from __future__ import annotations
 
-import logging
 import math
+import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from audio_lottery.fallbacks import DiscountFallbackWarning
 from audio_lottery.files import atomic_write_text
 from audio_lottery.lm.units import BOS, EOS, SPECIAL, UNK
-
-log = logging.getLogger(__name__)
 
 Ngram = tuple[str, ...]
 LOG10_ZERO = -99.0  # the ARPA convention for log10 p(<s>)
@@ -219,8 +219,8 @@ def build_kneser_ney(
             if disc is None:
                 disc = FALLBACK_DISCOUNTS
                 lm.fallback_orders.append(n)
-                log.warning("order %d: count-of-counts %s give no valid discounts; using the fallback %s",
-                            n, count_of_counts(adj[n - 1]), FALLBACK_DISCOUNTS)
+                warnings.warn(f"order {n}: count-of-counts {count_of_counts(adj[n - 1])} give no valid discounts; "
+                              f"using the fallback {FALLBACK_DISCOUNTS}", DiscountFallbackWarning, stacklevel=2)
         lm.discounts.append(disc)
         _add_order(lm, n, adj[n - 1], disc)
     return lm

@@ -8,7 +8,7 @@ packages gives the same tree under ``DIR``):
 - ``usr/share/asterisk/sounds/en_US_f_Allison/<name>.g722``: raw 16 kHz G.722, decoded with PyAV
   into ``<out>/wav/<name>.wav`` (16-bit PCM) which the manifests point at.
 
-Transcript choices (see docs/asterisk.md): ``[...]``, ``<...>`` and ``(...)`` are annotations, not
+Transcript choices (see docs/bench_asterisk_corpus.md): ``[...]``, ``<...>`` and ``(...)`` are annotations, not
 speech ("at [@]", "IAX (note: does not say "2")", "[sound of monkeys screaming]") and are removed;
 the keypad symbols ``*`` and ``#`` are written as the words the prompts say ("star", "pound").
 ``raw_text`` is that spoken form with its case, punctuation and digits (what Whisper-style scoring

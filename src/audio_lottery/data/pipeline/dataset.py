@@ -44,6 +44,14 @@ class Batch:
         return self._map(lambda t: t.to(device, non_blocking=non_blocking))
 
 
+def target_text(rec: dict, tokenizer) -> str:
+    """The transcript a model learns: ``raw_text`` (case, punctuation) for a cased tokenizer (Whisper's)
+    when the record has one, else the normalised ``text`` (every CTC tokenizer; corpora without raw_text)."""
+    if getattr(tokenizer, "cased", False) and isinstance(rec.get("raw_text"), str):
+        return rec["raw_text"]
+    return rec["text"]
+
+
 def _rng(*keys: int) -> np.random.Generator:
     return np.random.default_rng([int(k) & 0xFFFFFFFF for k in keys])
 
@@ -94,8 +102,8 @@ class SpeechDataset(Dataset):
             if self.spec_augment is not None:
                 gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
                 feats = self.spec_augment(feats, gen)
-        tokens = self.tokenizer.encode(rec["text"])
-        return {"feats": feats, "tokens": tokens, "id": rec["id"], "text": rec["text"]}
+        text = target_text(rec, self.tokenizer)
+        return {"feats": feats, "tokens": self.tokenizer.encode(text), "id": rec["id"], "text": text}
 
 
 def collate(items: list[dict | None]) -> Batch | None:
@@ -282,12 +290,13 @@ def filter_records(
 def _problem(rec, tokenizer, frames_for, min_frames, min_duration, max_duration, check_audio
              ) -> tuple[tuple[str, str] | None, AudioFacts | None]:
     dur = rec["duration"]
-    if not rec["text"].strip():
+    text = target_text(rec, tokenizer)
+    if not text.strip():
         return ("empty transcript", ""), None
     if not (min_duration <= dur <= max_duration):
         return ("duration out of range", f"{dur:.2f}s not in [{min_duration}, {max_duration}]"), None
     try:
-        tokens = tokenizer.encode(rec["text"])
+        tokens = tokenizer.encode(text)
     except ValueError as exc:
         return ("text outside the vocabulary", str(exc)), None
     need = min_frames(tokens)

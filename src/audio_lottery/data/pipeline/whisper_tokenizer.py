@@ -28,6 +28,7 @@ class WhisperTokenizer:
 
     kind = "whisper"
     blank = None  # no CTC blank: an attention decoder ends with ``eot``
+    cased = True  # trained on text as written: training targets are a record's raw_text where it has one
 
     def __init__(self, hf_json: str) -> None:
         self.hf_json = hf_json

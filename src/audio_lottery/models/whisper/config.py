@@ -38,6 +38,14 @@ class WhisperConfig:
     label_smoothing: float = hparam(0.0, "label smoothing of the teacher-forced cross-entropy", ge=0, lt=1)
     prune_embedding: bool = hparam(False, "prunable() includes the tied token embedding (default: only the "
                                    "Linear and conv weights of the encoder and decoder)")
+    train_scope: str = hparam("all", "parameters fine-tuning updates: all, or prunable (only the weights in "
+                              "prunable(); token embedding, positions, norms and biases stay frozen at their "
+                              "initial, e.g. pretrained, values)", ("all", "prunable"))
+    distill_weight: float = hparam(0.0, "training loss = (1 - w) * cross-entropy + w * KL(teacher || model) of "
+                                   "the next-token distributions under teacher forcing; teacher: the wheel's "
+                                   "dense tiny.en, frozen (needs pretrained=tiny.en)", ge=0, le=1)
+    max_tokens_per_second: float = hparam(0.0, "decoding guard: at most ceil(rate x window seconds) generated "
+                                          "tokens per window, so a runaway hypothesis stops early (0 = off)", ge=0)
 
     def check(self) -> None:
         """Cross-field checks; ConfigError names the keys."""
@@ -49,6 +57,9 @@ class WhisperConfig:
         if self.n_audio_state != self.n_text_state:
             raise ConfigError(f"model.whisper.n_audio_state ({self.n_audio_state}) must equal "
                               f"model.whisper.n_text_state ({self.n_text_state})")
+        if self.distill_weight > 0 and self.pretrained != "tiny.en":
+            raise ConfigError("model.whisper.distill_weight > 0 needs model.whisper.pretrained=tiny.en "
+                              "(the teacher is the wheel's dense model)")
         if self.pretrained == "tiny.en":
             wrong = {k: getattr(self, k) for k, v in TINY_EN_DIMS.items() if getattr(self, k) != v}
             if wrong:

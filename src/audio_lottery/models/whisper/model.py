@@ -13,6 +13,7 @@ transcripts are concatenated (no timestamps, no conditioning on the previous win
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -23,6 +24,7 @@ from audio_lottery.config import ModelConfig
 from audio_lottery.models.base import ASRModel
 from audio_lottery.models.registry import register_model
 from audio_lottery.models.whisper.config import WhisperConfig
+from audio_lottery.models.whisper.distill import distillation_kl, frozen, mix
 from audio_lottery.models.whisper.search import beam_search, greedy_search
 
 Cache = dict  # attention module -> (keys, values) [N, heads, S, head_dim]
@@ -159,7 +161,17 @@ class WhisperASR(ASRModel):
                                     cfg.n_audio_layer)
         self.decoder = TextDecoder(vocab_size, cfg.n_text_ctx, cfg.n_text_state, cfg.n_text_head, cfg.n_text_layer)
         self.suppress, self.suppress_begin = [list(ids) for ids in suppress]
+        self._teacher: list[WhisperASR] = []  # a list, so the teacher is no submodule (state dict, parameters)
         self.reset_parameters()
+        self.apply_train_scope()
+
+    def apply_train_scope(self) -> None:
+        """``train_scope=prunable``: switch off the gradient of every parameter outside :meth:`prunable`
+        (the optimizer only sees parameters that require one, so they keep their values exactly)."""
+        if self.cfg.train_scope == "prunable":
+            keep = {id(p) for p in self.prunable().values()}
+            for p in self.parameters():
+                p.requires_grad_(id(p) in keep)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, vocab_size: int, feat_dim: int) -> "WhisperASR":
@@ -212,8 +224,21 @@ class WhisperASR(ASRModel):
         return [self.cfg.sot, self.cfg.no_timestamps]
 
     def loss(self, feats: Tensor, feat_lens: Tensor, targets: Tensor, target_lens: Tensor) -> Tensor:
-        """Mean teacher-forced cross-entropy over the target tokens and each ``<|endoftext|>``."""
-        enc = self.encoder(self._pad(feats))
+        """Mean teacher-forced cross-entropy over the target tokens and each ``<|endoftext|>``; with
+        ``distill_weight`` w > 0: ``(1 - w) * cross-entropy + w * KL(teacher || model)`` at the same positions."""
+        inputs, labels = self.teacher_forcing(targets, target_lens)
+        logits = self.decoder(inputs, self.encoder(self._pad(feats)))
+        ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                             ignore_index=-100, label_smoothing=self.cfg.label_smoothing)
+        if self.cfg.distill_weight <= 0:
+            return ce
+        teacher = self.teacher().to(feats.device)
+        with torch.no_grad():
+            teacher_logits = teacher.decoder(inputs, teacher.encoder(teacher._pad(feats)))
+        return mix(ce, distillation_kl(logits, teacher_logits, labels != -100), self.cfg.distill_weight)
+
+    def teacher_forcing(self, targets: Tensor, target_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Decoder inputs ``[B, 2 + L]`` (prompt, targets, ``eot`` padding) and labels (-100: not scored)."""
         bsz, prompt = targets.shape[0], self.prompt()
         longest = int(target_lens.max()) if bsz else 0
         if len(prompt) + longest > self.cfg.n_text_ctx:
@@ -227,9 +252,24 @@ class WhisperASR(ASRModel):
             inputs[b, len(prompt): len(prompt) + n] = targets[b, :n]
             labels[b, len(prompt) - 1: len(prompt) - 1 + n] = targets[b, :n]
             labels[b, len(prompt) - 1 + n] = self.cfg.eot
-        logits = self.decoder(inputs, enc)
-        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                               ignore_index=-100, label_smoothing=self.cfg.label_smoothing)
+        return inputs, labels
+
+    def set_teacher(self, teacher: "WhisperASR") -> None:
+        """Use ``teacher`` (frozen here) for distillation instead of the wheel's dense model."""
+        self._teacher[:] = [frozen(teacher)]
+
+    def teacher(self) -> "WhisperASR":
+        """The distillation teacher: the one set, else the wheel's dense tiny.en (built once, frozen)."""
+        if not self._teacher:
+            if self.cfg.pretrained != "tiny.en":
+                raise ValueError("distillation needs a teacher: model.whisper.pretrained=tiny.en (or set_teacher())")
+            from audio_lottery.models.whisper.weights import load_wheel_weights
+
+            cfg = dataclasses.replace(self.cfg, distill_weight=0.0, train_scope="all")
+            teacher = WhisperASR(cfg, self.vocab_size, self.feat_dim, (self.suppress, self.suppress_begin))
+            load_wheel_weights(teacher)
+            self.set_teacher(teacher)
+        return self._teacher[0]
 
     # ------------------------------------------------------------------ decoding
 
@@ -250,20 +290,30 @@ class WhisperASR(ASRModel):
         longest = max(w.shape[0] for w in windows)
         batch = torch.stack([F.pad(w, (0, 0, 0, longest - w.shape[0])) for w in windows])
         enc = self.encoder(self._pad(batch))
-        max_new = self.cfg.max_new_tokens or self.cfg.n_text_ctx - len(self.prompt())
-        max_new = min(max_new, self.cfg.n_text_ctx - len(self.prompt()))
-        common = dict(eot=self.cfg.eot, max_new=max_new, suppress=self.suppress,
+        limits = [self.max_new_tokens(w.shape[0]) for w in windows]
+        common = dict(eot=self.cfg.eot, suppress=self.suppress,
                       suppress_begin=self.suppress_begin if self.cfg.suppress_blank else [])
         if self.cfg.beam_size == 1:
             cache: Cache = {}
-            return greedy_search(self._stepper(enc, cache), self.prompt(), len(windows), **common)
+            return greedy_search(self._stepper(enc, cache), self.prompt(), len(windows), max_new=limits, **common)
         results = []
         for i in range(len(windows)):
             cache = {}
             results.append(beam_search(self._stepper(enc[i: i + 1], cache), lambda rows, c=cache: _reorder(c, rows),
                                        self.prompt(), beam_size=self.cfg.beam_size, patience=self.cfg.patience,
-                                       **common))
+                                       max_new=limits[i], **common))
         return results
+
+    def max_new_tokens(self, frames: int) -> int:
+        """Most tokens generated for a window of ``frames`` input frames: the decoder's free positions,
+        ``max_new_tokens`` if set, and ``ceil(max_tokens_per_second x seconds)`` if set (at least 1)."""
+        limit = self.cfg.n_text_ctx - len(self.prompt())
+        if self.cfg.max_new_tokens:
+            limit = min(limit, self.cfg.max_new_tokens)
+        if self.cfg.max_tokens_per_second > 0:
+            seconds = 30.0 * frames / self.window_frames  # a window is 30 s of 10 ms frames
+            limit = min(limit, max(1, math.ceil(self.cfg.max_tokens_per_second * seconds)))
+        return limit
 
     def _stepper(self, enc: Tensor, cache: Cache):
         def step(tokens: Tensor, offset: int) -> Tensor:

@@ -30,18 +30,21 @@ def _until_eot(tokens: list[int], eot: int) -> list[int]:
 
 
 @torch.no_grad()
-def greedy_search(step: Step, prompt: Sequence[int], batch: int, eot: int, max_new: int,
+def greedy_search(step: Step, prompt: Sequence[int], batch: int, eot: int, max_new: int | Sequence[int],
                   suppress: Sequence[int] = (), suppress_begin: Sequence[int] = ()) -> list[list[int]]:
-    """The argmax token at every step for ``batch`` rows sharing ``prompt``; a row stops at ``eot``."""
+    """The argmax token at every step for ``batch`` rows sharing ``prompt``; a row stops at ``eot`` or
+    after ``max_new`` tokens (one limit for all rows, or one per row)."""
     tokens = torch.tensor([list(prompt)] * batch, dtype=torch.long)
     logits = step(tokens, 0)[:, -1]
+    limits = torch.as_tensor(max_new, device=logits.device).expand(batch)
+    max_new = int(limits.max()) if batch else 0
     finished = torch.zeros(batch, dtype=torch.bool, device=logits.device)
     out: list[Tensor] = []
     for i in range(max_new):
         nxt = _suppressed(logits, suppress, suppress_begin if i == 0 else None).argmax(dim=-1)
         nxt = torch.where(finished, torch.full_like(nxt, eot), nxt)
         out.append(nxt)
-        finished |= nxt == eot
+        finished |= (nxt == eot) | (limits <= i + 1)
         if bool(finished.all()) or i == max_new - 1:
             break
         logits = step(nxt[:, None], len(prompt) + i)[:, -1]
