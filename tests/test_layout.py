@@ -18,7 +18,8 @@ PATTERN = re.compile("|".join(
     + [rf"(^|/){re.escape(p)}[\w.-]*/" for p in LAYOUT_PREFIXES]
     + [re.escape(f) for f in LAYOUT_FILES]
     # a folder name (often also a common word) only as a path component next to a slash
-    + [rf"(^|/){re.escape(d)}/|/{re.escape(d)}\b" for d in LAYOUT_FOLDERS]))
+    # ("data/train.jsonl" is a file named after a split, not the folder: no "." or "-" may follow)
+    + [rf"(^|/){re.escape(d)}/|/{re.escape(d)}(?=$|[^\w.-])" for d in LAYOUT_FOLDERS]))
 
 
 # names that are someone else's file, not this project's layout: the pip-installed Whisper wheel's
@@ -78,7 +79,7 @@ def test_the_check_catches_folder_names_only_as_path_components(tmp_path):
     bad = tmp_path / "probe.py"
     bad.write_text('split = "train"\nhelp = "the tokenizer kind"\nlog = out / "tb"\nbest = "level_3/train/best"\n'
                    'tok = f"{run}/tokenizer of it"\nplots = "plots/wer.png"\ncfg = folder / "config.json"\n'
-                   'onnx = "model.onnx"\nrep = "data_report.json"\n')
+                   'onnx = "model.onnx"\nrep = "data_report.json"\nsplit_file = "data/synth/train.jsonl"\n')
     hits = sorted(h.split(" spells ")[1] for h in layout_spellings(bad))
     assert hits == ["['/tokenizer']", "['config.json']", "['data_report.json']", "['level_3', '/train/']",
                     "['model.onnx']", "['plots/']", "['tb']"]
