@@ -195,6 +195,16 @@ def test_references_pick_raw_text() -> None:
         references([plain[0], raw[1]])
 
 
+def test_cased_hypotheses_are_normalised_against_plain_text() -> None:
+    """A cased recogniser (Whisper) on a corpus without raw_text: case and punctuation are not errors,
+    a wrong word still is; an uncased recogniser's hypotheses are compared as given."""
+    plain = [{"id": "a", "text": "hello world"}, {"id": "b", "text": "press two"}]
+    assert references(plain, cased=True) == (["hello world", "press two"], "whisper-en")
+    cased = score_records(plain, ["Hello, world.", "Press 3."], cased=True)
+    assert (cased["word_errors"], cased["ref_words"]) == (1, 4)
+    assert score_records(plain, ["Hello, world.", "press two"])["word_errors"] == 2
+
+
 def test_evaluate_scores_raw_text_with_whisper_normalizer(asterisk: Path, tmp_path: Path) -> None:
     from audio_lottery.eval.evaluate import evaluate
 
@@ -204,9 +214,10 @@ def test_evaluate_scores_raw_text_with_whisper_normalizer(asterisk: Path, tmp_pa
     records = [recs["hello-world"], recs["letters.at"]]
     spoken = {SR: "hello world", len(sf.read(records[1]["audio"])[0]): "at"}
 
-    class FakeRecognizer:  # the interface evaluate() uses: cfg sample rate, model.eval(), transcribe()
+    class FakeRecognizer:  # the interface evaluate() uses: cfg sample rate, model.eval(), transcribe(), cased
         cfg = SimpleNamespace(data=SimpleNamespace(features=SimpleNamespace(sample_rate=SR)))
         model = torch.nn.Identity()
+        tokenizer = SimpleNamespace(cased=False)
 
         def transcribe(self, waves: list, decoder=None) -> list[str]:
             return [spoken[len(w)] for w in waves]

@@ -28,8 +28,9 @@ def evaluate(
 
     ``transform(wave, record)`` may alter the audio (e.g. deterministic test noise); ``decoder``
     replaces greedy decoding (see :meth:`Recognizer.transcribe`).
-    Returns the :func:`~audio_lottery.eval.normalize.score_records` dict (records with ``raw_text``
-    are scored on it with Whisper's English normaliser) plus ``utterances`` and ``hyps`` (id -> text).
+    Returns the :func:`~audio_lottery.eval.normalize.score_records` dict (records with ``raw_text``,
+    and every record for a cased recogniser such as Whisper, are scored with Whisper's English
+    normaliser) plus ``utterances`` and ``hyps`` (id -> text).
     """
     check_references(records)
     hyps: dict[str, str] = {}
@@ -37,7 +38,7 @@ def evaluate(
         with torch.no_grad():
             for i, text in zip(idx, rec.transcribe(waves, decoder=decoder)):
                 hyps[records[i]["id"]] = text
-    out = score_records(records, [hyps[r["id"]] for r in records])
+    out = score_records(records, [hyps[r["id"]] for r in records], cased=getattr(rec.tokenizer, "cased", False))
     out["utterances"] = len(records)
     out["hyps"] = hyps
     return out

@@ -4,7 +4,9 @@ Corpora whose records carry ``raw_text`` (the transcript as written: case, punct
 abbreviations; e.g. ``asterisk``) are scored on ``raw_text`` against the hypothesis, both passed
 through ``EnglishTextNormalizer`` of the PyPI package ``openai-whisper`` ("Mr. Smith paid $20" and
 "mister smith paid twenty dollars" both become "mister smith paid $20"). Records without
-``raw_text`` are scored on their already normalised ``text`` exactly as before.
+``raw_text`` are scored on their already normalised ``text`` exactly as before, unless the recogniser
+writes cased, punctuated text (a tokenizer with ``cased = True``, Whisper's): then the normaliser runs on
+both sides there too, so "Hello, world." is not scored as two errors against "hello world".
 
 ``openai-whisper`` is installed with ``--no-deps`` (``make setup``): it declares ``triton``, which
 CPU use never needs; its own imports (numba, tiktoken, more-itertools, regex, torch, tqdm) are
@@ -47,9 +49,10 @@ def score_texts(refs: Sequence[str], hyps: Sequence[str], normalizer: str | None
     return {**error_rates([norm(r) for r in refs], [norm(h) for h in hyps]), "normalizer": normalizer}
 
 
-def references(records: Sequence[dict]) -> tuple[list[str], str | None]:
+def references(records: Sequence[dict], cased: bool = False) -> tuple[list[str], str | None]:
     """(reference strings, normaliser) for scoring ``records``: ``raw_text`` with :data:`WHISPER_EN`
-    when every record carries it, else ``text`` as is; a mix of both is refused."""
+    when every record carries it, else ``text`` (with :data:`WHISPER_EN` when the hypotheses are
+    ``cased``, else as is); a mix of both is refused."""
     raw = sum("raw_text" in r for r in records)
     if raw and raw != len(records):
         missing = next(r for r in records if "raw_text" not in r)
@@ -57,10 +60,11 @@ def references(records: Sequence[dict]) -> tuple[list[str], str | None]:
                          "records have one; score one corpus at a time")
     if raw:
         return [r["raw_text"] for r in records], WHISPER_EN
-    return [r["text"] for r in records], None
+    return [r["text"] for r in records], WHISPER_EN if cased else None
 
 
-def score_records(records: Sequence[dict], hyps: Sequence[str]) -> dict:
-    """WER/CER of ``hyps`` (in the order of ``records``) against their references (see :func:`references`)."""
-    refs, normalizer = references(records)
+def score_records(records: Sequence[dict], hyps: Sequence[str], cased: bool = False) -> dict:
+    """WER/CER of ``hyps`` (in the order of ``records``) against their references (see :func:`references`;
+    ``cased``: the recogniser writes case and punctuation)."""
+    refs, normalizer = references(records, cased)
     return score_texts(refs, hyps, normalizer)
