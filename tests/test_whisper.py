@@ -486,3 +486,27 @@ def test_info_counts_the_headline_and_embedding_scopes(capsys):
     assert (info["params"], info["prunable_params"], info["vocab_size"]) == (37184256, 17049600, 51864)
     rc, out, _ = run_cli(capsys, "info", "--config", preset, "--set", "model.whisper.prune_embedding=true")
     assert json.loads(out)["prunable_params"] == 17049600 + 51864 * 384
+
+
+@pytest.mark.parametrize("pad", [True, False])
+def test_silent_clipped_and_non_speech_audio_decode_without_crashing(pad):
+    """The real tiny.en, 30 s and cut windows: silence, a clipped square wave, loud noise, a 10 ms blip and
+    an empty wave give (possibly empty) texts; the cut-window guard bounds the length of a runaway."""
+    from audio_lottery.pretrained import load_recognizer
+    from audio_lottery.recognizer import Recognizer
+
+    rec = load_recognizer("pretrained:whisper-tiny.en")
+    if not pad:
+        rec = Recognizer.build(load_config(ROOT / "configs" / "whisper_tiny_en.yaml"), rec.tokenizer)
+        rec.model.eval()
+    sr, rng = 16000, np.random.default_rng(0)
+    t = np.arange(2 * sr) / sr
+    waves = {"silence": np.zeros(2 * sr, np.float32),
+             "clipped": np.sign(np.sin(2 * np.pi * 440 * t)).astype(np.float32),
+             "noise": np.clip(rng.normal(0, 0.5, 2 * sr), -1, 1).astype(np.float32),
+             "blip": np.ones(160, np.float32), "empty": np.zeros(0, np.float32)}
+    with torch.no_grad():
+        texts = rec.transcribe(list(waves.values()))
+    assert len(texts) == len(waves) and all(isinstance(x, str) for x in texts)
+    if not pad:  # at most 12 tokens per second of audio (2 s: 24 tokens, so well under 60 words)
+        assert all(len(x.split()) <= 24 for x in texts), texts
