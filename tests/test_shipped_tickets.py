@@ -70,7 +70,7 @@ def fine_tuned(base: BaseWeights, cfg, mask_fn, scale: float = 0.01, seed: int =
     mask = mask_fn(params, rec.model)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, keep in mask.items():
+        for name in mask.keys():
             p = params[name]
             p.add_(torch.randn(p.shape, generator=gen) * scale * p.abs().mean())
     mask.apply_(rec.model)
@@ -186,6 +186,13 @@ def test_bad_packs_give_errors_naming_the_file(whisper_pack, tmp_path):
     meta = json.loads((whisper_pack["tickets"] / "tiny-half" / "ticket.json").read_text())
     pack.description.write_text(json.dumps({**meta, "remaining": "half"}))
     with pytest.raises(ValueError, match="'remaining' must be a fraction"):
+        load_pack(pack.dir, base)
+    pack.description.write_text(json.dumps({**meta, "name": "other"}))
+    with pytest.raises(ValueError, match="names the pack 'other' but lies in folder 'tiny-half'"):
+        load_pack(pack.dir, base)
+    config = {**meta["config"], "model": {**meta["config"]["model"], "layers": 3}}
+    pack.description.write_text(json.dumps({**meta, "config": config}))
+    with pytest.raises(ValueError, match=r"ticket.json: .*layers"):
         load_pack(pack.dir, base)
 
 

@@ -146,6 +146,8 @@ def read_description(pack: PackLayout) -> dict:
     remaining = meta.get("remaining")
     if isinstance(remaining, bool) or not isinstance(remaining, (int, float)) or not 0 <= remaining <= 1:
         raise ValueError(f"{path}: 'remaining' must be a fraction between 0 and 1, got {remaining!r}")
+    if not isinstance(meta.get("wer", {}), dict):
+        raise ValueError(f"{path}: 'wer' must be an object (the measured WERs)")
     return meta
 
 
