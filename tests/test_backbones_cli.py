@@ -39,6 +39,7 @@ OTHER_COMMANDS = {
     "data synth": "test_synth.py", "data prepare": "test_corpora.py", "data check": "test_bad_inputs.py",
     "data noise": "test_train_e2e.py", "data split-domain": "test_transfer.py",
     "lm build": "test_lm_decoding.py", "lm tune": "test_lm_decoding.py", "data combine": "test_whisper_lottery.py",
+    "pretrained list": "test_shipped_tickets.py", "pretrained pack": "test_shipped_tickets.py",
 }
 EXPORT_FORMATS = ("dense", "compact", "csr")
 

@@ -15,6 +15,7 @@ A lottery run::
         branch.json level_<L>/ ...
 
 An export folder (``audio-lottery export``): ``model.safetensors config.json tokenizer/``.
+A shipped ticket pack (``audio-lottery pretrained pack``): ``ticket.json mask_bits.safetensors deltas.safetensors``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ EXPORT_WEIGHTS = "model.safetensors"
 EXPORT_CONFIG = "config.json"
 EXPORT_ONNX = "model.onnx"
 
+TICKET_JSON = "ticket.json"
+TICKET_MASK = "mask_bits.safetensors"
+TICKET_DELTAS = "deltas.safetensors"
+
 # Every name above is checked by tests/test_layout.py, which refuses it in any other module of src/
 # or bench/. The rule by kind of name:
 # - prefixes: at the start of a path part, before a number, placeholder, glob or further part;
@@ -67,7 +72,7 @@ EXPORT_ONNX = "model.onnx"
 LAYOUT_PREFIXES = (RUN_PREFIX, LEVEL_PREFIX, BRANCH_PREFIX)
 LAYOUT_FILES = (CONFIG, INIT, REWIND, RUN_SUMMARY, REPORT_MD, REPORT_HTML, BRANCH_INFO, DEMO_TIMINGS, MASK,
                 MASK_REPORT, RESULT, EVAL_NOISE, BEST, DATA_REPORT, LAST_TENSORS, LAST_JSON, METRICS,
-                EXPORT_WEIGHTS, EXPORT_CONFIG, EXPORT_ONNX)
+                EXPORT_WEIGHTS, EXPORT_CONFIG, EXPORT_ONNX, TICKET_JSON, TICKET_MASK, TICKET_DELTAS)
 LAYOUT_FOLDERS = (TOKENIZER, PLOTS, OVERLAP, TRAIN, TENSORBOARD)
 
 _LEVEL_RE = re.compile(rf"^{LEVEL_PREFIX}(\d+)$")
@@ -298,3 +303,30 @@ class ExportLayout(ModelFolder):
     @property
     def onnx(self) -> Path:
         return self.dir / EXPORT_ONNX
+
+
+@dataclass(frozen=True)
+class PackLayout:
+    """A shipped ticket pack (:mod:`audio_lottery.pretrained`): the description (written last, so its
+    presence means the pack is complete), the bit-packed masks and the weight deltas on the base."""
+
+    dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def description(self) -> Path:
+        return self.dir / TICKET_JSON
+
+    @property
+    def mask(self) -> Path:
+        return self.dir / TICKET_MASK
+
+    @property
+    def deltas(self) -> Path:
+        return self.dir / TICKET_DELTAS
+
+    def files(self) -> tuple[Path, Path, Path]:
+        return self.description, self.mask, self.deltas

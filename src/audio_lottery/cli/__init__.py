@@ -12,6 +12,7 @@ from audio_lottery.cli import eval as cli_eval
 from audio_lottery.cli import export as cli_export
 from audio_lottery.cli import lottery as cli_lottery
 from audio_lottery.cli import noise as cli_noise
+from audio_lottery.cli import pretrained as cli_pretrained
 from audio_lottery.cli import train as cli_train
 from audio_lottery.cli.lm import add_lm_commands
 from audio_lottery.config import ConfigError
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_lottery.add_parsers(sub, common)  # lottery, branch NAME, report
     cli_noise.add_overlap_parser(sub, common)  # overlap
     cli_export.add_parsers(sub, common)  # export
+    cli_pretrained.add_parsers(sub, common)  # pretrained [list], pretrained pack
     return parser
 
 
