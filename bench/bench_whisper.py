@@ -395,6 +395,8 @@ def plot(scored: dict[str, dict], out: Path) -> None:
     for s in scored.values():
         if s["family"] in ("IMP", *BASELINES, "structured"):
             series.setdefault(s["family"], []).append({"remaining": s["remaining"], "wer": s["asterisk"]["wer"]})
+    if not series:
+        return
     ref = scored.get("wheel_cut")
     plot_against_remaining(series, {"wer": "asterisk test WER (%)"}, out, title="Whisper tiny.en tickets",
                            reference=("wheel's dense model", ref["asterisk"]) if ref else None)
