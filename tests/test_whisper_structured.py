@@ -4,6 +4,7 @@ physically removed by ``shrink_model``, saved through the export, written back t
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -303,3 +304,43 @@ def test_faster_whisper_runs_a_shrunk_tiny_en_like_torch(tmp_path):
     theirs = faster_whisper_transcripts(waves, 1, folder)
     assert sum(a == b for a, b in zip(ours, theirs)) >= 9, list(zip(ours, theirs))
     assert sum(len(t.split()) < 60 for t in ours) >= 8, ours  # the mild cut still transcribes (no loop)
+
+
+# --------------------------------------------------------------------------- the lead's path: branch + export
+
+
+def test_structured_channel_branch_and_export_of_a_whisper_run(tiny_corpus, tmp_path, capsys):
+    """`lottery`, `branch structured --structure channel` and `export` on a random-init Whisper: the branch
+    removes whole heads and neurons, and the exported level is a shrunk model computing the same."""
+    import json
+
+    from audio_lottery.files import read_json
+    from audio_lottery.recognizer import Recognizer
+    from conftest import run_cli, tiny_overrides
+
+    config = str(ROOT / "configs" / "whisper_tiny.yaml")
+    sets = [a for o in tiny_overrides(tiny_corpus, "train.max_steps=2", "train.threads=1",
+                                      "data.max_eval_utterances=3") for a in ("--set", o)]
+    rc, _, err = run_cli(capsys, "lottery", "--config", config, "--levels", "2", "--root", str(tmp_path), *sets)
+    assert rc == 0, err
+    (run,) = tmp_path.glob("lottery_*")
+    rc, out, err = run_cli(capsys, "branch", "structured", "--run", str(run), "--levels", "2",
+                           "--structure", "channel")
+    assert rc == 0, err
+    branch = Path(out.strip().splitlines()[-1])
+    result = read_json(branch / "level_2" / "result.json")
+    assert result["remaining"] == pytest.approx(0.64, abs=0.02)
+    rc, out, err = run_cli(capsys, "export", "--run", str(run), "--level", "2", "--branch",
+                           branch.name.removeprefix("branch_"), "--format", "compact", "--out", str(tmp_path / "ticket"))
+    assert rc == 0, err
+    assert json.loads(out)["sizes"]
+    w = json.loads((tmp_path / "ticket" / "config.json").read_text())["config"]["model"]["whisper"]
+    assert all(len(w[k]) == 2 for k in ("audio_heads", "text_heads", "cross_heads", "audio_ffn", "text_ffn"))
+    assert max(w["audio_ffn"]) < 128 and sum(w["audio_heads"]) + sum(w["text_heads"]) < 16
+    masked = Recognizer.load(branch / "level_2" / "train" / "best.safetensors")
+    from audio_lottery.pruning.mask import Mask
+
+    Mask.load(branch / "level_2" / "mask.safetensors").apply_(masked.model)
+    shrunk = Recognizer.load(tmp_path / "ticket")
+    assert sum(p.numel() for p in shrunk.model.parameters()) < sum(p.numel() for p in masked.model.parameters())
+    assert_same_function(masked.model.eval(), shrunk.model.eval())
