@@ -17,7 +17,7 @@ from audio_lottery.pruning.groups import structure_mask
 from audio_lottery.pruning.mask import Mask
 from audio_lottery.pruning.shrink import shrink_model
 from audio_lottery.pruning.strategies import get_strategy
-from test_whisper import ROOT, SPECIAL, TINY, VOCAB
+from test_whisper import CLIP, ROOT, SPECIAL, TINY, VOCAB
 
 
 @pytest.fixture(autouse=True)
@@ -344,3 +344,58 @@ def test_structured_channel_branch_and_export_of_a_whisper_run(tiny_corpus, tmp_
     shrunk = Recognizer.load(tmp_path / "ticket")
     assert sum(p.numel() for p in shrunk.model.parameters()) < sum(p.numel() for p in masked.model.parameters())
     assert_same_function(masked.model.eval(), shrunk.model.eval())
+
+
+# --------------------------------------------------------------------------- int8
+
+
+def test_int8_quantisation_replaces_the_linears_and_keeps_the_recogniser():
+    from audio_lottery.recognizer import Recognizer, quantize_int8
+
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    rec = Recognizer(cfg, None, None, build_model(cfg.model, VOCAB, TINY["n_mels"]).eval())
+    q = quantize_int8(rec)
+    assert type(rec.model.encoder.blocks[0].mlp[0]) is torch.nn.Linear  # the original is unchanged
+    assert "quantized" in type(q.model.encoder.blocks[0].mlp[0]).__module__
+    assert "quantized" in type(q.model.decoder.blocks[1].cross_attn.out).__module__
+    feats, lens, targets, tlens = _inputs(TINY["n_mels"])
+    with torch.no_grad():
+        a, b = rec.model.encoder(feats), q.model.encoder(feats)
+    assert not torch.equal(a, b) and torch.allclose(a, b, atol=0.1)
+
+
+@pytest.mark.skipif(not CLIP.is_file(), reason="Debian asterisk-core-sounds-en-g722 not installed (make setup)")
+def test_cli_transcribe_int8_with_the_pretrained_model(tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    from audio_lottery.data.corpora.asterisk import decode_g722
+    from conftest import run_cli
+
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, decode_g722(CLIP).astype(np.float32) / 32768.0, 16000)
+    rc, out, err = run_cli(capsys, "transcribe", "--int8", "--model", "pretrained:whisper-tiny.en", str(wav))
+    assert rc == 0, err
+    assert out.strip() == f"{wav}\tAll circuits are busy now."
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ASTERISK_TEST.is_file(), reason="run `audio-lottery data prepare asterisk --out data/asterisk`")
+def test_int8_tiny_en_transcribes_asterisk_almost_like_float():
+    from audio_lottery.data.audio import load_audio
+    from audio_lottery.data.manifest import read_manifest
+    from audio_lottery.eval.normalize import WHISPER_EN, score_texts
+    from audio_lottery.pretrained import load_recognizer
+    from audio_lottery.recognizer import quantize_int8
+
+    rec = load_recognizer("pretrained:whisper-tiny.en")
+    q = quantize_int8(rec)
+    records = read_manifest(ASTERISK_TEST)[:10]
+    waves = [load_audio(r["audio"], 16000, r.get("offset", 0.0), r["duration"]) for r in records]
+    refs = [r["raw_text"] for r in records]
+    dense = [t for w in waves for t in rec.transcribe([w])]
+    int8 = [t for w in waves for t in q.transcribe([w])]
+    wer_dense, wer_int8 = (score_texts(refs, h, WHISPER_EN)["wer"] for h in (dense, int8))
+    assert wer_dense < 0.15 and abs(wer_int8 - wer_dense) <= 0.03, (wer_dense, wer_int8)
+    assert sum(a == b for a, b in zip(dense, int8)) >= 7, list(zip(dense, int8))
