@@ -332,6 +332,11 @@ whisper_pilot = table_section(
     "A short run of the lottery on the pretrained tiny.en (IMP levels 0 and 1 with a fixed training budget, "
     "windows cut to the batch, only the blocks' Linear/conv weights trained), sizing the full IMP bench; WER on "
     "asterisk dev and test through Whisper's English normaliser.", "model")
+whisper_speed = table_section(
+    "Whisper tiny.en: speed of structured tickets (`bench/bench_whisper_speed.py`)",
+    "CPU real-time factors of the dense tiny.en and shrunk structured tickets (heads and feed-forward neurons "
+    "removed) in torch float32 and int8 and in faster-whisper (CTranslate2) float32 and int8, greedy, on "
+    "asterisk test; speed-ups against torch dense float32 at the same thread count.", "model")
 
 
 def render(docs: Path = DOCS) -> str:
@@ -345,7 +350,7 @@ def render(docs: Path = DOCS) -> str:
         if key in R:
             lines += make(R[key])
     for key, make in {"asterisk_corpus": asterisk_corpus, "whisper_parity": whisper_parity,
-                      "whisper_pilot": whisper_pilot}.items():
+                      "whisper_pilot": whisper_pilot, "whisper_speed": whisper_speed}.items():
         if key in R:
             lines += make(R[key])
     if "lottery_demo" in R:
