@@ -44,19 +44,27 @@ OUT_MD = ROOT / "docs" / "bench_whisper_parity.md"
 TARGET_MATCH, TARGET_WER_GAP = 0.95, 0.005
 
 
-def faster_whisper_transcripts(waves: list[np.ndarray], threads: int) -> list[str]:
-    """faster-whisper (CTranslate2 float32) with the parity settings."""
+def faster_whisper_model(threads: int, folder: Path | None = None, compute_type: str = "float32"):
+    """faster-whisper's model of ``folder`` (default: the wheel's dense tiny.en) on the CPU."""
     from faster_whisper import WhisperModel
 
-    model = WhisperModel(str(wheel_dir()), device="cpu", compute_type="float32", cpu_threads=threads)
-    out = []
-    for wave in waves:
-        segments, _ = model.transcribe(
-            wave, language="en", beam_size=1, best_of=1, temperature=0.0, without_timestamps=True,
-            condition_on_previous_text=False, vad_filter=False, no_speech_threshold=None,
-            suppress_blank=True, suppress_tokens=[-1], word_timestamps=False)
-        out.append("".join(s.text for s in segments).strip())
-    return out
+    return WhisperModel(str(folder or wheel_dir()), device="cpu", compute_type=compute_type, cpu_threads=threads)
+
+
+def faster_whisper_transcribe(model, wave: np.ndarray) -> str:
+    """One utterance's transcript with the parity settings."""
+    segments, _ = model.transcribe(
+        wave, language="en", beam_size=1, best_of=1, temperature=0.0, without_timestamps=True,
+        condition_on_previous_text=False, vad_filter=False, no_speech_threshold=None,
+        suppress_blank=True, suppress_tokens=[-1], word_timestamps=False)
+    return "".join(s.text for s in segments).strip()
+
+
+def faster_whisper_transcripts(waves: list[np.ndarray], threads: int, folder: Path | None = None,
+                               compute_type: str = "float32") -> list[str]:
+    """faster-whisper (CTranslate2, float32 unless told) with the parity settings."""
+    model = faster_whisper_model(threads, folder, compute_type)
+    return [faster_whisper_transcribe(model, wave) for wave in waves]
 
 
 def project_transcripts(waves: list[np.ndarray], pad_to_window: bool, batch: int) -> list[str]:

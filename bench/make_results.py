@@ -337,6 +337,11 @@ whisper_tickets = table_section(
     "The lottery on the pretrained tiny.en: IMP rewound to the pretrained weights, random pruning and one-shot "
     "magnitude pruning at the same sparsities, all fine-tuned alike; tickets chosen on asterisk dev; WER on asterisk "
     "test and the embedded synthetic test with 95 % bootstrap intervals.", "model")
+whisper_speed = table_section(
+    "Whisper tiny.en: speed of structured tickets (`bench/bench_whisper_speed.py`)",
+    "CPU real-time factors of the dense tiny.en and shrunk structured tickets (heads and feed-forward neurons "
+    "removed) in torch float32 and int8 and in faster-whisper (CTranslate2) float32 and int8, greedy, on "
+    "asterisk test; speed-ups against torch dense float32 at the same thread count.", "model")
 
 
 def render(docs: Path = DOCS) -> str:
@@ -350,7 +355,8 @@ def render(docs: Path = DOCS) -> str:
         if key in R:
             lines += make(R[key])
     for key, make in {"asterisk_corpus": asterisk_corpus, "whisper_parity": whisper_parity,
-                      "whisper_pilot": whisper_pilot, "whisper": whisper_tickets}.items():
+                      "whisper_pilot": whisper_pilot, "whisper": whisper_tickets,
+                      "whisper_speed": whisper_speed}.items():
         if key in R:
             lines += make(R[key])
     if "lottery_demo" in R:

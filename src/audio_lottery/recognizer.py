@@ -119,6 +119,16 @@ def load_exported(path: Path, csr_policy=None, runtime: str | None = None) -> Re
     return rec
 
 
+def quantize_int8(rec: Recognizer) -> Recognizer:
+    """``rec`` for CPU inference with torch dynamic int8 quantisation of every ``nn.Linear`` (weights int8,
+    activations quantised per batch at run time); ``rec`` itself is unchanged. Convolutions, embeddings
+    (Whisper's tied output projection) and norms stay float32. Inference only: no training or pruning."""
+    from torch.ao.quantization import quantize_dynamic
+
+    model = quantize_dynamic(rec.model.eval(), {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+    return Recognizer(rec.cfg, rec.featurizer, rec.tokenizer, model.eval())
+
+
 def save_model(path: Path, model: torch.nn.Module, metadata: dict[str, str] | None = None) -> None:
     """Save model weights and buffers as safetensors (atomic)."""
     save_tensors(Path(path), model.state_dict(), metadata)

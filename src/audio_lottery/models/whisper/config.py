@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from audio_lottery.config import ConfigError, hparam
 
+# Per-block sizes of a shrunk model (structured pruning): field -> (blocks field, full-size field or
+# None for the 4x feed-forward width, what one unit is). Empty lists mean "every block at full size".
+LAYER_SIZES = {"audio_heads": ("n_audio_layer", "n_audio_head", "self-attention heads"),
+               "text_heads": ("n_text_layer", "n_text_head", "self-attention heads"),
+               "cross_heads": ("n_text_layer", "n_text_head", "cross-attention heads"),
+               "audio_ffn": ("n_audio_layer", None, "feed-forward neurons"),
+               "text_ffn": ("n_text_layer", None, "feed-forward neurons")}
 TINY_EN_DIMS = {"n_mels": 80, "n_audio_ctx": 1500, "n_audio_state": 384, "n_audio_head": 6, "n_audio_layer": 4,
                 "n_text_ctx": 448, "n_text_state": 384, "n_text_head": 6, "n_text_layer": 4}
 
@@ -23,6 +31,16 @@ class WhisperConfig:
     n_text_state: int = hparam(384, "decoder width (= n_audio_state)", ge=1)
     n_text_head: int = hparam(6, "decoder attention heads (divide n_text_state)", ge=1)
     n_text_layer: int = hparam(4, "decoder blocks", ge=1)
+    audio_heads: list = hparam([], "self-attention heads of each encoder block (a shrunk model; head width "
+                               "stays n_audio_state / n_audio_head); empty = n_audio_head in every block", item=int)
+    text_heads: list = hparam([], "self-attention heads of each decoder block (a shrunk model); empty = "
+                              "n_text_head in every block", item=int)
+    cross_heads: list = hparam([], "cross-attention heads of each decoder block (a shrunk model); empty = "
+                               "n_text_head in every block", item=int)
+    audio_ffn: list = hparam([], "feed-forward neurons of each encoder block (a shrunk model); empty = "
+                             "4 x n_audio_state in every block", item=int)
+    text_ffn: list = hparam([], "feed-forward neurons of each decoder block (a shrunk model); empty = "
+                            "4 x n_text_state in every block", item=int)
     sot: int = hparam(50257, "<|startoftranscript|> id (English-only vocabulary)", ge=0)
     eot: int = hparam(50256, "<|endoftext|> id", ge=0)
     no_timestamps: int = hparam(50362, "<|notimestamps|> id", ge=0)
@@ -47,8 +65,40 @@ class WhisperConfig:
     max_tokens_per_second: float = hparam(0.0, "decoding guard: at most ceil(rate x window seconds) generated "
                                           "tokens per window, so a runaway hypothesis stops early (0 = off)", ge=0)
 
+    def full_size(self, key: str) -> int:
+        """The unit count of one block at full size for a :data:`LAYER_SIZES` field."""
+        _, full, _ = LAYER_SIZES[key]
+        state = self.n_audio_state if key.startswith("audio") else self.n_text_state
+        return getattr(self, full) if full else 4 * state
+
+    def layer_sizes(self, key: str) -> list[int]:
+        """Units of every block for a :data:`LAYER_SIZES` field (the full size where the list is empty)."""
+        blocks = getattr(self, LAYER_SIZES[key][0])
+        return list(getattr(self, key)) or [self.full_size(key)] * blocks
+
+    def is_shrunk(self) -> bool:
+        """True when some block is smaller than full size (then the weights come from a state dict)."""
+        return any(self.layer_sizes(k) != [self.full_size(k)] * getattr(self, LAYER_SIZES[k][0]) for k in LAYER_SIZES)
+
+    def full_model(self) -> "WhisperConfig":
+        """This config with every block at full size (the wheel's shapes for tiny.en)."""
+        return dataclasses.replace(self, **{k: [] for k in LAYER_SIZES})
+
+    def _check_layer_sizes(self) -> None:
+        for key, (blocks_key, _, unit) in LAYER_SIZES.items():
+            sizes, blocks = getattr(self, key), getattr(self, blocks_key)
+            if sizes and len(sizes) != blocks:
+                raise ConfigError(f"model.whisper.{key} lists {len(sizes)} sizes but model.whisper.{blocks_key} is "
+                                  f"{blocks} (one per block, or empty for full size)")
+            if any(v < 1 for v in sizes):
+                raise ConfigError(f"model.whisper.{key}: every block needs at least one of its {unit}, got {sizes}")
+            if self.pretrained == "tiny.en" and any(v > self.full_size(key) for v in sizes):
+                raise ConfigError(f"model.whisper.{key}: pretrained tiny.en has {self.full_size(key)} {unit} per "
+                                  f"block; a shrunk tiny.en cannot have more ({sizes})")
+
     def check(self) -> None:
         """Cross-field checks; ConfigError names the keys."""
+        self._check_layer_sizes()
         for side in ("audio", "text"):
             state, heads = getattr(self, f"n_{side}_state"), getattr(self, f"n_{side}_head")
             if state % heads:

