@@ -171,6 +171,7 @@ CONFIG_FACTS: dict[str, list[str]] = {
         "rank 0", "(level 0)", "prune 20 %", "0.8^k", "exactly 0",  # the protocol's definition
         "default 0.005; 0.01 for the CPU presets", "(0 = the paper's rule; the CPU presets use 0.02)",  # defaults
         "(3-6 overlapping talkers", "at most 10 s",  # noise preparation settings
+        "at most 25 MB in all", "more than 0.2 WER points worse",  # shipped tickets: the size and accuracy checks
     ],
     "docs/robustness.md": [
         "level 0", "level 1", "level 2", "theta_0",  # names of levels in the kill matrix
