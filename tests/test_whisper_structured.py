@@ -363,6 +363,15 @@ def test_int8_quantisation_replaces_the_linears_and_keeps_the_recogniser():
     with torch.no_grad():
         a, b = rec.model.encoder(feats), q.model.encoder(feats)
     assert not torch.equal(a, b) and torch.allclose(a, b, atol=0.1)
+    # the tied output projection is untied and quantised too; the original keeps its tied logits
+    assert rec.model.decoder.output is None and "quantized" in type(q.model.decoder.output).__module__
+    tokens = torch.randint(0, VOCAB, (2, 5))
+    with torch.no_grad():
+        ref, got = rec.model.decoder(tokens, a), q.model.decoder(tokens, a)
+    assert got.shape == ref.shape and torch.allclose(got, ref, atol=0.5)
+    rec.model.decoder.untie_output()  # the untied float projection computes exactly the tied logits
+    with torch.no_grad():
+        assert torch.allclose(rec.model.decoder(tokens, a), ref, atol=1e-5)
 
 
 @pytest.mark.skipif(not CLIP.is_file(), reason="Debian asterisk-core-sounds-en-g722 not installed (make setup)")

@@ -6,6 +6,8 @@ On disk a trained model is ``<dir>/<name>.safetensors`` with ``<dir>/config.yaml
 
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -121,11 +123,16 @@ def load_exported(path: Path, csr_policy=None, runtime: str | None = None) -> Re
 
 def quantize_int8(rec: Recognizer) -> Recognizer:
     """``rec`` for CPU inference with torch dynamic int8 quantisation of every ``nn.Linear`` (weights int8,
-    activations quantised per batch at run time); ``rec`` itself is unchanged. Convolutions, embeddings
-    (Whisper's tied output projection) and norms stay float32. Inference only: no training or pruning."""
+    activations quantised per batch at run time); ``rec`` itself is unchanged. A model with a tied output
+    projection offers ``untie_output()`` on a submodule (Whisper's decoder): it becomes a Linear first, so
+    it is quantised too. Convolutions, embeddings and norms stay float32. Inference only."""
     from torch.ao.quantization import quantize_dynamic
 
-    model = quantize_dynamic(rec.model.eval(), {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+    model = copy.deepcopy(rec.model).eval()
+    for module in model.modules():
+        if callable(getattr(module, "untie_output", None)):
+            module.untie_output()
+    model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
     return Recognizer(rec.cfg, rec.featurizer, rec.tokenizer, model.eval())
 
 

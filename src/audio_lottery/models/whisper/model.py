@@ -140,6 +140,16 @@ class TextDecoder(nn.Module):
         self.positional_embedding = nn.Parameter(torch.zeros(n_ctx, dim))
         self.blocks = nn.ModuleList(Block(dim, head_dim, h, f, c) for h, c, f in zip(heads, cross_heads, ffn))
         self.ln = nn.LayerNorm(dim)
+        self.output: nn.Linear | None = None  # None: logits through the tied token embedding
+
+    def untie_output(self) -> None:
+        """Give the logits their own ``nn.Linear`` holding a copy of the token embedding (same outputs), so
+        that int8 quantisation of Linear layers also reaches the 51,864-way projection. Inference only:
+        training would update the copy apart from the embedding."""
+        vocab, dim = self.token_embedding.weight.shape
+        self.output = nn.Linear(dim, vocab, bias=False).to(self.token_embedding.weight.device)
+        with torch.no_grad():
+            self.output.weight.copy_(self.token_embedding.weight)
 
     def forward(self, tokens: Tensor, xa: Tensor, offset: int = 0, cache: Cache | None = None) -> Tensor:
         if offset + tokens.shape[1] > self.positional_embedding.shape[0]:
@@ -148,7 +158,8 @@ class TextDecoder(nn.Module):
         x = self.token_embedding(tokens) + self.positional_embedding[offset: offset + tokens.shape[1]]
         for block in self.blocks:
             x = block(x, xa, causal=True, cache=cache)
-        return self.ln(x) @ self.token_embedding.weight.T
+        x = self.ln(x)
+        return x @ self.token_embedding.weight.T if self.output is None else self.output(x)
 
 
 @register_model("whisper", WhisperConfig, check=WhisperConfig.check)
