@@ -8,10 +8,10 @@ processes can share (the IMP chain beside everything that only needs the run fol
   remaining prunable weights per level, rewound to the pretrained weights; 0.8^6 = 26.2 %).
 - ``--search baselines``: random pruning and one-shot magnitude pruning of the pretrained weights at
   41 / 32.8 / 26.2 % (levels 4-6), each with the same fine-tuning.
-- ``--search extras``: the channel-structured tickets (``structured`` branch: attention heads and
-  feed-forward channels at the remaining weight of IMP levels 3 and 4), labels plus distillation to the
-  wheel's dense model (``retrain`` branch at levels 0 and 3) and a short IMP run with the token
-  embedding in scope (levels 0-3).
+- ``--search structured``: the channel-structured tickets (``structured`` branch: attention heads and
+  feed-forward neurons at the remaining weight of IMP levels 3 and 4);
+  ``--search distill``: labels plus distillation to the wheel's dense model (``retrain`` branch at
+  levels 0 and 3); ``--search embedding``: a short IMP run with the token embedding in scope (levels 0-3).
 
 Scoring (the default) evaluates every trained model the run folder holds on asterisk test and on the
 embedded synthetic test set (hypotheses cached per model in ``<run>/bench_whisper/``), bootstraps 95 %
@@ -25,7 +25,8 @@ data/asterisk``, ``data combine --out data/whisper/train.jsonl data/synth/train.
 data/asterisk/adapt.jsonl`` (the preset's header). Then, e.g.::
 
     python bench/bench_whisper.py --search imp & python bench/bench_whisper.py --search baselines; wait
-    python bench/bench_whisper.py --search extras
+    python bench/bench_whisper.py --search structured & python bench/bench_whisper.py --search distill; wait
+    python bench/bench_whisper.py --search embedding
     python bench/bench_whisper.py --threads 2
 """
 
@@ -96,14 +97,17 @@ def search(stage: str, root: Path, threads: int) -> None:
         for name in BASELINES:
             run_branch(name, run, levels=list(BASELINE_LEVELS), overrides=[f"train.threads={threads}"])
         return
-    for level in STRUCTURED_LEVELS:
-        wait_for(LevelLayout(RunLayout(run).level(level).dir).result, f"IMP level {level}")
-        run_branch("structured", run, levels=[level], overrides=[f"train.threads={threads}"],
-                   params={"structure": STRUCTURE})
-    for level in DISTILL_LEVELS:
-        wait_for(LevelLayout(RunLayout(run).level(level).dir).result, f"IMP level {level}")
-        run_branch("retrain", run, levels=[level], overrides=DISTILL + [f"train.threads={threads}"])
-    run_lottery(bench_config(threads, EMBEDDING + [f"lottery.levels={EMBEDDING_LEVELS}"]), root)
+    if stage == "structured":
+        for level in STRUCTURED_LEVELS:
+            wait_for(LevelLayout(RunLayout(run).level(level).dir).result, f"IMP level {level}")
+            run_branch("structured", run, levels=[level], overrides=[f"train.threads={threads}"],
+                       params={"structure": STRUCTURE})
+    elif stage == "distill":
+        for level in DISTILL_LEVELS:
+            wait_for(LevelLayout(RunLayout(run).level(level).dir).result, f"IMP level {level}")
+            run_branch("retrain", run, levels=[level], overrides=DISTILL + [f"train.threads={threads}"])
+    else:
+        run_lottery(bench_config(threads, EMBEDDING + [f"lottery.levels={EMBEDDING_LEVELS}"]), root)
 
 
 def wait_for(path: Path, what: str, poll: float = 30.0) -> None:
@@ -408,7 +412,8 @@ def plot(scored: dict[str, dict], out: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--root", default=str(ROOT / "runs" / "whisper"))
-    p.add_argument("--search", choices=("imp", "baselines", "extras"), help="run one search stage instead of scoring")
+    p.add_argument("--search", choices=("imp", "baselines", "structured", "distill", "embedding"),
+                   help="run one search stage instead of scoring")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out-md", default=str(OUT_MD))
     args = p.parse_args()
