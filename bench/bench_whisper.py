@@ -9,7 +9,8 @@ processes can share (the IMP chain beside everything that only needs the run fol
 - ``--search baselines``: random pruning and one-shot magnitude pruning of the pretrained weights at
   41 / 32.8 / 26.2 % (levels 4-6), each with the same fine-tuning.
 - ``--search structured``: the channel-structured tickets (``structured`` branch: attention heads and
-  feed-forward neurons at the remaining weight of IMP levels 3 and 4);
+  feed-forward neurons at the remaining weight of an IMP level; level 3 with the preset's learning
+  rate, levels 1 and 2 with a higher one);
   ``--search distill``: labels plus distillation to the wheel's dense model (``retrain`` branch at
   levels 0 and 3); ``--search embedding``: a short IMP run with the token embedding in scope (levels 0-3).
 
@@ -70,8 +71,12 @@ NOISE_DIR = "data/noise"
 CACHE = "bench_whisper"  # folder of cached hypotheses inside the run folder
 BASELINES, BASELINE_LEVELS = ("random-prune", "oneshot-magnitude"), (4, 5, 6)
 DISTILL, DISTILL_LEVELS = ["model.whisper.distill_weight=0.5"], (0, 3)
-STRUCTURE, STRUCTURED_LEVELS = "channel", (3, 4)
-STRUCTURED_KEYS = [f"structured_{lv}" for lv in STRUCTURED_LEVELS]
+# channel-structured tickets (heads and feed-forward neurons): with the IMP recipe at level 3, and with a
+# 3.3x higher learning rate (whole units removed change the function far more than single weights) at
+# levels 1 and 2; key -> (extra --set overrides, levels)
+STRUCTURE = "channel"
+STRUCTURED = {"structured": ([], (3,)), "structured-lr": (["train.lr=5e-5"], (1, 2))}
+STRUCTURED_KEYS = [f"{name}_{lv}" for name, (_, levels) in STRUCTURED.items() for lv in levels]
 EMBEDDING, EMBEDDING_LEVELS = ["model.whisper.prune_embedding=true"], 3
 SNRS = ("clean", "20", "10", "5")
 BOOTSTRAP, TARGET_POINTS, SEARCH_TARGET_MIN = 10_000, 1.0, 150.0
@@ -98,10 +103,11 @@ def search(stage: str, root: Path, threads: int) -> None:
             run_branch(name, run, levels=list(BASELINE_LEVELS), overrides=[f"train.threads={threads}"])
         return
     if stage == "structured":
-        for level in STRUCTURED_LEVELS:
-            wait_for(LevelLayout(RunLayout(run).level(level).dir).result, f"IMP level {level}")
-            run_branch("structured", run, levels=[level], overrides=[f"train.threads={threads}"],
-                       params={"structure": STRUCTURE})
+        for extra, levels in STRUCTURED.values():
+            for level in levels:
+                wait_for(LevelLayout(RunLayout(run).level(level).dir).result, f"IMP level {level}")
+                run_branch("structured", run, levels=[level], overrides=[*extra, f"train.threads={threads}"],
+                           params={"structure": STRUCTURE})
     elif stage == "distill":
         for level in DISTILL_LEVELS:
             wait_for(LevelLayout(RunLayout(run).level(level).dir).result, f"IMP level {level}")
@@ -148,9 +154,11 @@ def models(cfg: Config, root: Path) -> dict[str, dict[str, Any]]:
     distill = RunLayout(branch_dir(run, "retrain", "", DISTILL))
     for lv in DISTILL_LEVELS:
         add(f"distill_{lv}", f"IMP level {lv} + distillation", "distill", distill.level(lv).dir)
-    structured = RunLayout(branch_dir(run, "structured", "", [f"prune.structure={STRUCTURE}"]))  # its --structure
-    for lv in STRUCTURED_LEVELS:
-        add(f"structured_{lv}", f"channel-structured level {lv}", "structured", structured.level(lv).dir)
+    for name, (extra, levels) in STRUCTURED.items():  # --structure names the folder like --set prune.structure
+        structured = RunLayout(branch_dir(run, "structured", "", [*extra, f"prune.structure={STRUCTURE}"]))
+        for lv in levels:
+            add(f"{name}_{lv}", f"channel-structured level {lv}" + (f" ({', '.join(extra)})" if extra else ""),
+                "structured", structured.level(lv).dir)
     embed_run = RunLayout(run_dir_for(bench_config(1, EMBEDDING), root))
     if embed_run.dir.is_dir():
         for lv in embed_run.levels():
