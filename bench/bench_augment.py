@@ -29,6 +29,7 @@ from audio_lottery.config import Config, config_hash, load_config
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.eval.evaluate import evaluate
 from audio_lottery.eval.normalize import score_records
+from audio_lottery.eval.real_speech import real_test_manifest
 from audio_lottery.files import atomic_write_json, file_fingerprint, read_json_or_none
 from audio_lottery.layout import TrainLayout
 from audio_lottery.provenance import corpus_version
@@ -171,7 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "ds2_small.yaml")
     p.add_argument("--data", type=Path, help="corpus folder with train/dev/test.jsonl (default data/synth)")
-    p.add_argument("--asterisk", help="asterisk test manifest (default data/asterisk/test.jsonl when prepared; '' = none)")
+    p.add_argument("--asterisk", help="asterisk test manifest (default: asterisk/test.jsonl beside the corpus folder, "
+                   "i.e. data/asterisk/test.jsonl for data/synth, when prepared; '' = none)")
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench_augment")
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "bench_augment.md")
     p.add_argument("--minutes", type=float, default=20.0, help="training minutes per run")
@@ -189,10 +191,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.seeds = args.seeds[:1]
     data = args.data or (tiny_corpus(args.runs / "tiny_corpus") if args.quick else ROOT / "data" / "synth")
-    asterisk = ROOT / "data" / "asterisk" / "test.jsonl" if args.asterisk is None else args.asterisk
-    asterisk = Path(asterisk) if asterisk and Path(asterisk).is_file() else None
-    if args.asterisk and asterisk is None:
-        raise SystemExit(f"{args.asterisk}: no such manifest (prepare it with `audio-lottery data prepare asterisk`)")
+    if args.asterisk is None:  # the asterisk test prepared beside the corpus, as the report finds it
+        asterisk = real_test_manifest({"test_manifest": str(Path(data) / "test.jsonl")})
+    else:
+        asterisk = Path(args.asterisk) if args.asterisk and Path(args.asterisk).is_file() else None
+        if args.asterisk and asterisk is None:
+            raise SystemExit(f"{args.asterisk}: no such manifest (prepare it with `audio-lottery data prepare asterisk`)")
     scores: dict[str, list[dict]] = {}
     for arm in arms:
         for seed in args.seeds:
