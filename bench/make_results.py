@@ -342,6 +342,11 @@ whisper_speed = table_section(
     "CPU real-time factors of the dense tiny.en and shrunk structured tickets (heads and feed-forward neurons "
     "removed) in torch float32 and int8 and in faster-whisper (CTranslate2) float32 and int8, greedy, on "
     "asterisk test; speed-ups against torch dense float32 at the same thread count.", "model")
+augment = table_section(
+    "Augmentation ablation (`bench/bench_augment.py`)",
+    "ds2_small trained with each training augmentation on its own against none (2 seeds, a fixed "
+    "training-time budget per run); error rates in % on the test set, its held-out voices and the asterisk "
+    "real-speech test; a difference counts when the mean over seeds moves by at least 3 points.", "arm")
 
 
 def render(docs: Path = DOCS) -> str:
@@ -368,7 +373,7 @@ def render(docs: Path = DOCS) -> str:
         lines += inference(R["inference"], R.get("inference_paper"))
     if "structured_imp" in R:
         lines += structured_imp(R["structured_imp"])
-    for key, make in {"lm": lm, "noise": noise, "transfer": transfer, "ddp": ddp, "robustness": robustness,
+    for key, make in {"augment": augment, "lm": lm, "noise": noise, "transfer": transfer, "ddp": ddp, "robustness": robustness,
                       "gpu_check": gpu_check}.items():
         if key in R:
             lines += make(R[key])

@@ -1,7 +1,7 @@
 """Run every benchmark in turn; each prints its figures and writes its docs/bench_*.md and .json;
 docs/results.md is regenerated from the JSON at the end (bench/make_results.py).
 
-    python bench/run_all.py [--skip-training] [--skip-robustness] [--lottery-run runs/lottery_<hash> [--noise]] [--transfer]
+    python bench/run_all.py [--skip-training] [--skip-robustness] [--lottery-run runs/lottery_<hash> [--noise]] [--transfer] [--augment]
                             [--demo-timings runs/lottery_<hash>/demo_timings.json]
 
 Benchmarks run one after another (never in parallel: CPU timings on a shared machine are
@@ -34,6 +34,8 @@ def main() -> None:
     p.add_argument("--noise", action="store_true", help="with --lottery-run: the noise table (~30 min, 6 trainings)")
     p.add_argument("--transfer", action="store_true", help="the espeak -> flite+festival transfer table "
                    "(~30 min, 14 trainings)")
+    p.add_argument("--augment", action="store_true", help="the augmentation ablation (~4-5 h: 6 arms x 2 seeds x "
+                   "20 min of ds2_small training)")
     p.add_argument("--skip-robustness", action="store_true", help="skip the kill-and-resume matrix (~15 tiny runs)")
     p.add_argument("--demo-timings", help=f"a make demo timings file (runs/{RUN_PREFIX}<hash>/{DEMO_TIMINGS}) for results.md")
     args = p.parse_args()
@@ -55,6 +57,8 @@ def main() -> None:
         run("bench_noise.py", "--run", args.lottery_run)
     if args.transfer:
         run("bench_transfer.py", "--levels", "1,2,3,4", "--set", "prune.fraction=0.36")
+    if args.augment:
+        run("bench_augment.py")
     if not args.skip_robustness:
         run("bench_robustness.py")
     run("make_results.py", *(["--demo-timings", args.demo_timings] if args.demo_timings else []))

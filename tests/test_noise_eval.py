@@ -14,6 +14,7 @@ from audio_lottery.config import load_config
 from audio_lottery.data.noise.mix import NOISE_LEVELS, NoiseMixer, noise_overrides
 from audio_lottery.data.manifest import read_manifest, write_manifest
 from audio_lottery.data.noise.bank import BankSettings, build_noise_bank
+from audio_lottery.data.pipeline.features import build_featurizer
 from audio_lottery.eval import noisy
 from audio_lottery.files import read_json
 from audio_lottery.lottery.branches import branch_dir, run_branch
@@ -71,7 +72,7 @@ def test_test_mixing_true_snr_deterministic_and_per_utterance(bank):
 
 def test_training_noise_comes_only_from_the_train_split(bank):
     cfg = load_config(TINY_CONFIG, noise_overrides("high", bank))
-    _, mixer = build_augmentation(cfg)
+    mixer = build_augmentation(cfg, build_featurizer(cfg.data.features)).noise
     assert mixer is not None and mixer.records and {r["split"] for r in mixer.records} == {"train"}
     assert (mixer.prob, mixer.snr_min, mixer.snr_max) == (1.0, 0.0, 10.0)
     speech, rng = _speech(), np.random.default_rng(0)

@@ -185,6 +185,10 @@ CONFIG_FACTS: dict[str, list[str]] = {
         "within 1e-4 relative", "within 2e-5", "after 3 AdamW steps at least 99.9 %", "1e-5 + 1e-4 |w|",  # test tolerances
         "One process with 1 vs 2",
     ],
+    "docs/augment.md": [
+        "(Jaitly and Hinton, 2013)", "8 kHz", "255 levels", "4th-order", "0.6 x Nyquist",  # the methods' constants
+        "at least 3 points", "20 minutes of training each by default",  # the ablation's settings
+    ],
     "docs/structured.md": [
         "1 row x 4 columns", "1x4", "default 2:4", "<= 50 %", "with 20 % of the remainder",  # structure defaults
         "1 bit per position", "2-D view", "opset 17", "from 512", "<= 20 % density", "1/remaining",  # formats, policy
@@ -192,7 +196,7 @@ CONFIG_FACTS: dict[str, list[str]] = {
     ],
 }
 # bench pages are generated with their JSON (tested above); the corpus page is one of them now
-NON_BENCH_PAGES = ["README.md", "docs/robustness.md", "docs/distributed.md", "docs/structured.md"]
+NON_BENCH_PAGES = ["README.md", "docs/robustness.md", "docs/distributed.md", "docs/structured.md", "docs/augment.md"]
 # whole sections that only describe configuration: the preset table (sizes from `audio-lottery info`)
 CONFIG_SECTIONS = {"README.md": ["## Presets (`configs/`)"]}
 

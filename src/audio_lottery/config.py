@@ -183,6 +183,19 @@ class AugmentConfig:
     snr_min: float = hparam(0.0, "lowest SNR in dB for training noise (true SNR, drawn uniformly per utterance; "
                         "presets: low 15-25, high 0-10)")
     snr_max: float = hparam(20.0, "highest SNR in dB for training noise")
+    speed_prob: float = hparam(0.0, "probability that an utterance is speed-perturbed (resampled: tempo and pitch "
+                           "change together)", ge=0, le=1)
+    speed_factors: list = hparam([0.9, 1.0, 1.1], "speed factors, one drawn uniformly per perturbed utterance "
+                             "(1.1 = 10 % faster and higher)", item=float)
+    vtlp_prob: float = hparam(0.0, "probability of a vocal-tract-length perturbation (the log-mel filterbank warped "
+                          "by a factor drawn per utterance; log-mel front-end only)", ge=0, le=1)
+    vtlp_min: float = hparam(0.9, "smallest VTLP warp factor", gt=0)
+    vtlp_max: float = hparam(1.1, "largest VTLP warp factor", gt=0)
+    reverb_prob: float = hparam(0.0, "probability of room reverberation (one of a built-in bank of simulated room "
+                            "impulse responses, cached once)", ge=0, le=1)
+    telephone_prob: float = hparam(0.0, "probability of a telephone channel (300-3400 Hz band, 8 kHz, G.711 coding)",
+                               ge=0, le=1)
+    telephone_codec: str = hparam("mulaw", "G.711 companding of the telephone channel", ("mulaw", "alaw"))
 
 
 @dataclass
@@ -200,6 +213,10 @@ class DataConfig:
     batch_seconds: float = hparam(240.0, "audio seconds per training batch (duration bucketing)", gt=0)
     max_batch_size: int = hparam(32, "upper bound on utterances per batch", ge=1)
     num_workers: int = hparam(0, "DataLoader worker processes", ge=0)
+    real_test_manifest: str = hparam("", "JSONL manifest of a real-speech test set that `report` and the demo also "
+                                 "score the dense model and the tickets on (never used for training or selection; "
+                                 "empty: asterisk/test.jsonl beside the test manifest's corpus folder, i.e. "
+                                 "data/asterisk/test.jsonl for data/synth, when prepared)")
     features: FeatureConfig = field(default_factory=FeatureConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -380,6 +397,10 @@ def validate_config(cfg: Config) -> Config:
          f"({d.max_duration})")
     need(d.augment.snr_min <= d.augment.snr_max, f"data.augment.snr_min ({d.augment.snr_min}) must be <= "
          f"data.augment.snr_max ({d.augment.snr_max})")
+    a = d.augment
+    need(bool(a.speed_factors) and all(0.5 <= f <= 2.0 for f in a.speed_factors),
+         f"data.augment.speed_factors: need factors in [0.5, 2], got {a.speed_factors!r}")
+    need(a.vtlp_min <= a.vtlp_max, f"data.augment.vtlp_min ({a.vtlp_min}) must be <= data.augment.vtlp_max ({a.vtlp_max})")
     need(len(cfg.train.betas) == 2 and all(0 <= b < 1 for b in cfg.train.betas),
          f"train.betas: expected two numbers in [0, 1), got {cfg.train.betas!r}")
     for section, check in type(m)._plugin_checks:
@@ -483,8 +504,9 @@ def non_defaults(cfg: Any, default: Any | None = None) -> dict:
 
 
 # Keys that change how fast a run goes, not what it computes: never part of a run's identity.
-RUNTIME_KEYS = ("train.threads", "train.device", "data.num_workers", "train.log_every_steps")
-PATH_KEYS = ("data.train_manifest", "data.dev_manifest", "data.test_manifest", "data.augment.noise_manifest")
+RUNTIME_KEYS = ("train.threads", "train.device", "data.num_workers", "train.log_every_steps", "data.real_test_manifest")
+PATH_KEYS = ("data.train_manifest", "data.dev_manifest", "data.test_manifest", "data.augment.noise_manifest",
+             "data.real_test_manifest")
 
 
 def get_key(cfg: Any, key: str) -> Any:

@@ -4,7 +4,8 @@
 2. IMP with rewinding on the demo preset until <= 10.7 % of the weights remain;
 3. the random-reinit and random-prune control branches;
 4. the report (WER against remaining weight for the three, per-layer sparsity, curves);
-5. dense and extreme-ticket test WER/CER and the transcription of a test file;
+5. dense and extreme-ticket test WER/CER, the same on the real-speech test (asterisk) when it is
+   prepared, and the transcription of a test file;
 6. its own timings (each phase, machine, threads) in ``demo_timings.json`` of the run folder,
    which ``make results DEMO_TIMINGS=...`` adds to docs/results.md.
 """
@@ -102,12 +103,32 @@ def main(argv: list[str] | None = None) -> int:
         t = tickets.get(kind)
         print(f"{kind:8s} " + ("none" if not t else f"level {t['level']:2d}  remaining {100 * t['remaining']:5.1f} %  "
                                 f"test WER {t['test_wer']:.3f}  CER {t['test_cer']:.3f}"))
+    show_real_speech(run_dir, cfg, tickets)
     show_transcriptions(run_dir, cfg, tickets)
     phases["report"] = time.time() - t2
     phases["total"] = time.time() - start
     print(f"timings: {write_timings(run_dir, phases, data=data, cfg=cfg, levels_done=levels_done)}")
     print(run_dir)
     return 0
+
+
+def show_real_speech(run_dir: Path, cfg, tickets: dict) -> None:
+    """Print the dense model's and the tickets' WER/CER on the real-speech test (asterisk), when prepared
+    (the report scored them already; its scores are reused)."""
+    from audio_lottery.eval.real_speech import real_test_manifest, score_level
+
+    manifest = real_test_manifest({"real_test_manifest": cfg.data.real_test_manifest,
+                                   "test_manifest": cfg.data.test_manifest})
+    if manifest is None:
+        print("real speech: no test set (`audio-lottery data prepare asterisk --out data/asterisk` prepares one)")
+        return
+    print(f"real speech ({manifest}):")
+    for kind in ("dense", "extreme", "best"):
+        t = tickets.get(kind)
+        if t:
+            s = score_level(RunLayout(run_dir).level(t["level"]).dir, manifest)
+            print(f"{kind:8s} level {t['level']:2d}  remaining {100 * t['remaining']:5.1f} %  "
+                  f"WER {s['wer']:.3f}  CER {s['cer']:.3f}  ({s['utterances']} utterances)")
 
 
 def show_transcriptions(run_dir: Path, cfg, tickets: dict) -> None:

@@ -7,7 +7,7 @@ A lottery run::
       config.yaml init.safetensors rewind.safetensors tokenizer/ run.json
       report.md report.html plots/ overlap/<other>.json demo_timings.json
       level_<L>/                      .level(L): LevelLayout
-        mask.safetensors mask.json result.json eval_noise.json
+        mask.safetensors mask.json result.json eval_noise.json eval_real.json
         train/                        .train: TrainLayout
           best.safetensors config.yaml tokenizer/ last.safetensors last.json result.json
           metrics.jsonl rewind.safetensors
@@ -45,6 +45,7 @@ MASK = "mask.safetensors"
 MASK_REPORT = "mask.json"
 RESULT = "result.json"
 EVAL_NOISE = "eval_noise.json"
+EVAL_REAL = "eval_real.json"
 TRAIN = "train"
 
 BEST = "best.safetensors"
@@ -71,7 +72,7 @@ TICKET_DELTAS = "deltas.safetensors"
 #   literal operand of the path operator ``/`` (``out / "train"``).
 LAYOUT_PREFIXES = (RUN_PREFIX, LEVEL_PREFIX, BRANCH_PREFIX)
 LAYOUT_FILES = (CONFIG, INIT, REWIND, RUN_SUMMARY, REPORT_MD, REPORT_HTML, BRANCH_INFO, DEMO_TIMINGS, MASK,
-                MASK_REPORT, RESULT, EVAL_NOISE, BEST, DATA_REPORT, LAST_TENSORS, LAST_JSON, METRICS,
+                MASK_REPORT, RESULT, EVAL_NOISE, EVAL_REAL, BEST, DATA_REPORT, LAST_TENSORS, LAST_JSON, METRICS,
                 EXPORT_WEIGHTS, EXPORT_CONFIG, EXPORT_ONNX, TICKET_JSON, TICKET_MASK, TICKET_DELTAS)
 LAYOUT_FOLDERS = (TOKENIZER, PLOTS, OVERLAP, TRAIN, TENSORBOARD)
 
@@ -180,6 +181,11 @@ class LevelLayout:
     @property
     def eval_noise(self) -> Path:
         return self.dir / EVAL_NOISE
+
+    @property
+    def eval_real(self) -> Path:
+        """The level's scores on the real-speech test (:mod:`audio_lottery.eval.real_speech`)."""
+        return self.dir / EVAL_REAL
 
     @property
     def train(self) -> TrainLayout:

@@ -86,6 +86,12 @@ def model_path(level_dir: Path) -> Path:
     return path
 
 
+def model_stamp(weights: Path) -> str:
+    """Size and modification time of a checkpoint: a retrained level gets another stamp."""
+    st = Path(weights).stat()
+    return f"{st.st_size}-{st.st_mtime_ns}"
+
+
 def eval_level(level_dir: Path, snrs: Sequence[str], noise_manifest: str | Path | None, seed: int = 0,
                manifest: str | Path | None = None, progress: bool = False) -> dict:
     """Evaluate a trained level under noise and store ``level_dir/eval_noise.json`` (resumable).
@@ -103,7 +109,7 @@ def eval_level(level_dir: Path, snrs: Sequence[str], noise_manifest: str | Path 
                 "noise_fingerprint": fingerprint(noise_manifest) if noise_manifest else "",
                 "noise_split": NOISE_SPLIT, "seed": seed, "test_manifest": str(test.resolve()),
                 "test_fingerprint": fingerprint(test), "model": str(weights),
-                "model_stamp": f"{weights.stat().st_size}-{weights.stat().st_mtime_ns}"}
+                "model_stamp": model_stamp(weights)}
     path = LevelLayout(level_dir).eval_noise
     done: dict = {}
     if path.is_file():  # reuse what the same model on the same test set already has

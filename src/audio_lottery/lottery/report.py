@@ -8,6 +8,8 @@ Reads the run folder written by the lottery runner::
     run_dir/level_<L>/mask.json              optional mask sparsity report
     run_dir/branch_<name>/level_<L>/...      control branches, same layout
     run_dir/[branch_<name>/]level_<L>/eval_noise.json   optional WER per SNR (report_extras.py)
+    run_dir/level_<L>/eval_real.json         real-speech test scores, written here for the dense model and
+                                             the tickets when a real-speech test exists (report_real.py)
     run_dir/overlap/*.json                   optional mask-overlap comparisons (report_extras.py)
 
 Anything missing or unreadable is skipped and listed under "Notes". Tickets are

@@ -1,4 +1,5 @@
-"""Report sections beyond the IMP table: WER under noise and mask overlap.
+"""Report sections beyond the IMP table: the real-speech test (``report_real.py``), WER under noise and
+mask overlap.
 
 - Noise: every level folder (IMP or branch) with an ``eval_noise.json`` (written by
   ``audio-lottery eval --run RUN --levels all --snr ... --noise ...``) gives a row of test WER
@@ -20,6 +21,7 @@ from matplotlib.ticker import FixedLocator, NullLocator
 from audio_lottery.eval.noisy import CLEAN
 from audio_lottery.layout import LevelLayout, RunLayout
 from audio_lottery.lottery.report_data import IMP, RunData, Table, is_number, level_label, pct, png_bytes
+from audio_lottery.lottery.report_real import real_speech_table
 from audio_lottery.pruning.overlap import compare_runs, mask_levels
 
 OWN_MASK_BRANCHES = ("transfer-finetune", "random-prune")
@@ -171,8 +173,10 @@ def overlap_tables(run: RunData) -> list[tuple[str, Table]]:
 
 
 def extra_tables(run: RunData, tickets: dict | None) -> list[tuple[str, Table]]:
+    real = real_speech_table(run, tickets)
     noise = noise_results(run)
-    tables = [("Test WER under noise (unseen test noise)", noise_table(run, tickets, noise))] if noise else []
+    tables = [real] if real else []
+    tables += [("Test WER under noise (unseen test noise)", noise_table(run, tickets, noise))] if noise else []
     return tables + overlap_tables(run)
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from audio_lottery.config import Config
 from audio_lottery.data.noise.mix import NoiseMixer
-from audio_lottery.data.pipeline.augment import SpecAugment
+from audio_lottery.data.pipeline import augmentation
 from audio_lottery.data.text import out_of_vocabulary
 from audio_lottery.data.pipeline.tokenizers import build_tokenizer, load_tokenizer, tokenizer_saved
 
@@ -22,9 +24,9 @@ def prepare_tokenizer(cfg: Config, train_texts: list[str], tok_dir: Path):
     return tok
 
 
-def build_augmentation(cfg: Config) -> tuple[SpecAugment | None, NoiseMixer | None]:
-    """SpecAugment and noise mixing for training, or None where the config disables them."""
-    a = cfg.data.augment
-    spec = SpecAugment(a) if (a.freq_masks > 0 or a.time_masks > 0) else None
-    noise = NoiseMixer.from_config(a, cfg.data.features.sample_rate, seed=cfg.train.seed)  # train split only
-    return spec, noise
+def build_augmentation(cfg: Config, featurizer: torch.nn.Module) -> augmentation.Augmentation | None:
+    """Every training augmentation of ``cfg`` composed (:mod:`audio_lottery.data.pipeline.augmentation`),
+    background noise from the noise bank's train split included; None when all are off."""
+    a, sr = cfg.data.augment, cfg.data.features.sample_rate
+    noise = NoiseMixer.from_config(a, sr, seed=cfg.train.seed)  # train split only
+    return augmentation.build_augmentation(a, sr, featurizer, noise)

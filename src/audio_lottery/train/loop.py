@@ -41,6 +41,7 @@ from audio_lottery.files import atomic_write_json, read_json, read_json_or_none,
 from audio_lottery.rewind import rewind_to_steps
 from audio_lottery.pruning.mask import Mask, MaskEnforcer
 from audio_lottery.recognizer import Recognizer
+from audio_lottery.data.pipeline.augmentation import shortest_duration_factor
 from audio_lottery.train.components import build_augmentation, prepare_tokenizer
 from audio_lottery.train import distributed as dist
 from audio_lottery.train.checkpoint import load_training_state, save_training_state
@@ -228,13 +229,15 @@ def build_train_data(cfg: Config, rec: Recognizer, records: list[dict],
     in pinned memory so the transfer to the GPU can overlap.
     """
     sr = cfg.data.features.sample_rate
-    records, filtered = filter_records(records, rec.tokenizer, frames_counter(rec.featurizer, rec.model, sr),
+    frames_for = frames_counter(rec.featurizer, rec.model, sr)
+    squeeze = shortest_duration_factor(cfg.data.augment)  # speed perturbation: enough frames when fastest
+    records, filtered = filter_records(records, rec.tokenizer, lambda dur: frames_for(dur * squeeze),
                                        cfg.data.min_duration, cfg.data.max_duration,
                                        min_frames=rec.model.min_output_frames)
     if not records:
         raise ValueError(f"{cfg.data.train_manifest}: no usable training utterances ({filtered.dropped})")
-    spec_aug, noise = build_augmentation(cfg)
-    dataset = SpeechDataset(records, rec.featurizer, rec.tokenizer, sr, spec_aug, noise, cfg.train.seed)
+    augment = build_augmentation(cfg, rec.featurizer)
+    dataset = SpeechDataset(records, rec.featurizer, rec.tokenizer, sr, augment, cfg.train.seed)
     buckets = ([r["duration"] for r in records], cfg.data.batch_seconds, cfg.data.max_batch_size)
     if dist.world_size() > 1:
         sampler = DistributedBucketBatchSampler(*buckets, rank=dist.rank(), world_size=dist.world_size(),

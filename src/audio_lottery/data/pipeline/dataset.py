@@ -7,11 +7,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from audio_lottery.data.audio import AudioError, AudioFacts, audio_problem, load_audio
+from audio_lottery.data.pipeline.augmentation import Augmentation, utterance_rng
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,8 @@ def target_text(rec: dict, tokenizer) -> str:
     return rec["text"]
 
 
-def _rng(*keys: int) -> np.random.Generator:
-    return np.random.default_rng([int(k) & 0xFFFFFFFF for k in keys])
-
-
 class SpeechDataset(Dataset):
-    """Loads audio, mixes noise, computes features and SpecAugment, and encodes text.
+    """Loads audio, augments it and computes its features (:class:`Augmentation`), and encodes text.
 
     Randomness depends only on (seed, epoch, index), so a resumed epoch sees the same data.
     """
@@ -68,16 +64,14 @@ class SpeechDataset(Dataset):
         featurizer: torch.nn.Module,
         tokenizer,
         sample_rate: int,
-        spec_augment: Callable | None = None,
-        noise: object | None = None,
+        augment: Augmentation | None = None,
         seed: int = 0,
     ) -> None:
         self.records = list(records)
         self.featurizer = featurizer
         self.tokenizer = tokenizer
         self.sample_rate = sample_rate
-        self.spec_augment = spec_augment
-        self.noise = noise
+        self.augment = augment or Augmentation()
         self.seed = seed
         self.epoch = 0
 
@@ -94,14 +88,7 @@ class SpeechDataset(Dataset):
         except AudioError as exc:
             log.warning("skipping utterance %s: %s", rec["id"], exc)
             return None
-        rng = _rng(self.seed, self.epoch, idx)
-        if self.noise is not None:
-            wave = self.noise(wave, rng)
-        with torch.no_grad():
-            feats = self.featurizer(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)))
-            if self.spec_augment is not None:
-                gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
-                feats = self.spec_augment(feats, gen)
+        feats = self.augment.features(wave, self.featurizer, self.seed, self.epoch, idx)
         text = target_text(rec, self.tokenizer)
         return {"feats": feats, "tokens": self.tokenizer.encode(text), "id": rec["id"], "text": text}
 
@@ -160,7 +147,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         if not self.shuffle or (self.sortagrad and self.epoch == 0):
             yield from self.batches
             return
-        order = _rng(self.seed, self.epoch, 7).permutation(len(self.batches))
+        order = utterance_rng(self.seed, self.epoch, 7).permutation(len(self.batches))
         for i in order:
             yield self.batches[i]
 

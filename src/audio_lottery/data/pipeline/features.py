@@ -89,26 +89,41 @@ class FeatureExtractor(nn.Module):
         power = spec.real.square() + spec.imag.square()
         return power if self.cfg.kind == "logmel" else power.sqrt_()
 
-    def _compress(self, spec: Tensor) -> Tensor:
-        """``[B, bins, frames] -> [B, frames, dim]`` log features."""
+    @property
+    def warpable(self) -> bool:
+        """Whether :meth:`forward` takes a VTLP ``warp`` (log-mel: its filterbank is warped)."""
+        return self.cfg.kind == "logmel"
+
+    def _fbank_t(self, warp: float) -> Tensor:
+        if warp == 1.0:
+            return self.fbank_t
+        fb = mel_filterbank(self.cfg.sample_rate, self.n_fft, self.cfg.n_mels, warp=warp)
+        return fb.T.contiguous().to(self.fbank_t.device)
+
+    def _compress(self, spec: Tensor, warp: float = 1.0) -> Tensor:
+        """``[B, bins, frames] -> [B, frames, dim]`` log features (``warp``: VTLP factor, log-mel only)."""
         if self.cfg.kind == "logmel":
-            out = torch.matmul(self.fbank_t, spec).add_(LOG_EPS).log_()
+            out = torch.matmul(self._fbank_t(warp), spec).add_(LOG_EPS).log_()
         else:
             out = spec.log1p_()
         return out.transpose(1, 2)
 
-    def forward(self, wave: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def forward(self, wave: Tensor, lengths: Tensor | None = None, warp: float = 1.0) -> Tensor:
         """Features of one waveform ``[samples]`` or a zero-padded batch ``[B, samples]``.
 
         ``lengths`` (samples per utterance, batch only) restricts normalisation to each
-        utterance's own frames and zeroes the padded frames.
+        utterance's own frames and zeroes the padded frames. ``warp`` is a vocal-tract-length
+        perturbation factor (training augmentation): the mel filterbank is warped by it
+        (:func:`~audio_lottery.data.pipeline.mel.mel_filterbank`); only the log-mel front-end takes one.
         """
+        if warp != 1.0 and not self.warpable:
+            raise ValueError(f"data.augment.vtlp_prob: the {self.cfg.kind!r} front-end has no mel filterbank to warp")
         single = wave.dim() == 1
         if wave.dim() not in (1, 2):
             raise ValueError(f"expected [samples] or [B, samples], got shape {tuple(wave.shape)}")
         x = wave.to(torch.float32)
         x = x.unsqueeze(0) if single else x
-        feats = self._compress(self._spectrum(x))
+        feats = self._compress(self._spectrum(x), warp)
         frame_lens = None
         if lengths is not None and not single:
             frame_lens = torch.as_tensor(lengths, device=feats.device).div(self.hop_length, rounding_mode="floor") + 1
