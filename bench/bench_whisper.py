@@ -10,9 +10,9 @@ processes can share (the IMP chain beside everything that only needs the run fol
   41 / 32.8 / 26.2 % (levels 4-6), each with the same fine-tuning.
 - ``--search structured``: the channel-structured tickets (``structured`` branch: attention heads and
   feed-forward neurons at the remaining weight of an IMP level; level 3 with the preset's learning
-  rate, levels 1 and 2 with a higher one);
+  rate, level 1 with a higher one, with labels alone and with distillation);
   ``--search distill``: labels plus distillation to the wheel's dense model (``retrain`` branch at
-  levels 0 and 3); ``--search embedding``: a short IMP run with the token embedding in scope (levels 0-3).
+  level 3); ``--search embedding``: a short IMP run with the token embedding in scope (levels 0-1).
 
 Scoring (the default) evaluates every trained model the run folder holds on asterisk test and on the
 embedded synthetic test set (hypotheses cached per model in ``<run>/bench_whisper/``), bootstraps 95 %
@@ -70,14 +70,15 @@ EMBEDDED_TEST = "data/synth/test.jsonl"
 NOISE_DIR = "data/noise"
 CACHE = "bench_whisper"  # folder of cached hypotheses inside the run folder
 BASELINES, BASELINE_LEVELS = ("random-prune", "oneshot-magnitude"), (4, 5, 6)
-DISTILL, DISTILL_LEVELS = ["model.whisper.distill_weight=0.5"], (0, 3)
-# channel-structured tickets (heads and feed-forward neurons): with the IMP recipe at level 3, and with a
-# 3.3x higher learning rate (whole units removed change the function far more than single weights) at
-# levels 1 and 2; key -> (extra --set overrides, levels)
+DISTILL, DISTILL_LEVELS = ["model.whisper.distill_weight=0.5"], (3,)
+# channel-structured tickets (heads and feed-forward neurons): with the IMP recipe at level 3; at level 1
+# with a 3.3x higher learning rate (whole units removed change the function far more than single weights),
+# with labels alone and with distillation; key -> (extra --set overrides, levels)
 STRUCTURE = "channel"
-STRUCTURED = {"structured": ([], (3,)), "structured-lr": (["train.lr=5e-5"], (1, 2))}
+STRUCTURED = {"structured": ([], (3,)), "structured-lr": (["train.lr=5e-5"], (1,)),
+              "structured-distill": (["train.lr=5e-5", *DISTILL], (1,))}
 STRUCTURED_KEYS = [f"{name}_{lv}" for name, (_, levels) in STRUCTURED.items() for lv in levels]
-EMBEDDING, EMBEDDING_LEVELS = ["model.whisper.prune_embedding=true"], 3
+EMBEDDING, EMBEDDING_LEVELS = ["model.whisper.prune_embedding=true"], 1
 SNRS = ("clean", "20", "10", "5")
 BOOTSTRAP, TARGET_POINTS, SEARCH_TARGET_MIN = 10_000, 1.0, 150.0
 
