@@ -34,9 +34,9 @@ class Voice:
     note: str = ""
 
 
-LICENCE_ESPEAK = "GPL-3.0-or-later (engine and data; generated audio unrestricted)"
-LICENCE_CMU = "CMU free licence (use, modify, distribute without restriction; keep notice)"
-LICENCE_CSTR = "CSTR/Edinburgh free licence (as CMU: without restriction, keep notice)"
+LICENCE_ESPEAK = "GPL-3.0-or-later (the audio it makes is unrestricted)"
+LICENCE_CMU = "CMU free licence (no restriction, keep the notice)"
+LICENCE_CSTR = "CSTR free licence (no restriction, keep the notice)"
 LICENCE_SLT_HTS = "BSD-3-clause + EST-2000 (free)"
 
 ESPEAK_ACCENTS = (
