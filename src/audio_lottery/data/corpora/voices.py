@@ -60,6 +60,8 @@ ESPEAK_EXCLUDED: dict[str, str] = {
     "whisper": "whispered (voicing 17 %): no pitch at all",
     "whisperf": "whispered (voicing 20 %): no pitch at all",
     "Mr serious": "the pitch, formant and tone lines of john and Tweaky; a space in its name",
+    "Alicia": "Whisper tiny.en WER above 1 (heard as no speech: breathy, low voicing, echo)",
+    "RicishayMax3": "Whisper tiny.en WER above 1 (heard as no speech: echo 200 ms at 500 %)",
 }
 ESPEAK_DATA_DIRS = (Path("/usr/lib/x86_64-linux-gnu/espeak-ng-data"), Path("/usr/share/espeak-ng-data"))
 
