@@ -132,6 +132,14 @@ def synth(r: dict) -> Lines:
                    verdicts(r))
 
 
+def voices(r: dict) -> Lines:
+    return section("Voices of the embedded corpus (`bench/bench_voices.py`)", r,
+                   "Every English voice of Debian main and PyPI, its licence and whether the corpus uses it, are on "
+                   "the bench page; here the held-out (test-only) voice per engine for the first seeds and the "
+                   "speaker kinds (sex x engine family) of the seed-0 inventory.",
+                   pick(table(r, first="seed")), pick(table(r, first="kind")), verdicts(r, ""))
+
+
 def features(r: dict) -> Lines:
     return section("Features (`bench/bench_features.py`)", r,
                    "Log-mel features of the same audio, ours (torch.stft and our Slaney mel filterbank) against "
@@ -355,7 +363,7 @@ def render(docs: Path = DOCS) -> str:
     timings_path = Path(docs) / DEMO_TIMINGS
     timings = read_json(timings_path) if timings_path.is_file() else None
     lines = [*HEADER, *demo(R, timings)]
-    simple = {"synth": synth, "features": features, "ds2_small": ds2_small, "mask_overhead": mask_overhead}
+    simple = {"synth": synth, "voices": voices, "features": features, "ds2_small": ds2_small, "mask_overhead": mask_overhead}
     for key, make in simple.items():
         if key in R:
             lines += make(R[key])

@@ -40,6 +40,7 @@ def main() -> None:
     p.add_argument("--demo-timings", help=f"a make demo timings file (runs/{RUN_PREFIX}<hash>/{DEMO_TIMINGS}) for results.md")
     args = p.parse_args()
     run("bench_synth.py", "0.1", "2")
+    run("bench_voices.py")  # the voice catalogue: licences, speed and Whisper tiny.en WER per voice (~5 min)
     run("bench_asterisk_corpus.py")  # prepares data/asterisk, writes docs/bench_asterisk_corpus.md
     if importlib.util.find_spec("faster_whisper"):  # the [parity] extra
         run("bench_whisper_parity.py")  # Whisper tiny.en vs faster-whisper on asterisk test (~10-30 min, 1 thread)

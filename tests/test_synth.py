@@ -33,10 +33,13 @@ from audio_lottery.data.corpora.synth import (
     synth_job,
     synthesize_corpus,
 )
+from audio_lottery.data.corpora.voices import voice_sex
 from audio_lottery.data.text import out_of_vocabulary
 
 # `make test` installs the TTS engines (Makefile .stamp-apt); a missing engine must fail loudly, not skip.
 HOURS = 0.01
+# a corpus of seconds cannot draw every speaker kind into training (the planned inventory has them all)
+pytestmark = pytest.mark.filterwarnings("ignore:.*speaker kinds .* are in test but no training utterance:UserWarning")
 
 
 def _sha(path: str) -> str:
@@ -88,6 +91,7 @@ def test_splits_disjoint_and_voices(corpus):
     voices = {s: {(r["engine"], r["voice"]) for r in recs} for s, recs in manifests.items()}
     held_out = {(e, v) for e, v in summary["held_out_voices"].items()}
     multi_voice = {e for e, vs in available_voices().items() if len(vs) > 1}
+    assert multi_voice == {"espeak", "flite", "festival"}
     assert {e for e, _ in held_out} == multi_voice, "one held-out voice per engine"
     assert not held_out & (voices["train"] | voices["dev"])
     assert all(r["seen_voice"] for s in ("train", "dev") for r in manifests[s])
@@ -97,6 +101,31 @@ def test_splits_disjoint_and_voices(corpus):
     engines = set(available_voices())
     assert {e for e, _ in voices["train"]} == engines
     assert {e for s in SPLITS for e, _ in voices[s]} == engines
+
+
+def test_records_and_coverage(corpus):
+    """Each record carries engine, voice, sex and kind; corpus.json's coverage adds up to the manifests."""
+    out, summary, manifests = corpus
+    assert summary["version"] == synth_mod.VERSION == summary["settings"]["version"] == 2
+    cov = json.loads((out / "corpus.json").read_text())["coverage"]
+    assert cov["held_out_voices"] == summary["held_out_voices"]
+    for split, recs in manifests.items():
+        for rec in recs:
+            assert rec["kind"] == f"{rec['engine']}-{rec['sex']}" and rec["sex"] in ("male", "female", "child")
+            if rec["engine"] == "espeak":
+                assert rec["sex"] == voice_sex("espeak", rec["voice"], rec["variant"])
+        table = cov["splits"][split]
+        for field in ("engine", "voice", "kind"):
+            assert sum(c["utterances"] for c in table[field].values()) == len(recs), (split, field)
+            assert sum(c["seconds"] for c in table[field].values()) == pytest.approx(sum(r["duration"] for r in recs), abs=0.01)
+        assert set(table["kind"]) == {r["kind"] for r in recs}
+        assert set(table["voice"]) == {f"{r['engine']}/{r['voice']}" for r in recs}
+    # the held-out voices' kinds are all among the training speakers' kinds (the planned inventory)
+    voices = available_voices()
+    speakers = synth_mod.build_speakers(0, voices, tuple(summary["settings"]["espeak_variants"]))
+    train_kinds = {s.kind for s in speakers if summary["held_out_voices"].get(s.engine) != s.voice}
+    assert {s.kind for s in speakers} == train_kinds
+    assert {r["kind"] for r in manifests["test"] if not r["seen_voice"]} <= train_kinds
 
 
 def test_rerun_reuses_the_finished_corpus(corpus, monkeypatch, capsys):
@@ -145,7 +174,7 @@ def test_other_seed_differs(corpus, tmp_path):
 
 def test_failing_engine_is_skipped(tmp_path):
     sent = Sentence("Hello there my friend.", "hello there my friend", "test")
-    job = Job("x-0", "train", sent, Speaker("espeak", "xx-no-such-voice", "", 100, 50), True, 0.5, 0.1, str(tmp_path))
+    job = Job("x-0", "train", sent, Speaker("espeak", "xx-no-such-voice", "", 100, 50, "male"), True, 0.5, 0.1, str(tmp_path))
     res = synth_job(job)
     assert res["skip"] == "failed" and "xx-no-such-voice" in res["message"] and "Hello there" in res["message"]
     assert not list(tmp_path.rglob("*.flac"))

@@ -1,7 +1,9 @@
 """Embedded default corpus: multi-speaker English synthesised offline with espeak-ng, flite and festival.
 
-A *speaker* is engine + voice + variant + speed/pitch setting. One voice per engine is held out
-of training and dev and appears in test only (``seen_voice: false``). Sentences come from
+A *speaker* is engine + voice + variant + speed/pitch setting; its *kind* is sex x engine family
+(:mod:`audio_lottery.data.corpora.voices`, the voice catalogue). One voice per engine is held out
+of training and dev and appears in test only (``seen_voice: false``), chosen so that every kind
+stays in training. Sentences come from
 :mod:`audio_lottery.data.corpora.sentences`; train, dev and test never share a sentence.
 
 Everything is a pure function of the seed: utterance ``i`` of a split always gets the same
@@ -16,7 +18,6 @@ import json
 import multiprocessing as mp
 import os
 import random
-import shutil
 import subprocess
 import tempfile
 import time
@@ -32,42 +33,47 @@ from tqdm.auto import tqdm
 
 from audio_lottery.data.manifest import read_manifest, write_manifest
 from audio_lottery.data.corpora.sentences import Sentence, load_sentence_records
+from audio_lottery.data.corpora.voices import (
+    available_voices,
+    choose_held_out,
+    coverage,
+    espeak_variants,
+    kind,
+    voice_sex,
+)
 from audio_lottery.files import atomic_write_json
 
-VERSION = 1
+# 2: the voice catalogue (every usable espeak-ng variant, 5 male + 5 female-or-child per accent), sex and
+# kind per utterance, a held-out voice per engine that keeps every kind in training, coverage in corpus.json
+VERSION = 2
 SAMPLE_RATE = 16000
 MAX_CHARS_PER_SECOND = 14.0
 SPLITS = ("test", "dev", "train")  # synthesis order; sentences are consumed in this order
 EVAL_FRACTION = 0.065  # dev and test each get this fraction of the training audio
 ENGINE_WEIGHTS = {"espeak": 5, "flite": 3, "festival": 2}  # utterances per block of 10
-ESPEAK_ACCENTS = (
-    "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029",
-    "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc",
-)  # fmt: skip
-ESPEAK_VARIANTS = (
-    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5",
-    "adam", "Alex", "Andy", "aunty", "belinda", "benjamin", "caleb", "david", "ed", "edward",
-    "john", "linda", "max", "michel", "paul", "quincy", "rob", "robert", "steph", "travis", "victor", "zac",
-)  # fmt: skip
+ESPEAK_PER_SEX = 5  # espeak variants per accent: this many male, and this many female or child
 ESPEAK_SPEED = (90, 122)  # words per minute: espeak says ~0.1 * wpm chars/s, and >14 chars/s is dropped
 ESPEAK_PITCH = (25, 75)
-FLITE_VOICES = ("kal16", "kal", "awb", "rms", "slt")
 FLITE_STRETCH = (1.3, 1.55)
-FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 FESTIVAL_STRETCH = (1.3, 1.55)
-FESTIVAL_DIRS = (Path("/usr/share/festival/voices"),)
 ENGINE_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)
 class Speaker:
-    """Engine + voice + variant + speed (wpm or duration stretch) + pitch (engine units)."""
+    """Engine + voice + variant + speed (wpm or duration stretch) + pitch (engine units) + sex."""
 
     engine: str
     voice: str
     variant: str
     speed: float
     pitch: float
+    sex: str
+
+    @property
+    def kind(self) -> str:
+        """Sex x engine family, e.g. ``espeak-female``."""
+        return kind(self.engine, self.sex)
 
     @property
     def id(self) -> str:
@@ -95,23 +101,6 @@ class Job:
 
 
 # ---------------------------------------------------------------- engines
-
-
-def available_voices() -> dict[str, tuple[str, ...]]:
-    """Installed voices per engine (engines without any usable voice are left out)."""
-    found: dict[str, tuple[str, ...]] = {}
-    if shutil.which("espeak-ng"):
-        found["espeak"] = ESPEAK_ACCENTS
-    if shutil.which("flite"):
-        out = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout.split()
-        voices = tuple(v for v in FLITE_VOICES if v in out)
-        if voices:
-            found["flite"] = voices
-    if shutil.which("text2wave"):
-        voices = tuple(v for v in FESTIVAL_VOICES if any(any(d.glob(f"*/{v}")) for d in FESTIVAL_DIRS if d.is_dir()))
-        if voices:
-            found["festival"] = voices
-    return found
 
 
 def _engine_command(spk: Speaker, raw: str, wav: str) -> tuple[list[str], str | None]:
@@ -173,7 +162,7 @@ def _record(job: Job, duration: float) -> dict:
     return {
         "id": job.uid, "audio": job.rel_audio, "duration": round(duration, 4), "text": job.sentence.text,
         "speaker": spk.id, "offset": 0, "engine": spk.engine, "voice": spk.voice, "variant": spk.variant,
-        "split": job.split, "seen_voice": job.seen_voice, "source": job.sentence.source,
+        "sex": spk.sex, "kind": spk.kind, "split": job.split, "seen_voice": job.seen_voice, "source": job.sentence.source,
     }  # fmt: skip
 
 
@@ -207,27 +196,30 @@ def _write_flac(path: Path, audio: np.ndarray) -> None:
 # ---------------------------------------------------------------- speakers and planning
 
 
-def build_speakers(seed: int, voices: dict[str, tuple[str, ...]]) -> list[Speaker]:
-    """The speaker inventory for ``seed``: 6 variants per espeak accent, 3 per flite voice, 2 per festival voice."""
+def build_speakers(seed: int, voices: dict[str, tuple[str, ...]], variants: tuple[str, ...]) -> list[Speaker]:
+    """The speaker inventory for ``seed``: per espeak accent ESPEAK_PER_SEX male ``variants`` and as many
+    female or child ones, 3 per flite voice, 2 per festival voice."""
     rng = random.Random(f"speakers:{seed}")
     out: list[Speaker] = []
+    if voices.get("espeak") and not variants:
+        raise RuntimeError("espeak-ng has none of the catalogue's variants installed: apt-get install espeak-ng-data")
+    male = [v for v in variants if voice_sex("espeak", "", v) == "male"]
+    other = [v for v in variants if v not in male]
     for accent in voices.get("espeak", ()):
-        for variant in rng.sample(ESPEAK_VARIANTS, 6):
-            out.append(Speaker("espeak", accent, variant, rng.randint(*ESPEAK_SPEED), rng.randint(*ESPEAK_PITCH)))
+        chosen = rng.sample(male, min(ESPEAK_PER_SEX, len(male))) + rng.sample(other, min(ESPEAK_PER_SEX, len(other)))
+        for variant in chosen:
+            out.append(Speaker("espeak", accent, variant, rng.randint(*ESPEAK_SPEED), rng.randint(*ESPEAK_PITCH),
+                               voice_sex("espeak", accent, variant)))
     for voice in voices.get("flite", ()):
         for _ in range(3):
-            out.append(Speaker("flite", voice, "", round(rng.uniform(*FLITE_STRETCH), 2), 0))
+            out.append(Speaker("flite", voice, "", round(rng.uniform(*FLITE_STRETCH), 2), 0,
+                               voice_sex("flite", voice, "")))
     for voice in voices.get("festival", ()):
         for _ in range(2):
             pitch = rng.choice((-3, -1, 1, 3)) if voice.endswith("_hts") else 0
-            out.append(Speaker("festival", voice, "", round(rng.uniform(*FESTIVAL_STRETCH), 2), pitch))
+            out.append(Speaker("festival", voice, "", round(rng.uniform(*FESTIVAL_STRETCH), 2), pitch,
+                               voice_sex("festival", voice, "")))
     return out
-
-
-def choose_held_out(seed: int, voices: dict[str, tuple[str, ...]]) -> dict[str, str]:
-    """One held-out (test-only) voice per engine that has at least two voices."""
-    rng = random.Random(f"held-out:{seed}")
-    return {eng: rng.choice(sorted(vs)) for eng, vs in sorted(voices.items()) if len(vs) > 1}
 
 
 class Planner:
@@ -271,12 +263,13 @@ class Planner:
 # ---------------------------------------------------------------- corpus
 
 
-def corpus_settings(hours: float, seed: int, voices: dict[str, tuple[str, ...]]) -> dict:
+def corpus_settings(hours: float, seed: int, voices: dict[str, tuple[str, ...]], variants: tuple[str, ...]) -> dict:
     """Everything that determines the corpus (stored in corpus.json; a match makes a re-run a no-op)."""
     return {
         "version": VERSION, "hours": hours, "seed": seed, "sample_rate": SAMPLE_RATE,
         "max_chars_per_second": MAX_CHARS_PER_SECOND, "eval_fraction": EVAL_FRACTION,
         "engine_weights": ENGINE_WEIGHTS, "voices": {k: list(v) for k, v in sorted(voices.items())},
+        "espeak_variants": list(variants), "espeak_per_sex": ESPEAK_PER_SEX,
         "espeak_speed": list(ESPEAK_SPEED), "espeak_pitch": list(ESPEAK_PITCH),
         "flite_stretch": list(FLITE_STRETCH), "festival_stretch": list(FESTIVAL_STRETCH),
         "sentences": {"min_words": 4, "max_words": 20, "max_chars": 120},
@@ -379,7 +372,8 @@ def _summarise(runs: dict[str, _SplitRun], settings: dict, held_out: dict[str, s
         skipped.update(run.skipped)
     speed = {k.split(":")[0]: timing[k] / max(timing[k.replace("audio_s", "synth_s")], 1e-9)
              for k in timing if k.endswith(":audio_s")}  # fmt: skip
-    return {"settings": settings, "splits": splits, "held_out_voices": held_out, "speakers": n_speakers,
+    return {"version": VERSION, "settings": settings, "splits": splits, "held_out_voices": held_out,
+            "speakers": n_speakers, "coverage": coverage({s: r.records for s, r in runs.items()}, held_out),
             "skipped": dict(sorted(skipped.items())), "audio_seconds_per_synth_second": speed}  # fmt: skip
 
 
@@ -405,15 +399,16 @@ def synthesize_corpus(
     voices = available_voices()
     if not voices:
         raise RuntimeError("no speech engine found: apt-get install espeak-ng flite festival festvox-kallpc16k")
-    settings = corpus_settings(hours, seed, voices)
+    variants = espeak_variants() if "espeak" in voices else ()
+    settings = corpus_settings(hours, seed, voices, variants)
     finished = _finished_summary(out_dir, settings)
     if finished is not None:
         return finished
     t0 = time.perf_counter()
     # a prefix of the seed's sentence order: enough even if every utterance lasted only 2 s
     sentences = load_sentence_records(seed, limit=int(hours * 3600 * (1 + 2 * EVAL_FRACTION) / 2.0) + 500)
-    speakers = build_speakers(seed, voices)
-    held_out = choose_held_out(seed, voices)
+    speakers = build_speakers(seed, voices, variants)
+    held_out = choose_held_out(seed, speakers)
     workers = workers or os.cpu_count() or 1
     runs: dict[str, _SplitRun] = {}
     cursor = 0
@@ -424,6 +419,9 @@ def synthesize_corpus(
             cursor += runs[split].consumed
         pool.terminate()
     summary = _summarise(runs, settings, held_out, len(speakers))
+    if summary["coverage"]["kinds_only_in_test"]:  # planned away; a corpus too small to draw every kind can show it
+        warnings.warn(f"{out_dir}: speaker kinds {summary['coverage']['kinds_only_in_test']} are in test but no "
+                      f"training utterance drew them (a larger --hours draws every kind)", stacklevel=2)
     summary["wall_seconds"] = time.perf_counter() - t0
     for split in SPLITS:
         write_manifest(out_dir / f"{split}.jsonl", runs[split].records)
