@@ -200,7 +200,8 @@ def write_page(page: Path, markdown: str, *, verdicts: list[str] = (), figures: 
     found, named = extract(page, markdown)
     tables = parse_tables(markdown)
     threads = stated_conditions(markdown, tables)["torch_threads"]
-    result = build_result(page, markdown, verdicts=[*found, *verdicts], figures={**named, **(figures or {})},
+    result = build_result(page, markdown, verdicts=list(dict.fromkeys([*found, *verdicts])),  # each sentence once
+                          figures={**named, **(figures or {})},
                           conditions=run_conditions(**({"torch_threads": threads} if threads else {}), **(conditions or {})),
                           source={"imported": False, "command": command or command_line()}, data=data)
     atomic_write_json(result_path(page), result)
