@@ -311,11 +311,22 @@ class WhisperASR(ASRModel):
         windows = [(b, feats[b, s: min(s + self.window_frames, int(feat_lens[b]))])
                    for b in range(feats.shape[0]) for s in range(0, int(feat_lens[b]), self.window_frames)]
         out: list[list[int]] = [[] for _ in range(feats.shape[0])]
-        for g in range(0, len(windows), _WINDOW_GROUP):
-            group = windows[g: g + _WINDOW_GROUP]
+        for group in self._window_groups(windows):
             for (b, _), tokens in zip(group, self.decode_windows([w for _, w in group])):
                 out[b] += tokens
         return out
+
+    def _window_groups(self, windows: list[tuple[int, Tensor]]) -> list[list[tuple[int, Tensor]]]:
+        """Windows decoded together (at most ``_WINDOW_GROUP``). Padded to 30 s, any windows can share a batch;
+        cut to the utterance, only windows of equal length do: the encoder has no padding mask, so a window
+        batched beside a longer one would attend to its zero padding and be transcribed differently from
+        the same audio alone (``transcribe`` of one file must equal ``eval`` of a batch)."""
+        if self.cfg.pad_to_window:
+            return [windows[g: g + _WINDOW_GROUP] for g in range(0, len(windows), _WINDOW_GROUP)]
+        by_length: dict[int, list[tuple[int, Tensor]]] = {}
+        for item in windows:
+            by_length.setdefault(item[1].shape[0], []).append(item)
+        return [same[g: g + _WINDOW_GROUP] for same in by_length.values() for g in range(0, len(same), _WINDOW_GROUP)]
 
     def decode_windows(self, windows: list[Tensor]) -> list[list[int]]:
         """Tokens of each window ``[T_i <= 3000, F]`` (zero-padded together, then to 30 s if configured)."""
