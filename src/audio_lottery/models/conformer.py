@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 import dataclasses
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -43,7 +42,15 @@ from audio_lottery.models.attention import RelPositionMultiHeadAttention
 from audio_lottery.models.base import ASRModel, lengths_to_mask
 from audio_lottery.models.layers import MaskedBatchNorm2d, conv_out_len, masked_batch_norm
 from audio_lottery.models.registry import register_model
-from audio_lottery.models.structure import Slice, StructureGroup, block_index, norm_slices, strided_index
+from audio_lottery.models.structure import (
+    Slice,
+    StructureGroup,
+    block_index,
+    ffn_group,
+    head_group,
+    norm_slices,
+    strided_index,
+)
 
 # --------------------------------------------------------------------------- building blocks
 
@@ -155,31 +162,6 @@ class FeedForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.dropout(self.fc2(self.dropout(F.silu(self.fc1(self.norm(x))))))
-
-
-def ffn_group(prefix: str, fc1: nn.Linear, names: tuple[str, str] = ("fc1", "fc2")) -> StructureGroup:
-    """Hidden neurons of a ``fc1 -> activation -> fc2`` feed-forward block at ``prefix`` (``names``: the
-    two Linears' names under ``prefix``)."""
-    own = strided_index(fc1.out_features)
-    weights = [Slice(f"{prefix}.{names[0]}.weight", 0, own), Slice(f"{prefix}.{names[1]}.weight", 1, own)]
-    return StructureGroup(prefix, "ffn_neuron", fc1.out_features, weights,
-                          [Slice(f"{prefix}.{names[0]}.bias", 0, own)])
-
-
-def head_group(prefix: str, heads: int, head_dim: int, rows: dict[str, list[int]], out: str, *,
-               unbiased: tuple[str, ...] = (), shrinkable: bool = False) -> StructureGroup:
-    """Attention heads at ``prefix``: head ``h`` owns rows ``offset + h*head_dim ..`` of each projection
-    in ``rows`` (name -> row offsets, e.g. q/k/v thirds of a fused projection) and of its bias (except the
-    projections named in ``unbiased``), and those columns of ``out``. ``shrinkable``: the backbone can be
-    rebuilt with fewer heads."""
-    weights, state = [], []
-    for name, offsets in rows.items():
-        index = torch.cat([block_index(heads, head_dim, off) for off in offsets], dim=1)
-        weights.append(Slice(f"{prefix}.{name}.weight", 0, index))
-        if name not in unbiased:
-            state.append(Slice(f"{prefix}.{name}.bias", 0, index))
-    weights.append(Slice(f"{prefix}.{out}.weight", 1, block_index(heads, head_dim)))
-    return StructureGroup(prefix, "attention_head", heads, weights, state, shrinkable=shrinkable)
 
 
 class ConvModule(nn.Module):

@@ -7,7 +7,8 @@ several tensors: the rows that produce it and the columns that consume it. Remov
 unit to the output goes through a consumer column that is zero; so a model whose pruned units
 are removed (:mod:`audio_lottery.pruning.shrink`) computes exactly what the masked model does.
 
-Backbones describe their groups in ``ASRModel.structure_groups()`` with the helpers below;
+Backbones describe their groups in ``ASRModel.structure_groups()`` with the helpers below (index
+helpers, ``ffn_group`` and ``head_group`` for the feed-forward and attention blocks every transformer shares);
 what pruning does with them (channel masks, unit scores, shrinking) lives in
 :mod:`audio_lottery.pruning.groups` and is generic over groups.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,31 @@ def norm_slices(prefix: str, index: Tensor, running: bool = True) -> list[Slice]
     """Slices of a norm layer's affine parameters (and batch-norm running statistics) at ``prefix``."""
     names = ["weight", "bias"] + (["running_mean", "running_var"] if running else [])
     return [Slice(f"{prefix}.{n}", 0, index) for n in names]
+
+
+def ffn_group(prefix: str, fc1: nn.Linear, names: tuple[str, str] = ("fc1", "fc2")) -> StructureGroup:
+    """Hidden neurons of a ``fc1 -> activation -> fc2`` feed-forward block at ``prefix`` (``names``: the
+    two Linears' names under ``prefix``)."""
+    own = strided_index(fc1.out_features)
+    weights = [Slice(f"{prefix}.{names[0]}.weight", 0, own), Slice(f"{prefix}.{names[1]}.weight", 1, own)]
+    return StructureGroup(prefix, "ffn_neuron", fc1.out_features, weights,
+                          [Slice(f"{prefix}.{names[0]}.bias", 0, own)])
+
+
+def head_group(prefix: str, heads: int, head_dim: int, rows: dict[str, list[int]], out: str, *,
+               unbiased: tuple[str, ...] = (), shrinkable: bool = False) -> StructureGroup:
+    """Attention heads at ``prefix``: head ``h`` owns rows ``offset + h*head_dim ..`` of each projection
+    in ``rows`` (name -> row offsets, e.g. q/k/v thirds of a fused projection) and of its bias (except the
+    projections named in ``unbiased``), and those columns of ``out``. ``shrinkable``: the backbone can be
+    rebuilt with fewer heads."""
+    weights, state = [], []
+    for name, offsets in rows.items():
+        index = torch.cat([block_index(heads, head_dim, off) for off in offsets], dim=1)
+        weights.append(Slice(f"{prefix}.{name}.weight", 0, index))
+        if name not in unbiased:
+            state.append(Slice(f"{prefix}.{name}.bias", 0, index))
+    weights.append(Slice(f"{prefix}.{out}.weight", 1, block_index(heads, head_dim)))
+    return StructureGroup(prefix, "attention_head", heads, weights, state, shrinkable=shrinkable)
 
 
 # --------------------------------------------------------------------------- groups and masks

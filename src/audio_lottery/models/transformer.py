@@ -40,9 +40,8 @@ from torch import Tensor, nn
 from audio_lottery.config import ConfigError, ModelConfig, hparam
 from audio_lottery.decoding.beam import beam_search
 from audio_lottery.models.base import ASRModel, default_prunable, lengths_to_mask
-from audio_lottery.models.conformer import ffn_group, head_group
 from audio_lottery.models.registry import register_model
-from audio_lottery.models.structure import Slice, StructureGroup, block_index, strided_index
+from audio_lottery.models.structure import Slice, StructureGroup, block_index, ffn_group, head_group, strided_index
 
 IGNORE = -100
 

@@ -28,9 +28,8 @@ from torch import Tensor, nn
 
 from audio_lottery.config import ModelConfig
 from audio_lottery.models.base import ASRModel
-from audio_lottery.models.conformer import ffn_group, head_group
 from audio_lottery.models.registry import register_model
-from audio_lottery.models.structure import StructureGroup
+from audio_lottery.models.structure import StructureGroup, ffn_group, head_group
 from audio_lottery.models.whisper.config import WhisperConfig
 from audio_lottery.models.whisper.distill import distillation_kl, frozen, mix
 from audio_lottery.models.whisper.search import beam_search, greedy_search
