@@ -50,6 +50,7 @@ from results_io import write_page  # noqa: E402
 
 from audio_lottery.config import Config, load_config  # noqa: E402
 from audio_lottery.data.manifest import read_manifest  # noqa: E402
+from audio_lottery.data.noise.bank import build_noise_bank  # noqa: E402
 from audio_lottery.eval.evaluate import evaluate  # noqa: E402
 from audio_lottery.eval.metrics import error_rates  # noqa: E402
 from audio_lottery.eval.noisy import evaluate_under_noise, model_path  # noqa: E402
@@ -187,20 +188,27 @@ def resamples(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(BOOTSTRAP, n))
 
 
+def corpus_wer(errs: np.ndarray, words: np.ndarray) -> float:
+    """Sum of word errors over sum of reference words."""
+    return float(errs.sum() / max(words.sum(), 1))
+
+
+def resampled_wers(errs: np.ndarray, words: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Corpus WER of every bootstrap resample ``draws[i]`` of the utterances."""
+    return errs[draws].sum(1) / np.maximum(words[draws].sum(1), 1)
+
+
 def interval(errs: np.ndarray, words: np.ndarray, draws: np.ndarray) -> tuple[float, float]:
-    """95 % bootstrap interval of corpus WER (sum of errors / sum of words over resampled utterances)."""
-    w = errs[draws].sum(1) / np.maximum(words[draws].sum(1), 1)
+    """95 % bootstrap interval of corpus WER."""
+    w = resampled_wers(errs, words, draws)
     return float(np.percentile(w, 2.5)), float(np.percentile(w, 97.5))
 
 
 def paired_difference(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray],
                       draws: np.ndarray) -> tuple[float, float, float]:
     """WER(a) - WER(b) and its 95 % paired bootstrap interval (same resampled utterances for both)."""
-    wa = a[0][draws].sum(1) / np.maximum(a[1][draws].sum(1), 1)
-    wb = b[0][draws].sum(1) / np.maximum(b[1][draws].sum(1), 1)
-    d = wa - wb
-    return float(a[0].sum() / a[1].sum() - b[0].sum() / b[1].sum()), float(np.percentile(d, 2.5)), \
-        float(np.percentile(d, 97.5))
+    d = resampled_wers(*a, draws) - resampled_wers(*b, draws)
+    return corpus_wer(*a) - corpus_wer(*b), float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
 
 
 def cached(path: Path, compute: Callable[[], dict], stamp: str) -> dict:
@@ -255,7 +263,7 @@ def score_models(cfg: Config, root: Path, found: dict[str, dict]) -> dict[str, d
                        model_stamp(m))
             errs = utterance_errors(recs, h["hyps"])
             lo, hi = interval(*errs, draws[name])
-            entry[name] = {"wer": float(errs[0].sum() / errs[1].sum()), "cer": h["cer"], "lo": lo, "hi": hi,
+            entry[name] = {"wer": corpus_wer(*errs), "cer": h["cer"], "lo": lo, "hi": hi,
                            "seconds": h["seconds"], "utterances": len(recs)}
             entry[f"_{name}_errors"] = errs
         out[key] = entry
@@ -287,14 +295,8 @@ def noise_results(cfg: Config, root: Path, found: dict[str, dict], keys: list[st
 
 
 def noise_manifest() -> Path:
-    """The noise bank's manifest (``audio-lottery data noise`` builds it if missing)."""
-    path = ROOT / NOISE_DIR / "noise.jsonl"
-    if not path.is_file():
-        import subprocess
-
-        subprocess.run([sys.executable, "-m", "audio_lottery.cli", "data", "noise", "--out", str(ROOT / NOISE_DIR),
-                        "--speech-manifest", str(ROOT / "data/synth/train.jsonl")], check=True)
-    return path
+    """The noise bank's manifest, babble from the embedded training corpus (built once, then found)."""
+    return Path(build_noise_bank(ROOT / NOISE_DIR, ROOT / "data/synth/train.jsonl")["manifest"])
 
 
 def window_cost(cfg: Config, root: Path, found: dict[str, dict], keys: list[str]) -> dict[str, dict]:
