@@ -3,7 +3,9 @@
 Common API: ``kind``, ``vocab_size``, ``blank`` (the CTC blank id, 0, or None for a tokenizer of
 an attention decoder without blank, see :mod:`audio_lottery.data.pipeline.whisper_tokenizer`),
 ``encode(text) -> list[int]`` (never blank), ``decode(ids) -> str`` (blanks are skipped),
-``save(dir)``, ``<Class>.load(dir)`` and :func:`load_tokenizer`. For the char and BPE
+``save(dir)``, ``<Class>.load(dir)`` and :func:`load_tokenizer`. Optional: ``cased = True`` for a
+tokenizer of text as written (Whisper's): it learns a record's ``raw_text`` and is scored through
+Whisper's English normaliser; absent means False (callers read it with ``getattr``). For the char and BPE
 tokenizers texts are expected to be normalised (a-z, apostrophe, space); any other character
 raises a ValueError naming it.
 
