@@ -50,6 +50,7 @@ ARMS: dict[str, list[str]] = {
     "telephone": ["data.augment.telephone_prob=0.5"],
 }
 THRESHOLD = 3.0  # points (percent of WER/CER) a mean difference must reach to count
+MIN_SEEDS, MIN_MINUTES = 2, 20.0  # an ablation shorter than this is marked preliminary on its page
 METRICS = [("test", "wer"), ("test", "cer"), ("held_out", "wer"), ("held_out", "cer"), ("asterisk", "wer"),
            ("asterisk", "cer")]
 SCORES = "bench_augment_scores.json"  # beside each run's training folder
@@ -149,6 +150,9 @@ def markdown(summary: dict, scores: dict[str, list[dict]], args, setup: dict) ->
               f"{THRESHOLD:g} points, mean over seeds, and none against it); hurts: {', '.join(groups['hurts']) or 'none'}; "
               f"mixed: {', '.join(groups['mixed']) or 'none'}; no difference that counts: "
               f"{', '.join(groups['no difference']) or 'none'}.")
+    if len(args.seeds) < MIN_SEEDS or args.minutes < MIN_MINUTES:
+        result += (f" Preliminary: {len(args.seeds)} seed(s) of {args.minutes:g} min per run, where the issue's ablation "
+                   f"asks for {MIN_SEEDS} seeds of {MIN_MINUTES:g} min.")
     lines = [
         "# Augmentation ablation (ds2_small)", "",
         f"Measured {time.strftime('%Y-%m-%d')}, by `{setup['command']}`: the preset `{setup['config']}` trained for at "

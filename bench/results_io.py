@@ -72,8 +72,11 @@ SPECS: dict[str, dict] = {
                                   "enforcer_pct_of_dense_step": r"ms = (\d+(?:\.\d+)?) % of the fastest dense step",
                                   "mask_density": r"mask density (\d+(?:\.\d+)?)",
                                   "target_ratio": r"Target: enforced / dense <= (\d+(?:\.\d+)?)"}},
-    "ds2_small": {"figures": {"train_minutes": r"--minutes (\d+)", "target_cer": r"test CER <= (\d+(?:\.\d+)?)",
-                              "target_wer": r"and WER <= (\d+(?:\.\d+)?)", "stretch_wer": r"stretch WER <= (\d+(?:\.\d+)?)"}},
+    "ds2_small": {"verdicts": [r"^Real speech .*$"],
+                  "figures": {"train_minutes": r"--minutes (\d+)", "target_cer": r"test CER <= (\d+(?:\.\d+)?)",
+                              "target_wer": r"test WER <= (\d+(?:\.\d+)?) overall",
+                              "target_held_out_wer": r"<= (\d+(?:\.\d+)?) on the voices held out",
+                              "stretch_wer": r"\(stretch (\d+(?:\.\d+)?) /"}},
     "lottery": {"verdicts": [_TICKET], "figures": _COST},  # bench_lottery_<name>.md
     "inference": {"verdicts": [r"^- (channel|csr|csr-lstm) .*(met|not met|settings)$", r"^- compact files within .*$"]},
     "inference_paper": {"verdicts": [r"^- (channel|csr|csr-lstm) .*(met|not met|settings)$"]},
@@ -160,6 +163,33 @@ def parse_tables(markdown: str) -> list[dict]:
             continue
         i += 1
     return tables
+
+
+def beside_previous(previous: dict, markdown: str, first: str, columns: list[str]) -> str:
+    """A markdown table putting ``columns`` of a previous result (its JSON, e.g. before a new corpus
+    version) beside the same columns of the new page ``markdown``: the rows of the new table whose
+    first header is ``first``, matched to the previous rows by their first cell ('–' where absent)."""
+    def find(tables: list[dict]) -> dict:
+        for t in tables:
+            if t["headers"][0] == first:
+                return t
+        raise KeyError(f"no table whose first header is {first!r}")
+
+    new, old = find(parse_tables(markdown)), find(previous["tables"])
+    old_rows = {r[0]: r for r in old["rows"]}
+    headers = [first]
+    for c in columns:
+        headers += [f"{c} (before)", f"{c} (now)"]
+    rows = []
+    for r in new["rows"]:
+        o = old_rows.get(r[0])
+        row = [r[0]]
+        for c in columns:
+            row += [o[old["headers"].index(c)] if o and c in old["headers"] else "–",
+                    r[new["headers"].index(c)] if c in new["headers"] else "–"]
+        rows.append(row)
+    return "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers),
+                      *["| " + " | ".join(r) + " |" for r in rows]])
 
 
 def command_line() -> str:

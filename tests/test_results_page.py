@@ -123,6 +123,19 @@ def test_parse_tables_reads_what_md_table_writes():
     assert results_io.parse_tables(text) == [{"section": "Speed", "headers": ["x", "y"], "rows": [["1", "2.50"], ["b", ""]]}]
 
 
+def test_beside_previous_matches_rows_by_their_first_cell():
+    from quick import md_table
+
+    previous = {"tables": results_io.parse_tables(md_table(["Level", "Remaining", "Test WER"],
+                                                           [["0", "100 %", "81 %"], ["1", "80 %", "76 %"]]))}
+    now = md_table(["Level", "Remaining", "Test WER", "Dev WER"], [["0", "100 %", "60 %", "50 %"], ["2", "64 %", "58 %", "49 %"]])
+    merged = results_io.parse_tables(results_io.beside_previous(previous, now, "Level", ["Test WER", "Dev WER"]))[0]
+    assert merged["headers"] == ["Level", "Test WER (before)", "Test WER (now)", "Dev WER (before)", "Dev WER (now)"]
+    assert merged["rows"] == [["0", "81 %", "60 %", "–", "50 %"], ["2", "–", "58 %", "–", "49 %"]]
+    with pytest.raises(KeyError, match="Level"):
+        results_io.beside_previous({"tables": []}, now, "Level", ["Test WER"])
+
+
 def test_write_page_writes_the_json_beside_the_page(tmp_path):
     page = tmp_path / "bench_demo_thing.md"
     md = "# T\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- **target met** at 1.5x\n"

@@ -1,0 +1,63 @@
+"""bench/bench_ds2_small.py: its test-set subsets, the old test set without training sentences,
+and the headline numbers it reads from the bench's previous page."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_ds2_small as bench  # noqa: E402
+from quick import md_table  # noqa: E402
+from results_io import parse_tables  # noqa: E402
+
+
+def _rec(i: int, engine: str, seen: bool, sex: str = "male", text: str | None = None) -> dict:
+    return {"id": f"u{i}", "engine": engine, "seen_voice": seen, "sex": sex, "text": text or f"words {i}"}
+
+
+def test_subsets_split_by_seen_voice_engine_and_sex():
+    recs = [_rec(0, "espeak", True), _rec(1, "espeak", False, "female"), _rec(2, "flite", False)]
+    groups = {k: [r["id"] for r in v] for k, v in bench.subsets(recs).items()}
+    assert groups["all"] == ["u0", "u1", "u2"]
+    assert groups["held-out voices"] == ["u1", "u2"] and groups["seen voices"] == ["u0"]
+    assert groups["espeak, held-out"] == ["u1"] and groups["flite, held-out"] == ["u2"]
+    assert groups["female voices"] == ["u1"] and groups["male voices"] == ["u0", "u2"]
+
+
+def test_scores_of_a_subset_come_from_its_own_hypotheses():
+    recs = [_rec(0, "espeak", True, text="a cat"), _rec(1, "espeak", False, text="a dog")]
+    s = bench.score(recs, {"u0": "a cat", "u1": "a cat"})
+    assert s["utterances"] == 2 and abs(s["wer"] - 0.25) < 1e-9  # one substitution in four words
+
+
+def test_old_test_set_drops_the_sentences_training_holds(tmp_path):
+    old = tmp_path / "test.jsonl"
+    old.write_text("".join(json.dumps({**_rec(i, "espeak", False, text=t), "audio": "x.flac", "duration": 1.0, "speaker": "s"}) + "\n"
+                           for i, t in enumerate(["in training", "new sentence"])))
+    kept, dropped = bench.old_test_records(old, [{"text": "in training"}])
+    assert [r["text"] for r in kept] == ["new sentence"] and dropped == 1
+
+
+def test_previous_rows_read_the_old_page_layout():
+    page = (md_table(["", ""], [["training time (excl. dev evaluation)", "30.0 min, 22 epochs"],
+                                ["**test WER (greedy)**", "**0.685**"], ["**test CER (greedy)**", "**0.297**"]])
+            + "\n\n" + md_table(["subset", "utterances", "WER", "CER"], [["seen voices", "79", "0.492", "0.146"],
+                                                                        ["unseen voices", "81", "0.870", "0.449"]]))
+    rows = bench.previous_rows({"tables": parse_tables(page)})
+    assert rows == {"training time": "30.0 min", "test_wer": "0.685", "held_out_wer": "0.870", "test_cer": "0.297"}
+
+
+def test_epoch_losses_number_epochs_as_the_dev_passes():
+    metrics = [{"event": "start", "epoch": 0, "step": 0}, {"epoch": 0, "loss": 3.0}, {"epoch": 0, "loss": 1.0},
+               {"epoch": 1, "dev_wer": 0.9}, {"epoch": 1, "loss": 0.5}]
+    assert bench.epoch_losses(metrics) == {1: 2.0, 2: 0.5}
+
+
+def test_train_sample_spreads_over_the_manifest():
+    recs = [{"id": str(i)} for i in range(10)]
+    assert [r["id"] for r in bench.train_sample(recs, 3)] == ["0", "3", "6"]
+    assert len(bench.train_sample(recs, 50)) == 10
