@@ -120,8 +120,9 @@ def rounded(obj):
 
 
 def verdict(row: dict) -> str:
-    """helps / hurts / mixed / no difference, counting only differences of at least THRESHOLD points."""
-    counted = {k: d for k, d in row["diff"].items() if d is not None and abs(d) >= THRESHOLD}
+    """helps / hurts / mixed / no difference, counting only differences of at least THRESHOLD points
+    as the page shows them (one decimal), so a difference printed as 3.0 counts."""
+    counted = {k: d for k, d in row["diff"].items() if d is not None and abs(round(d, 1)) >= THRESHOLD}
     better, worse = [k for k, d in counted.items() if d < 0], [k for k, d in counted.items() if d > 0]
     if better and not worse:
         return "helps"
@@ -146,13 +147,13 @@ def markdown(summary: dict, scores: dict[str, list[dict]], args, setup: dict) ->
                  for arm, runs in scores.items() for i, run in zip(args.seeds, runs)]
     groups = {v: [a for a, r in summary.items() if a != "none" and verdict(r) == v]
               for v in ("helps", "hurts", "mixed", "no difference")}
-    result = ("Result: keep " + (", ".join(groups["helps"]) or "none of them") + f" (a difference of at least "
+    result = (f"Result: with {len(args.seeds)} seed(s) of {args.minutes:g} min per run, keep "
+              + (", ".join(groups["helps"]) or "none of them") + f" (a difference of at least "
               f"{THRESHOLD:g} points, mean over seeds, and none against it); hurts: {', '.join(groups['hurts']) or 'none'}; "
               f"mixed: {', '.join(groups['mixed']) or 'none'}; no difference that counts: "
               f"{', '.join(groups['no difference']) or 'none'}.")
     if len(args.seeds) < MIN_SEEDS or args.minutes < MIN_MINUTES:
-        result += (f" Preliminary: {len(args.seeds)} seed(s) of {args.minutes:g} min per run, where the issue's ablation "
-                   f"asks for {MIN_SEEDS} seeds of {MIN_MINUTES:g} min.")
+        result += f" Preliminary: the issue's ablation asks for {MIN_SEEDS} seeds of {MIN_MINUTES:g} min."
     lines = [
         "# Augmentation ablation (ds2_small)", "",
         f"Measured {time.strftime('%Y-%m-%d')}, by `{setup['command']}`: the preset `{setup['config']}` trained for at "

@@ -358,8 +358,8 @@ whisper_speed = table_section(
     "asterisk test; speed-ups against torch dense float32 at the same thread count.", "model")
 augment = table_section(
     "Augmentation ablation (`bench/bench_augment.py`)",
-    "ds2_small trained with each training augmentation on its own against none (2 seeds, a fixed "
-    "training-time budget per run); error rates in % on the test set, its held-out voices and the asterisk "
+    "ds2_small trained with each training augmentation on its own against none, a fixed training-time "
+    "budget per run (seeds per arm in the table, minutes in the verdict); error rates in % on the test set, its held-out voices and the asterisk "
     "real-speech test; a difference counts when the mean over seeds moves by at least 3 points.", "arm")
 
 

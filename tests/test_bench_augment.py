@@ -39,6 +39,8 @@ def test_means_and_differences_are_in_points_against_none():
     ({"test_wer": 4.0, "asterisk_wer": -1.0}, "hurts"),
     ({"test_wer": -5.0, "asterisk_wer": 3.5}, "mixed"),
     ({"test_wer": None, "held_out_wer": -4.0}, "helps"),  # a set that is missing does not count
+    ({"test_wer": -3.2, "asterisk_wer": 2.96}, "mixed"),  # shown as +3.0 on the page: it counts
+    ({"test_wer": -3.2, "asterisk_wer": 2.94}, "helps"),  # shown as +2.9
 ])
 def test_only_differences_of_three_points_count(diffs, expected):
     assert ba.verdict({"diff": diffs}) == expected
@@ -58,3 +60,16 @@ def test_every_arm_switches_on_only_its_own_augmentation():
         assert cfg.train.seed == 1 and cfg.train.max_minutes == 0.5 and cfg.model == cfgs["none"].model
     folders = {ba.run_dir(Path("/r"), arm, 1, cfg).name for arm, cfg in cfgs.items()}
     assert len(folders) == len(cfgs)  # each arm its own, resumable folder
+
+
+@pytest.mark.parametrize("seeds,minutes,preliminary", [([0], 20.0, True), ([0, 1], 10.0, True), ([0, 1], 20.0, False)])
+def test_the_verdict_names_seeds_and_minutes_and_marks_a_short_ablation(seeds, minutes, preliminary):
+    from argparse import Namespace
+
+    scores = {"none": [_run(0.60, 0.80)] * len(seeds), "speed": [_run(0.55, 0.74)] * len(seeds)}
+    setup = {"command": "python bench/bench_augment.py", "config": "ds2_small.yaml", "test_utterances": 10,
+             "held_out_utterances": 5, "asterisk": "not prepared"}
+    page = ba.markdown(ba.summarise(scores), scores, Namespace(seeds=seeds, minutes=minutes), setup)
+    result = page.strip().splitlines()[-1]
+    assert result.startswith(f"**Result: with {len(seeds)} seed(s) of {minutes:g} min per run, keep speed")
+    assert ("Preliminary" in result) is preliminary
