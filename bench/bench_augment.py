@@ -28,14 +28,13 @@ from pathlib import Path
 from audio_lottery.config import Config, config_hash, load_config
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.eval.evaluate import evaluate
-from audio_lottery.eval.normalize import score_records
 from audio_lottery.eval.real_speech import real_test_manifest
 from audio_lottery.files import atomic_write_json, file_fingerprint, read_json_or_none
 from audio_lottery.layout import TrainLayout
 from audio_lottery.provenance import corpus_version
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train.loop import train_model
-from quick import ROOT, manifests, md_table, tiny_corpus
+from quick import ROOT, manifests, md_table, subset_scores, tiny_corpus
 from results_io import command_line, write_page
 
 # what each arm turns on; every arm starts from NONE (all augmentation off)
@@ -64,14 +63,6 @@ def arm_config(base: Path, arm: str, seed: int, data: list[str], minutes: float,
 
 def run_dir(runs: Path, arm: str, seed: int, cfg: Config) -> Path:
     return runs / f"{arm}-seed{seed}-{config_hash(cfg)[:10]}"
-
-
-def subset_scores(records: list[dict], hyps: dict[str, str]) -> dict | None:
-    """WER/CER of ``records`` (None when there are none)."""
-    if not records:
-        return None
-    s = score_records(records, [hyps[r["id"]] for r in records])
-    return {"wer": s["wer"], "cer": s["cer"], "utterances": len(records)}
 
 
 def score_run(run: Path, test: Path, asterisk: Path | None) -> dict:

@@ -30,14 +30,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 from audio_lottery.config import AugmentConfig, load_config  # noqa: E402
 from audio_lottery.data.manifest import read_manifest  # noqa: E402
 from audio_lottery.eval.evaluate import evaluate  # noqa: E402
-from audio_lottery.eval.normalize import score_records  # noqa: E402
 from audio_lottery.eval.real_speech import real_test_manifest  # noqa: E402
 from audio_lottery.files import read_json  # noqa: E402
 from audio_lottery.layout import TrainLayout  # noqa: E402
 from audio_lottery.provenance import corpus_version  # noqa: E402
 from audio_lottery.recognizer import Recognizer  # noqa: E402
 from audio_lottery.train.loop import train_model  # noqa: E402
-from quick import md_table  # noqa: E402
+from quick import md_table, subset_scores  # noqa: E402
 from results_io import command_line, write_page  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,11 +91,6 @@ def subsets(records: list[dict]) -> dict[str, list[dict]]:
         if r.get("sex"):
             groups.setdefault(f"{r['sex']} voices", []).append(r)
     return groups
-
-
-def score(records: list[dict], hyps: dict[str, str]) -> dict:
-    s = score_records(records, [hyps[r["id"]] for r in records])
-    return {"wer": s["wer"], "cer": s["cer"], "utterances": len(records)}
 
 
 def old_test_records(old_test: Path, train_records: list[dict]) -> tuple[list[dict], int]:
@@ -164,14 +158,14 @@ def main() -> None:
     hyps = evaluate(rec, test_records)["hyps"]
     decode_s = time.perf_counter() - t0
     test_audio = sum(r["duration"] for r in test_records)
-    new = {name: score(recs, hyps) for name, recs in subsets(test_records).items()}
+    new = {name: subset_scores(recs, hyps) for name, recs in subsets(test_records).items()}
     seen_sample = train_sample(train_records, len(test_records))  # how well it fits what it trained on
-    fit = score(seen_sample, evaluate(rec, seen_sample)["hyps"])
+    fit = subset_scores(seen_sample, evaluate(rec, seen_sample)["hyps"])
     old, old_dropped, old_version = None, 0, {}
     if args.old_test:
         old_recs, old_dropped = old_test_records(Path(args.old_test), train_records)
         old_hyps = evaluate(rec, old_recs)["hyps"]
-        old = {name: score(recs, old_hyps) for name, recs in subsets(old_recs).items()}
+        old = {name: subset_scores(recs, old_hyps) for name, recs in subsets(old_recs).items()}
         old_version = corpus_version(Path(args.old_test).parent)
     real = evaluate(rec, read_manifest(asterisk)) if asterisk else None
     train_hours = sum(r["duration"] for r in train_records

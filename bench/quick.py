@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmarks' ``--quick`` modes: a tiny corpus and markdown tables."""
+"""Shared helpers of the benchmarks: a tiny corpus for ``--quick`` modes, subset scores and markdown tables."""
 
 from __future__ import annotations
 
@@ -21,6 +21,16 @@ def tiny_corpus(folder: Path) -> Path:
 def manifests(folder: Path) -> list[str]:
     """Overrides pointing data.{train,dev,test}_manifest at ``folder``."""
     return [f"data.{s}_manifest={Path(folder).resolve() / f'{s}.jsonl'}" for s in ("train", "dev", "test")]
+
+
+def subset_scores(records: list[dict], hyps: dict[str, str]) -> dict | None:
+    """WER/CER of ``records`` (hypotheses by id; references as ``eval`` scores them), None when there are none."""
+    if not records:
+        return None
+    from audio_lottery.eval.normalize import score_records  # imported here, as in tiny_corpus: make_results imports quick
+
+    s = score_records(records, [hyps[r["id"]] for r in records])
+    return {"wer": s["wer"], "cer": s["cer"], "utterances": len(records)}
 
 
 def md_table(headers: list[str], rows: list[list[str]]) -> str:
