@@ -23,9 +23,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import fields
 from pathlib import Path
 
-from audio_lottery.config import Config, config_hash, load_config
+from audio_lottery.config import AugmentConfig, Config, config_hash, load_config
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.eval.evaluate import evaluate
 from audio_lottery.eval.real_speech import real_test_manifest
@@ -37,8 +38,10 @@ from audio_lottery.train.loop import train_model
 from quick import ROOT, manifests, md_table, subset_scores, tiny_corpus
 from results_io import command_line, write_page
 
-# what each arm turns on; every arm starts from NONE (all augmentation off)
-NONE = ["data.augment.freq_masks=0", "data.augment.time_masks=0", "data.augment.noise_prob=0.0"]
+# what each arm turns on; every arm starts from NONE: every mask count and probability of the
+# augmentation config at zero, so an augmentation the preset itself switches on is off too
+NONE = [f"data.augment.{f.name}={0 if f.name.endswith('_masks') else 0.0}" for f in fields(AugmentConfig)
+        if f.name.endswith(("_masks", "_prob"))]
 ARMS: dict[str, list[str]] = {
     "none": [],
     "specaugment": ["data.augment.freq_masks=1", "data.augment.freq_width=15", "data.augment.time_masks=1",

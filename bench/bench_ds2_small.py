@@ -2,6 +2,7 @@
 real speech, throughput, wall time and the learning curve.
 
     python bench/bench_ds2_small.py [--run runs/ds2_small_bench] [--minutes 60] [--data data/synth]
+                                    [--train data/synth_8h/train.jsonl]
                                     [--old-test data/synth_v1/test.jsonl] [--asterisk data/asterisk/test.jsonl]
 
 Trains the preset for at most ``--minutes`` of training time (resuming/reusing ``--run`` when it
@@ -9,7 +10,9 @@ exists), evaluates the best-dev checkpoint on the test set (overall, voices held
 per engine), on an older corpus version's test set when ``--old-test`` names one (utterances whose
 sentence the training set holds are left out and counted) and on the real-speech asterisk test
 split when it is prepared (Whisper-normalised, as ``eval`` scores it). The corpus version is
-stamped into the result. Writes docs/bench_ds2_small.md (+ .json) and docs/plots/ds2_small_curve.png.
+stamped into the result. ``--train`` trains on another training manifest of the same corpus
+version (e.g. the train split of a larger ``audio-lottery data synth --hours 8``) and is refused
+when it holds a test sentence or a voice held out of the test set. Writes docs/bench_ds2_small.md (+ .json) and docs/plots/ds2_small_curve.png.
 """
 
 from __future__ import annotations
@@ -101,19 +104,32 @@ def old_test_records(old_test: Path, train_records: list[dict]) -> tuple[list[di
     return kept, len(old) - len(kept)
 
 
+def check_training_set(train_records: list[dict], test_records: list[dict], train: Path) -> None:
+    """Refuse a training manifest that holds a test (or dev) sentence or a voice the test set marks as held out."""
+    shared = {r["text"] for r in train_records} & {r["text"] for r in test_records}
+    if shared:
+        raise SystemExit(f"{train}: {len(shared)} test sentences are in this training manifest, "
+                         f"e.g. {sorted(shared)[0]!r}")
+    held_out = {(r.get("engine"), r.get("voice")) for r in test_records if r.get("seen_voice") is False}
+    heard = held_out & {(r.get("engine"), r.get("voice")) for r in train_records}
+    if heard:
+        raise SystemExit(f"{train}: voices held out of the test set are in this training manifest: {sorted(heard)}")
+
+
 def previous_rows(previous: dict) -> dict[str, str]:
     """Headline numbers of an earlier page of this bench (its tables: the overview and the subsets)."""
-    def cell(first: str, key: str, column: int) -> str:
+    def cell(first: str, keys: tuple[str, ...], column: int) -> str:
         for t in previous["tables"]:
             if t["headers"][0] == first:
                 for r in t["rows"]:
-                    if key in r[0]:
+                    if any(r[0] == k or r[0].strip("*").startswith(k) for k in keys):
                         return r[column].strip("*")
         return "–"
 
-    return {"training time": cell("", "training time", 1).split(",")[0],
-            "test_wer": cell("", "test WER", 1), "held_out_wer": cell("subset", "unseen voices", 2),
-            "test_cer": cell("", "test CER", 1)}
+    # corpus version 1 pages call the held-out voices "unseen voices"
+    return {"training time": cell("", ("training time",), 1).split(",")[0],
+            "test_wer": cell("", ("test WER",), 1), "held_out_wer": cell("subset", ("held-out voices", "unseen voices"), 2),
+            "test_cer": cell("", ("test CER",), 1)}
 
 
 def train_sample(train_records: list[dict], n: int) -> list[dict]:
@@ -131,21 +147,27 @@ def main() -> None:
     p.add_argument("--run", default=str(ROOT / "runs" / "ds2_small_bench"))
     p.add_argument("--config", default=str(ROOT / "configs" / "ds2_small.yaml"))
     p.add_argument("--data", default=str(ROOT / "data" / "synth"))
+    p.add_argument("--train", type=Path, help="training manifest (default: <data>/train.jsonl), e.g. the train split "
+                   "of a larger synthesis of the same corpus version")
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--epochs", type=int, help="epoch cap (default: the preset's; --minutes may end the run first)")
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "bench_ds2_small.md", help="page to write (+ .json)")
     p.add_argument("--old-test", default="", help="test manifest of an older corpus version (second column)")
-    p.add_argument("--previous", type=Path, default=ROOT / "docs" / "history" / "bench_ds2_small_corpus1.json",
-                   help="result JSON of an earlier run of this bench (its headline numbers go beside the new ones)")
+    p.add_argument("--previous", type=Path, nargs="*", default=[ROOT / "docs" / "history" / "bench_ds2_small_corpus1.json"],
+                   help="result JSONs of earlier runs of this bench (their headline numbers go beside the new ones)")
     p.add_argument("--asterisk", help="real-speech test manifest (default: asterisk/test.jsonl beside the corpus; "
                    "'' = none)")
     args = p.parse_args()
     data = Path(args.data)
-    cfg = load_config(args.config, [f"data.{s}_manifest={data / f'{s}.jsonl'}" for s in ("train", "dev", "test")]
+    train = args.train or data / "train.jsonl"
+    cfg = load_config(args.config, [f"data.train_manifest={train}"]
+                      + [f"data.{s}_manifest={data / f'{s}.jsonl'}" for s in ("dev", "test")]
                       + [f"train.max_minutes={args.minutes}", *([f"train.epochs={args.epochs}"] if args.epochs else [])])
     asterisk = (real_test_manifest({"test_manifest": cfg.data.test_manifest}) if args.asterisk is None
                 else Path(args.asterisk) if args.asterisk else None)
     run = Path(args.run)
+    check_training_set(read_manifest(train), read_manifest(cfg.data.test_manifest) + read_manifest(cfg.data.dev_manifest),
+                       train)
     result = train_model(cfg, run)
     metrics = load_metrics(run)
     dev = [m for m in metrics if "dev_wer" in m]
@@ -172,8 +194,9 @@ def main() -> None:
                       if cfg.data.min_duration <= r["duration"] <= cfg.data.max_duration) / 3600
     curve_plot(dev, args.doc.parent / "plots" / "ds2_small_curve.png")
     version = corpus_version(data)
-    prev_json = read_json(args.previous) if args.previous and args.previous.is_file() else None
-    prev, prev_cond = (previous_rows(prev_json), prev_json["conditions"]) if prev_json else (None, {})
+    train_version = corpus_version(Path(train).parent)
+    previous = [(path.name, previous_rows(page), page["conditions"])
+                for path in args.previous if path.is_file() for page in [read_json(path)]]
     measured = {"test_wer": new["all"]["wer"], "held_out_wer": new["held-out voices"]["wer"],
                 "test_cer": new["all"]["cer"]}
     met = {k: measured[k] <= TARGETS[k] for k in TARGETS}
@@ -184,7 +207,10 @@ def main() -> None:
         ("corpus", f"version {version.get('corpus_version', '?')}, {version.get('corpus_hours', '?')} h requested, "
                    f"seed {version.get('corpus_seed', '?')}"),
         ("parameters", f"{sum(p.numel() for p in rec.model.parameters()):,}"),
-        ("training audio", f"{result['kept']} utterances ({train_hours:.2f} h)"),
+        ("training audio", f"{result['kept']} utterances ({train_hours:.2f} h)"
+                           + (f" from {Path(train).parent.name}/ ({train_version.get('corpus_hours', '?')} h requested, "
+                              f"corpus version {train_version.get('corpus_version', '?')}): the test and dev sets are "
+                              f"{data.name}/'s" if train_version != version else "")),
         ("training augmentation", ", ".join(f"{k}={v}" for k, v in aug.items()) or "none"),
         ("training time (excl. dev evaluation)", f"{result['train_seconds'] / 60:.1f} min, {result['epochs']} epochs"),
         ("wall time incl. dev evaluation", f"{wall / 60:.1f} min"),
@@ -214,14 +240,16 @@ def main() -> None:
         f"<= {TARGETS['held_out_wer']} on the voices held out of training, test CER <= {TARGETS['test_cer']} "
         f"(stretch {STRETCH['test_wer']} / {STRETCH['held_out_wer']} / {STRETCH['test_cer']}).", "",
         f"Result: {verdict}. Stretch: {stretch}.", "",
-        *(["Before and after: the previous page of this bench "
-           f"({args.previous.name}: {prev_cond.get('date', '?')}, corpus version {prev_cond.get('corpus_version', 1)}, "
-           "its own test set) beside this run:", "",
+        *(["Before and after: earlier pages of this bench beside this run (each on its own corpus and test set):", "",
            md_table(["run", "training time", "test WER", "held-out WER", "test CER"],
-                    [["before", *[prev[k] for k in ("training time", "test_wer", "held_out_wer", "test_cer")]],
+                    [*[[f"{name} ({cond.get('date', '?')}, corpus version {cond.get('corpus_version', 1)}"
+                        + (f", {hours} h of training audio requested)" if hours else ")"),
+                        *[row[k] for k in ("training time", "test_wer", "held_out_wer", "test_cer")]]
+                       for name, row, cond in previous
+                       for hours in [cond.get("train_corpus_hours", cond.get("corpus_hours"))]],
                      ["now", f"{result['train_seconds'] / 60:.1f} min",
                       *[f"{measured[k]:.3f}" for k in ("test_wer", "held_out_wer", "test_cer")]]]), ""]
-          if prev else []),
+          if previous else []),
         "Test set by subset. The held-out voices change with the corpus version, so the old test set is the second "
         "column: " + (f"{old_name}, scored without the {old_dropped} utterances whose sentence the current training "
                       "set holds; its 'held-out' labels are the old corpus's (some of those voices are in training now)."
@@ -246,7 +274,9 @@ def main() -> None:
                 "curve": [{**{k: d[k] for k in ("epoch", "train_seconds", "dev_wer", "dev_cer")},
                            "train_loss": losses.get(d["epoch"])} for d in dev]}
     write_page(args.doc, "\n".join(lines) + "\n",
-               conditions={**version, "asterisk_test": str(asterisk) if asterisk else None}, data=data_out)
+               conditions={**version, "train_manifest": str(train),
+                                                  **{f"train_{k}": v for k, v in train_version.items()},
+                                                  "asterisk_test": str(asterisk) if asterisk else None}, data=data_out)
     print("\n".join(lines))
 
 

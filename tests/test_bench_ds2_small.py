@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -49,6 +51,27 @@ def test_previous_rows_read_the_old_page_layout():
                                                                         ["unseen voices", "81", "0.870", "0.449"]]))
     rows = bench.previous_rows({"tables": parse_tables(page)})
     assert rows == {"training time": "30.0 min", "test_wer": "0.685", "held_out_wer": "0.870", "test_cer": "0.297"}
+
+
+def test_previous_rows_read_the_current_page_layout():
+    page = (md_table(["", ""], [["training time (excl. dev evaluation)", "60.0 min, 26 epochs"],
+                                ["**test WER (greedy)**", "**0.614**"], ["**test CER (greedy)**", "**0.234**"],
+                                ["test decoding real-time factor", "0.0100"]])
+            + "\n\n" + md_table(["subset", "utterances", "WER", "CER"], [["espeak, held-out", "40", "0.714", "0.3"],
+                                                                        ["held-out voices", "80", "0.765", "0.3"]]))
+    rows = bench.previous_rows({"tables": parse_tables(page)})
+    assert rows == {"training time": "60.0 min", "test_wer": "0.614", "held_out_wer": "0.765", "test_cer": "0.234"}
+
+
+def test_training_set_with_a_test_sentence_or_held_out_voice_is_refused():
+    test = [{**_rec(0, "flite", False, text="a held out line"), "voice": "awb"},
+            {**_rec(1, "flite", True, text="a seen line"), "voice": "kal"}]
+    ok = [{**_rec(2, "flite", True, text="other words"), "voice": "kal"}]
+    bench.check_training_set(ok, test, Path("train.jsonl"))  # no error
+    with pytest.raises(SystemExit, match="train.jsonl: 1 test sentences"):
+        bench.check_training_set(ok + [{**ok[0], "text": "a seen line"}], test, Path("train.jsonl"))
+    with pytest.raises(SystemExit, match=r"held out of the test set.*\('flite', 'awb'\)"):
+        bench.check_training_set(ok + [{**ok[0], "voice": "awb"}], test, Path("train.jsonl"))
 
 
 def test_epoch_losses_number_epochs_as_the_dev_passes():
