@@ -2,7 +2,7 @@
 real speech, throughput, wall time and the learning curve.
 
     python bench/bench_ds2_small.py [--run runs/ds2_small_bench] [--minutes 60] [--data data/synth]
-                                    [--train data/synth_8h/train.jsonl]
+                                    [--train-hours 8 | --train data/synth_8h/train.jsonl]
                                     [--old-test data/synth_v1/test.jsonl] [--asterisk data/asterisk/test.jsonl]
 
 Trains the preset for at most ``--minutes`` of training time (resuming/reusing ``--run`` when it
@@ -10,9 +10,11 @@ exists), evaluates the best-dev checkpoint on the test set (overall, voices held
 per engine), on an older corpus version's test set when ``--old-test`` names one (utterances whose
 sentence the training set holds are left out and counted) and on the real-speech asterisk test
 split when it is prepared (Whisper-normalised, as ``eval`` scores it). The corpus version is
-stamped into the result. ``--train`` trains on another training manifest of the same corpus
-version (e.g. the train split of a larger ``audio-lottery data synth --hours 8``) and is refused
-when it holds a test sentence or a voice held out of the test set. Writes docs/bench_ds2_small.md (+ .json) and docs/plots/ds2_small_curve.png.
+stamped into the result. The model trains on the train split of an 8-hour synthesis of the same
+corpus version (``--train-hours``, synthesised beside ``--data`` when missing; its sentences follow
+the default corpus's test and dev sentences) and is evaluated on ``--data``'s dev and test sets;
+``--train`` names another training manifest. Either is refused when it holds a test or dev
+sentence, a voice held out of the test set, or another corpus version. Writes docs/bench_ds2_small.md (+ .json) and docs/plots/ds2_small_curve.png.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from audio_lottery.config import AugmentConfig, load_config  # noqa: E402
+from audio_lottery.data.corpora.synth import synthesize_corpus  # noqa: E402
 from audio_lottery.data.manifest import read_manifest  # noqa: E402
 from audio_lottery.eval.evaluate import evaluate  # noqa: E402
 from audio_lottery.eval.real_speech import real_test_manifest  # noqa: E402
@@ -104,6 +107,25 @@ def old_test_records(old_test: Path, train_records: list[dict]) -> tuple[list[di
     return kept, len(old) - len(kept)
 
 
+def training_manifest(data: Path, train: Path | None, hours: float) -> Path:
+    """``train`` when given; else the train split of an ``hours``-hour synthesis of the corpus in ``data``
+    (same seed, synthesised beside it unless finished), or ``data``'s own train split when ``hours`` is 0."""
+    if train:
+        return train
+    if not hours:
+        return data / "train.jsonl"
+    larger = data.parent / f"{data.name}_{hours:g}h"
+    synthesize_corpus(larger, hours=hours, seed=corpus_version(data).get("corpus_seed", 0))
+    return larger / "train.jsonl"
+
+
+def check_same_version(version: dict, train_version: dict, train: Path) -> None:
+    """Refuse a training manifest from another version of the embedded corpus (unversioned manifests pass)."""
+    ours, theirs = version.get("corpus_version"), train_version.get("corpus_version")
+    if ours is not None and theirs is not None and ours != theirs:
+        raise SystemExit(f"{train}: corpus version {theirs}, but the test set's corpus is version {ours}")
+
+
 def check_training_set(train_records: list[dict], test_records: list[dict], train: Path) -> None:
     """Refuse a training manifest that holds a test (or dev) sentence or a voice the test set marks as held out."""
     shared = {r["text"] for r in train_records} & {r["text"] for r in test_records}
@@ -147,19 +169,23 @@ def main() -> None:
     p.add_argument("--run", default=str(ROOT / "runs" / "ds2_small_bench"))
     p.add_argument("--config", default=str(ROOT / "configs" / "ds2_small.yaml"))
     p.add_argument("--data", default=str(ROOT / "data" / "synth"))
-    p.add_argument("--train", type=Path, help="training manifest (default: <data>/train.jsonl), e.g. the train split "
-                   "of a larger synthesis of the same corpus version")
+    p.add_argument("--train-hours", type=float, default=8.0, help="train on the train split of a synthesis of this "
+                   "many hours (<data>_<hours>h/, made when missing; 0 = <data>/train.jsonl)")
+    p.add_argument("--train", type=Path, help="training manifest (instead of --train-hours)")
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--epochs", type=int, help="epoch cap (default: the preset's; --minutes may end the run first)")
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "bench_ds2_small.md", help="page to write (+ .json)")
     p.add_argument("--old-test", default="", help="test manifest of an older corpus version (second column)")
-    p.add_argument("--previous", type=Path, nargs="*", default=[ROOT / "docs" / "history" / "bench_ds2_small_corpus1.json"],
+    p.add_argument("--previous", type=Path, nargs="*",
+                   default=[ROOT / "docs" / "history" / f"bench_ds2_small_{v}.json" for v in ("corpus1", "corpus2_3.5h")],
                    help="result JSONs of earlier runs of this bench (their headline numbers go beside the new ones)")
     p.add_argument("--asterisk", help="real-speech test manifest (default: asterisk/test.jsonl beside the corpus; "
                    "'' = none)")
     args = p.parse_args()
     data = Path(args.data)
-    train = args.train or data / "train.jsonl"
+    train = training_manifest(data, args.train, args.train_hours)
+    version, train_version = corpus_version(data), corpus_version(Path(train).parent)
+    check_same_version(version, train_version, train)
     cfg = load_config(args.config, [f"data.train_manifest={train}"]
                       + [f"data.{s}_manifest={data / f'{s}.jsonl'}" for s in ("dev", "test")]
                       + [f"train.max_minutes={args.minutes}", *([f"train.epochs={args.epochs}"] if args.epochs else [])])
@@ -193,8 +219,6 @@ def main() -> None:
     train_hours = sum(r["duration"] for r in train_records
                       if cfg.data.min_duration <= r["duration"] <= cfg.data.max_duration) / 3600
     curve_plot(dev, args.doc.parent / "plots" / "ds2_small_curve.png")
-    version = corpus_version(data)
-    train_version = corpus_version(Path(train).parent)
     previous = [(path.name, previous_rows(page), page["conditions"])
                 for path in args.previous if path.is_file() for page in [read_json(path)]]
     measured = {"test_wer": new["all"]["wer"], "held_out_wer": new["held-out voices"]["wer"],

@@ -84,3 +84,20 @@ def test_train_sample_spreads_over_the_manifest():
     recs = [{"id": str(i)} for i in range(10)]
     assert [r["id"] for r in bench.train_sample(recs, 3)] == ["0", "3", "6"]
     assert len(bench.train_sample(recs, 50)) == 10
+
+
+def test_training_set_from_another_corpus_version_is_refused():
+    bench.check_same_version({"corpus_version": 2}, {"corpus_version": 2, "corpus_hours": 8.0}, Path("t.jsonl"))
+    bench.check_same_version({"corpus_version": 2}, {}, Path("t.jsonl"))  # a manifest from elsewhere: unversioned
+    with pytest.raises(SystemExit, match="t.jsonl: corpus version 1, but the test set's corpus is version 2"):
+        bench.check_same_version({"corpus_version": 2}, {"corpus_version": 1}, Path("t.jsonl"))
+
+
+def test_training_manifest_defaults_to_a_larger_synthesis_beside_the_corpus(tmp_path, monkeypatch):
+    made = []
+    monkeypatch.setattr(bench, "synthesize_corpus", lambda out, hours, seed: made.append((out.name, hours, seed)))
+    data = tmp_path / "synth"
+    assert bench.training_manifest(data, None, 8.0) == tmp_path / "synth_8h" / "train.jsonl"
+    assert made == [("synth_8h", 8.0, 0)]
+    assert bench.training_manifest(data, None, 0) == data / "train.jsonl"
+    assert bench.training_manifest(data, Path("x.jsonl"), 8.0) == Path("x.jsonl") and len(made) == 1
