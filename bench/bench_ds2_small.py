@@ -14,7 +14,8 @@ stamped into the result. The model trains on the train split of an 8-hour synthe
 corpus version (``--train-hours``, synthesised beside ``--data`` when missing; its sentences follow
 the default corpus's test and dev sentences) and is evaluated on ``--data``'s dev and test sets;
 ``--train`` names another training manifest. Either is refused when it holds a test or dev
-sentence, a voice held out of the test set, or another corpus version. Writes docs/bench_ds2_small.md (+ .json) and docs/plots/ds2_small_curve.png.
+sentence, a voice held out of the test set, or another corpus version. Writes docs/bench_ds2_small.md
+(+ .json) and docs/plots/ds2_small_curve.png.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def previous_rows(previous: dict) -> dict[str, str]:
         for t in previous["tables"]:
             if t["headers"][0] == first:
                 for r in t["rows"]:
-                    if any(r[0] == k or r[0].strip("*").startswith(k) for k in keys):
+                    if r[0].strip("*").startswith(keys):
                         return r[column].strip("*")
         return "–"
 
@@ -192,16 +193,14 @@ def main() -> None:
     asterisk = (real_test_manifest({"test_manifest": cfg.data.test_manifest}) if args.asterisk is None
                 else Path(args.asterisk) if args.asterisk else None)
     run = Path(args.run)
-    check_training_set(read_manifest(train), read_manifest(cfg.data.test_manifest) + read_manifest(cfg.data.dev_manifest),
-                       train)
+    train_records, test_records = read_manifest(train), read_manifest(cfg.data.test_manifest)
+    check_training_set(train_records, test_records + read_manifest(cfg.data.dev_manifest), train)
     result = train_model(cfg, run)
     metrics = load_metrics(run)
     dev = [m for m in metrics if "dev_wer" in m]
     losses = epoch_losses(metrics)
     wall = metrics[-1]["time"] - metrics[0]["time"]
     rec = Recognizer.load(TrainLayout(run).best)
-    test_records = read_manifest(cfg.data.test_manifest)
-    train_records = read_manifest(cfg.data.train_manifest)
     t0 = time.perf_counter()
     hyps = evaluate(rec, test_records)["hyps"]
     decode_s = time.perf_counter() - t0
@@ -298,9 +297,8 @@ def main() -> None:
                 "curve": [{**{k: d[k] for k in ("epoch", "train_seconds", "dev_wer", "dev_cer")},
                            "train_loss": losses.get(d["epoch"])} for d in dev]}
     write_page(args.doc, "\n".join(lines) + "\n",
-               conditions={**version, "train_manifest": str(train),
-                                                  **{f"train_{k}": v for k, v in train_version.items()},
-                                                  "asterisk_test": str(asterisk) if asterisk else None}, data=data_out)
+               conditions={**version, "train_manifest": str(train), **{f"train_{k}": v for k, v in train_version.items()},
+                           "asterisk_test": str(asterisk) if asterisk else None}, data=data_out)
     print("\n".join(lines))
 
 
