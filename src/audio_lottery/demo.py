@@ -2,7 +2,7 @@
 
 1. synthesise the embedded corpus (skipped when present);
 2. IMP with rewinding on the demo preset until <= 10.7 % of the weights remain;
-3. the random-reinit and random-prune control branches;
+3. the random-reinit and random-prune control branches (every level of the demo preset);
 4. the report (WER against remaining weight for the three, per-layer sparsity, curves);
 5. dense and extreme-ticket test WER/CER, the same on the real-speech test (asterisk) when it is
    prepared, and the transcription of a test file;
@@ -33,7 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", default="runs", help="root of the lottery runs")
     p.add_argument("--config", default="configs/ds2_demo.yaml")
     p.add_argument("--hours", type=float, default=3.5, help="hours of training audio to synthesise")
-    p.add_argument("--branch-every", type=int, default=2, help="run the control branches on every N-th level")
+    p.add_argument("--branch-every", type=int, default=1,
+                   help="run the control branches on every N-th level (the last level, the extreme and the best "
+                        "ticket always)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return p.parse_args(argv)
 
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     phases["search"] = time.time() - t0
     results = [read_json(p) for p in RunLayout(run_dir).level_results()]
     tickets = select_tickets(results, cfg.lottery.match_tolerance)
-    levels = set(range(args.branch_every, cfg.lottery.levels + 1, args.branch_every))
+    levels = set(range(args.branch_every, cfg.lottery.levels + 1, args.branch_every)) | {cfg.lottery.levels}
     levels |= {t["level"] for t in (tickets["extreme"], tickets["best"]) if t and t["level"] > 0}
     t1 = time.time()
     for name in ("random-reinit", "random-prune"):
