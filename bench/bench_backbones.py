@@ -11,7 +11,7 @@ remaining-weight grid) and the random-reinit control at the extreme ticket (or a
 level when no level matches dense). ``dense`` trains each small preset for ``--minutes`` and scores
 it on the whole test set. ``report`` writes docs/bench_backbones.md and one WER chart with every
 backbone's curve, beside the paper's LibriSpeech numbers. DS2's curve comes from the
-``make demo`` run (``--ds2-run``), which uses the paper's 20 % rounds.
+``make demo`` run (``--ds2-run``; 20 % rounds on corpus version 1, 36 % since version 2).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from audio_lottery.eval.evaluate import evaluate  # noqa: E402
 from audio_lottery.layout import RunLayout, TrainLayout  # noqa: E402
 from audio_lottery.files import atomic_write_json, read_json  # noqa: E402
 from audio_lottery.lottery.branches import run_branch  # noqa: E402
-from audio_lottery.lottery.runner import run_dir_for, run_lottery  # noqa: E402
+from audio_lottery.lottery.runner import load_run_config, run_dir_for, run_lottery  # noqa: E402
 from audio_lottery.lottery.tickets import select_tickets  # noqa: E402
 from audio_lottery.provenance import corpus_version  # noqa: E402
 from audio_lottery.recognizer import Recognizer  # noqa: E402
@@ -167,6 +167,7 @@ def stage_report(root: Path, ds2_run: Path | None) -> str:
         if RunLayout(run_dir).level(0).result.is_file():
             runs[name] = run_dir
     tolerance = 0.01
+    ds2_rate = f"{100 * load_run_config(runs['ds2']).prune.fraction:.0f} % per round" if "ds2" in runs else "not run"
     plot = ROOT / "docs" / "plots" / "backbones_wer.png"
     plot_curves(runs, plot)
     dense_rows = [row for name in BACKBONES if (row := _dense_row(name, root / f"small_{name}"))]
@@ -181,8 +182,8 @@ def stage_report(root: Path, ds2_run: Path | None) -> str:
         "| preset | params | epochs | train min | audio s / s | best dev WER / CER | test WER / CER | decode RTF |",
         "|---|---|---|---|---|---|---|---|", *dense_rows, "",
         "## Extreme tickets per backbone", "",
-        "IMP with rewinding to theta_0 on each `*_demo` preset (DS2: `ds2_demo`, the `make demo` run, 20 % per "
-        "round; the others 36 % per round = two paper rounds, so the remaining weights land on the paper's grid "
+        f"IMP with rewinding to theta_0 on each `*_demo` preset (DS2: `ds2_demo`, the `make demo` run, {ds2_rate}; "
+        "the others 36 % per round = two paper rounds, so the remaining weights land on the paper's grid "
         "64 / 41 / 26.2 / 16.8 %). Random reinit = the IMP mask with freshly drawn weights, at the extreme "
         "ticket's level (or the sparsest level when none matches).", "",
         "| backbone | params | dense WER | extreme ticket (remaining: WER) | random reinit there, test WER | "

@@ -128,10 +128,11 @@ def check_same_version(version: dict, train_version: dict, train: Path) -> None:
 
 
 def check_training_set(train_records: list[dict], test_records: list[dict], train: Path) -> None:
-    """Refuse a training manifest that holds a test (or dev) sentence or a voice the test set marks as held out."""
+    """Refuse a training manifest that holds a sentence of ``test_records`` (the test and dev sets)
+    or a voice the test set marks as held out."""
     shared = {r["text"] for r in train_records} & {r["text"] for r in test_records}
     if shared:
-        raise SystemExit(f"{train}: {len(shared)} test sentences are in this training manifest, "
+        raise SystemExit(f"{train}: {len(shared)} sentences of the test or dev set are in this training manifest, "
                          f"e.g. {sorted(shared)[0]!r}")
     held_out = {(r.get("engine"), r.get("voice")) for r in test_records if r.get("seen_voice") is False}
     heard = held_out & {(r.get("engine"), r.get("voice")) for r in train_records}

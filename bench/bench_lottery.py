@@ -5,7 +5,7 @@
 Reads the run's result.json files (IMP levels and branches), writes docs/bench_lottery_<name>.md
 and copies the report's plots to docs/plots/lottery_<name>_*.png. ``--previous`` names the result
 JSON of an earlier run of the same search (e.g. on an older corpus version): its test WERs are put
-beside the new ones, level by level. The corpus version of the run is stamped into the result.
+beside the new ones, matched by remaining weights. The corpus version of the run is stamped into the result.
 """
 
 from __future__ import annotations
@@ -49,13 +49,15 @@ def cost_lines(imp: dict, branches: dict[str, dict]) -> list[str]:
 
 
 def previous_section(previous: dict, markdown: str) -> list[str]:
-    """The earlier run's test WERs beside this run's, level by level."""
+    """The earlier run's test WERs beside this run's, matched by remaining weights (runs with
+    other pruning rates number their levels differently)."""
     cond = previous.get("conditions", {})
     return ["## Before and after", "",
-            f"The same search measured earlier ({cond.get('date', 'date unknown')}, corpus version "
-            f"{cond.get('corpus_version', 1)}, `{previous.get('command', '?')}`) beside this run:", "",
-            beside_previous(previous, markdown, "Level", ["Remaining", "Test WER", "Test CER", "random-prune test WER",
-                                                          "random-reinit test WER"]), ""]
+            f"The search measured earlier ({cond.get('date', 'date unknown')}, corpus version "
+            f"{cond.get('corpus_version', 1)}, `{previous.get('command', '?')}`) beside this run, row by row at "
+            "the same remaining weights ('–': that run has no level there):", "",
+            beside_previous(previous, markdown, "Level", ["Level", "Test WER", "Test CER", "random-prune test WER",
+                                                          "random-reinit test WER"], match="Remaining"), ""]
 
 
 def main() -> None:

@@ -10,7 +10,9 @@ ticket (the ``structured`` branch) did not?
         --structured runs/structured_imp/lottery_<b>
 
 Levels are matched by remaining weight (within 2 % relative). Writes docs/bench_structured_imp.md
-and docs/plots/bench_structured_imp.png.
+and docs/plots/bench_structured_imp.png. ``--previous`` names the result JSON of an earlier page (e.g.
+docs/history/bench_structured_imp_corpus1.json): its cells stand beside the new ones, at the same
+remaining weight, for every series both pages have. The corpus version is stamped into the result.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from pathlib import Path
 from audio_lottery.config import load_config
 from audio_lottery.files import read_json
 from audio_lottery.layout import RunLayout
+from audio_lottery.lottery.runner import load_run_config
+from audio_lottery.provenance import corpus_version
 
 from quick import ROOT, md_table, plot_against_remaining
-from results_io import write_page
+from results_io import beside_previous, write_page
 
 
 def level_results(folder: Path) -> list[dict]:
@@ -96,6 +100,20 @@ def render(runs: dict[str, list[dict]], args: argparse.Namespace, plot_file: Pat
     ])
 
 
+def previous_section(previous: dict, doc: str, names: list[str]) -> list[str]:
+    """The earlier page's cells beside this page's, for the series both have."""
+    old_headers = next((t["headers"] for t in previous["tables"] if t["headers"][0] == "remaining %"), [])
+    shared = [n for n in names if n in old_headers]
+    if not shared:
+        return ["## Before and after", "", "The earlier page has none of this page's series.", ""]
+    cond = previous.get("conditions", {})
+    return ["## Before and after", "",
+            f"The same comparison measured earlier ({cond.get('date', 'date unknown')}, corpus version "
+            f"{cond.get('corpus_version', 1)}, `{previous.get('command', '?')}`), cell by cell at the same remaining "
+            "weight (dev WER / test WER / test CER):", "",
+            beside_previous(previous, doc, "remaining %", shared), ""]
+
+
 def plot(runs: dict[str, list[dict]], out: Path) -> None:
     plot_against_remaining(runs, {"dev_wer": "dev wer (%)", "test_cer": "test cer (%)"}, out,
                            styles={name: "s" for name in runs if "IMP" not in name})
@@ -105,6 +123,7 @@ def main() -> None:
     p.add_argument("--run", required=True, type=Path, help="the unstructured lottery run")
     p.add_argument("--structured", action="append", default=[], type=Path, help="a structured IMP run (repeatable)")
     p.add_argument("--doc", default=str(ROOT / "docs" / "bench_structured_imp.md"))
+    p.add_argument("--previous", type=Path, help="result JSON of an earlier page (its cells beside the new ones)")
     args = p.parse_args()
     for folder in [args.run, *args.structured]:
         if not RunLayout(folder).config.is_file():
@@ -113,7 +132,10 @@ def main() -> None:
     plot_file = Path(args.doc).parent / "plots" / f"{Path(args.doc).stem}.png"
     plot(runs, plot_file)
     doc = render(runs, args, plot_file)
-    write_page(Path(args.doc), doc)
+    if args.previous:
+        doc += "\n".join(["", *previous_section(read_json(args.previous), doc, list(runs))])
+    corpus = corpus_version(Path(load_run_config(args.run).data.train_manifest).parent)
+    write_page(Path(args.doc), doc, conditions=corpus)
     print(doc)
 
 

@@ -165,28 +165,34 @@ def parse_tables(markdown: str) -> list[dict]:
     return tables
 
 
-def beside_previous(previous: dict, markdown: str, first: str, columns: list[str]) -> str:
+def beside_previous(previous: dict, markdown: str, first: str, columns: list[str], match: str | None = None) -> str:
     """A markdown table putting ``columns`` of a previous result (its JSON, e.g. before a new corpus
     version) beside the same columns of the new page ``markdown``: the rows of the new table whose
-    first header is ``first``, matched to the previous rows by their first cell ('–' where absent)."""
+    first header is ``first``, matched to the previous rows by their ``match`` cell (default: the
+    first cell; e.g. 'Remaining' pairs lottery levels of searches with other pruning rates), which
+    labels the rows ('–' where a side lacks the row or column)."""
     def find(tables: list[dict]) -> dict:
         for t in tables:
             if t["headers"][0] == first:
                 return t
         raise KeyError(f"no table whose first header is {first!r}")
 
+    def cell(table: dict, row: list[str], column: str) -> str:
+        return row[table["headers"].index(column)] if row and column in table["headers"] else "–"
+
     new, old = find(parse_tables(markdown)), find(previous["tables"])
-    old_rows = {r[0]: r for r in old["rows"]}
-    headers = [first]
+    match = match or first
+    old_rows = {cell(old, r, match): r for r in old["rows"]}
+    headers = [match]
     for c in columns:
         headers += [f"{c} (before)", f"{c} (now)"]
     rows = []
     for r in new["rows"]:
-        o = old_rows.get(r[0])
-        row = [r[0]]
+        key = cell(new, r, match)
+        o = old_rows.get(key)
+        row = [key]
         for c in columns:
-            row += [o[old["headers"].index(c)] if o and c in old["headers"] else "–",
-                    r[new["headers"].index(c)] if c in new["headers"] else "–"]
+            row += [cell(old, o, c), cell(new, r, c)]
         rows.append(row)
     return "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers),
                       *["| " + " | ".join(r) + " |" for r in rows]])

@@ -68,7 +68,7 @@ def test_training_set_with_a_test_sentence_or_held_out_voice_is_refused():
             {**_rec(1, "flite", True, text="a seen line"), "voice": "kal"}]
     ok = [{**_rec(2, "flite", True, text="other words"), "voice": "kal"}]
     bench.check_training_set(ok, test, Path("train.jsonl"))  # no error
-    with pytest.raises(SystemExit, match="train.jsonl: 1 test sentences"):
+    with pytest.raises(SystemExit, match="train.jsonl: 1 sentences of the test or dev set"):
         bench.check_training_set(ok + [{**ok[0], "text": "a seen line"}], test, Path("train.jsonl"))
     with pytest.raises(SystemExit, match=r"held out of the test set.*\('flite', 'awb'\)"):
         bench.check_training_set(ok + [{**ok[0], "voice": "awb"}], test, Path("train.jsonl"))

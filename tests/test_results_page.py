@@ -136,6 +136,20 @@ def test_beside_previous_matches_rows_by_their_first_cell():
         results_io.beside_previous({"tables": []}, now, "Level", ["Test WER"])
 
 
+def test_beside_previous_can_pair_rows_by_another_column():
+    from quick import md_table
+
+    previous = {"tables": results_io.parse_tables(md_table(["Level", "Remaining", "Test WER"],
+                                                           [["2", "64.0 %", "75 %"], ["4 (best)", "41.0 %", "74 %"]]))}
+    now = md_table(["Level", "Remaining", "Test WER"], [["1", "64.0 %", "60 %"], ["2 (best)", "41.0 %", "59 %"],
+                                                        ["3", "26.2 %", "61 %"]])
+    merged = results_io.parse_tables(results_io.beside_previous(previous, now, "Level", ["Level", "Test WER"],
+                                                                match="Remaining"))[0]
+    assert merged["headers"] == ["Remaining", "Level (before)", "Level (now)", "Test WER (before)", "Test WER (now)"]
+    assert merged["rows"] == [["64.0 %", "2", "1", "75 %", "60 %"], ["41.0 %", "4 (best)", "2 (best)", "74 %", "59 %"],
+                              ["26.2 %", "–", "3", "–", "61 %"]]
+
+
 def test_write_page_writes_the_json_beside_the_page(tmp_path):
     page = tmp_path / "bench_demo_thing.md"
     md = "# T\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- **target met** at 1.5x\n"

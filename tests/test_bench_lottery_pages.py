@@ -1,0 +1,62 @@
+"""bench/bench_lottery.py and bench/bench_structured_imp.py: the earlier page beside the new one,
+paired by remaining weight (a 36 %-per-round search numbers its levels unlike a 20 % one)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_lottery  # noqa: E402
+import bench_structured_imp  # noqa: E402
+from quick import md_table  # noqa: E402
+from results_io import parse_tables  # noqa: E402
+
+LOTTERY_HEADERS = ["Level", "Remaining", "Dev WER", "Test WER", "Test CER", "random-prune test WER",
+                   "random-reinit test WER"]
+
+
+def _page(headers: list[str], rows: list[list[str]]) -> str:
+    return "# page\n\n" + md_table(headers, rows) + "\n"
+
+
+def test_lottery_levels_of_a_faster_schedule_meet_the_old_levels_at_the_same_remaining_weight():
+    old = {"tables": parse_tables(_page(LOTTERY_HEADERS, [
+        ["0", "100.0 %", "68 %", "81.12 %", "34 %", "–", "–"],
+        ["1", "80.0 %", "62 %", "76.25 %", "33 %", "–", "–"],
+        ["2", "64.0 %", "59 %", "75.10 %", "33 %", "–", "–"],
+        ["4 (best)", "41.0 %", "57 %", "75.39 %", "32 %", "85.43 %", "87.32 %"]])),
+        "conditions": {"date": "2026-11-26"}, "command": "python bench/bench_lottery.py runs/old"}
+    new = _page(LOTTERY_HEADERS, [["0", "100.0 %", "60 %", "70.00 %", "25 %", "–", "–"],
+                                  ["1", "64.0 %", "58 %", "68.00 %", "24 %", "90.00 %", "91.00 %"],
+                                  ["2 (best)", "41.0 %", "57 %", "67.00 %", "24 %", "92.00 %", "93.00 %"],
+                                  ["3", "26.2 %", "59 %", "69.00 %", "25 %", "94.00 %", "95.00 %"]])
+    section = bench_lottery.previous_section(old, new)
+    assert "2026-11-26" in section[2] and "corpus version 1" in section[2]
+    table = parse_tables("\n".join(section))[0]
+    assert table["headers"][:5] == ["Remaining", "Level (before)", "Level (now)", "Test WER (before)", "Test WER (now)"]
+    by_remaining = {r[0]: r for r in table["rows"]}
+    assert by_remaining["64.0 %"][1:5] == ["2", "1", "75.10 %", "68.00 %"]
+    assert by_remaining["41.0 %"][1:3] == ["4 (best)", "2 (best)"]
+    assert by_remaining["26.2 %"][1:5] == ["–", "3", "–", "69.00 %"]  # the old run's table has no such row
+    reinit = table["headers"].index("random-reinit test WER (before)")
+    assert by_remaining["41.0 %"][reinit:reinit + 2] == ["87.32 %", "93.00 %"]
+
+
+def test_structured_imp_puts_the_series_both_pages_have_beside_each_other():
+    headers = ["remaining %", "unstructured IMP", "channel IMP", "block 1x4 IMP"]
+    old = {"tables": parse_tables(_page(headers + ["channel one-shot"],
+                                        [["100.0", "0.678 / 0.811 / 0.344", "0.662 / 0.800 / 0.344", "a", "–"],
+                                         ["64.0", "0.588 / 0.751 / 0.326", "0.713 / 0.825 / 0.370", "b", "–"]])),
+           "conditions": {"date": "2026-11-27"}, "command": "old command"}
+    doc = _page(headers, [["100.0", "0.6 / 0.7 / 0.3", "0.61 / 0.71 / 0.31", "c"],
+                          ["64.0", "0.5 / 0.6 / 0.2", "0.7 / 0.8 / 0.3", "d"]])
+    section = bench_structured_imp.previous_section(old, doc, ["unstructured IMP", "channel IMP", "no such series"])
+    table = parse_tables("\n".join(section))[0]
+    assert table["headers"] == ["remaining %", "unstructured IMP (before)", "unstructured IMP (now)",
+                                "channel IMP (before)", "channel IMP (now)"]
+    assert table["rows"][1] == ["64.0", "0.588 / 0.751 / 0.326", "0.5 / 0.6 / 0.2", "0.713 / 0.825 / 0.370",
+                                "0.7 / 0.8 / 0.3"]
+    assert "none of this page's series" in "\n".join(bench_structured_imp.previous_section(old, doc, ["other IMP"]))
