@@ -110,7 +110,8 @@ def demo(R: dict, timings: dict | None) -> Lines:
                               ("report", "report and transcriptions"), ("total", "total"))]
     c = timings["conditions"]
     notes = [f"- Corpus already present, not synthesised: {'yes' if timings.get('corpus_present') else 'no'}; "
-             f"levels already finished when the demo started: {timings.get('levels_done_at_start')}."]
+             f"levels already finished when the demo started: {timings.get('levels_done_at_start')}. "
+             "`make setup` (packages) is not in these timings."]
     if timings.get("corpus"):
         notes.append("- Corpus: " + ", ".join(f"{s} {v['utterances']} utterances ({v['hours']} h)"
                                              for s, v in timings["corpus"].items()) + ".")
@@ -204,8 +205,9 @@ def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
     return section("Lottery search (`make demo`, `bench/bench_lottery.py`)", r,
                    "`configs/ds2_demo.yaml`, IMP with rewinding to theta_0, global magnitude pruning with the "
                    "layer-collapse guard; dev selects the tickets, test is only reported. Percentages are WER/CER in %. "
-                   "The preset prunes 36 % per round since corpus version 2 (two of the paper's 20 % rounds, the same "
-                   "remaining weights at every second paper level); the corpus-1 run pruned 20 %.",
+                   "Since corpus version 2 one level of the preset is two of the paper's pruning rounds (the same "
+                   "remaining weights as every second paper level, `prune.fraction` in the preset); the run on corpus "
+                   "version 1 pruned one paper round per level.",
                    *body)
 
 

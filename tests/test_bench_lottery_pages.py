@@ -33,8 +33,9 @@ def test_lottery_levels_of_a_faster_schedule_meet_the_old_levels_at_the_same_rem
                                   ["1", "64.0 %", "58 %", "68.00 %", "24 %", "90.00 %", "91.00 %"],
                                   ["2 (best)", "41.0 %", "57 %", "67.00 %", "24 %", "92.00 %", "93.00 %"],
                                   ["3", "26.2 %", "59 %", "69.00 %", "25 %", "94.00 %", "95.00 %"]])
-    section = bench_lottery.previous_section(old, new)
-    assert "2026-11-26" in section[2] and "corpus version 1" in section[2]
+    section = bench_lottery.previous_section(old, new, 2)
+    assert "2026-11-26" in section[2] and "corpus version 1" in section[2] and "different test sets" in section[2]
+    assert "different test sets" not in bench_lottery.previous_section(old, new, 1)[2]
     table = parse_tables("\n".join(section))[0]
     assert table["headers"][:5] == ["Remaining", "Level (before)", "Level (now)", "Test WER (before)", "Test WER (now)"]
     by_remaining = {r[0]: r for r in table["rows"]}

@@ -194,7 +194,8 @@ def test_import_parses_verdicts_figures_and_conditions(tmp_path):
 CONFIG_FACTS: dict[str, list[str]] = {
     "README.md": [
         "ICLR 2022", "Python 3.11", "torch 2.13.0",  # the paper's year; the supported versions
-        "(3.5 h of training audio by default)", "10 pruning levels (0.8^10 = 10.7 %",  # the demo preset
+        "(3.5 h of training audio by default)", "5 pruning levels of 36 % each (0.64^5 = 0.8^10 = 10.7 %",  # the demo preset
+        "two of the paper's 20 % rounds", "the search fits ~90 minutes on",
         "rank 0", "(level 0)", "prune 20 %", "0.8^k", "exactly 0",  # the protocol's definition
         "default 0.005; 0.01 for the CPU presets", "(0 = the paper's rule; the CPU presets use 0.02)",  # defaults
         "(3-6 overlapping talkers", "at most 10 s",  # noise preparation settings
