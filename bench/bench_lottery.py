@@ -19,7 +19,7 @@ from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.report import write_report
 from audio_lottery.lottery.runner import load_run_config
 from audio_lottery.provenance import corpus_version
-from results_io import beside_previous, write_page
+from results_io import beside_previous, previous_intro, write_page
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,15 +51,8 @@ def cost_lines(imp: dict, branches: dict[str, dict]) -> list[str]:
 def previous_section(previous: dict, markdown: str, version: int | None = None) -> list[str]:
     """The earlier run's test WERs beside this run's, matched by remaining weights (runs with
     other pruning rates number their levels differently); ``version``: this run's corpus version."""
-    cond = previous.get("conditions", {})
-    before = cond.get("corpus_version", 1)
-    other_test = (f" Corpus versions {before} and {version} have different test sets (other sentences and "
-                  "held-out voices): compare each run's tickets with its own dense model and baselines, not "
-                  "absolute WERs across runs." if version is not None and version != before else "")
     return ["## Before and after", "",
-            f"The search measured earlier ({cond.get('date', 'date unknown')}, corpus version "
-            f"{before}, `{previous.get('command', '?')}`) beside this run, row by row at "
-            f"the same remaining weights ('–': that run has no level there).{other_test}", "",
+            previous_intro(previous, "The search", version, "row by row at the same remaining weights"), "",
             beside_previous(previous, markdown, "Level", ["Level", "Test WER", "Test CER", "random-prune test WER",
                                                           "random-reinit test WER"], match="Remaining"), ""]
 

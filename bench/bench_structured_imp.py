@@ -27,7 +27,7 @@ from audio_lottery.lottery.runner import load_run_config
 from audio_lottery.provenance import corpus_version
 
 from quick import ROOT, md_table, plot_against_remaining
-from results_io import beside_previous, write_page
+from results_io import beside_previous, parse_tables, previous_intro, write_page
 
 
 def level_results(folder: Path) -> list[dict]:
@@ -100,18 +100,23 @@ def render(runs: dict[str, list[dict]], args: argparse.Namespace, plot_file: Pat
     ])
 
 
-def previous_section(previous: dict, doc: str, names: list[str]) -> list[str]:
-    """The earlier page's cells beside this page's, for the series both have."""
-    old_headers = next((t["headers"] for t in previous["tables"] if t["headers"][0] == "remaining %"), [])
-    shared = [n for n in names if n in old_headers]
+def previous_section(previous: dict, doc: str, names: list[str], version: int | None = None) -> list[str]:
+    """The earlier page's cells beside this page's for the series both have, rows paired by
+    remaining weight within :func:`same_sparsity` (levels of two runs differ in the last digit)."""
+    old = next((t for t in previous["tables"] if t["headers"][0] == "remaining %"), None)
+    shared = [n for n in names if old and n in old["headers"]]
     if not shared:
         return ["## Before and after", "", "The earlier page has none of this page's series.", ""]
-    cond = previous.get("conditions", {})
+    labels = [r[0] for t in parse_tables(doc) if t["headers"][0] == "remaining %" for r in t["rows"]]
+
+    def relabel(cell: str) -> str:
+        return next((x for x in labels if same_sparsity(float(cell), float(x))), cell)
+
+    paired = {**previous, "tables": [{**old, "rows": [[relabel(r[0]), *r[1:]] for r in old["rows"]]}]}
     return ["## Before and after", "",
-            f"The same comparison measured earlier ({cond.get('date', 'date unknown')}, corpus version "
-            f"{cond.get('corpus_version', 1)}, `{previous.get('command', '?')}`), cell by cell at the same remaining "
-            "weight (dev WER / test WER / test CER):", "",
-            beside_previous(previous, doc, "remaining %", shared), ""]
+            previous_intro(previous, "The same comparison", version,
+                           "cell by cell at the same remaining weight (dev WER / test WER / test CER)"), "",
+            beside_previous(paired, doc, "remaining %", shared), ""]
 
 
 def plot(runs: dict[str, list[dict]], out: Path) -> None:
@@ -132,9 +137,10 @@ def main() -> None:
     plot_file = Path(args.doc).parent / "plots" / f"{Path(args.doc).stem}.png"
     plot(runs, plot_file)
     doc = render(runs, args, plot_file)
-    if args.previous:
-        doc += "\n".join(["", *previous_section(read_json(args.previous), doc, list(runs))])
     corpus = corpus_version(Path(load_run_config(args.run).data.train_manifest).parent)
+    if args.previous:
+        doc += "\n".join(["", *previous_section(read_json(args.previous), doc, list(runs),
+                                                 corpus.get("corpus_version"))])
     write_page(Path(args.doc), doc, conditions=corpus)
     print(doc)
 

@@ -198,6 +198,20 @@ def beside_previous(previous: dict, markdown: str, first: str, columns: list[str
                       *["| " + " | ".join(r) + " |" for r in rows]])
 
 
+def previous_intro(previous: dict, what: str, version: int | None, pairing: str) -> str:
+    """The sentence that introduces an earlier result beside a new one: its date, corpus version and
+    command, how rows are paired, and, when ``version`` (the new run's corpus version) differs, that
+    the test sets differ too."""
+    cond = previous.get("conditions", {})
+    before = cond.get("corpus_version", 1)
+    other_test = (f" Corpus versions {before} and {version} have different test sets (other sentences and "
+                  "held-out voices): compare each run with its own dense model and baselines, not absolute "
+                  "WERs across runs." if version is not None and version != before else "")
+    return (f"{what} measured earlier ({cond.get('date', 'date unknown')}, corpus version {before}, "
+            f"`{previous.get('command', '?')}`) beside this run, {pairing} ('–': that run has no row there)."
+            f"{other_test}")
+
+
 def command_line() -> str:
     """This process's command, with the script relative to the repository."""
     script = Path(sys.argv[0]).resolve()

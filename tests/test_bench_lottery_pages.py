@@ -52,12 +52,15 @@ def test_structured_imp_puts_the_series_both_pages_have_beside_each_other():
                                         [["100.0", "0.678 / 0.811 / 0.344", "0.662 / 0.800 / 0.344", "a", "–"],
                                          ["64.0", "0.588 / 0.751 / 0.326", "0.713 / 0.825 / 0.370", "b", "–"]])),
            "conditions": {"date": "2026-11-27"}, "command": "old command"}
+    # this page labels the row by a channel level (64.1 %), the earlier one by 64.0: the same sparsity
     doc = _page(headers, [["100.0", "0.6 / 0.7 / 0.3", "0.61 / 0.71 / 0.31", "c"],
-                          ["64.0", "0.5 / 0.6 / 0.2", "0.7 / 0.8 / 0.3", "d"]])
-    section = bench_structured_imp.previous_section(old, doc, ["unstructured IMP", "channel IMP", "no such series"])
+                          ["64.1", "0.5 / 0.6 / 0.2", "0.7 / 0.8 / 0.3", "d"], ["17.1", "x", "y", "z"]])
+    section = bench_structured_imp.previous_section(old, doc, ["unstructured IMP", "channel IMP", "no such series"], 2)
+    assert "different test sets" in section[2]
     table = parse_tables("\n".join(section))[0]
     assert table["headers"] == ["remaining %", "unstructured IMP (before)", "unstructured IMP (now)",
                                 "channel IMP (before)", "channel IMP (now)"]
-    assert table["rows"][1] == ["64.0", "0.588 / 0.751 / 0.326", "0.5 / 0.6 / 0.2", "0.713 / 0.825 / 0.370",
+    assert table["rows"][1] == ["64.1", "0.588 / 0.751 / 0.326", "0.5 / 0.6 / 0.2", "0.713 / 0.825 / 0.370",
                                 "0.7 / 0.8 / 0.3"]
+    assert table["rows"][2] == ["17.1", "–", "x", "–", "y"]
     assert "none of this page's series" in "\n".join(bench_structured_imp.previous_section(old, doc, ["other IMP"]))
