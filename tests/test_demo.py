@@ -7,7 +7,7 @@ import json
 import pytest
 
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.demo import main
+from audio_lottery.demo import branch_levels, main
 
 from conftest import TINY_CONFIG
 
@@ -32,3 +32,9 @@ def test_demo_pipeline_on_the_tiny_preset(tiny_corpus, tmp_path, capsys):
     assert timings["corpus_present"] is True and phases["corpus"] is None and timings["levels_done_at_start"] == 0
     assert 0 < phases["search"] and 0 < phases["branches"] and phases["search"] + phases["branches"] <= phases["total"]
     assert timings["run"] == run_dir.name and timings["conditions"]["machine"]
+
+
+def test_branch_levels_cover_every_nth_level_the_last_and_both_tickets():
+    assert branch_levels(5, 1, {"extreme": {"level": 4}, "best": {"level": 2}}) == [1, 2, 3, 4, 5]
+    assert branch_levels(10, 4, {"extreme": {"level": 7}, "best": {"level": 0}}) == [4, 7, 8, 10]
+    assert branch_levels(10, 3, {"extreme": None, "best": None}) == [3, 6, 9, 10]

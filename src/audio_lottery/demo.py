@@ -73,6 +73,14 @@ def write_timings(run_dir: Path, phases: dict[str, float | None], *, data: Path,
     return path
 
 
+def branch_levels(levels: int, every: int, tickets: dict) -> list[int]:
+    """Levels the control branches run on: every ``every``-th pruned level, the last one, and the
+    extreme and best tickets' levels (when pruned)."""
+    chosen = set(range(every, levels + 1, every)) | {levels}
+    chosen |= {t["level"] for t in (tickets.get("extreme"), tickets.get("best")) if t and t["level"] > 0}
+    return sorted(chosen)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -92,11 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     phases["search"] = time.time() - t0
     results = [read_json(p) for p in RunLayout(run_dir).level_results()]
     tickets = select_tickets(results, cfg.lottery.match_tolerance)
-    levels = set(range(args.branch_every, cfg.lottery.levels + 1, args.branch_every)) | {cfg.lottery.levels}
-    levels |= {t["level"] for t in (tickets["extreme"], tickets["best"]) if t and t["level"] > 0}
+    levels = branch_levels(cfg.lottery.levels, args.branch_every, tickets)
     t1 = time.time()
     for name in ("random-reinit", "random-prune"):
-        run_branch(name, run_dir, levels=sorted(levels))
+        run_branch(name, run_dir, levels=levels)
     phases["branches"] = time.time() - t1
     t2 = time.time()
     md, html = write_report(run_dir, cfg.lottery.match_tolerance)
