@@ -23,11 +23,9 @@ from pathlib import Path
 from audio_lottery.config import load_config
 from audio_lottery.files import read_json
 from audio_lottery.layout import RunLayout
-from audio_lottery.lottery.runner import load_run_config
-from audio_lottery.provenance import corpus_version
 
 from quick import ROOT, md_table, plot_against_remaining
-from results_io import beside_previous, parse_tables, previous_intro, write_page
+from results_io import beside_previous, lottery_run_conditions, parse_tables, previous_intro, write_page
 
 
 def level_results(folder: Path) -> list[dict]:
@@ -138,11 +136,11 @@ def main() -> None:
     plot_file = Path(args.doc).parent / "plots" / f"{Path(args.doc).stem}.png"
     plot(runs, plot_file)
     doc = render(runs, args, plot_file)
-    corpus = corpus_version(Path(load_run_config(args.run).data.train_manifest).parent)
+    conditions = lottery_run_conditions(args.run)
     if args.previous:
         doc += "\n".join(["", *previous_section(read_json(args.previous), doc, list(runs),
-                                                 corpus.get("corpus_version"))])
-    write_page(Path(args.doc), doc, conditions=corpus)
+                                                 conditions.get("corpus_version"))])
+    write_page(Path(args.doc), doc, conditions=conditions)
     print(doc)
 
 

@@ -205,10 +205,17 @@ def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
     return section("Lottery search (`make demo`, `bench/bench_lottery.py`)", r,
                    "`configs/ds2_demo.yaml`, IMP with rewinding to theta_0, global magnitude pruning with the "
                    "layer-collapse guard; dev selects the tickets, test is only reported. Percentages are WER/CER in %. "
-                   "Since corpus version 2 one level of the preset is two of the paper's pruning rounds (the same "
-                   "remaining weights as every second paper level, `prune.fraction` in the preset); the run on corpus "
-                   "version 1 pruned one paper round per level.",
-                   *body)
+                   + pruning_rate(f), *body)
+
+
+def pruning_rate(f: dict) -> str:
+    """The lottery run's pruning rate as its page states it (`prune.fraction`); '' for a page without it."""
+    if "prune_percent_per_level" not in f:
+        return ""
+    rounds = f.get("paper_rounds_per_level")
+    paper = f", {rounds} of the paper's rounds of {f['paper_prune_percent']} %" if rounds else ""
+    return (f"Each level prunes {f['prune_percent_per_level']} % of the remaining weights (`prune.fraction` in the "
+            f"preset){paper}; earlier runs beside it are paired by remaining weights.")
 
 
 def backbones(r: dict) -> Lines:

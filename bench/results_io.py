@@ -27,7 +27,8 @@ from typing import Any
 
 from audio_lottery.fallbacks import fail_on_fallbacks
 from audio_lottery.files import atomic_write_json, atomic_write_text, read_json
-from audio_lottery.provenance import run_conditions
+from audio_lottery.lottery.runner import load_run_config
+from audio_lottery.provenance import corpus_version, run_conditions
 
 SCHEMA = 1
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,6 +213,14 @@ def previous_intro(previous: dict, what: str, version: int | None, pairing: str)
             f"{other_test}")
 
 
+def lottery_run_conditions(run: Path | str) -> dict:
+    """What a lottery run was measured under, from its own config: the corpus stamp of its training data
+    (:func:`audio_lottery.provenance.corpus_version`) and the torch threads it trained with (not the
+    bench's, which only reads the results)."""
+    cfg = load_run_config(Path(run))
+    return {**corpus_version(Path(cfg.data.train_manifest).parent), "torch_threads": cfg.train.threads}
+
+
 def command_line() -> str:
     """This process's command, with the script relative to the repository."""
     script = Path(sys.argv[0]).resolve()
@@ -241,8 +250,8 @@ def write_page(page: Path, markdown: str, *, verdicts: list[str] = (), figures: 
     itself, the way bench/import_pages.py reads an old page, so a result always holds exactly
     what its page shows. ``verdicts`` adds conclusion sentences (each must occur on the page);
     ``figures`` adds named numbers; ``conditions`` adds or overrides conditions (e.g. the corpus,
-    :func:`audio_lottery.provenance.corpus_version`); thread counts the page states win over
-    torch's current setting. ``data`` is the run's typed summary (numbers as numbers, targets and
+    :func:`audio_lottery.provenance.corpus_version`, or a run's own thread count); otherwise thread
+    counts the page states win over torch's current setting. ``data`` is the run's typed summary (numbers as numbers, targets and
     ``met`` as booleans), stored as given under ``"data"``; new benches should pass it.
     """
     page = Path(page)
@@ -252,7 +261,7 @@ def write_page(page: Path, markdown: str, *, verdicts: list[str] = (), figures: 
     threads = stated_conditions(markdown, tables)["torch_threads"]
     result = build_result(page, markdown, verdicts=list(dict.fromkeys([*found, *verdicts])),  # each sentence once
                           figures={**named, **(figures or {})},
-                          conditions=run_conditions(**({"torch_threads": threads} if threads else {}), **(conditions or {})),
+                          conditions=run_conditions(**{**({"torch_threads": threads} if threads else {}), **(conditions or {})}),
                           source={"imported": False, "command": command or command_line()}, data=data)
     atomic_write_json(result_path(page), result)
     return result_path(page)

@@ -64,3 +64,40 @@ def test_structured_imp_puts_the_series_both_pages_have_beside_each_other():
                                 "0.7 / 0.8 / 0.3"]
     assert table["rows"][2] == ["17.1", "–", "x", "–", "y"]
     assert "none of this page's series" in "\n".join(bench_structured_imp.previous_section(old, doc, ["other IMP"]))
+
+
+def test_the_pruning_rate_is_stated_with_the_paper_rounds_it_equals():
+    text, figures = bench_lottery.pruning_rate(0.36)  # 0.64 = 0.8 ** 2
+    assert figures == {"prune_percent_per_level": 36, "paper_prune_percent": 20, "paper_rounds_per_level": 2}
+    assert text == "pruning 36 % of the remaining weights per level (2 of the paper's rounds of 20 %)"
+    assert bench_lottery.pruning_rate(0.2)[1]["paper_rounds_per_level"] == 1
+    text, figures = bench_lottery.pruning_rate(0.3)  # 1.6 paper rounds: no whole number to state
+    assert text == "pruning 30 % of the remaining weights per level" and "paper_rounds_per_level" not in figures
+    assert bench_lottery.pruning_rate(0.125)[1]["prune_percent_per_level"] == 12.5
+
+
+def test_the_results_page_quotes_the_rate_of_the_page_and_nothing_for_an_older_page():
+    import make_results
+
+    figures = bench_lottery.pruning_rate(0.36)[1]
+    assert "prunes 36 % of the remaining weights" in make_results.pruning_rate(figures)
+    assert "2 of the paper's rounds of 20 %" in make_results.pruning_rate(figures)
+    assert "paper's rounds" not in make_results.pruning_rate(bench_lottery.pruning_rate(0.3)[1])
+    assert make_results.pruning_rate({"imp_levels": "6"}) == ""
+
+
+def test_a_lottery_run_is_stamped_with_its_own_corpus_and_training_threads(tmp_path):
+    from audio_lottery.config import load_config, save_config
+    from audio_lottery.layout import RunLayout
+    from results_io import lottery_run_conditions
+
+    data = tmp_path / "synth"
+    data.mkdir()
+    (data / "corpus.json").write_text('{"settings": {"version": 2, "hours": 3.5, "seed": 0}}')
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = load_config(ROOT / "configs" / "ds2_demo.yaml", [f"data.train_manifest={data / 'train.jsonl'}",
+                                                           "train.threads=1"])
+    save_config(cfg, RunLayout(run).config)
+    assert lottery_run_conditions(run) == {"corpus": str(data), "corpus_version": 2, "corpus_hours": 3.5,
+                                           "corpus_seed": 0, "torch_threads": 1}
