@@ -76,10 +76,11 @@ def test_the_verdict_names_seeds_and_minutes_and_marks_a_short_ablation(seeds, m
 
 
 def test_none_switches_off_what_the_preset_itself_switches_on():
-    """ds2_small switches SpecAugment and speed perturbation on; the ablation's baseline has neither."""
+    """ds2_small switches SpecAugment and VTLP on; the ablation's baseline has neither."""
     data = [f"data.{s}_manifest=/x/{s}.jsonl" for s in ("train", "dev", "test")]
     preset = ROOT / "configs" / "ds2_small.yaml"
     none = ba.arm_config(preset, "none", 0, data, 20.0, []).data.augment
     probs = {k: v for k, v in vars(none).items() if k.endswith(("_prob", "_masks"))}
     assert probs and set(probs.values()) == {0}
     assert ba.arm_config(preset, "speed", 0, data, 20.0, []).data.augment.speed_prob == 1.0
+    assert ba.arm_config(preset, "speed", 0, data, 20.0, []).data.augment.vtlp_prob == 0.0
