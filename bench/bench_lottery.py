@@ -5,7 +5,8 @@
 Reads the run's result.json files (IMP levels and branches), writes docs/bench_lottery_<name>.md
 and copies the report's plots to docs/plots/lottery_<name>_*.png. ``--previous`` names the result
 JSON of an earlier run of the same search (e.g. on an older corpus version): its test WERs are put
-beside the new ones, matched by remaining weights. The run's corpus version, training threads and pruning rate are stamped into the result.
+beside the new ones, matched by remaining weights. The run's corpus version, training threads and
+pruning rate are stamped into the result.
 """
 
 from __future__ import annotations

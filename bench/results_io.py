@@ -251,8 +251,9 @@ def write_page(page: Path, markdown: str, *, verdicts: list[str] = (), figures: 
     what its page shows. ``verdicts`` adds conclusion sentences (each must occur on the page);
     ``figures`` adds named numbers; ``conditions`` adds or overrides conditions (e.g. the corpus,
     :func:`audio_lottery.provenance.corpus_version`, or a run's own thread count); otherwise thread
-    counts the page states win over torch's current setting. ``data`` is the run's typed summary (numbers as numbers, targets and
-    ``met`` as booleans), stored as given under ``"data"``; new benches should pass it.
+    counts the page states win over torch's current setting. ``data`` is the run's typed summary
+    (numbers as numbers, targets and ``met`` as booleans), stored as given under ``"data"``; new
+    benches should pass it.
     """
     page = Path(page)
     atomic_write_text(page, markdown)
@@ -261,7 +262,8 @@ def write_page(page: Path, markdown: str, *, verdicts: list[str] = (), figures: 
     threads = stated_conditions(markdown, tables)["torch_threads"]
     result = build_result(page, markdown, verdicts=list(dict.fromkeys([*found, *verdicts])),  # each sentence once
                           figures={**named, **(figures or {})},
-                          conditions=run_conditions(**{**({"torch_threads": threads} if threads else {}), **(conditions or {})}),
+                          conditions=run_conditions(**{**({"torch_threads": threads} if threads else {}),
+                                                       **(conditions or {})}),
                           source={"imported": False, "command": command or command_line()}, data=data)
     atomic_write_json(result_path(page), result)
     return result_path(page)
