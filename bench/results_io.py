@@ -25,9 +25,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from audio_lottery.config import Config
 from audio_lottery.fallbacks import fail_on_fallbacks
 from audio_lottery.files import atomic_write_json, atomic_write_text, read_json
-from audio_lottery.lottery.runner import load_run_config
 from audio_lottery.provenance import corpus_version, run_conditions
 
 SCHEMA = 1
@@ -213,11 +213,10 @@ def previous_intro(previous: dict, what: str, version: int | None, pairing: str)
             f"{other_test}")
 
 
-def lottery_run_conditions(run: Path | str) -> dict:
-    """What a lottery run was measured under, from its own config: the corpus stamp of its training data
+def training_conditions(cfg: Config) -> dict:
+    """What a run was measured under, from its own config: the corpus stamp of its training data
     (:func:`audio_lottery.provenance.corpus_version`) and the torch threads it trained with (not the
     bench's, which only reads the results)."""
-    cfg = load_run_config(Path(run))
     return {**corpus_version(Path(cfg.data.train_manifest).parent), "torch_threads": cfg.train.threads}
 
 

@@ -89,7 +89,8 @@ def test_the_results_page_quotes_the_rate_of_the_page_and_nothing_for_an_older_p
 def test_a_lottery_run_is_stamped_with_its_own_corpus_and_training_threads(tmp_path):
     from audio_lottery.config import load_config, save_config
     from audio_lottery.layout import RunLayout
-    from results_io import lottery_run_conditions
+    from audio_lottery.lottery.runner import load_run_config
+    from results_io import training_conditions
 
     data = tmp_path / "synth"
     data.mkdir()
@@ -99,5 +100,5 @@ def test_a_lottery_run_is_stamped_with_its_own_corpus_and_training_threads(tmp_p
     cfg = load_config(ROOT / "configs" / "ds2_demo.yaml", [f"data.train_manifest={data / 'train.jsonl'}",
                                                            "train.threads=1"])
     save_config(cfg, RunLayout(run).config)
-    assert lottery_run_conditions(run) == {"corpus": str(data), "corpus_version": 2, "corpus_hours": 3.5,
+    assert training_conditions(load_run_config(run)) == {"corpus": str(data), "corpus_version": 2, "corpus_hours": 3.5,
                                            "corpus_seed": 0, "torch_threads": 1}
