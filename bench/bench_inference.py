@@ -52,7 +52,7 @@ from audio_lottery.pruning.export import WEIGHTS, export_recognizer
 from audio_lottery.pruning.shrink import shrink_model
 from audio_lottery.pruning.structured import convert_ticket
 from audio_lottery.recognizer import Recognizer
-from results_io import write_page
+from results_io import command_line, write_page
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "bench_inference.md"
@@ -315,7 +315,7 @@ def report(args: argparse.Namespace, variants: list[Variant], sizes: list[dict])
                      f"{100 * s['all_remaining']:.1f} | {s['bytes']:,} | {s['vs_dense']:.3f} | {limit:.3f} | "
                      f"{within} |")
     lines += ["", "## Accuracy", ""] + wer_lines(args)
-    lines += ["", "## Notes", ""] + NOTES + ["", "Command: `" + command_line(args) + "`", ""]
+    lines += ["", "## Notes", ""] + NOTES + ["", "Command: `" + command_line() + "`", ""]
     return "\n".join(lines)
 
 
@@ -359,17 +359,6 @@ NOTES = [
     "matmul is large and sparse (hidden >= 512, the default policy). `csr-lstm` forces it on smaller LSTMs to "
     "show the cost.",
 ]
-
-
-def command_line(args: argparse.Namespace) -> str:
-    parts = ["python bench/bench_inference.py"]
-    parts += [f"--run {args.run}"] if args.run else [f"--config {args.config}"]
-    parts += [f"--channel-run {args.channel_run}"] if args.channel_run else []
-    parts += [f"--levels {','.join(map(str, args.levels))}", f"--threads {','.join(map(str, args.threads))}",
-              f"--batches {','.join(map(str, args.batches))}", f"--seconds {args.seconds:g}", f"--rounds {args.rounds}",
-              f"--variants {','.join(args.variants)}"]
-    parts += ([] if args.sizes else ["--no-sizes"]) + ([] if args.onnx else ["--no-onnx"])
-    return " ".join(parts + (["--quick"] if args.quick else []))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
