@@ -33,7 +33,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from audio_lottery.config import AugmentConfig, load_config  # noqa: E402
+from audio_lottery.config import AugmentConfig, TrainConfig, load_config  # noqa: E402
 from audio_lottery.data.corpora.synth import synthesize_corpus  # noqa: E402
 from audio_lottery.data.manifest import read_manifest  # noqa: E402
 from audio_lottery.eval.evaluate import evaluate  # noqa: E402
@@ -166,6 +166,14 @@ def fmt(s: dict | None, key: str) -> str:
     return "–" if s is None else f"{s[key]:.3f}"
 
 
+def learning_rate_schedule(t: TrainConfig) -> str:
+    """The run's learning-rate schedule in words (recipes change it, so the page states it)."""
+    warm = f", linear warm-up over {t.warmup_steps} steps" if t.warmup_steps else ""
+    if t.schedule == "noam":
+        return f"peak {t.lr:g}{warm}, then peak * sqrt(warm-up / step)"
+    return f"peak {t.lr:g}{warm}, divided by {t.lr_anneal:g} after every epoch"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default=str(ROOT / "runs" / "ds2_small_bench"))
@@ -236,6 +244,7 @@ def main() -> None:
                               f"corpus version {train_version.get('corpus_version', '?')}): the test and dev sets are "
                               f"{data.name}/'s" if train_version != version else "")),
         ("training augmentation", ", ".join(f"{k}={v}" for k, v in aug.items()) or "none"),
+        ("learning rate", learning_rate_schedule(cfg.train)),
         ("training time (excl. dev evaluation)", f"{result['train_seconds'] / 60:.1f} min, {result['epochs']} epochs"),
         ("wall time incl. dev evaluation", f"{wall / 60:.1f} min"),
         ("training throughput", f"{result['audio_seconds_per_second']:.1f} audio s per wall s"),

@@ -101,3 +101,12 @@ def test_training_manifest_defaults_to_a_larger_synthesis_beside_the_corpus(tmp_
     assert made == [("synth_8h", 8.0, 0)]
     assert bench.training_manifest(data, None, 0) == data / "train.jsonl"
     assert bench.training_manifest(data, Path("x.jsonl"), 8.0) == Path("x.jsonl") and len(made) == 1
+
+
+def test_learning_rate_schedule_states_the_anneal_and_the_warm_up():
+    from audio_lottery.config import TrainConfig
+
+    assert bench.learning_rate_schedule(TrainConfig(lr=1.5e-3, lr_anneal=1.15, warmup_steps=150)) == (
+        "peak 0.0015, linear warm-up over 150 steps, divided by 1.15 after every epoch")
+    noam = bench.learning_rate_schedule(TrainConfig(lr=1e-3, schedule="noam", warmup_steps=0))
+    assert noam == "peak 0.001, then peak * sqrt(warm-up / step)"
