@@ -106,12 +106,16 @@ def demo(R: dict, timings: dict | None) -> Lines:
                         f"None has been copied here yet: `make results DEMO_TIMINGS=runs/{RUN_PREFIX}<hash>/{DEMO_TIMINGS}` "
                         "adds it.", ""]
     rows = [[name, str(timings["phases_s"][key]) if timings["phases_s"].get(key) is not None else "–"]
-            for key, name in (("corpus", "corpus synthesis"), ("search", "IMP search"), ("branches", "control branches"),
+            for key, name in (("corpus", "corpus synthesis"), ("real_speech", "real-speech test preparation"),
+                              ("search", "IMP search"), ("branches", "control branches"),
                               ("report", "report and transcriptions"), ("total", "total"))]
     c = timings["conditions"]
     notes = [f"- Corpus already present, not synthesised: {'yes' if timings.get('corpus_present') else 'no'}; "
              f"levels already finished when the demo started: {timings.get('levels_done_at_start')}. "
              "`make setup` (packages) is not in these timings."]
+    if timings.get("levels_done_at_start") and timings.get("levels_wall_s") is not None:
+        notes.append(f"- The IMP levels' own wall time, those trained before this invocation included (from each "
+                     f"level's result): {timings['levels_wall_s']} s.")
     if timings.get("corpus"):
         notes.append("- Corpus: " + ", ".join(f"{s} {v['utterances']} utterances ({v['hours']} h)"
                                              for s, v in timings["corpus"].items()) + ".")
@@ -185,9 +189,10 @@ def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
                   f"{f['imp_search_min']} min = {f['imp_search_x_dense']} x dense; control branches "
                   f"({f['branch_trainings']} trainings) {f['branches_min']} min; search and branches "
                   f"{f['search_and_branches_min']} min = {f['search_and_branches_x_dense']} x dense."]
-    before = table(r, section="Before and after", optional=True)
-    if before:
-        body += ["The same search on the previous corpus version, beside this run:", pick(before)]
+    for before in (t for t in r["tables"] if t["section"].startswith("Before and after")):
+        earlier = before["section"].partition(": ")[2]
+        body += [f"An earlier run of the search{f' (`{earlier}`)' if earlier else ''} beside this run, paired by "
+                 "remaining weights (its page names its corpus and command):", pick(before)]
     if backbones:
         every = table(backbones, section="Every level")
         ds2 = [row for row in every["rows"] if row[0] == "CNN-LSTM (DS2)"]
@@ -213,7 +218,8 @@ def pruning_rate(f: dict) -> str:
     if "prune_percent_per_level" not in f:
         return ""
     rounds = f.get("paper_rounds_per_level")
-    paper = f", {rounds} of the paper's rounds of {f['paper_prune_percent']} %" if rounds else ""
+    paper = (", the paper's rate" if rounds == 1 else
+             f", {rounds} of the paper's rounds of {f['paper_prune_percent']} %" if rounds else "")
     return (f"Each level prunes {f['prune_percent_per_level']} % of the remaining weights (`prune.fraction` in the "
             f"preset){paper}; earlier runs beside it are paired by remaining weights.")
 

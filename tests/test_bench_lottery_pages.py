@@ -36,6 +36,8 @@ def test_lottery_levels_of_a_faster_schedule_meet_the_old_levels_at_the_same_rem
     section = bench_lottery.previous_section(old, new, 2)
     assert "2026-11-26" in section[2] and "corpus version 1" in section[2] and "different test sets" in section[2]
     assert "different test sets" not in bench_lottery.previous_section(old, new, 1)[2]
+    assert section[0] == "## Before and after"
+    assert bench_lottery.previous_section(old, new, 2, "old.json")[0] == "## Before and after: old.json"
     table = parse_tables("\n".join(section))[0]
     assert table["headers"][:5] == ["Remaining", "Level (before)", "Level (now)", "Test WER (before)", "Test WER (now)"]
     by_remaining = {r[0]: r for r in table["rows"]}
@@ -70,7 +72,9 @@ def test_the_pruning_rate_is_stated_with_the_paper_rounds_it_equals():
     text, figures = bench_lottery.pruning_rate(0.36)  # 0.64 = 0.8 ** 2
     assert figures == {"prune_percent_per_level": 36, "paper_prune_percent": 20, "paper_rounds_per_level": 2}
     assert text == "pruning 36 % of the remaining weights per level (2 of the paper's rounds of 20 %)"
-    assert bench_lottery.pruning_rate(0.2)[1]["paper_rounds_per_level"] == 1
+    text, figures = bench_lottery.pruning_rate(0.2)
+    assert figures["paper_rounds_per_level"] == 1
+    assert text == "pruning 20 % of the remaining weights per level (the paper's rate)"
     text, figures = bench_lottery.pruning_rate(0.3)  # 1.6 paper rounds: no whole number to state
     assert text == "pruning 30 % of the remaining weights per level" and "paper_rounds_per_level" not in figures
     assert bench_lottery.pruning_rate(0.125)[1]["prune_percent_per_level"] == 12.5
@@ -83,6 +87,8 @@ def test_the_results_page_quotes_the_rate_of_the_page_and_nothing_for_an_older_p
     assert "prunes 36 % of the remaining weights" in make_results.pruning_rate(figures)
     assert "2 of the paper's rounds of 20 %" in make_results.pruning_rate(figures)
     assert "paper's rounds" not in make_results.pruning_rate(bench_lottery.pruning_rate(0.3)[1])
+    assert "20 % of the remaining weights (`prune.fraction` in the preset), the paper's rate;" in \
+        make_results.pruning_rate(bench_lottery.pruning_rate(0.2)[1])
     assert make_results.pruning_rate({"imp_levels": "6"}) == ""
 
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from audio_lottery.data.manifest import read_manifest
-from audio_lottery.demo import branch_levels, main
+from audio_lottery.data import corpora
+from audio_lottery.demo import branch_levels, ensure_real_speech, main
 
 from conftest import TINY_CONFIG
 
@@ -30,6 +31,7 @@ def test_demo_pipeline_on_the_tiny_preset(tiny_corpus, tmp_path, capsys):
     timings = json.loads((run_dir / "demo_timings.json").read_text())
     phases = timings["phases_s"]
     assert timings["corpus_present"] is True and phases["corpus"] is None and timings["levels_done_at_start"] == 0
+    assert phases["real_speech"] is None  # data.real_test_manifest was given: nothing prepared
     assert 0 < phases["search"] and 0 < phases["branches"] and phases["search"] + phases["branches"] <= phases["total"]
     assert timings["run"] == run_dir.name and timings["conditions"]["machine"]
 
@@ -38,3 +40,28 @@ def test_branch_levels_cover_every_nth_level_the_last_and_both_tickets():
     assert branch_levels(5, 1, {"extreme": {"level": 4}, "best": {"level": 2}}) == [1, 2, 3, 4, 5]
     assert branch_levels(10, 4, {"extreme": {"level": 7}, "best": {"level": 0}}) == [4, 7, 8, 10]
     assert branch_levels(10, 3, {"extreme": None, "best": None}) == [3, 6, 9, 10]
+
+
+def test_the_real_speech_test_is_prepared_beside_the_corpus_unless_present(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake_prepare(name, root, out, progress=True):
+        calls.append((name, root, out))
+        (out / "test.jsonl").parent.mkdir(parents=True, exist_ok=True)
+        (out / "test.jsonl").write_text("")
+        return {"test": {"written": 0}}
+
+    monkeypatch.setattr(corpora, "prepare_corpus", fake_prepare)
+    seconds = ensure_real_speech(tmp_path / "synth")
+    assert seconds is not None and calls == [("asterisk", None, tmp_path.resolve() / "asterisk")]
+    assert ensure_real_speech(tmp_path / "synth") is None and len(calls) == 1  # present: not prepared again
+    assert "(present)" in capsys.readouterr().out
+
+
+def test_the_demo_goes_on_without_the_real_speech_packages(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(corpora.DEFAULT_ROOTS, "asterisk", tmp_path / "no_packages")
+    (tmp_path / "no_packages").mkdir()
+    assert ensure_real_speech(tmp_path / "synth") is None
+    out = capsys.readouterr().out
+    assert "real-speech test: not prepared" in out and "asterisk-core-sounds-en" in out
+    assert not (tmp_path / "asterisk" / "test.jsonl").exists()

@@ -113,6 +113,14 @@ def test_demo_timings_appear_only_when_recorded(docs_copy, tmp_path):
     assert make_results.main(["--docs", str(docs_copy), "--demo-timings", str(src)]) == 0
     text = (docs_copy / "results.md").read_text()
     assert "| total | 3961.2 |" in text and "| corpus synthesis | 98.5 |" in text and "train 2451 utterances (3.501 h)" in text
+    assert "own wall time" not in text  # every level was trained by this invocation: the search phase is all of it
+    assert results_io.untraced_numbers(text, _sources(docs_copy)) == []
+    phases = {"corpus": None, "search": 2.5, "branches": 640.2, "report": 12.1, "total": 655.0}
+    resumed = write_timings(run_dir, phases, data=tmp_path / "corpus", cfg=cfg, levels_done=10, levels_wall_s=3677.04)
+    assert make_results.main(["--docs", str(docs_copy), "--demo-timings", str(resumed)]) == 0
+    text = (docs_copy / "results.md").read_text()
+    assert "levels already finished when the demo started: 10" in text
+    assert "included (from each level's result): 3677.0 s" in text
     assert results_io.untraced_numbers(text, _sources(docs_copy)) == []
 
 
@@ -194,8 +202,8 @@ def test_import_parses_verdicts_figures_and_conditions(tmp_path):
 CONFIG_FACTS: dict[str, list[str]] = {
     "README.md": [
         "ICLR 2022", "Python 3.11", "torch 2.13.0",  # the paper's year; the supported versions
-        "(3.5 h of training audio by default)", "5 pruning levels of 36 % each (0.64^5 = 0.8^10 = 10.7 %",  # the demo preset
-        "two of the paper's 20 % rounds", "the search fits ~90 minutes on",
+        "(3.5 h of training audio by default)", "10 levels, each pruning 20 % of the remaining weights (0.8^10 = 10.7 %",
+        "on every 5th level", "fits ~90 minutes on 2 cores", "every level, ~100 min more",  # the demo preset and its branches
         "rank 0", "(level 0)", "prune 20 %", "0.8^k", "exactly 0",  # the protocol's definition
         "default 0.005; 0.01 for the CPU presets", "(0 = the paper's rule; the CPU presets use 0.02)",  # defaults
         "(3-6 overlapping talkers", "at most 10 s",  # noise preparation settings

@@ -1,11 +1,13 @@
 """`make demo`: the whole pipeline on the embedded corpus, on a fresh machine.
 
-1. synthesise the embedded corpus (skipped when present);
+1. synthesise the embedded corpus and prepare the real-speech test beside it (the Asterisk prompts
+   that ``make setup`` installs, in ``data/asterisk/``), each skipped when present;
 2. IMP with rewinding on the demo preset until <= 10.7 % of the weights remain;
-3. the random-reinit and random-prune control branches (every level of the demo preset);
+3. the random-reinit and random-prune control branches (every ``--branch-every``-th level and the
+   extreme and best tickets' levels);
 4. the report (WER against remaining weight for the three, per-layer sparsity, curves);
-5. dense and extreme-ticket test WER/CER, the same on the real-speech test (asterisk) when it is
-   prepared, and the transcription of a test file;
+5. dense and extreme-ticket test WER/CER, the same on the real-speech test, and the transcription
+   of a test file;
 6. its own timings (each phase, machine, threads) in ``demo_timings.json`` of the run folder,
    which ``make results DEMO_TIMINGS=...`` adds to docs/results.md.
 """
@@ -33,9 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", default="runs", help="root of the lottery runs")
     p.add_argument("--config", default="configs/ds2_demo.yaml")
     p.add_argument("--hours", type=float, default=3.5, help="hours of training audio to synthesise")
-    p.add_argument("--branch-every", type=int, default=1,
+    p.add_argument("--branch-every", type=int, default=5,
                    help="run the control branches on every N-th level (the last level, the extreme and the best "
-                        "ticket always)")
+                        "ticket always); 1 = every level (~5 min per branch training with the demo preset)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return p.parse_args(argv)
 
@@ -54,6 +56,28 @@ def ensure_corpus(data: Path, hours: float) -> float | None:
     return seconds
 
 
+def ensure_real_speech(data: Path) -> float | None:
+    """Prepare the real-speech test (the Asterisk prompts of the Debian packages ``make setup`` installs)
+    beside the corpus, where the report and the demo look for it, unless it is there; returns the seconds
+    it took (None: present, or the packages are missing: then the demo goes on without it)."""
+    from audio_lottery.data.corpora import CorpusLayoutError, prepare_corpus
+    from audio_lottery.eval.real_speech import ASTERISK_TEST
+
+    out = data.resolve().parent / ASTERISK_TEST.parent
+    if (out / ASTERISK_TEST.name).is_file():
+        print(f"real-speech test: {out} (present)")
+        return None
+    t0 = time.time()
+    try:
+        summary = prepare_corpus("asterisk", None, out, progress=False)
+    except CorpusLayoutError as exc:
+        print(f"real-speech test: not prepared ({exc})")
+        return None
+    seconds = time.time() - t0
+    print(f"real-speech test: {out} prepared in {seconds:.0f} s: {json.dumps(summary)}")
+    return seconds
+
+
 def corpus_sizes(data: Path) -> dict:
     """Utterances and hours per split of the corpus in ``data`` (its corpus.json); {} when absent."""
     meta = data / "corpus.json"
@@ -61,11 +85,15 @@ def corpus_sizes(data: Path) -> dict:
     return {s: {"utterances": v["utterances"], "hours": round(v["hours"], 3)} for s, v in splits.items()}
 
 
-def write_timings(run_dir: Path, phases: dict[str, float | None], *, data: Path, cfg, levels_done: int) -> Path:
-    """The demo's own timings (seconds per phase, rounded to 0.1) and conditions, in the run folder."""
+def write_timings(run_dir: Path, phases: dict[str, float | None], *, data: Path, cfg, levels_done: int,
+                  levels_wall_s: float | None = None) -> Path:
+    """The demo's own timings (seconds per phase, rounded to 0.1) and conditions, in the run folder;
+    ``levels_wall_s``: the IMP levels' own wall time summed over their results, levels that an
+    earlier, interrupted demo trained included (the search phase counts only this invocation's)."""
     path = RunLayout(run_dir).demo_timings
     atomic_write_json(path, {
         "run": run_dir.name, "phases_s": {k: None if v is None else round(v, 1) for k, v in phases.items()},
+        "levels_wall_s": None if levels_wall_s is None else round(levels_wall_s, 1),
         "corpus_present": phases["corpus"] is None, "levels_done_at_start": levels_done,
         "levels": cfg.lottery.levels, "corpus": corpus_sizes(data),
         "conditions": run_conditions(train_threads=cfg.train.threads, **corpus_version(data)),
@@ -94,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     phases: dict[str, float | None] = {"corpus": ensure_corpus(data, args.hours)}
     overrides = [f"data.{s}_manifest={data / f'{s}.jsonl'}" for s in ("train", "dev", "test")] + args.overrides
     cfg = load_config(args.config, overrides)
+    phases["real_speech"] = None if cfg.data.real_test_manifest else ensure_real_speech(data)
     levels_done = len(RunLayout(run_dir_for(cfg, Path(args.runs))).level_results())
     t0 = time.time()
     run_dir = run_lottery(cfg, Path(args.runs))
@@ -116,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     show_transcriptions(run_dir, cfg, tickets)
     phases["report"] = time.time() - t2
     phases["total"] = time.time() - start
-    print(f"timings: {write_timings(run_dir, phases, data=data, cfg=cfg, levels_done=levels_done)}")
+    timings = write_timings(run_dir, phases, data=data, cfg=cfg, levels_done=levels_done,
+                            levels_wall_s=sum(r["wall_seconds"] for r in results))
+    print(f"timings: {timings}")
     print(run_dir)
     return 0
 
