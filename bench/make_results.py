@@ -288,6 +288,8 @@ def lm(r: dict) -> Lines:
 
 def noise(r: dict) -> Lines:
     cer = table(r, section="Test CER")
+    real = table(r, section="Real-speech test", optional=True)
+    before = [t for t in r["tables"] if t["section"].startswith("Before and after")]
     return section("Noise robustness (`bench/bench_noise.py`)", r,
                    "Dense, extreme and best tickets of the demo run, each retrained on clean audio, low noise and high "
                    "noise from the noise bank's train split.",
@@ -295,7 +297,11 @@ def noise(r: dict) -> Lines:
                    "Points added to clean-test WER and CER by noisy training:",
                    pick(table(r, section="What noisy training costs")),
                    "Test CER (%) on unseen test noise (mean over the noisy SNRs):",
-                   pick(cer, ["model", "training", "clean", "mean noisy"]))
+                   pick(cer, ["model", "training", "clean", "mean noisy"]),
+                   *(["Every model on the real-speech test (asterisk, %):", pick(real)] if real else []),
+                   *[line for t in before for line in (
+                       f"An earlier run's costs of noisy training beside this run's "
+                       f"(`{t['section'].partition(': ')[2]}`; its page names its corpus and command):", pick(t))])
 
 
 def transfer(r: dict) -> Lines:

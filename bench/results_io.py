@@ -166,17 +166,19 @@ def parse_tables(markdown: str) -> list[dict]:
     return tables
 
 
-def beside_previous(previous: dict, markdown: str, first: str, columns: list[str], match: str | None = None) -> str:
+def beside_previous(previous: dict, markdown: str, first: str, columns: list[str], match: str | None = None,
+                    section: str = "") -> str:
     """A markdown table putting ``columns`` of a previous result (its JSON, e.g. before a new corpus
     version) beside the same columns of the new page ``markdown``: the rows of the new table whose
-    first header is ``first``, matched to the previous rows by their ``match`` cell (default: the
-    first cell; e.g. 'Remaining' pairs lottery levels of searches with other pruning rates), which
-    labels the rows ('–' where a side lacks the row or column)."""
+    first header is ``first`` (and whose section starts with ``section``, for pages with several such
+    tables), matched to the previous rows by their ``match`` cell (default: the first cell; e.g.
+    'Remaining' pairs lottery levels of searches with other pruning rates), which labels the rows
+    ('–' where a side lacks the row or column)."""
     def find(tables: list[dict]) -> dict:
         for t in tables:
-            if t["headers"][0] == first:
+            if t["headers"][0] == first and t["section"].startswith(section):
                 return t
-        raise KeyError(f"no table whose first header is {first!r}")
+        raise KeyError(f"no table whose first header is {first!r}" + (f" in a section {section!r}" if section else ""))
 
     def cell(table: dict, row: list[str], column: str) -> str:
         return row[table["headers"].index(column)] if row and column in table["headers"] else "–"
