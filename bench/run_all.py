@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,12 @@ from audio_lottery.layout import DEMO_TIMINGS, RUN_PREFIX, TrainLayout  # noqa: 
 def run(script: str, *args: str) -> None:
     print(f"\n=== {script} {' '.join(args)}", flush=True)
     subprocess.run([sys.executable, str(BENCH / script), *args], check=True)
+
+
+def earlier(page: str) -> list[str]:
+    """The result JSONs of earlier runs of a bench page kept in docs/history (``<page>_<what>.json``),
+    relative to the working directory (the pages quote their command)."""
+    return [os.path.relpath(p) for p in sorted((BENCH.parent / "docs" / "history").glob(f"{page}_*.json"))]
 
 
 def main() -> None:
@@ -52,10 +59,10 @@ def main() -> None:
         run("bench_ds2_small.py")
     if TrainLayout(BENCH.parent / "runs" / "ds2_small_bench").best.is_file():
         run("bench_lm.py")  # LM decoding of the ds2_small checkpoint
-    if args.lottery_run:
-        run("bench_lottery.py", args.lottery_run)
+    if args.lottery_run:  # the earlier runs kept in docs/history go beside the new one
+        run("bench_lottery.py", args.lottery_run, "--previous", *earlier("bench_lottery_demo"))
     if args.lottery_run and args.noise:
-        run("bench_noise.py", "--run", args.lottery_run)
+        run("bench_noise.py", "--run", args.lottery_run, "--previous", *earlier("bench_noise"))
     if args.transfer:
         run("bench_transfer.py", "--levels", "1,2,3,4", "--set", "prune.fraction=0.36")
     if args.augment:

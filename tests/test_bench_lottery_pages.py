@@ -108,3 +108,13 @@ def test_a_lottery_run_is_stamped_with_its_own_corpus_and_training_threads(tmp_p
     save_config(cfg, RunLayout(run).config)
     assert training_conditions(load_run_config(run)) == {"corpus": str(data), "corpus_version": 2, "corpus_hours": 3.5,
                                            "corpus_seed": 0, "torch_threads": 1}
+
+
+def test_run_all_puts_the_earlier_runs_kept_in_history_beside_a_new_lottery_run(monkeypatch):
+    import run_all
+
+    monkeypatch.chdir(ROOT)
+    kept = run_all.earlier("bench_lottery_demo")
+    assert kept == sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "history").glob("bench_lottery_demo_*.json"))
+    assert "docs/history/bench_lottery_demo_corpus1.json" in kept
+    assert run_all.earlier("bench_no_such_page") == []
