@@ -21,7 +21,8 @@ from audio_lottery.files import read_json
 from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.report import write_report
 from audio_lottery.lottery.runner import load_run_config
-from results_io import beside_previous, command_line, previous_intro, training_conditions, write_page
+from results_io import (beside_previous, before_and_after_heading, command_line, previous_intro, training_conditions,
+                        write_page)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +76,7 @@ def previous_section(previous: dict, markdown: str, version: int | None = None, 
     """The earlier run's test WERs beside this run's, matched by remaining weights (runs with
     other pruning rates number their levels differently); ``version``: this run's corpus version;
     ``label`` (e.g. the earlier result's file name) tells several earlier runs' sections apart."""
-    return ["## Before and after" + (f": {label}" if label else ""), "",
+    return [before_and_after_heading(label), "",
             previous_intro(previous, "The search", version, "row by row at the same remaining weights"), "",
             beside_previous(previous, markdown, "Level", ["Level", "Test WER", "Test CER", "random-prune test WER",
                                                           "random-reinit test WER"], match="Remaining"), ""]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import matplotlib
@@ -37,7 +38,8 @@ from audio_lottery.lottery.runner import load_run_config, run_lottery  # noqa: E
 from audio_lottery.lottery.tickets import select_tickets  # noqa: E402
 
 from quick import ROOT, TINY_CONFIG, manifests, md_table, pct, save_figure, tiny_corpus  # noqa: E402
-from results_io import beside_previous, command_line, previous_intro, training_conditions, write_page  # noqa: E402
+from results_io import (beside_previous, before_and_after_heading, command_line, previous_intro,  # noqa: E402
+                        training_conditions, write_page)
 
 CONDITIONS = ("clean", "low", "high")
 QUICK = ROOT / "runs" / "bench_quick"
@@ -108,8 +110,7 @@ def main() -> None:
         for level in levels:
             print(f"evaluating {condition}-trained level {level} at {snrs}", flush=True)
             scores[(condition, level)] = eval_level(level_dir(run, condition, level, branches), snrs, noise)
-    manifest = real_test_manifest({"real_test_manifest": cfg.data.real_test_manifest,
-                                   "test_manifest": cfg.data.test_manifest})
+    manifest = real_test_manifest(asdict(cfg.data))
     real = {key: score_level(level_dir(run, key[0], key[1], branches), manifest) for key in scores} if manifest else {}
     doc = render(run, tickets, snrs, scores, bank, branches, args)
     if real:
@@ -178,7 +179,7 @@ def previous_section(previous: dict, markdown: str, version: int | None, label: 
     """An earlier result's costs of noisy training beside this run's, paired by model (dense,
     extreme, best; their levels differ between runs); ``version``: this run's corpus version."""
     columns = ["WER low", "WER high", "CER low", "CER high"]
-    return "\n".join([f"## Before and after: {label}", "",
+    return "\n".join([before_and_after_heading(label), "",
                       previous_intro(previous, "The costs of noisy training", version, "model by model"), "",
                       beside_previous(previous, markdown, "model", columns, section="What noisy training costs"), ""])
 

@@ -26,7 +26,8 @@ from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.runner import load_run_config
 
 from quick import ROOT, md_table, plot_against_remaining
-from results_io import beside_previous, command_line, parse_tables, previous_intro, training_conditions, write_page
+from results_io import (beside_previous, before_and_after_heading, command_line, parse_tables, previous_intro,
+                        training_conditions, write_page)
 
 
 def level_results(folder: Path) -> list[dict]:
@@ -104,14 +105,14 @@ def previous_section(previous: dict, doc: str, names: list[str], version: int | 
     old = next((t for t in previous["tables"] if t["headers"][0] == "remaining %"), None)
     shared = [n for n in names if old and n in old["headers"]]
     if not shared:
-        return ["## Before and after", "", "The earlier page has none of this page's series.", ""]
+        return [before_and_after_heading(), "", "The earlier page has none of this page's series.", ""]
     labels = [r[0] for t in parse_tables(doc) if t["headers"][0] == "remaining %" for r in t["rows"]]
 
     def relabel(cell: str) -> str:
         return next((x for x in labels if same_sparsity(float(cell), float(x))), cell)
 
     paired = {**previous, "tables": [{**old, "rows": [[relabel(r[0]), *r[1:]] for r in old["rows"]]}]}
-    return ["## Before and after", "",
+    return [before_and_after_heading(), "",
             previous_intro(previous, "The same comparison", version,
                            "cell by cell at the same remaining weight (dev WER / test WER / test CER)"), "",
             beside_previous(paired, doc, "remaining %", shared), ""]

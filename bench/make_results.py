@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from quick import md_table
-from results_io import DOCS, load_results
+from results_io import DOCS, earlier_runs, load_results
 
 from audio_lottery.files import atomic_write_text, read_json
 from audio_lottery.layout import DEMO_TIMINGS, RUN_PREFIX
@@ -189,8 +189,7 @@ def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
                   f"{f['imp_search_min']} min = {f['imp_search_x_dense']} x dense; control branches "
                   f"({f['branch_trainings']} trainings) {f['branches_min']} min; search and branches "
                   f"{f['search_and_branches_min']} min = {f['search_and_branches_x_dense']} x dense."]
-    for before in (t for t in r["tables"] if t["section"].startswith("Before and after")):
-        earlier = before["section"].partition(": ")[2]
+    for earlier, before in earlier_runs(r):
         body += [f"An earlier run of the search{f' (`{earlier}`)' if earlier else ''} beside this run, paired by "
                  "remaining weights (its page names its corpus and command):", pick(before)]
     if backbones:
@@ -289,7 +288,6 @@ def lm(r: dict) -> Lines:
 def noise(r: dict) -> Lines:
     cer = table(r, section="Test CER")
     real = table(r, section="Real-speech test", optional=True)
-    before = [t for t in r["tables"] if t["section"].startswith("Before and after")]
     return section("Noise robustness (`bench/bench_noise.py`)", r,
                    "Dense, extreme and best tickets of the demo run, each retrained on clean audio, low noise and high "
                    "noise from the noise bank's train split.",
@@ -299,9 +297,9 @@ def noise(r: dict) -> Lines:
                    "Test CER (%) on unseen test noise (mean over the noisy SNRs):",
                    pick(cer, ["model", "training", "clean", "mean noisy"]),
                    *(["Every model on the real-speech test (asterisk, %):", pick(real)] if real else []),
-                   *[line for t in before for line in (
+                   *[line for label, t in earlier_runs(r) for line in (
                        f"An earlier run's costs of noisy training beside this run's "
-                       f"(`{t['section'].partition(': ')[2]}`; its page names its corpus and command):", pick(t))])
+                       f"(`{label}`; its page names its corpus and command):", pick(t))])
 
 
 def transfer(r: dict) -> Lines:

@@ -201,6 +201,20 @@ def beside_previous(previous: dict, markdown: str, first: str, columns: list[str
                       *["| " + " | ".join(r) + " |" for r in rows]])
 
 
+BEFORE_AND_AFTER = "Before and after"
+
+
+def before_and_after_heading(label: str = "") -> str:
+    """The heading of an earlier run's section on a bench page; ``label`` (e.g. the earlier result's
+    file name) tells several earlier runs apart (:func:`earlier_runs` reads it back)."""
+    return f"## {BEFORE_AND_AFTER}" + (f": {label}" if label else "")
+
+
+def earlier_runs(result: dict) -> list[tuple[str, dict]]:
+    """``(label, table)`` of every earlier-run section of a bench result (label '' when unnamed)."""
+    return [(t["section"].partition(": ")[2], t) for t in result["tables"] if t["section"].startswith(BEFORE_AND_AFTER)]
+
+
 def previous_intro(previous: dict, what: str, version: int | None, pairing: str) -> str:
     """The sentence that introduces an earlier result beside a new one: its date, corpus version and
     command, how rows are paired, and, when ``version`` (the new run's corpus version) differs, that

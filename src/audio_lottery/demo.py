@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from audio_lottery.config import load_config
@@ -157,8 +158,7 @@ def show_real_speech(run_dir: Path, cfg, tickets: dict) -> None:
     (the report scored them already; its scores are reused)."""
     from audio_lottery.eval.real_speech import real_test_manifest, score_level
 
-    manifest = real_test_manifest({"real_test_manifest": cfg.data.real_test_manifest,
-                                   "test_manifest": cfg.data.test_manifest})
+    manifest = real_test_manifest(asdict(cfg.data))
     if manifest is None:
         print("real speech: no test set (`audio-lottery data prepare asterisk --out data/asterisk` prepares one)")
         return
