@@ -118,3 +118,27 @@ def test_run_all_puts_the_earlier_runs_kept_in_history_beside_a_new_lottery_run(
     assert kept == sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "history").glob("bench_lottery_demo_*.json"))
     assert "docs/history/bench_lottery_demo_corpus1.json" in kept
     assert run_all.earlier("bench_no_such_page") == []
+
+
+def test_only_the_control_branches_count_in_a_lottery_page(tmp_path):
+    """bench_noise adds retrain-noise-* branches to the demo run: the lottery page must not show them as
+    controls or add their trainings to the search's cost."""
+    import json
+
+    from audio_lottery.layout import RunLayout
+    from audio_lottery.lottery.branches import is_control_branch
+
+    run = tmp_path / "run"
+    for folder, seconds in (("level_0", 100.0), ("level_1", 90.0), ("branch_random-prune/level_1", 80.0),
+                            ("branch_random-reinit-2f3e4d5c/level_1", 70.0),
+                            ("branch_retrain-noise-high-b3e55d08/level_1", 500.0)):
+        (run / folder).mkdir(parents=True)
+        level = int(folder[-1])
+        (run / folder / "result.json").write_text(json.dumps({"level": level, "remaining": 0.8**level,
+                                                              "wall_seconds": seconds}))
+    branches, others = bench_lottery.control_branches(run)
+    assert sorted(branches) == ["random-prune", "random-reinit-2f3e4d5c"] and others == ["retrain-noise-high-b3e55d08"]
+    imp = bench_lottery.results(RunLayout(run))
+    cost = bench_lottery.cost_lines(imp, branches)
+    assert "- control branches (2 trainings): 2.5 min" in cost
+    assert not is_control_branch("random-prunes") and not is_control_branch("retrain")

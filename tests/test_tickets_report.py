@@ -156,3 +156,14 @@ def test_report_on_empty_and_missing_folder(tmp_path: Path) -> None:
     assert "no finished dense" in md_path.read_text()
     with pytest.raises(FileNotFoundError):
         write_report(tmp_path / "nope")
+
+
+def test_report_of_some_branches_into_another_folder(tmp_path: Path) -> None:
+    run = _fake_run(tmp_path)
+    _write_level(run / "branch_retrain-noise-low" / "level_4", 4, "retrain", 0.5, 0.6, None)
+    write_report(run)
+    out = tmp_path / "page"
+    md = write_report(run, branches=lambda name: name == "random-prune", out_dir=out)[0].read_text()
+    assert "random-prune test WER" in md and "random-reinit" not in md and "retrain-noise-low" not in md
+    assert (out / "plots" / "wer.png").is_file()
+    assert "retrain-noise-low test WER" in (run / "report.md").read_text()  # the run's own report keeps all

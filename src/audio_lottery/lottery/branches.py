@@ -61,6 +61,15 @@ def random_prune(cfg: Config, run_dir: Path, level: int, *, draw: Draw = 0) -> t
     return mask, rewind_state(cfg, run_dir)
 
 
+# The paper's two controls of a ticket; other branches (retrain, structured, transfer) are experiments on it.
+CONTROL_BRANCHES = ("random-reinit", "random-prune")
+
+
+def is_control_branch(folder_name: str) -> bool:
+    """Whether a branch folder's name (with its tag, e.g. ``random-prune-1a2b3c4d``) is a control branch."""
+    return any(folder_name == name or folder_name.startswith(name + "-") for name in CONTROL_BRANCHES)
+
+
 @register_branch("retrain")
 def retrain(cfg: Config, run_dir: Path, level: int) -> tuple[Mask, dict]:
     """The IMP ticket (mask + rewind weights) trained under another config (data, noise, epochs)."""

@@ -24,7 +24,7 @@ import re
 import math
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
@@ -358,16 +358,19 @@ def _render_html(title: str, summary: list[str], tables: list, plots: list, note
     return "\n".join(parts) + "\n"
 
 
-def write_report(run_dir: Path, tolerance: float | None = None) -> tuple[Path, Path]:
-    """Write ``run_dir/report.md``, ``run_dir/report.html`` and ``run_dir/plots/*.png``.
+def write_report(run_dir: Path, tolerance: float | None = None, *, branches: Callable[[str], bool] | None = None,
+                 out_dir: Path | None = None) -> tuple[Path, Path]:
+    """Write ``report.md``, ``report.html`` and ``plots/*.png`` into ``out_dir`` (default: ``run_dir``).
 
     ``tolerance`` (absolute dev-WER slack for the extreme ticket) defaults to
-    ``lottery.match_tolerance`` from ``run_dir/config.yaml``. Returns (md path, html path).
+    ``lottery.match_tolerance`` from ``run_dir/config.yaml``; ``branches`` picks the branch folders
+    (name with tag) the report shows, all by default. Returns (md path, html path).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: run folder not found")
-    run = load_run(run_dir)
+    run = load_run(run_dir, branches)
+    out = RunLayout(Path(out_dir) if out_dir is not None else run_dir)
     tol = _tolerance(run, tolerance)
     tickets = _tickets(run, tol)
     plots = []
@@ -375,12 +378,12 @@ def write_report(run_dir: Path, tolerance: float | None = None) -> tuple[Path, P
     for name, caption, make in makers + list(EXTRA_PLOTS):
         png = make(run, tickets)
         if png is not None:
-            atomic_write_bytes(RunLayout(run_dir).plots / name, png)
+            atomic_write_bytes(out.plots / name, png)
             plots.append((name, caption, png))
     title = f"Lottery report: {'/'.join(run_dir.resolve().parts[-2:])}"
     summary = _summary(run, tickets, tol)
     tables = _tables(run, tickets) + extra_tables(run, tickets)
-    md_path, html_path = RunLayout(run_dir).report_md, RunLayout(run_dir).report_html
+    md_path, html_path = out.report_md, out.report_html
     atomic_write_text(md_path, _render_md(title, summary, tables, plots, run.notes))
     faultpoint("report.write")
     atomic_write_text(html_path, _render_html(title, summary, tables, plots, run.notes))

@@ -8,7 +8,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from matplotlib.figure import Figure
@@ -117,17 +117,19 @@ def _read_config(run_dir: Path, notes: list[str]) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def load_run(run_dir: Path) -> RunData:
-    """Read every level of ``run_dir`` (IMP and branches), tolerating missing parts."""
+def load_run(run_dir: Path, branches: Callable[[str], bool] | None = None) -> RunData:
+    """Read every level of ``run_dir`` (IMP and the branches whose folder name (with tag) ``branches``
+    accepts; all of them by default), tolerating missing parts."""
     run_dir = Path(run_dir)
     notes: list[str] = []
     config = _read_config(run_dir, notes)
     imp = _read_levels(run_dir, notes)
-    branches = {}
+    found = {}
     if run_dir.is_dir():
         for name, branch in RunLayout(run_dir).branches().items():
-            branches[name] = _read_levels(branch.dir, notes)
-    return RunData(run_dir, config, imp, branches, notes)
+            if branches is None or branches(name):
+                found[name] = _read_levels(branch.dir, notes)
+    return RunData(run_dir, config, imp, found, notes)
 
 
 def pct(value: Any, digits: int = 2) -> str:
