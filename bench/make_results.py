@@ -77,11 +77,18 @@ def conditions_text(r: dict) -> str:
                                    c.get("gpu")) if p) or None,
              f"torch {c['torch']}" if c.get("torch") else None,
              f"threads {c['torch_threads']}" if c.get("torch_threads") else None,
-             f"corpus version {c['corpus_version']}" if c.get("corpus_version") else None]
+             f"corpus version {c['corpus_version']}" if c.get("corpus_version") else None,
+             f"run `{run_of(r)}`" if run_of(r) else None]
     commit = f" (`{c['commit'][:10]}`)" if c.get("commit") else ""
     origin = (f"imported from the page{commit}; the bench replaces it when it next runs" if r.get("imported")
               else f"written by the bench{commit}")
     return f"{'; '.join(p for p in parts if p)}. *Source:* [{r['page']}]({r['page']}), {origin}."
+
+
+def run_of(r: dict) -> str | None:
+    """The lottery run folder a result's command read (``runs/lottery_<hash>``), by name; None for none."""
+    names = [Path(token).name for token in (r.get("command") or "").split()]
+    return next((name for name in names if name.startswith(RUN_PREFIX)), None)
 
 
 def verdicts(r: dict, label: str = "The bench's verdict") -> Lines:
@@ -197,7 +204,7 @@ def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
         ds2 = [row for row in every["rows"] if row[0] == "CNN-LSTM (DS2)"]
         done = {row[0] for row in levels["rows"]} | {row[0].split()[0] for row in levels["rows"]}
         later = [row for row in ds2 if row[1] not in done]
-        if later:
+        if later and same_search(levels, every, ds2):
             body.append("The same run was later resumed by more levels; the backbones bench "
                         f"([{backbones['page']}]({backbones['page']})) reads them:")
             body.append(md_table(every["headers"][1:], [row[1:] for row in later]))
@@ -210,6 +217,18 @@ def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
                    "`configs/ds2_demo.yaml`, IMP with rewinding to theta_0, global magnitude pruning with the "
                    "layer-collapse guard; dev selects the tickets, test is only reported. Percentages are WER/CER in %. "
                    + pruning_rate(f), *body)
+
+
+def same_search(levels: dict, every: dict, ds2: list[list[str]]) -> bool:
+    """Whether the backbones page's DS2 series is this lottery run resumed: its test WER (a fraction)
+    equals this page's (a percentage) at every level both hold (another run, e.g. on an older corpus
+    version, differs)."""
+    ours = {row[0].split()[0]: row[levels["headers"].index("Test WER")] for row in levels["rows"]}
+    col = every["headers"].index("test WER")
+    shared = [(ours[row[1]], row[col]) for row in ds2 if row[1] in ours]
+    # the fraction has 3 decimals, the percentage 2: the same value lies within 0.0005 + 0.00005 of both
+    return bool(shared) and all(abs(float(pct.rstrip(" %")) / 100 - float(frac)) <= 0.00055 + 1e-9
+                                for pct, frac in shared)
 
 
 def pruning_rate(f: dict) -> str:

@@ -142,3 +142,19 @@ def test_only_the_control_branches_count_in_a_lottery_page(tmp_path):
     cost = bench_lottery.cost_lines(imp, branches)
     assert "- control branches (2 trainings): 2.5 min" in cost
     assert not is_control_branch("random-prunes") and not is_control_branch("retrain")
+
+
+def test_the_results_page_continues_a_lottery_run_only_with_levels_of_that_same_run():
+    """bench_backbones' DS2 series extends the demo run only when it is that run (same test WER at every
+    level both pages hold); a series of another run (an older corpus) is not its continuation."""
+    import make_results
+
+    levels = {"headers": ["Level", "Remaining", "Test WER"],
+              "rows": [["0", "100.0 %", "79.07 %"], ["1 (best)", "80.0 %", "75.75 %"]]}
+    every = {"headers": ["backbone", "level", "remaining %", "test WER"]}
+    same = [["CNN-LSTM (DS2)", "0", "100.0", "0.791"], ["CNN-LSTM (DS2)", "1", "80.0", "0.758"],
+            ["CNN-LSTM (DS2)", "2", "64.0", "0.760"]]
+    assert make_results.same_search(levels, every, same)
+    other = [["CNN-LSTM (DS2)", "0", "100.0", "0.811"], ["CNN-LSTM (DS2)", "1", "80.0", "0.758"]]
+    assert not make_results.same_search(levels, every, other)
+    assert not make_results.same_search(levels, every, [["CNN-LSTM (DS2)", "5", "32.8", "0.700"]])
