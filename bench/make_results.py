@@ -308,7 +308,7 @@ def noise(r: dict) -> Lines:
     cer = table(r, section="Test CER")
     real = table(r, section="Real-speech test", optional=True)
     return section("Noise robustness (`bench/bench_noise.py`)", r,
-                   "Dense, extreme and best tickets of the demo run, each retrained on clean audio, low noise and high "
+                   "Dense, extreme and best tickets of a `make demo` lottery run (named in the conditions line), each retrained on clean audio, low noise and high "
                    "noise from the noise bank's train split.",
                    "Test WER (%) on the clean test set:", pick(table(r, section="Test WER (%) on the clean test set")),
                    "Points added to clean-test WER and CER by noisy training:",
