@@ -71,14 +71,14 @@ def conditions(r: dict) -> str:
 
 
 def conditions_text(r: dict) -> str:
-    c = r["conditions"]
+    c, run = r["conditions"], run_of(r)
     parts = [f"{'dated' if c.get('date_note') else 'measured'} {c['date']}" if c.get("date") else None,
              ", ".join(p for p in (c.get("machine"), f"{c['cpu_cores']} cores" if c.get("cpu_cores") else None,
                                    c.get("gpu")) if p) or None,
              f"torch {c['torch']}" if c.get("torch") else None,
              f"threads {c['torch_threads']}" if c.get("torch_threads") else None,
              f"corpus version {c['corpus_version']}" if c.get("corpus_version") else None,
-             f"run `{run_of(r)}`" if run_of(r) else None]
+             f"run `{run}`" if run else None]
     commit = f" (`{c['commit'][:10]}`)" if c.get("commit") else ""
     origin = (f"imported from the page{commit}; the bench replaces it when it next runs" if r.get("imported")
               else f"written by the bench{commit}")
@@ -308,8 +308,8 @@ def noise(r: dict) -> Lines:
     cer = table(r, section="Test CER")
     real = table(r, section="Real-speech test", optional=True)
     return section("Noise robustness (`bench/bench_noise.py`)", r,
-                   "Dense, extreme and best tickets of a `make demo` lottery run (named in the conditions line), each retrained on clean audio, low noise and high "
-                   "noise from the noise bank's train split.",
+                   "Dense, extreme and best tickets of a `make demo` lottery run (named in the conditions line), each "
+                   "retrained on clean audio, low noise and high noise from the noise bank's train split.",
                    "Test WER (%) on the clean test set:", pick(table(r, section="Test WER (%) on the clean test set")),
                    "Points added to clean-test WER and CER by noisy training:",
                    pick(table(r, section="What noisy training costs")),
