@@ -112,7 +112,9 @@ def demo(R: dict, timings: dict | None) -> Lines:
                         f"the report, total wall time, machine and threads) in `{DEMO_TIMINGS}` of its run folder. "
                         f"None has been copied here yet: `make results DEMO_TIMINGS=runs/{RUN_PREFIX}<hash>/{DEMO_TIMINGS}` "
                         "adds it.", ""]
-    rows = [[name, str(timings["phases_s"][key]) if timings["phases_s"].get(key) is not None else "–"]
+    skipped = timings.get("skipped", {})
+    rows = [[name, str(timings["phases_s"][key]) if timings["phases_s"].get(key) is not None
+             else f"– ({skipped[key]})" if key in skipped else "–"]
             for key, name in (("corpus", "corpus synthesis"), ("real_speech", "real-speech test preparation"),
                               ("search", "IMP search"), ("branches", "control branches"),
                               ("report", "report and transcriptions"), ("total", "total"))]

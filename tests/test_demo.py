@@ -8,7 +8,7 @@ import pytest
 
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.data import corpora
-from audio_lottery.demo import branch_levels, ensure_real_speech, main
+from audio_lottery.demo import branch_levels, ensure_real_speech, main, skipped_phases
 
 from conftest import TINY_CONFIG
 
@@ -32,6 +32,7 @@ def test_demo_pipeline_on_the_tiny_preset(tiny_corpus, tmp_path, capsys):
     phases = timings["phases_s"]
     assert timings["corpus_present"] is True and phases["corpus"] is None and timings["levels_done_at_start"] == 0
     assert phases["real_speech"] is None  # data.real_test_manifest was given: nothing prepared
+    assert timings["skipped"] == {"corpus": "present", "real_speech": "given by data.real_test_manifest"}
     assert 0 < phases["search"] and 0 < phases["branches"] and phases["search"] + phases["branches"] <= phases["total"]
     assert timings["run"] == run_dir.name and timings["conditions"]["machine"]
 
@@ -65,3 +66,16 @@ def test_the_demo_goes_on_without_the_real_speech_packages(tmp_path, monkeypatch
     out = capsys.readouterr().out
     assert "real-speech test: not prepared" in out and "asterisk-core-sounds-en" in out
     assert not (tmp_path / "asterisk" / "test.jsonl").exists()
+
+
+def test_skipped_phases_say_why_a_set_up_phase_did_no_work(tmp_path):
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(data=SimpleNamespace(real_test_manifest=""))
+    phases = {"corpus": None, "real_speech": None}
+    assert skipped_phases(phases, cfg, tmp_path / "synth") == {"corpus": "present",
+                                                               "real_speech": "not prepared (packages missing)"}
+    (tmp_path / "asterisk").mkdir()
+    (tmp_path / "asterisk" / "test.jsonl").write_text("")
+    assert skipped_phases({"corpus": 12.0, "real_speech": None}, cfg, tmp_path / "synth") == {"real_speech": "present"}
+    assert skipped_phases({"corpus": 12.0, "real_speech": 3.0}, cfg, tmp_path / "synth") == {}

@@ -79,6 +79,20 @@ def ensure_real_speech(data: Path) -> float | None:
     return seconds
 
 
+def skipped_phases(phases: dict[str, float | None], cfg, data: Path) -> dict[str, str]:
+    """Why the set-up phases that did no work (None) did none: the timings table says so instead of a blank."""
+    from audio_lottery.eval.real_speech import ASTERISK_TEST
+
+    why = {}
+    if phases["corpus"] is None:
+        why["corpus"] = "present"
+    if phases["real_speech"] is None:
+        present = (data.resolve().parent / ASTERISK_TEST).is_file()
+        why["real_speech"] = ("given by data.real_test_manifest" if cfg.data.real_test_manifest
+                              else "present" if present else "not prepared (packages missing)")
+    return why
+
+
 def corpus_sizes(data: Path) -> dict:
     """Utterances and hours per split of the corpus in ``data`` (its corpus.json); {} when absent."""
     meta = data / "corpus.json"
@@ -87,13 +101,15 @@ def corpus_sizes(data: Path) -> dict:
 
 
 def write_timings(run_dir: Path, phases: dict[str, float | None], *, data: Path, cfg, levels_done: int,
-                  levels_wall_s: float | None = None) -> Path:
+                  levels_wall_s: float | None = None, skipped: dict[str, str] | None = None) -> Path:
     """The demo's own timings (seconds per phase, rounded to 0.1) and conditions, in the run folder;
     ``levels_wall_s``: the IMP levels' own wall time summed over their results, levels that an
-    earlier, interrupted demo trained included (the search phase counts only this invocation's)."""
+    earlier, interrupted demo trained included (the search phase counts only this invocation's);
+    ``skipped``: why a phase without seconds did no work (:func:`skipped_phases`)."""
     path = RunLayout(run_dir).demo_timings
     atomic_write_json(path, {
         "run": run_dir.name, "phases_s": {k: None if v is None else round(v, 1) for k, v in phases.items()},
+        "skipped": skipped or {},
         "levels_wall_s": None if levels_wall_s is None else round(levels_wall_s, 1),
         "corpus_present": phases["corpus"] is None, "levels_done_at_start": levels_done,
         "levels": cfg.lottery.levels, "corpus": corpus_sizes(data),
@@ -124,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [f"data.{s}_manifest={data / f'{s}.jsonl'}" for s in ("train", "dev", "test")] + args.overrides
     cfg = load_config(args.config, overrides)
     phases["real_speech"] = None if cfg.data.real_test_manifest else ensure_real_speech(data)
+    skipped = skipped_phases(phases, cfg, data)
     levels_done = len(RunLayout(run_dir_for(cfg, Path(args.runs))).level_results())
     t0 = time.time()
     run_dir = run_lottery(cfg, Path(args.runs))
@@ -147,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     phases["report"] = time.time() - t2
     phases["total"] = time.time() - start
     timings = write_timings(run_dir, phases, data=data, cfg=cfg, levels_done=levels_done,
-                            levels_wall_s=sum(r["wall_seconds"] for r in results))
+                            levels_wall_s=sum(r["wall_seconds"] for r in results), skipped=skipped)
     print(f"timings: {timings}")
     print(run_dir)
     return 0
