@@ -2,7 +2,7 @@
 
     python bench/bench_backbones.py lottery [--root runs/backbones]   # IMP + random-reinit per *_demo preset
     python bench/bench_backbones.py dense --minutes 8                  # each *_small preset, fixed time budget
-    python bench/bench_backbones.py report --ds2-run runs/lottery_<hash>
+    python bench/bench_backbones.py report --ds2-run runs/lottery_<hash> [--previous OLD_RESULT.json ...]
 
 Stages are resumable (the lottery runner and the training loop skip finished work) and
 independent, so they can run on different days. ``lottery`` runs IMP on each backbone's demo
@@ -10,8 +10,10 @@ preset down to 16.8 % remaining weights (4 rounds of 36 % = 8 of the paper's 20 
 remaining-weight grid) and the random-reinit control at the extreme ticket (or at the sparsest
 level when no level matches dense). ``dense`` trains each small preset for ``--minutes`` and scores
 it on the whole test set. ``report`` writes docs/bench_backbones.md and one WER chart with every
-backbone's curve, beside the paper's LibriSpeech numbers. DS2's curve comes from the
-``make demo`` run (``--ds2-run``; 20 % rounds on corpus version 1, 36 % since version 2).
+backbone's curve, beside the paper's LibriSpeech numbers, and the real-speech test (asterisk,
+when prepared beside the corpus) of each dense model and ticket. DS2's curve comes from the
+``make demo`` run (``--ds2-run``; its pruning rate is read from the run). ``--previous`` puts
+earlier results of this bench (e.g. on another corpus version) beside the new tables.
 """
 
 from __future__ import annotations
@@ -28,18 +30,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from audio_lottery.config import Config, load_config  # noqa: E402
+from audio_lottery.data.manifest import read_manifest  # noqa: E402
 from audio_lottery.eval.evaluate import evaluate  # noqa: E402
+from audio_lottery.eval.real_speech import real_test_manifest, score_level, score_model  # noqa: E402
 from audio_lottery.layout import RunLayout, TrainLayout  # noqa: E402
-from audio_lottery.files import atomic_write_json, read_json  # noqa: E402
+from audio_lottery.files import atomic_write_json, read_json, read_json_or_none  # noqa: E402
 from audio_lottery.lottery.branches import run_branch  # noqa: E402
 from audio_lottery.lottery.runner import load_run_config, run_dir_for, run_lottery  # noqa: E402
 from audio_lottery.lottery.tickets import select_tickets  # noqa: E402
 from audio_lottery.provenance import corpus_version  # noqa: E402
 from audio_lottery.recognizer import Recognizer  # noqa: E402
 from audio_lottery.train.loop import load_split, train_model  # noqa: E402
-from results_io import write_page  # noqa: E402
+from quick import md_table  # noqa: E402
+from results_io import beside_previous, before_and_after_heading, previous_intro, write_page  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "data" / "synth"
 BACKBONES = ("rnnt", "conformer", "transformer")
 # LibriSpeech test-clean WER % of the paper (dense -> extreme ticket at remaining %), see DESIGN.md.
 PAPER = {"ds2": (8.02, 7.98, 21.0), "rnnt": (5.90, 5.71, 10.7), "conformer": (2.55, 2.49, 16.8)}
@@ -131,6 +137,62 @@ def _dense_row(name: str, out: Path) -> str | None:
             f"**{t['wer']:.3f}** / **{t['cer']:.3f}** | {t['decode_seconds'] / t['test_audio_seconds']:.4f} |")
 
 
+def corpus_sentence(corpus: Path) -> str:
+    """What the embedded corpus holds, from its corpus.json: training hours, test utterances and how
+    many of them come from voices held out of training."""
+    splits = (read_json_or_none(corpus / "corpus.json") or {}).get("splits", {})
+    train, test = splits.get("train", {}), splits.get("test", {})
+    shown = corpus.relative_to(ROOT) if corpus.is_relative_to(ROOT) else corpus
+    if not train or not test:
+        return f"Embedded corpus (`{shown}`)"
+    return (f"Embedded corpus (`{shown}`, {train['hours']:.1f} h of training speech); test WER/CER "
+            f"greedy on the whole test set ({test['utterances']} utterances, {test.get('unseen_voice_utterances', 0)} "
+            "of them by voices held out of training)")
+
+
+def real_speech_section(runs: dict[str, Path], root: Path, tolerance: float) -> list[str]:
+    """WER/CER on the real-speech test (asterisk) of each dense small preset and of each backbone's
+    dense model, extreme and best ticket; [] when the test is not prepared beside the corpus."""
+    manifest = real_test_manifest({"test_manifest": str(CORPUS / "test.jsonl")})
+    if manifest is None:
+        return []
+    rows = []
+    for name in BACKBONES:
+        out = root / f"small_{name}"
+        if (out / "test.json").is_file():
+            s = score_model(TrainLayout(out).best, manifest, out / "eval_real.json")
+            rows.append([f"{name}_small", "dense", "100.0", f"{100 * s['wer']:.1f}", f"{100 * s['cer']:.1f}"])
+    for name, run_dir in runs.items():
+        tickets = select_tickets(list(imp_results(run_dir).values()), tolerance)
+        for kind in ("dense", "extreme", "best"):
+            t = tickets.get(kind)
+            if t:
+                s = score_level(RunLayout(run_dir).level(t["level"]).dir, manifest)
+                rows.append([f"{name}_demo", f"{kind} (level {t['level']})", f"{100 * t['remaining']:.1f}",
+                             f"{100 * s['wer']:.1f}", f"{100 * s['cer']:.1f}"])
+    count = len(read_manifest(manifest))
+    return ["## Real-speech test", "",
+            f"`{manifest.resolve().relative_to(ROOT)}` ({count} utterances of "
+            "real speech, Whisper-normalised), greedy decoding; no model here was trained or selected on it.", "",
+            md_table(["model", "which", "remaining %", "real-speech WER %", "real-speech CER %"], rows), ""]
+
+
+def previous_sections(previous: list[Path], markdown: str, version: int | None) -> list[str]:
+    """Earlier results of this bench beside the new tables: the dense presets paired by preset, the
+    tickets by backbone."""
+    lines = []
+    for path in previous:
+        old = read_json(path)
+        lines += [before_and_after_heading(path.name), "",
+                  previous_intro(old, "The dense small presets and the tickets", version, "preset by preset and "
+                                 "backbone by backbone"), "",
+                  beside_previous(old, markdown, "preset", ["best dev WER / CER", "test WER / CER"]), "",
+                  beside_previous(old, markdown, "backbone", ["dense WER", "extreme ticket (remaining: WER)",
+                                                               "random reinit there, test WER"],
+                                  section="Extreme tickets"), ""]
+    return lines
+
+
 def plot_curves(runs: dict[str, Path], out: Path) -> None:
     """Test WER against remaining weight: IMP (lines) and random reinit (crosses) per backbone."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -158,7 +220,7 @@ def plot_curves(runs: dict[str, Path], out: Path) -> None:
     plt.close(fig)
 
 
-def stage_report(root: Path, ds2_run: Path | None) -> str:
+def stage_report(root: Path, ds2_run: Path | None, previous: list[Path] = ()) -> str:
     runs: dict[str, Path] = {}
     if ds2_run and RunLayout(ds2_run).level(0).result.is_file():
         runs["ds2"] = ds2_run
@@ -174,9 +236,8 @@ def stage_report(root: Path, ds2_run: Path | None) -> str:
     lines = [
         "# Backbones: dense small presets and one lottery search each", "",
         f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}), no GPU, "
-        "by `python bench/bench_backbones.py dense|lottery|report`. Embedded corpus (`data/synth`, 3.5 h of "
-        "training speech); test WER/CER greedy on the whole test set (160 utterances, half of them by voices "
-        "held out of training). Matching tolerance for the extreme ticket: 0.01 absolute dev WER.", "",
+        f"by `python bench/bench_backbones.py dense|lottery|report`. {corpus_sentence(CORPUS)}. Matching "
+        f"tolerance for the extreme ticket: {tolerance} absolute dev WER.", "",
         "## Dense small presets", "",
         "Each `*_small` preset trained for a fixed wall-clock budget (`train.max_minutes`), best dev checkpoint.", "",
         "| preset | params | epochs | train min | audio s / s | best dev WER / CER | test WER / CER | decode RTF |",
@@ -194,9 +255,12 @@ def stage_report(root: Path, ds2_run: Path | None) -> str:
         "## Every level", "",
         "| backbone | level | remaining % | dev WER | test WER | test CER | wall min |", "|---|---|---|---|---|---|---|",
         *_curve_rows(runs), "",
+        *real_speech_section(runs, root, tolerance),
     ]
     text = "\n".join(lines)
-    write_page(ROOT / "docs" / "bench_backbones.md", text, conditions=corpus_version(ROOT / "data" / "synth"))
+    conditions = corpus_version(CORPUS)
+    text += "\n" + "\n".join(previous_sections(list(previous), text, conditions.get("corpus_version")))
+    write_page(ROOT / "docs" / "bench_backbones.md", text, conditions=conditions)
     return text
 
 
@@ -207,6 +271,8 @@ def main() -> None:
     p.add_argument("--backbones", default=",".join(BACKBONES))
     p.add_argument("--minutes", type=float, default=8.0, help="training budget per small preset (dense stage)")
     p.add_argument("--ds2-run", help="the ds2_demo lottery run (make demo) for DS2's row and curve")
+    p.add_argument("--previous", type=Path, nargs="*", default=[],
+                   help="earlier result JSONs of this bench (report stage) to put beside the new tables")
     args = p.parse_args()
     os.chdir(ROOT)  # presets name the corpus relative to the repository
     root, names = Path(args.root), args.backbones.split(",")
@@ -215,7 +281,7 @@ def main() -> None:
     elif args.stage == "dense":
         stage_dense(root, names, args.minutes)
     else:
-        print(stage_report(root, Path(args.ds2_run) if args.ds2_run else None))
+        print(stage_report(root, Path(args.ds2_run) if args.ds2_run else None, args.previous))
 
 
 if __name__ == "__main__":

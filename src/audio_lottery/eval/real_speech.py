@@ -44,15 +44,19 @@ def real_test_manifest(data_config: dict[str, Any] | None) -> Path | None:
 
 def score_level(level_dir: Path, manifest: Path) -> dict:
     """WER/CER of a trained level's best-dev model on ``manifest`` (cached in the level folder)."""
-    weights = model_path(level_dir)
+    return score_model(model_path(level_dir), manifest, LevelLayout(Path(level_dir)).eval_real)
+
+
+def score_model(weights: Path, manifest: Path, cache: Path) -> dict:
+    """WER/CER of the checkpoint ``weights`` on ``manifest``, kept in the JSON file ``cache`` and
+    reused while the checkpoint and the manifest's content are unchanged."""
     identity = {"manifest": str(Path(manifest).resolve()), "manifest_fingerprint": file_fingerprint(manifest),
                 "model": str(weights), "model_stamp": model_stamp(weights)}
-    path = LevelLayout(Path(level_dir)).eval_real
-    old = read_json_or_none(path)
+    old = read_json_or_none(cache)
     if old and all(old.get(k) == v for k, v in identity.items() if k != "model"):
         return old
     records = read_manifest(manifest)
     scores = evaluate(Recognizer.load(weights), records)
     out = {**identity, "wer": scores["wer"], "cer": scores["cer"], "utterances": len(records)}
-    atomic_write_json(path, out)
+    atomic_write_json(cache, out)
     return out

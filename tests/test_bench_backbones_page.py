@@ -1,0 +1,52 @@
+"""bench/bench_backbones.py's page text: the corpus it states, and an earlier page beside the new tables."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_backbones  # noqa: E402
+from quick import md_table  # noqa: E402
+from results_io import parse_tables  # noqa: E402
+
+DENSE = ["preset", "params", "best dev WER / CER", "test WER / CER"]
+TICKETS = ["backbone", "params", "dense WER", "extreme ticket (remaining: WER)", "random reinit there, test WER"]
+
+
+def _page(dense_rows: list[list[str]], ticket_rows: list[list[str]]) -> str:
+    every = md_table(["backbone", "level", "remaining %"], [["RNN-Transducer", "0", "100.0"]])
+    return "\n\n".join(["# page", "## Dense small presets", md_table(DENSE, dense_rows),
+                        "## Extreme tickets per backbone", md_table(TICKETS, ticket_rows), "## Every level", every, ""])
+
+
+def test_the_page_states_the_corpus_it_was_measured_on(tmp_path):
+    (tmp_path / "corpus.json").write_text(json.dumps({"splits": {
+        "train": {"hours": 3.5012, "utterances": 2428},
+        "test": {"hours": 0.23, "utterances": 156, "unseen_voice_utterances": 80}}}))
+    text = bench_backbones.corpus_sentence(tmp_path)
+    assert "3.5 h of training speech" in text and "(156 utterances, 80 of them by voices held out" in text
+    assert bench_backbones.corpus_sentence(tmp_path / "missing") == f"Embedded corpus (`{tmp_path / 'missing'}`)"
+
+
+def test_an_earlier_page_is_put_beside_the_new_tables_preset_by_preset_and_backbone_by_backbone(tmp_path):
+    old = {"date": "2026-11-27", "command": "python bench/bench_backbones.py report", "conditions": {},
+           "tables": parse_tables(_page([["conformer_small", "4.78 M", "dev 1.000 / 1.000", "1.000 / 1.000"]],
+                                        [["RNN-Transducer", "2.12 M", "dev 0.703, test 0.820", "16.8 %", "0.904"]]))}
+    path = tmp_path / "bench_backbones_corpus1.json"
+    path.write_text(json.dumps(old))
+    new = _page([["conformer_small", "4.78 M", "dev 0.930 / 0.410", "0.950 / 0.430"],
+                 ["rnnt_small", "5.73 M", "dev 0.700 / 0.350", "0.800 / 0.420"]],
+                [["RNN-Transducer", "2.12 M", "dev 0.650, test 0.790", "10.7 %", "0.880"]])
+    text = "\n".join(bench_backbones.previous_sections([path], new, 2))
+    assert "## Before and after: bench_backbones_corpus1.json" in text and "Corpus versions 1 and 2" in text
+    tables = parse_tables(text)
+    dense, tickets = tables[0], tables[1]
+    assert dense["rows"][0] == ["conformer_small", "dev 1.000 / 1.000", "dev 0.930 / 0.410", "1.000 / 1.000",
+                                "0.950 / 0.430"]
+    assert dense["rows"][1][1] == "–"  # no earlier row for that preset
+    assert tickets["rows"][0][:5] == ["RNN-Transducer", "dev 0.703, test 0.820", "dev 0.650, test 0.790", "16.8 %",
+                                      "10.7 %"]
