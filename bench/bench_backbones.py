@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 import platform
 import time
 from pathlib import Path
@@ -32,10 +33,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from audio_lottery.config import Config, load_config  # noqa: E402
 from audio_lottery.data.manifest import read_manifest  # noqa: E402
 from audio_lottery.eval.evaluate import evaluate  # noqa: E402
-from audio_lottery.eval.real_speech import real_test_manifest, score_level, score_model  # noqa: E402
-from audio_lottery.layout import RunLayout, TrainLayout  # noqa: E402
+from audio_lottery.eval.real_speech import real_test_manifest, score_model  # noqa: E402
+from audio_lottery.layout import EVAL_REAL, RunLayout, TrainLayout  # noqa: E402
 from audio_lottery.files import atomic_write_json, read_json, read_json_or_none  # noqa: E402
 from audio_lottery.lottery.branches import run_branch  # noqa: E402
+from audio_lottery.lottery.report_data import load_run, pct  # noqa: E402
+from audio_lottery.lottery.report_real import real_speech_table  # noqa: E402
 from audio_lottery.lottery.runner import load_run_config, run_dir_for, run_lottery  # noqa: E402
 from audio_lottery.lottery.tickets import select_tickets  # noqa: E402
 from audio_lottery.provenance import corpus_version  # noqa: E402
@@ -152,32 +155,41 @@ def corpus_sentence(corpus: Path) -> str:
 
 def real_speech_section(runs: dict[str, Path], root: Path, tolerance: float) -> list[str]:
     """WER/CER on the real-speech test (asterisk) of each dense small preset and of each backbone's
-    dense model, extreme and best ticket; [] when the test is not prepared beside the corpus."""
+    dense model, extreme and best ticket (the lottery report's table, one block per backbone); [] when
+    the test is not prepared beside the corpus. A model that cannot be scored becomes a note."""
     manifest = real_test_manifest({"test_manifest": str(CORPUS / "test.jsonl")})
     if manifest is None:
         return []
-    rows = []
+    rows, notes = [], []
     for name in BACKBONES:
         out = root / f"small_{name}"
-        if (out / "test.json").is_file():
-            s = score_model(TrainLayout(out).best, manifest, out / "eval_real.json")
-            rows.append([f"{name}_small", "dense", "100.0", f"{100 * s['wer']:.1f}", f"{100 * s['cer']:.1f}"])
+        if not (out / "test.json").is_file():
+            continue
+        try:
+            s = score_model(TrainLayout(out).best, manifest, out / EVAL_REAL)
+        except (FileNotFoundError, ValueError) as exc:
+            notes.append(f"{name}_small: {exc}")
+            continue
+        t = read_json(out / "test.json")
+        rows.append([f"{name}_small", "Dense", "–", pct(1.0, 1), pct(t["wer"]), pct(t["cer"]), pct(s["wer"]),
+                     pct(s["cer"])])
     for name, run_dir in runs.items():
-        tickets = select_tickets(list(imp_results(run_dir).values()), tolerance)
-        for kind in ("dense", "extreme", "best"):
-            t = tickets.get(kind)
-            if t:
-                s = score_level(RunLayout(run_dir).level(t["level"]).dir, manifest)
-                rows.append([f"{name}_demo", f"{kind} (level {t['level']})", f"{100 * t['remaining']:.1f}",
-                             f"{100 * s['wer']:.1f}", f"{100 * s['cer']:.1f}"])
-    count = len(read_manifest(manifest))
+        run = load_run(run_dir, branches=lambda _: False)
+        made = real_speech_table(run, select_tickets(list(imp_results(run_dir).values()), tolerance))
+        notes += [f"{name}_demo: {n}" for n in run.notes]
+        if made:
+            rows += [[f"{name}_demo", *r] for r in made[1][1]]
+    if not rows:
+        return [f"- {n}" for n in notes]
+    shown = manifest.resolve().relative_to(ROOT) if manifest.resolve().is_relative_to(ROOT) else manifest
     return ["## Real-speech test", "",
-            f"`{manifest.resolve().relative_to(ROOT)}` ({count} utterances of "
-            "real speech, Whisper-normalised), greedy decoding; no model here was trained or selected on it.", "",
-            md_table(["model", "which", "remaining %", "real-speech WER %", "real-speech CER %"], rows), ""]
+            f"`{shown}` ({len(read_manifest(manifest))} utterances of real speech, raw_text scored "
+            "through Whisper's normaliser), greedy decoding; no model here was trained or selected on it.", "",
+            md_table(["preset", "model", "level", "remaining", "test WER", "test CER", "real-speech WER",
+                      "real-speech CER"], rows), "", *[f"- {n}" for n in notes]]
 
 
-def previous_sections(previous: list[Path], markdown: str, version: int | None) -> list[str]:
+def previous_sections(previous: Sequence[Path], markdown: str, version: int | None) -> list[str]:
     """Earlier results of this bench beside the new tables: the dense presets paired by preset, the
     tickets by backbone."""
     lines = []
@@ -220,7 +232,9 @@ def plot_curves(runs: dict[str, Path], out: Path) -> None:
     plt.close(fig)
 
 
-def stage_report(root: Path, ds2_run: Path | None, previous: list[Path] = ()) -> str:
+def stage_report(root: Path, ds2_run: Path | None, previous: Sequence[Path] = ()) -> str:
+    """Write docs/bench_backbones.md (and its result JSON and WER chart) from the dense presets in
+    ``root``, each backbone's demo-preset lottery run there and the DS2 run ``ds2_run``; returns the page."""
     runs: dict[str, Path] = {}
     if ds2_run and RunLayout(ds2_run).level(0).result.is_file():
         runs["ds2"] = ds2_run
@@ -259,7 +273,8 @@ def stage_report(root: Path, ds2_run: Path | None, previous: list[Path] = ()) ->
     ]
     text = "\n".join(lines)
     conditions = corpus_version(CORPUS)
-    text += "\n" + "\n".join(previous_sections(list(previous), text, conditions.get("corpus_version")))
+    if previous:
+        text += "\n" + "\n".join(previous_sections(previous, text, conditions.get("corpus_version")))
     write_page(ROOT / "docs" / "bench_backbones.md", text, conditions=conditions)
     return text
 
@@ -271,8 +286,9 @@ def main() -> None:
     p.add_argument("--backbones", default=",".join(BACKBONES))
     p.add_argument("--minutes", type=float, default=8.0, help="training budget per small preset (dense stage)")
     p.add_argument("--ds2-run", help="the ds2_demo lottery run (make demo) for DS2's row and curve")
-    p.add_argument("--previous", type=Path, nargs="*", default=[],
-                   help="earlier result JSONs of this bench (report stage) to put beside the new tables")
+    p.add_argument("--previous", type=Path, nargs="*", default=sorted((ROOT / "docs" / "history").glob("bench_backbones_*.json")),
+                   help="earlier result JSONs of this bench (report stage) to put beside the new tables "
+                        "(default: docs/history/bench_backbones_*.json)")
     args = p.parse_args()
     os.chdir(ROOT)  # presets name the corpus relative to the repository
     root, names = Path(args.root), args.backbones.split(",")

@@ -245,13 +245,20 @@ def pruning_rate(f: dict) -> str:
 
 
 def backbones(r: dict) -> Lines:
+    body: list = [pick(table(r, section="Extreme tickets")),
+                  "Dense `*_small` presets after a fixed wall-clock budget each:",
+                  pick(table(r, section="Dense small presets"), ["preset", "epochs", "train min", "audio s / s",
+                                                                 "test WER / CER"])]
+    real = table(r, section="Real-speech test", optional=True)
+    if real:
+        body += ["The same models on the real-speech test (percentages):", pick(real)]
+    for earlier, before in earlier_runs(r):
+        if before["headers"][0] == "backbone":
+            body += [f"The tickets of an earlier run of this bench (`{earlier}`; its page names its corpus) beside "
+                     "these:", pick(before)]
     return section("Every backbone through the lottery (`bench/bench_backbones.py`)", r,
                    "Each `*_demo` preset through IMP with rewinding to theta_0 (DS2 is the run above); random reinit "
-                   "= the IMP mask with freshly drawn weights. Test WER greedy on the whole test set.",
-                   pick(table(r, section="Extreme tickets")),
-                   "Dense `*_small` presets after a fixed wall-clock budget each:",
-                   pick(table(r, section="Dense small presets"), ["preset", "epochs", "train min", "audio s / s",
-                                                                  "test WER / CER"]))
+                   "= the IMP mask with freshly drawn weights. Test WER greedy on the whole test set.", *body)
 
 
 def transducer_loss(r: dict) -> Lines:

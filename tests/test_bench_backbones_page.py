@@ -50,3 +50,32 @@ def test_an_earlier_page_is_put_beside_the_new_tables_preset_by_preset_and_backb
     assert dense["rows"][1][1] == "–"  # no earlier row for that preset
     assert tickets["rows"][0][:5] == ["RNN-Transducer", "dev 0.703, test 0.820", "dev 0.650, test 0.790", "16.8 %",
                                       "10.7 %"]
+
+
+def test_the_real_speech_section_scores_each_dense_preset_and_takes_each_run_s_ticket_rows(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    real = tmp_path / "asterisk" / "test.jsonl"
+    real.parent.mkdir()
+    real.write_text("".join(json.dumps({"audio": f"{i}.wav", "text": "one", "duration": 1.0, "speaker": "s"}) + "\n"
+                            for i in range(2)))
+    small = tmp_path / "small_conformer"
+    small.mkdir()
+    (small / "test.json").write_text(json.dumps({"wer": 0.9512, "cer": 0.43}))
+    scored = []
+    monkeypatch.setattr(bench_backbones, "real_test_manifest", lambda data: real)
+    monkeypatch.setattr(bench_backbones, "score_model",
+                        lambda weights, manifest, cache: scored.append((weights, cache)) or {"wer": 0.99, "cer": 0.61})
+    monkeypatch.setattr(bench_backbones, "imp_results", lambda run_dir: {})
+    monkeypatch.setattr(bench_backbones, "select_tickets", lambda results, tol: {})
+    monkeypatch.setattr(bench_backbones, "load_run", lambda run_dir, branches: SimpleNamespace(notes=["level 3: no result"]))
+    ticket_row = ["Extreme ticket", "4", "16.8 %", "80.20 %", "40.50 %", "98.97 %", "58.00 %"]
+    monkeypatch.setattr(bench_backbones, "real_speech_table", lambda run, tickets: ("heading", (["Model"], [ticket_row])))
+    lines = bench_backbones.real_speech_section({"rnnt": tmp_path / "run"}, tmp_path, 0.01)
+    tables = parse_tables("\n".join(lines))
+    assert tables[0]["rows"] == [["conformer_small", "Dense", "–", "100.0 %", "95.12 %", "43.00 %", "99.00 %", "61.00 %"],
+                                 ["rnnt_demo", *ticket_row]]
+    assert scored == [(small / "best.safetensors", small / "eval_real.json")]
+    assert f"`{real}` (2 utterances" in "\n".join(lines) and "- rnnt_demo: level 3: no result" in lines
+    monkeypatch.setattr(bench_backbones, "real_test_manifest", lambda data: None)
+    assert bench_backbones.real_speech_section({"rnnt": tmp_path / "run"}, tmp_path, 0.01) == []

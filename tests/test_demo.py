@@ -8,7 +8,7 @@ import pytest
 
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.data import corpora
-from audio_lottery.demo import branch_levels, ensure_real_speech, main, skipped_phases
+from audio_lottery.demo import branch_levels, ensure_real_speech, main
 
 from conftest import TINY_CONFIG
 
@@ -53,29 +53,18 @@ def test_the_real_speech_test_is_prepared_beside_the_corpus_unless_present(tmp_p
         return {"test": {"written": 0}}
 
     monkeypatch.setattr(corpora, "prepare_corpus", fake_prepare)
-    seconds = ensure_real_speech(tmp_path / "synth")
-    assert seconds is not None and calls == [("asterisk", None, tmp_path.resolve() / "asterisk")]
-    assert ensure_real_speech(tmp_path / "synth") is None and len(calls) == 1  # present: not prepared again
+    seconds, why = ensure_real_speech(tmp_path / "synth")
+    assert seconds is not None and why is None and calls == [("asterisk", None, tmp_path.resolve() / "asterisk")]
+    assert ensure_real_speech(tmp_path / "synth") == (None, "present") and len(calls) == 1  # not prepared again
     assert "(present)" in capsys.readouterr().out
 
 
 def test_the_demo_goes_on_without_the_real_speech_packages(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(corpora.DEFAULT_ROOTS, "asterisk", tmp_path / "no_packages")
     (tmp_path / "no_packages").mkdir()
-    assert ensure_real_speech(tmp_path / "synth") is None
+    seconds, why = ensure_real_speech(tmp_path / "synth")
+    assert seconds is None and why.startswith("not prepared: ") and "asterisk-core-sounds-en" in why
     out = capsys.readouterr().out
     assert "real-speech test: not prepared" in out and "asterisk-core-sounds-en" in out
     assert not (tmp_path / "asterisk" / "test.jsonl").exists()
 
-
-def test_skipped_phases_say_why_a_set_up_phase_did_no_work(tmp_path):
-    from types import SimpleNamespace
-
-    cfg = SimpleNamespace(data=SimpleNamespace(real_test_manifest=""))
-    phases = {"corpus": None, "real_speech": None}
-    assert skipped_phases(phases, cfg, tmp_path / "synth") == {"corpus": "present",
-                                                               "real_speech": "not prepared (packages missing)"}
-    (tmp_path / "asterisk").mkdir()
-    (tmp_path / "asterisk" / "test.jsonl").write_text("")
-    assert skipped_phases({"corpus": 12.0, "real_speech": None}, cfg, tmp_path / "synth") == {"real_speech": "present"}
-    assert skipped_phases({"corpus": 12.0, "real_speech": 3.0}, cfg, tmp_path / "synth") == {}

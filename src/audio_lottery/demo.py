@@ -57,40 +57,27 @@ def ensure_corpus(data: Path, hours: float) -> float | None:
     return seconds
 
 
-def ensure_real_speech(data: Path) -> float | None:
+def ensure_real_speech(data: Path) -> tuple[float | None, str | None]:
     """Prepare the real-speech test (the Asterisk prompts of the Debian packages ``make setup`` installs)
     beside the corpus, where the report and the demo look for it, unless it is there; returns the seconds
-    it took (None: present, or the packages are missing: then the demo goes on without it)."""
+    it took, or None and why nothing was prepared (present, or the prompts could not be read: then the
+    demo goes on without it)."""
     from audio_lottery.data.corpora import CorpusLayoutError, prepare_corpus
     from audio_lottery.eval.real_speech import ASTERISK_TEST
 
     out = data.resolve().parent / ASTERISK_TEST.parent
     if (out / ASTERISK_TEST.name).is_file():
         print(f"real-speech test: {out} (present)")
-        return None
+        return None, "present"
     t0 = time.time()
     try:
         summary = prepare_corpus("asterisk", None, out, progress=False)
     except CorpusLayoutError as exc:
         print(f"real-speech test: not prepared ({exc})")
-        return None
+        return None, f"not prepared: {exc}"
     seconds = time.time() - t0
     print(f"real-speech test: {out} prepared in {seconds:.0f} s: {json.dumps(summary)}")
-    return seconds
-
-
-def skipped_phases(phases: dict[str, float | None], cfg, data: Path) -> dict[str, str]:
-    """Why the set-up phases that did no work (None) did none: the timings table says so instead of a blank."""
-    from audio_lottery.eval.real_speech import ASTERISK_TEST
-
-    why = {}
-    if phases["corpus"] is None:
-        why["corpus"] = "present"
-    if phases["real_speech"] is None:
-        present = (data.resolve().parent / ASTERISK_TEST).is_file()
-        why["real_speech"] = ("given by data.real_test_manifest" if cfg.data.real_test_manifest
-                              else "present" if present else "not prepared (packages missing)")
-    return why
+    return seconds, None
 
 
 def corpus_sizes(data: Path) -> dict:
@@ -105,7 +92,7 @@ def write_timings(run_dir: Path, phases: dict[str, float | None], *, data: Path,
     """The demo's own timings (seconds per phase, rounded to 0.1) and conditions, in the run folder;
     ``levels_wall_s``: the IMP levels' own wall time summed over their results, levels that an
     earlier, interrupted demo trained included (the search phase counts only this invocation's);
-    ``skipped``: why a phase without seconds did no work (:func:`skipped_phases`)."""
+    ``skipped``: why a phase without seconds did no work (e.g. the corpus was present)."""
     path = RunLayout(run_dir).demo_timings
     atomic_write_json(path, {
         "run": run_dir.name, "phases_s": {k: None if v is None else round(v, 1) for k, v in phases.items()},
@@ -139,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     phases: dict[str, float | None] = {"corpus": ensure_corpus(data, args.hours)}
     overrides = [f"data.{s}_manifest={data / f'{s}.jsonl'}" for s in ("train", "dev", "test")] + args.overrides
     cfg = load_config(args.config, overrides)
-    phases["real_speech"] = None if cfg.data.real_test_manifest else ensure_real_speech(data)
-    skipped = skipped_phases(phases, cfg, data)
+    skipped = {"corpus": "present"} if phases["corpus"] is None else {}
+    if cfg.data.real_test_manifest:
+        phases["real_speech"], skipped["real_speech"] = None, "given by data.real_test_manifest"
+    else:
+        phases["real_speech"], why = ensure_real_speech(data)
+        skipped |= {"real_speech": why} if why else {}
     levels_done = len(RunLayout(run_dir_for(cfg, Path(args.runs))).level_results())
     t0 = time.time()
     run_dir = run_lottery(cfg, Path(args.runs))

@@ -1,7 +1,8 @@
 """A real-speech test beside the synthetic one: a trained level scored on the asterisk test split
 (or any manifest named by ``data.real_test_manifest``), for the report and the demo.
 
-The scores are kept beside the level as ``<level dir>/eval_real.json``::
+The scores of a lottery level are kept beside it as ``<level dir>/eval_real.json`` (any other
+checkpoint's in the file :func:`score_model` is given)::
 
     {"manifest", "manifest_fingerprint", "model", "model_stamp", "wer", "cer", "utterances"}
 
