@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -286,7 +286,8 @@ def main() -> None:
     p.add_argument("--backbones", default=",".join(BACKBONES))
     p.add_argument("--minutes", type=float, default=8.0, help="training budget per small preset (dense stage)")
     p.add_argument("--ds2-run", help="the ds2_demo lottery run (make demo) for DS2's row and curve")
-    p.add_argument("--previous", type=Path, nargs="*", default=sorted((ROOT / "docs" / "history").glob("bench_backbones_*.json")),
+    p.add_argument("--previous", type=Path, nargs="*",
+                   default=sorted((ROOT / "docs" / "history").glob("bench_backbones_*.json")),
                    help="earlier result JSONs of this bench (report stage) to put beside the new tables "
                         "(default: docs/history/bench_backbones_*.json)")
     args = p.parse_args()

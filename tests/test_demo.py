@@ -67,4 +67,3 @@ def test_the_demo_goes_on_without_the_real_speech_packages(tmp_path, monkeypatch
     out = capsys.readouterr().out
     assert "real-speech test: not prepared" in out and "asterisk-core-sounds-en" in out
     assert not (tmp_path / "asterisk" / "test.jsonl").exists()
-

@@ -116,8 +116,7 @@ def test_demo_timings_appear_only_when_recorded(docs_copy, tmp_path):
     assert "own wall time" not in text  # every level was trained by this invocation: the search phase is all of it
     assert results_io.untraced_numbers(text, _sources(docs_copy)) == []
     phases = {"corpus": None, "search": 2.5, "branches": 640.2, "report": 12.1, "total": 655.0}
-    resumed = write_timings(run_dir, phases, data=tmp_path / "corpus", cfg=cfg, levels_done=10, levels_wall_s=3677.04,
-                            skipped={"corpus": "present"})
+    resumed = write_timings(run_dir, phases, data=tmp_path / "corpus", cfg=cfg, levels_done=10, levels_wall_s=3677.04)
     assert make_results.main(["--docs", str(docs_copy), "--demo-timings", str(resumed)]) == 0
     text = (docs_copy / "results.md").read_text()
     assert "| corpus synthesis | – (present) |" in text and "| real-speech test preparation | – |" in text

@@ -92,11 +92,11 @@ def write_timings(run_dir: Path, phases: dict[str, float | None], *, data: Path,
     """The demo's own timings (seconds per phase, rounded to 0.1) and conditions, in the run folder;
     ``levels_wall_s``: the IMP levels' own wall time summed over their results, levels that an
     earlier, interrupted demo trained included (the search phase counts only this invocation's);
-    ``skipped``: why a phase without seconds did no work (e.g. the corpus was present)."""
+    ``skipped``: why a phase without seconds did no work, beside the corpus (present when its phase is None)."""
     path = RunLayout(run_dir).demo_timings
     atomic_write_json(path, {
         "run": run_dir.name, "phases_s": {k: None if v is None else round(v, 1) for k, v in phases.items()},
-        "skipped": skipped or {},
+        "skipped": ({"corpus": "present"} if phases["corpus"] is None else {}) | (skipped or {}),
         "levels_wall_s": None if levels_wall_s is None else round(levels_wall_s, 1),
         "corpus_present": phases["corpus"] is None, "levels_done_at_start": levels_done,
         "levels": cfg.lottery.levels, "corpus": corpus_sizes(data),
@@ -126,12 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     phases: dict[str, float | None] = {"corpus": ensure_corpus(data, args.hours)}
     overrides = [f"data.{s}_manifest={data / f'{s}.jsonl'}" for s in ("train", "dev", "test")] + args.overrides
     cfg = load_config(args.config, overrides)
-    skipped = {"corpus": "present"} if phases["corpus"] is None else {}
     if cfg.data.real_test_manifest:
-        phases["real_speech"], skipped["real_speech"] = None, "given by data.real_test_manifest"
+        phases["real_speech"], real_speech_skipped = None, "given by data.real_test_manifest"
     else:
-        phases["real_speech"], why = ensure_real_speech(data)
-        skipped |= {"real_speech": why} if why else {}
+        phases["real_speech"], real_speech_skipped = ensure_real_speech(data)
     levels_done = len(RunLayout(run_dir_for(cfg, Path(args.runs))).level_results())
     t0 = time.time()
     run_dir = run_lottery(cfg, Path(args.runs))
@@ -155,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     phases["report"] = time.time() - t2
     phases["total"] = time.time() - start
     timings = write_timings(run_dir, phases, data=data, cfg=cfg, levels_done=levels_done,
-                            levels_wall_s=sum(r["wall_seconds"] for r in results), skipped=skipped)
+                            levels_wall_s=sum(r["wall_seconds"] for r in results),
+                            skipped={"real_speech": real_speech_skipped} if real_speech_skipped else None)
     print(f"timings: {timings}")
     print(run_dir)
     return 0
