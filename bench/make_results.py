@@ -405,6 +405,11 @@ whisper_speed = table_section(
     "CPU real-time factors of the dense tiny.en and shrunk structured tickets (heads and feed-forward neurons "
     "removed) in torch float32 and int8 and in faster-whisper (CTranslate2) float32 and int8, greedy, on "
     "asterisk test; speed-ups against torch dense float32 at the same thread count.", "model")
+train_speed = table_section(
+    "Training speed on CPU (`bench/bench_train_speed.py`)",
+    "Epoch time of the demo preset with bf16 autocast (`train.amp=bf16`) and the in-memory feature cache "
+    "(`data.feature_cache_mb`, on by default) against float32 without the cache, interleaved rounds; the cache "
+    "must leave every logged loss unchanged.", "variant")
 augment = table_section(
     "Augmentation ablation (`bench/bench_augment.py`)",
     "ds2_small trained with each training augmentation on its own against none, a fixed training-time "
@@ -418,7 +423,8 @@ def render(docs: Path = DOCS) -> str:
     timings_path = Path(docs) / DEMO_TIMINGS
     timings = read_json(timings_path) if timings_path.is_file() else None
     lines = [*HEADER, *demo(R, timings)]
-    simple = {"synth": synth, "voices": voices, "features": features, "ds2_small": ds2_small, "mask_overhead": mask_overhead}
+    simple = {"synth": synth, "voices": voices, "features": features, "ds2_small": ds2_small, "mask_overhead": mask_overhead,
+              "train_speed": train_speed}
     for key, make in simple.items():
         if key in R:
             lines += make(R[key])

@@ -53,6 +53,7 @@ def main() -> None:
         run("bench_whisper_parity.py")  # Whisper tiny.en vs faster-whisper on asterisk test (~10-30 min, 1 thread)
     run("bench_features.py")
     run("bench_mask_overhead.py")
+    run("bench_train_speed.py")  # bf16 autocast and the feature cache on the demo preset (~15 min)
     run("bench_ddp.py")
     run("bench_inference.py")  # speed and sizes on pruned random weights; pass --run for trained tickets
     if not args.skip_training:

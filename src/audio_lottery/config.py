@@ -213,6 +213,10 @@ class DataConfig:
     batch_seconds: float = hparam(240.0, "audio seconds per training batch (duration bucketing)", gt=0)
     max_batch_size: int = hparam(32, "upper bound on utterances per batch", ge=1)
     num_workers: int = hparam(0, "DataLoader worker processes", ge=0)
+    feature_cache_mb: int = hparam(2048, "keep up to this many MiB of un-augmented training features in memory, "
+                                   "shared by every training of the process, when no waveform augmentation and no "
+                                   "VTLP is on (each utterance is then decoded once; 0 = off; results are the same)",
+                                   ge=0)
     real_test_manifest: str = hparam("", "JSONL manifest of a real-speech test set that `report` and the demo also "
                                  "score the dense model and the tickets on (never used for training or selection; "
                                  "empty: asterisk/test.jsonl beside the test manifest's corpus folder, i.e. "
@@ -504,7 +508,8 @@ def non_defaults(cfg: Any, default: Any | None = None) -> dict:
 
 
 # Keys that change how fast a run goes, not what it computes: never part of a run's identity.
-RUNTIME_KEYS = ("train.threads", "train.device", "data.num_workers", "train.log_every_steps", "data.real_test_manifest")
+RUNTIME_KEYS = ("train.threads", "train.device", "data.num_workers", "data.feature_cache_mb", "train.log_every_steps",
+                "data.real_test_manifest")
 PATH_KEYS = ("data.train_manifest", "data.dev_manifest", "data.test_manifest", "data.augment.noise_manifest",
              "data.real_test_manifest")
 

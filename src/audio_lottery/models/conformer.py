@@ -330,7 +330,7 @@ class ConformerCTC(ASRModel):
         x = self.input_dropout(x) * mask[:, :, None].to(x.dtype)
         for block in self.blocks:
             x, lens, mask = block(x, lens, mask)
-        return F.log_softmax(self.out(x), dim=-1), lens
+        return F.log_softmax(self.out(x).float(), dim=-1), lens  # fp32 under autocast (train.amp)
 
     def reset_parameters(self) -> None:
         """Every module's own reset (conv, norms and their running statistics, attention biases), then

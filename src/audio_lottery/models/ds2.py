@@ -88,7 +88,7 @@ class DeepSpeech2(ASRModel):
             x = layer(x, lens, mask)
         if self.out_norm is not None:
             x = self.out_norm(x, mask)
-        return F.log_softmax(self.out(x), dim=-1), lens
+        return F.log_softmax(self.out(x).float(), dim=-1), lens  # fp32 under autocast (train.amp)
 
     def prunable(self) -> dict[str, nn.Parameter]:
         """Conv weights, every LSTM weight_ih/weight_hh, the output Linear weight (the paper's scope)."""

@@ -389,7 +389,7 @@ class TransformerASR(ASRModel):
     def forward(self, feats: Tensor, feat_lens: Tensor) -> tuple[Tensor, Tensor]:
         """CTC log-probabilities ``[B, T', V]`` and output lengths ``[B]``."""
         enc, out_lens = self.encode(feats, feat_lens)
-        return F.log_softmax(self.ctc_head(enc), dim=-1), out_lens
+        return F.log_softmax(self.ctc_head(enc).float(), dim=-1), out_lens  # fp32 under autocast (train.amp)
 
     # ------------------------------------------------------------------ decoder
 

@@ -42,6 +42,7 @@ from audio_lottery.rewind import rewind_to_steps
 from audio_lottery.pruning.mask import Mask, MaskEnforcer
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.data.pipeline.augmentation import shortest_duration_factor
+from audio_lottery.data.pipeline.feature_cache import shared_cache
 from audio_lottery.train.components import build_augmentation, prepare_tokenizer
 from audio_lottery.train import distributed as dist
 from audio_lottery.train.checkpoint import load_training_state, save_training_state
@@ -237,7 +238,8 @@ def build_train_data(cfg: Config, rec: Recognizer, records: list[dict],
     if not records:
         raise ValueError(f"{cfg.data.train_manifest}: no usable training utterances ({filtered.dropped})")
     augment = build_augmentation(cfg, rec.featurizer)
-    dataset = SpeechDataset(records, rec.featurizer, rec.tokenizer, sr, augment, cfg.train.seed)
+    dataset = SpeechDataset(records, rec.featurizer, rec.tokenizer, sr, augment, cfg.train.seed,
+                            cache=shared_cache(cfg.data.feature_cache_mb))
     buckets = ([r["duration"] for r in records], cfg.data.batch_seconds, cfg.data.max_batch_size)
     if dist.world_size() > 1:
         sampler = DistributedBucketBatchSampler(*buckets, rank=dist.rank(), world_size=dist.world_size(),

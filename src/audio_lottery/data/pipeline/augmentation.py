@@ -78,16 +78,37 @@ class Augmentation:
                 wave = fn(wave, main if name == "noise" else utterance_rng(seed, epoch, index, STREAMS[name]))
         return wave, main
 
+    @property
+    def keeps_features(self) -> bool:
+        """Whether the front-end sees the recorded audio unchanged (at most SpecAugment is on, and it masks
+        a copy): an utterance's un-masked features are then the same in every epoch and may be cached."""
+        return all(getattr(self, name) is None for name in ("speed", "reverb", "noise", "telephone", "vtlp"))
+
     def features(self, wave: np.ndarray, featurizer: torch.nn.Module, seed: int, epoch: int, index: int) -> Tensor:
         """Features ``[frames, dim]`` of utterance ``index`` of ``epoch`` with every augmentation applied."""
         wave, main = self.waveform(wave, seed, epoch, index)
         warp = self.vtlp(utterance_rng(seed, epoch, index, STREAMS["vtlp"])) if self.vtlp is not None else 1.0
+        return self._mask(front_end(wave, featurizer, warp), main)
+
+    def masked(self, feats: Tensor, seed: int, epoch: int, index: int) -> Tensor:
+        """What :meth:`features` returns, from the un-augmented ``feats`` of the utterance (``front_end``'s,
+        e.g. cached); only valid when :attr:`keeps_features`. ``feats`` itself is left unchanged."""
+        if not self.keeps_features:
+            raise ValueError("Augmentation.masked: waveform augmentations or VTLP are on; use features()")
+        return self._mask(feats, utterance_rng(seed, epoch, index))
+
+    def _mask(self, feats: Tensor, main: np.random.Generator) -> Tensor:
+        if self.spec is None:
+            return feats
         with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
-            feats = featurizer(x, warp=warp) if warp != 1.0 else featurizer(x)
-            if self.spec is not None:
-                feats = self.spec(feats, torch.Generator().manual_seed(int(main.integers(2**31))))
-        return feats
+            return self.spec(feats, torch.Generator().manual_seed(int(main.integers(2**31))))
+
+
+def front_end(wave: np.ndarray, featurizer: torch.nn.Module, warp: float = 1.0) -> Tensor:
+    """``featurizer``'s features ``[frames, dim]`` of a waveform (``warp``: VTLP factor, 1 = none)."""
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+        return featurizer(x, warp=warp) if warp != 1.0 else featurizer(x)
 
 
 def wave_augmentations(cfg: AugmentConfig, sample_rate: int) -> dict[str, WaveFn]:

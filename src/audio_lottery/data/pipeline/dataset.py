@@ -7,11 +7,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from audio_lottery.data.audio import AudioError, AudioFacts, audio_problem, load_audio
-from audio_lottery.data.pipeline.augmentation import Augmentation, utterance_rng
+from audio_lottery.data.pipeline.augmentation import Augmentation, front_end, utterance_rng
+from audio_lottery.data.pipeline.feature_cache import FeatureCache, utterance_key
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,9 @@ def target_text(rec: dict, tokenizer) -> str:
 class SpeechDataset(Dataset):
     """Loads audio, augments it and computes its features (:class:`Augmentation`), and encodes text.
 
-    Randomness depends only on (seed, epoch, index), so a resumed epoch sees the same data.
+    Randomness depends only on (seed, epoch, index), so a resumed epoch sees the same data. With a
+    ``cache`` and an augmentation that :attr:`~Augmentation.keeps_features`, each utterance is decoded
+    and featurised once and only SpecAugment is drawn per epoch (the same features either way).
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class SpeechDataset(Dataset):
         sample_rate: int,
         augment: Augmentation | None = None,
         seed: int = 0,
+        cache: FeatureCache | None = None,
     ) -> None:
         self.records = list(records)
         self.featurizer = featurizer
@@ -74,6 +79,7 @@ class SpeechDataset(Dataset):
         self.augment = augment or Augmentation()
         self.seed = seed
         self.epoch = 0
+        self.cache = cache if self.augment.keeps_features else None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -83,14 +89,21 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, idx: int) -> dict | None:
         rec = self.records[idx]
+        key = utterance_key(rec, self.featurizer) if self.cache is not None else None
         try:
-            wave = load_audio(rec["audio"], self.sample_rate, rec.get("offset", 0.0), rec["duration"])
+            if key is None:
+                feats = self.augment.features(self._wave(rec), self.featurizer, self.seed, self.epoch, idx)
+            else:
+                clean = self.cache.get(key, lambda: front_end(self._wave(rec), self.featurizer))
+                feats = self.augment.masked(clean, self.seed, self.epoch, idx)
         except AudioError as exc:
             log.warning("skipping utterance %s: %s", rec["id"], exc)
             return None
-        feats = self.augment.features(wave, self.featurizer, self.seed, self.epoch, idx)
         text = target_text(rec, self.tokenizer)
         return {"feats": feats, "tokens": self.tokenizer.encode(text), "id": rec["id"], "text": text}
+
+    def _wave(self, rec: dict) -> np.ndarray:
+        return load_audio(rec["audio"], self.sample_rate, rec.get("offset", 0.0), rec["duration"])
 
 
 def collate(items: list[dict | None]) -> Batch | None:

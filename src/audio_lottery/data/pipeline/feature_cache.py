@@ -1,0 +1,100 @@
+"""Un-augmented training features kept in memory, shared by every training of a process.
+
+Decoding a FLAC file and computing its log-mel features cost about an eighth of a DS2 demo
+epoch on 2 cores (profile: 2.9 s of reading and 3.5 s of features in a 53-s epoch), and a
+lottery search trains the same utterances 6 epochs x 17 trainings. When a run's augmentation
+leaves the front-end's input untouched (no speed, reverb, noise, telephone or VTLP: only
+SpecAugment, which masks a copy), the features of an utterance are the same in every epoch and
+every training, so :class:`FeatureCache` computes them once. A cached tensor is exactly the one
+the front-end returned, so a run computes the same numbers with or without the cache.
+
+Entries are keyed by the audio file's path, size and modification time, the segment and the
+front-end's configuration; the cache stops growing at its byte budget (``data.feature_cache_mb``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Callable, Hashable
+
+import torch
+from torch import Tensor
+
+
+class FeatureCache:
+    """Features by key, filled until ``budget_bytes`` (later misses are computed, not kept)."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget_bytes = int(budget_bytes)
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._entries: dict[Hashable, Tensor] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getstate__(self) -> dict:
+        """Pickled (a DataLoader worker started by spawn): the budget only, the copy starts empty."""
+        return {"budget_bytes": self.budget_bytes}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["budget_bytes"])
+
+    def get(self, key: Hashable, compute: Callable[[], Tensor]) -> Tensor:
+        """The cached tensor for ``key``, else ``compute()`` (kept while the budget allows).
+
+        Callers must not modify the returned tensor in place: it is the cached one.
+        """
+        with self._lock:
+            cached = self._entries.get(key)
+            if cached is not None:
+                self.hits += 1
+                return cached
+            self.misses += 1
+        value = compute()
+        size = value.element_size() * value.nelement()
+        with self._lock:
+            if key not in self._entries and self.bytes + size <= self.budget_bytes:
+                self._entries[key] = value
+                self.bytes += size
+        return value
+
+    def resize(self, budget_bytes: int) -> None:
+        """A new budget; entries beyond it are dropped, newest first."""
+        with self._lock:
+            self.budget_bytes = int(budget_bytes)
+            while self._entries and self.bytes > self.budget_bytes:
+                _, value = self._entries.popitem()
+                self.bytes -= value.element_size() * value.nelement()
+
+    def clear(self) -> None:
+        """Forget every entry and the hit counts."""
+        with self._lock:
+            self._entries.clear()
+            self.bytes = self.hits = self.misses = 0
+
+
+_SHARED = FeatureCache(0)
+
+
+def shared_cache(budget_mb: int) -> FeatureCache | None:
+    """The process's cache with a budget of ``budget_mb`` MiB, or None when it is 0 (off)."""
+    _SHARED.resize(int(budget_mb) << 20)
+    return _SHARED if budget_mb > 0 else None
+
+
+def utterance_key(rec: dict, front_end: torch.nn.Module) -> Hashable | None:
+    """The cache key of record ``rec``'s features under ``front_end``, or None when either cannot be
+    named (a front-end without a ``cfg``, a file that cannot be stat-ed: then nothing is cached)."""
+    cfg = getattr(front_end, "cfg", None)
+    if cfg is None:
+        return None
+    try:
+        st = os.stat(rec["audio"])
+    except (OSError, KeyError, TypeError):
+        return None
+    return (os.path.abspath(rec["audio"]), st.st_size, st.st_mtime_ns, float(rec.get("offset", 0.0)),
+            float(rec["duration"]), type(front_end).__qualname__, repr(cfg))

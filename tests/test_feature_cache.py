@@ -1,0 +1,128 @@
+"""The in-memory feature cache: same features as without it, decoded once, bounded, and off
+whenever an augmentation changes what the front-end sees."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audio_lottery.config import AugmentConfig, FeatureConfig, config_hash, load_config
+from audio_lottery.data.pipeline import dataset as dataset_module
+from audio_lottery.data.pipeline.augmentation import build_augmentation
+from audio_lottery.data.pipeline.dataset import SpeechDataset
+from audio_lottery.data.pipeline.feature_cache import FeatureCache, shared_cache, utterance_key
+from audio_lottery.data.pipeline.features import FeatureExtractor
+from audio_lottery.data.pipeline.tokenizers import CharTokenizer
+
+from conftest import TINY_CONFIG
+
+SR = 16000
+
+
+def _records(tmp_path, n: int = 4) -> list[dict]:
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        samples = SR // 2 + 1600 * i
+        path = tmp_path / f"u{i}.flac"
+        sf.write(path, (rng.standard_normal(samples) * 0.1).astype(np.float32), SR)
+        out.append({"id": f"u{i}", "audio": str(path), "duration": samples / SR, "text": "a b"})
+    return out
+
+
+def _dataset(records, augment_cfg: AugmentConfig, cache: FeatureCache | None) -> SpeechDataset:
+    featurizer = FeatureExtractor(FeatureConfig())
+    aug = build_augmentation(augment_cfg, SR, featurizer)
+    return SpeechDataset(records, featurizer, CharTokenizer(), SR, aug, seed=5, cache=cache)
+
+
+def _epoch(ds: SpeechDataset, epoch: int) -> list[torch.Tensor]:
+    ds.set_epoch(epoch)
+    return [ds[i]["feats"] for i in range(len(ds))]
+
+
+SPEC_ONLY = AugmentConfig(freq_masks=2, freq_width=20, time_masks=2, time_width=10)
+
+
+def test_cached_features_equal_uncached_ones_in_every_epoch(tmp_path):
+    records = _records(tmp_path)
+    cache = FeatureCache(1 << 30)
+    cached, plain = _dataset(records, SPEC_ONLY, cache), _dataset(records, SPEC_ONLY, None)
+    for epoch in (0, 1, 0):
+        a, b = _epoch(cached, epoch), _epoch(plain, epoch)
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert (cache.misses, cache.hits, len(cache)) == (4, 8, 4)
+    # SpecAugment masked copies: the cached features themselves hold no zeroed band
+    assert all((v != 0).all() for v in cache._entries.values())
+    assert any(not torch.equal(x, y) for x, y in zip(_epoch(cached, 0), _epoch(cached, 1)))
+
+
+def test_cache_is_shared_by_datasets_and_never_read_from_disk_again(tmp_path, monkeypatch):
+    records = _records(tmp_path)
+    cache = FeatureCache(1 << 30)
+    _epoch(_dataset(records, SPEC_ONLY, cache), 0)
+    monkeypatch.setattr(dataset_module, "load_audio", lambda *a, **k: pytest.fail("decoded a cached utterance"))
+    second = _epoch(_dataset(records, AugmentConfig(), cache), 0)  # another training, no SpecAugment
+    assert all(torch.equal(f, v) for f, v in zip(second, cache._entries.values()))
+
+
+def test_changed_audio_file_is_decoded_again(tmp_path):
+    records = _records(tmp_path, 1)
+    cache = FeatureCache(1 << 30)
+    before = _epoch(_dataset(records, AugmentConfig(), cache), 0)[0]
+    sf.write(records[0]["audio"], np.zeros(SR // 2, dtype=np.float32) + 0.05, SR)
+    os.utime(records[0]["audio"], ns=(1, 1))  # a new modification time even on a coarse clock
+    after = _epoch(_dataset(records, AugmentConfig(), cache), 0)[0]
+    assert cache.misses == 2 and not torch.equal(before, after)
+
+
+def test_budget_bounds_the_cache(tmp_path):
+    records = _records(tmp_path)
+    one = FeatureExtractor()(torch.zeros(int(records[0]["duration"] * SR)))
+    cache = FeatureCache(one.element_size() * one.nelement())  # room for the shortest utterance only
+    _epoch(_dataset(records, AugmentConfig(), cache), 0)
+    assert len(cache) == 1 and cache.bytes <= cache.budget_bytes
+    cache.resize(0)
+    assert len(cache) == 0 and cache.bytes == 0
+
+
+@pytest.mark.parametrize("augment", [AugmentConfig(vtlp_prob=1.0), AugmentConfig(speed_prob=1.0)])
+def test_no_cache_when_the_front_end_sees_augmented_audio(tmp_path, augment):
+    records = _records(tmp_path, 2)
+    cache = FeatureCache(1 << 30)
+    ds = _dataset(records, augment, cache)
+    assert ds.cache is None
+    assert any(not torch.equal(x, y) for x, y in zip(_epoch(ds, 0), _epoch(ds, 1)))
+    assert len(cache) == 0
+
+
+def test_key_names_file_segment_and_front_end(tmp_path):
+    rec = _records(tmp_path, 1)[0]
+    key = utterance_key(rec, FeatureExtractor(FeatureConfig()))
+    assert key != utterance_key(rec, FeatureExtractor(FeatureConfig(n_mels=40)))
+    assert key != utterance_key({**rec, "offset": 0.1}, FeatureExtractor(FeatureConfig()))
+    assert utterance_key({**rec, "audio": str(tmp_path / "missing.flac")}, FeatureExtractor()) is None
+    assert utterance_key(rec, torch.nn.Identity()) is None
+
+
+def test_shared_cache_budget_is_a_runtime_setting():
+    assert shared_cache(0) is None
+    assert shared_cache(1).budget_bytes == 1 << 20
+    base = load_config(TINY_CONFIG)
+    assert config_hash(base) == config_hash(load_config(TINY_CONFIG, ["data.feature_cache_mb=0"]))
+
+
+def test_a_pickled_cache_keeps_its_budget_and_starts_empty(tmp_path):
+    import pickle
+
+    records = _records(tmp_path, 2)
+    cache = FeatureCache(1 << 30)
+    ds = _dataset(records, SPEC_ONLY, cache)
+    first = _epoch(ds, 0)
+    copy = pickle.loads(pickle.dumps(ds))  # what a DataLoader worker started by spawn receives
+    assert copy.cache.budget_bytes == 1 << 30 and len(copy.cache) == 0
+    assert all(torch.equal(a, b) for a, b in zip(first, _epoch(copy, 0)))
