@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from audio_lottery.config import load_config
+from audio_lottery.data.pipeline.feature_cache import shared_cache
 from audio_lottery.layout import TrainLayout
 from audio_lottery.train.loop import train_model
 from results_io import training_conditions, write_page
@@ -74,6 +75,7 @@ def train_once(args: argparse.Namespace, variant: Variant, work: Path) -> dict:
                                     "train.epochs=2", "train.log_every_steps=1", f"train.threads={args.threads}",
                                     f"train.amp={variant.amp}", f"data.feature_cache_mb={variant.cache_mb}"])
     out = work / f"{variant.name.replace(' + ', '_')}"
+    shared_cache(0)  # every training starts without cached features (the process's cache outlives a training)
     train_model(cfg, out, progress=False)
     log = epoch_log(TrainLayout(out).metrics)
     if sorted(log) != [0, 1]:
@@ -110,6 +112,17 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
             "epoch_s_per_round": {name: [round(r["seconds"], 2) for r in results] for name, results in runs.items()}}
 
 
+def cpu_bf16() -> str:
+    """Whether this CPU has bfloat16 instructions (Linux: the avx512_bf16 or amx_bf16 flag of /proc/cpuinfo)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "whether this CPU has bfloat16 instructions is unknown"
+    found = sorted(flags & {"avx512_bf16", "amx_bf16"})
+    return f"this CPU has {' and '.join(f.upper().replace('_', '-') for f in found)}" if found else \
+        "this CPU has no bfloat16 instructions, so expect little gain"
+
+
 def markdown(args: argparse.Namespace, summary: dict) -> tuple[str, list[str]]:
     rows, both = summary["rows"], summary["rows"]["bf16 + cache"]
     cache, bf16 = rows["float32 + cache"], rows["bf16"]
@@ -140,8 +153,8 @@ def markdown(args: argparse.Namespace, summary: dict) -> tuple[str, list[str]]:
     lines += ["", *verdicts, "",
               "The cache keeps the un-augmented features of an utterance (SpecAugment masks a copy each epoch), so it "
               "is used only when no waveform augmentation and no VTLP is on (the demo preset; not ds2_small, which "
-              "uses VTLP). bf16 autocast runs the convolutions, LSTMs and linear layers in bfloat16 (this CPU has "
-              "AVX512-BF16); the CTC log-probabilities and loss stay float32. It is opt-in (`--set train.amp=bf16`); "
+              f"uses VTLP). bf16 autocast runs the convolutions, LSTMs and linear layers in bfloat16 ({cpu_bf16()}); "
+              "the CTC log-probabilities and loss stay float32. It is opt-in (`--set train.amp=bf16`); "
               "the presets train in float32, as their measured runs did.",
               f"Float32 trainings repeat exactly across rounds: {'yes' if summary['float32_repeatable'] else 'no'}.",
               ""]

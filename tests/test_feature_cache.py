@@ -12,7 +12,8 @@ import torch
 
 from audio_lottery.config import AugmentConfig, FeatureConfig, config_hash, load_config
 from audio_lottery.data.pipeline import dataset as dataset_module
-from audio_lottery.data.pipeline.augmentation import build_augmentation
+from audio_lottery.data.audio import AudioError
+from audio_lottery.data.pipeline.augmentation import Augmentation, build_augmentation
 from audio_lottery.data.pipeline.dataset import SpeechDataset
 from audio_lottery.data.pipeline.feature_cache import FeatureCache, shared_cache, utterance_key
 from audio_lottery.data.pipeline.features import FeatureExtractor
@@ -100,13 +101,29 @@ def test_no_cache_when_the_front_end_sees_augmented_audio(tmp_path, augment):
     assert len(cache) == 0
 
 
-def test_key_names_file_segment_and_front_end(tmp_path):
+def test_key_names_file_segment_rate_and_front_end(tmp_path):
     rec = _records(tmp_path, 1)[0]
-    key = utterance_key(rec, FeatureExtractor(FeatureConfig()))
-    assert key != utterance_key(rec, FeatureExtractor(FeatureConfig(n_mels=40)))
-    assert key != utterance_key({**rec, "offset": 0.1}, FeatureExtractor(FeatureConfig()))
-    assert utterance_key({**rec, "audio": str(tmp_path / "missing.flac")}, FeatureExtractor()) is None
-    assert utterance_key(rec, torch.nn.Identity()) is None
+    key = utterance_key(rec, FeatureExtractor(FeatureConfig()), SR)
+    assert key != utterance_key(rec, FeatureExtractor(FeatureConfig(n_mels=40)), SR)
+    assert key != utterance_key({**rec, "offset": 0.1}, FeatureExtractor(FeatureConfig()), SR)
+    assert key != utterance_key(rec, FeatureExtractor(FeatureConfig()), 8000)
+    assert utterance_key({**rec, "audio": str(tmp_path / "missing.flac")}, FeatureExtractor(), SR) is None
+    assert utterance_key(rec, torch.nn.Identity(), SR) is None
+
+
+def test_unreadable_audio_skips_the_utterance_but_a_failing_augmentation_stops(tmp_path, caplog):
+    records = _records(tmp_path, 1)
+    bad = {**records[0], "id": "gone", "audio": str(tmp_path / "gone.flac")}
+    assert _dataset([bad], SPEC_ONLY, FeatureCache(1 << 30))[0] is None and "gone" in caplog.text
+
+    def broken_noise(wave, rng):
+        raise AudioError("noise.flac: unreadable audio")
+
+    ds = SpeechDataset(records, FeatureExtractor(), CharTokenizer(), SR, Augmentation(noise=broken_noise), seed=5,
+                       cache=FeatureCache(1 << 30))
+    assert ds.cache is None  # noise changes what the front-end sees
+    with pytest.raises(AudioError, match="noise.flac"):
+        ds[0]
 
 
 def test_shared_cache_budget_is_a_runtime_setting():

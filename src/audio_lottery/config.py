@@ -215,7 +215,8 @@ class DataConfig:
     num_workers: int = hparam(0, "DataLoader worker processes", ge=0)
     feature_cache_mb: int = hparam(2048, "keep up to this many MiB of un-augmented training features in memory, "
                                    "shared by every training of the process, when no waveform augmentation and no "
-                                   "VTLP is on (each utterance is then decoded once; 0 = off; results are the same)",
+                                   "VTLP is on and data.num_workers is 0 (each utterance is then decoded once; 0 = "
+                                   "off; results are the same)",
                                    ge=0)
     real_test_manifest: str = hparam("", "JSONL manifest of a real-speech test set that `report` and the demo also "
                                  "score the dense model and the tickets on (never used for training or selection; "

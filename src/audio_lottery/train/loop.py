@@ -238,8 +238,9 @@ def build_train_data(cfg: Config, rec: Recognizer, records: list[dict],
     if not records:
         raise ValueError(f"{cfg.data.train_manifest}: no usable training utterances ({filtered.dropped})")
     augment = build_augmentation(cfg, rec.featurizer)
-    dataset = SpeechDataset(records, rec.featurizer, rec.tokenizer, sr, augment, cfg.train.seed,
-                            cache=shared_cache(cfg.data.feature_cache_mb))
+    # DataLoader workers would each fill a copy of the cache and drop it at the end of the epoch: no cache then
+    cache = shared_cache(cfg.data.feature_cache_mb) if cfg.data.num_workers == 0 else None
+    dataset = SpeechDataset(records, rec.featurizer, rec.tokenizer, sr, augment, cfg.train.seed, cache=cache)
     buckets = ([r["duration"] for r in records], cfg.data.batch_seconds, cfg.data.max_batch_size)
     if dist.world_size() > 1:
         sampler = DistributedBucketBatchSampler(*buckets, rank=dist.rank(), world_size=dist.world_size(),

@@ -89,16 +89,19 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, idx: int) -> dict | None:
         rec = self.records[idx]
-        key = utterance_key(rec, self.featurizer) if self.cache is not None else None
-        try:
+        key = utterance_key(rec, self.featurizer, self.sample_rate) if self.cache is not None else None
+        try:  # only reading the utterance's own audio: an augmentation's error (e.g. a noise file) stops training
             if key is None:
-                feats = self.augment.features(self._wave(rec), self.featurizer, self.seed, self.epoch, idx)
+                wave = self._wave(rec)
             else:
                 clean = self.cache.get(key, lambda: front_end(self._wave(rec), self.featurizer))
-                feats = self.augment.masked(clean, self.seed, self.epoch, idx)
         except AudioError as exc:
             log.warning("skipping utterance %s: %s", rec["id"], exc)
             return None
+        if key is None:
+            feats = self.augment.features(wave, self.featurizer, self.seed, self.epoch, idx)
+        else:
+            feats = self.augment.masked(clean, self.seed, self.epoch, idx)
         text = target_text(rec, self.tokenizer)
         return {"feats": feats, "tokens": self.tokenizer.encode(text), "id": rec["id"], "text": text}
 

@@ -1,8 +1,8 @@
 """Un-augmented training features kept in memory, shared by every training of a process.
 
-Decoding a FLAC file and computing its log-mel features cost about an eighth of a DS2 demo
-epoch on 2 cores (profile: 2.9 s of reading and 3.5 s of features in a 53-s epoch), and a
-lottery search trains the same utterances 6 epochs x 17 trainings. When a run's augmentation
+Decoding a FLAC file and computing its log-mel features is a visible part of a DS2 demo epoch on
+2 cores (docs/bench_train_speed.md measures what caching them saves), and a lottery search trains
+the same utterances for many epochs in every one of its trainings. When a run's augmentation
 leaves the front-end's input untouched (no speed, reverb, noise, telephone or VTLP: only
 SpecAugment, which masks a copy), the features of an utterance are the same in every epoch and
 every training, so :class:`FeatureCache` computes them once. A cached tensor is exactly the one
@@ -86,9 +86,10 @@ def shared_cache(budget_mb: int) -> FeatureCache | None:
     return _SHARED if budget_mb > 0 else None
 
 
-def utterance_key(rec: dict, front_end: torch.nn.Module) -> Hashable | None:
-    """The cache key of record ``rec``'s features under ``front_end``, or None when either cannot be
-    named (a front-end without a ``cfg``, a file that cannot be stat-ed: then nothing is cached)."""
+def utterance_key(rec: dict, front_end: torch.nn.Module, sample_rate: int) -> Hashable | None:
+    """The cache key of record ``rec``'s features under ``front_end`` with its audio read at ``sample_rate``,
+    or None when either cannot be named (a front-end without a ``cfg``, a file that cannot be stat-ed: then
+    nothing is cached)."""
     cfg = getattr(front_end, "cfg", None)
     if cfg is None:
         return None
@@ -97,4 +98,4 @@ def utterance_key(rec: dict, front_end: torch.nn.Module) -> Hashable | None:
     except (OSError, KeyError, TypeError):
         return None
     return (os.path.abspath(rec["audio"]), st.st_size, st.st_mtime_ns, float(rec.get("offset", 0.0)),
-            float(rec["duration"]), type(front_end).__qualname__, repr(cfg))
+            float(rec["duration"]), int(sample_rate), type(front_end).__qualname__, repr(cfg))
