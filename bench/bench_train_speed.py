@@ -1,6 +1,6 @@
 """CPU training speed of the demo recipe: bf16 autocast and the in-memory feature cache.
 
-    python bench/bench_train_speed.py [--config configs/ds2_demo.yaml] [--utterances 600] [--rounds 3]
+    python bench/bench_train_speed.py [--config configs/ds2_demo.yaml] [--utterances 900] [--rounds 3]
 
 Trains the preset's model on the first ``--utterances`` training utterances for two epochs in four
 variants: float32 or bf16 autocast (``train.amp``), feature cache off or on

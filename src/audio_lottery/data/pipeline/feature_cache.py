@@ -70,12 +70,6 @@ class FeatureCache:
                 _, value = self._entries.popitem()
                 self.bytes -= value.element_size() * value.nelement()
 
-    def clear(self) -> None:
-        """Forget every entry and the hit counts."""
-        with self._lock:
-            self._entries.clear()
-            self.bytes = self.hits = self.misses = 0
-
 
 _SHARED = FeatureCache(0)
 
