@@ -37,8 +37,8 @@ from audio_lottery.eval.real_speech import real_test_manifest, score_model  # no
 from audio_lottery.layout import EVAL_REAL, RunLayout, TrainLayout  # noqa: E402
 from audio_lottery.files import atomic_write_json, read_json, read_json_or_none  # noqa: E402
 from audio_lottery.lottery.branches import run_branch  # noqa: E402
-from audio_lottery.lottery.report_data import load_run, pct  # noqa: E402
-from audio_lottery.lottery.report_real import real_speech_table  # noqa: E402
+from audio_lottery.lottery.report_data import pct  # noqa: E402
+from audio_lottery.lottery.report_real import run_real_speech  # noqa: E402
 from audio_lottery.lottery.runner import load_run_config, run_dir_for, run_lottery  # noqa: E402
 from audio_lottery.lottery.tickets import select_tickets  # noqa: E402
 from audio_lottery.provenance import corpus_version  # noqa: E402
@@ -174,9 +174,8 @@ def real_speech_section(runs: dict[str, Path], root: Path, tolerance: float) -> 
         rows.append([f"{name}_small", "Dense", "–", pct(1.0, 1), pct(t["wer"]), pct(t["cer"]), pct(s["wer"]),
                      pct(s["cer"])])
     for name, run_dir in runs.items():
-        run = load_run(run_dir, branches=lambda _: False)
-        made = real_speech_table(run, select_tickets(list(imp_results(run_dir).values()), tolerance))
-        notes += [f"{name}_demo: {n}" for n in run.notes]
+        made, run_notes = run_real_speech(run_dir, tolerance)
+        notes += [f"{name}_demo: {n}" for n in run_notes]
         if made:
             rows += [[f"{name}_demo", *r] for r in made[1][1]]
     if not rows:

@@ -23,6 +23,7 @@ from pathlib import Path
 from audio_lottery.config import load_config
 from audio_lottery.files import read_json
 from audio_lottery.layout import RunLayout
+from audio_lottery.lottery.report_real import run_real_speech
 from audio_lottery.lottery.runner import load_run_config
 
 from quick import ROOT, md_table, plot_against_remaining
@@ -36,17 +37,23 @@ def level_results(folder: Path) -> list[dict]:
     return sorted(found, key=lambda r: -r["remaining"])
 
 
-def series(run: Path, structured: list[Path]) -> dict[str, list[dict]]:
-    """Name -> level results: the unstructured IMP run, each structured IMP run, and the run's
-    one-shot ``structured-*`` conversion branches."""
-    out = {"unstructured IMP": level_results(run)}
+def imp_runs(run: Path, structured: list[Path]) -> dict[str, Path]:
+    """Series name -> folder of the unstructured IMP run and of each structured IMP run."""
+    out = {"unstructured IMP": run}
     for s in structured:
         cfg = load_config(RunLayout(s).config)
         strategy = cfg.prune.strategy
         if strategy == "block":
             strategy = f"block {'x'.join(map(str, cfg.prune.block_shape))}"
         kept_dense = f" (not pruned: {', '.join(cfg.prune.exclude)})" if cfg.prune.exclude else ""
-        out[f"{strategy} IMP{kept_dense}"] = level_results(s)
+        out[f"{strategy} IMP{kept_dense}"] = s
+    return out
+
+
+def series(run: Path, structured: list[Path]) -> dict[str, list[dict]]:
+    """Name -> level results: the unstructured IMP run, each structured IMP run, and the run's
+    one-shot ``structured-*`` conversion branches."""
+    out = {name: level_results(folder) for name, folder in imp_runs(run, structured).items()}
     for name, branch in RunLayout(run).branches().items():
         if name.startswith("structured-"):
             out[f"{name.removeprefix('structured-')} one-shot"] = level_results(branch.dir)
@@ -99,6 +106,22 @@ def render(runs: dict[str, list[dict]], args: argparse.Namespace, plot_file: Pat
     ])
 
 
+def real_speech_section(runs: dict[str, Path]) -> list[str]:
+    """The dense model and the tickets (chosen on dev WER, as in each run's report) of every IMP series
+    on the real-speech test; [] when no run has one (the asterisk test is not prepared beside the corpus)."""
+    heading, rows, notes = None, [], []
+    for name, folder in runs.items():
+        made, run_notes = run_real_speech(folder, load_run_config(folder).lottery.match_tolerance)
+        notes += [f"{name}: {n}" for n in run_notes]
+        if made:
+            heading, (headers, table) = made[0], made[1]
+            rows += [[name, *r] for r in table]
+    if not rows:
+        return [f"- {n}" for n in notes]
+    return [f"## {heading}", "", "Greedy decoding; no model here was trained or selected on it.", "",
+            md_table(["Series", *headers], rows), "", *[f"- {n}" for n in notes]]
+
+
 def previous_section(previous: dict, doc: str, names: list[str], version: int | None = None) -> list[str]:
     """The earlier page's cells beside this page's for the series both have, rows paired by
     remaining weight within :func:`same_sparsity` (levels of two runs differ in the last digit)."""
@@ -135,7 +158,7 @@ def main() -> None:
     runs = series(args.run, args.structured)
     plot_file = Path(args.doc).parent / "plots" / f"{Path(args.doc).stem}.png"
     plot(runs, plot_file)
-    doc = render(runs, args, plot_file)
+    doc = "\n".join([render(runs, args, plot_file), *real_speech_section(imp_runs(args.run, args.structured))])
     conditions = training_conditions(load_run_config(args.run))
     if args.previous:
         doc += "\n".join(["", *previous_section(read_json(args.previous), doc, list(runs),

@@ -9,6 +9,8 @@ dense target model, and optionally IMP on the target started from the source-tra
         --levels 1,2,3,4 --set prune.fraction=0.36      # 64, 41, 26, 17 %: 14 trainings
     python bench/bench_transfer.py --quick                # tiny corpus + ds2_tiny, under 2 minutes
 
+``--previous`` puts earlier pages' cells (docs/history/bench_transfer_*.json) beside the new ones, level by level.
+
 Trainings: source IMP (max level + 1), target IMP (max level + 1), transfer (one per level), and
 with ``--finetune`` another max level + 1. Every stage is skipped when done (rerun to resume).
 Writes docs/bench_transfer.md (``--quick``: runs/bench_quick/bench_transfer.md) and a plot.
@@ -31,7 +33,7 @@ from audio_lottery.pruning.overlap import compare_runs, save_overlap
 from audio_lottery.provenance import corpus_version
 
 from quick import ROOT, TINY_CONFIG, manifests, md_table, pct, plot_against_remaining, tiny_corpus
-from results_io import command_line, write_page
+from results_io import before_and_after_heading, beside_previous, command_line, previous_intro, write_page
 
 QUICK = ROOT / "runs" / "bench_quick"
 SPLITS = ("train", "dev", "test")
@@ -52,6 +54,9 @@ def parse_args() -> argparse.Namespace:
                    help="overrides of the target's own IMP run only (e.g. train.seed=1: another theta_0)")
     p.add_argument("--doc", default=str(ROOT / "docs" / "bench_transfer.md"))
     p.add_argument("--quick", action="store_true", help="tiny corpus and model: checks the pipeline in < 2 min")
+    p.add_argument("--previous", type=Path, nargs="*", default=[],
+                   help="result JSONs of earlier pages (e.g. docs/history/bench_transfer_corpus1.json): their "
+                        "cells beside the new ones, level by level")
     return p.parse_args()
 
 
@@ -104,9 +109,20 @@ def main() -> None:
     overlap = compare_runs(runs["source"], runs["target"], levels)
     save_overlap(runs["source"], runs["target"], overlap)
     doc = render(args, runs, branch, finetune, levels, overlap)
+    conditions = corpus_version(args.data)
+    for path in args.previous:
+        doc += "\n" + previous_section(read_json(path), doc, conditions.get("corpus_version"), path.name)
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
-    write_page(Path(args.doc), doc, conditions=corpus_version(args.data))
+    write_page(Path(args.doc), doc, conditions=conditions)
     print(doc)
+
+
+def previous_section(previous: dict, markdown: str, version: int | None, label: str) -> str:
+    """An earlier page's target WER / CER cells beside this page's, level by level."""
+    columns = ["target's own ticket", "transferred ticket", "dense (target)"]
+    return "\n".join([before_and_after_heading(label), "",
+                      previous_intro(previous, "The transfer table", version, "level by level"), "",
+                      beside_previous(previous, markdown, "level", columns), ""])
 
 
 def plot_path(doc: str) -> Path:

@@ -40,7 +40,7 @@ def main() -> None:
     p.add_argument("--lottery-run", help="summarise this lottery run (e.g. the one `make demo` made)")
     p.add_argument("--noise", action="store_true", help="with --lottery-run: the noise table (~30 min, 6 trainings)")
     p.add_argument("--transfer", action="store_true", help="the espeak -> flite+festival transfer table "
-                   "(~30 min, 14 trainings)")
+                   "(19 trainings on halves of the corpus)")
     p.add_argument("--augment", action="store_true", help="the augmentation ablation (~4-5 h: 6 arms x 2 seeds x "
                    "20 min of ds2_small training)")
     p.add_argument("--skip-robustness", action="store_true", help="skip the kill-and-resume matrix (~15 tiny runs)")
@@ -65,7 +65,8 @@ def main() -> None:
     if args.lottery_run and args.noise:
         run("bench_noise.py", "--run", args.lottery_run, "--previous", *earlier("bench_noise"))
     if args.transfer:
-        run("bench_transfer.py", "--levels", "1,2,3,4", "--set", "prune.fraction=0.36")
+        run("bench_transfer.py", "--levels", "1,2,3,4", "--finetune", "--set", "prune.fraction=0.36",
+            "--previous", *earlier("bench_transfer"))
     if args.augment:
         run("bench_augment.py")
     if not args.skip_robustness:

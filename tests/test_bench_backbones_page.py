@@ -53,8 +53,6 @@ def test_an_earlier_page_is_put_beside_the_new_tables_preset_by_preset_and_backb
 
 
 def test_the_real_speech_section_scores_each_dense_preset_and_takes_each_run_s_ticket_rows(tmp_path, monkeypatch):
-    from types import SimpleNamespace
-
     real = tmp_path / "asterisk" / "test.jsonl"
     real.parent.mkdir()
     real.write_text("".join(json.dumps({"audio": f"{i}.wav", "text": "one", "duration": 1.0, "speaker": "s"}) + "\n"
@@ -66,11 +64,9 @@ def test_the_real_speech_section_scores_each_dense_preset_and_takes_each_run_s_t
     monkeypatch.setattr(bench_backbones, "real_test_manifest", lambda data: real)
     monkeypatch.setattr(bench_backbones, "score_model",
                         lambda weights, manifest, cache: scored.append((weights, cache)) or {"wer": 0.99, "cer": 0.61})
-    monkeypatch.setattr(bench_backbones, "imp_results", lambda run_dir: {})
-    monkeypatch.setattr(bench_backbones, "select_tickets", lambda results, tol: {})
-    monkeypatch.setattr(bench_backbones, "load_run", lambda run_dir, branches: SimpleNamespace(notes=["level 3: no result"]))
     ticket_row = ["Extreme ticket", "4", "16.8 %", "80.20 %", "40.50 %", "98.97 %", "58.00 %"]
-    monkeypatch.setattr(bench_backbones, "real_speech_table", lambda run, tickets: ("heading", (["Model"], [ticket_row])))
+    monkeypatch.setattr(bench_backbones, "run_real_speech",
+                        lambda run_dir, tol: (("heading", (["Model"], [ticket_row])), ["level 3: no result"]))
     lines = bench_backbones.real_speech_section({"rnnt": tmp_path / "run"}, tmp_path, 0.01)
     tables = parse_tables("\n".join(lines))
     assert tables[0]["rows"] == [["conformer_small", "Dense", "–", "100.0 %", "95.12 %", "43.00 %", "99.00 %", "61.00 %"],

@@ -122,3 +122,33 @@ def test_demo_prints_the_real_speech_scores_of_dense_and_tickets(tmp_path, capsy
     cfg.data.real_test_manifest = ""
     show_real_speech(run, cfg, tickets)
     assert "no test set" in capsys.readouterr().out
+
+
+def test_a_run_folder_gives_the_reports_real_speech_rows_with_its_tickets(tmp_path):
+    from audio_lottery.lottery.report_real import run_real_speech
+
+    real = _real_manifest(tmp_path / "asterisk", n=2)
+    run = _run(tmp_path / "runs", real)
+    report_rows = _table_rows(write_report(run)[0].read_text())
+    (heading, (headers, rows)), notes = run_real_speech(run, 0.01)
+    assert heading.startswith(f"Real-speech test ({real}, 2 utterances") and notes == []
+    assert headers[0] == "Model" and {r[0]: r for r in rows} == report_rows
+    (run / "level_2" / "result.json").unlink()  # an unfinished level is a note, not an error
+    assert any("level_2" in n for n in run_real_speech(run, 0.01)[1])
+
+
+def test_structured_imp_page_puts_each_series_real_speech_rows_under_one_table(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import bench_structured_imp
+
+    real = _real_manifest(tmp_path / "asterisk", n=2)
+    runs = {"unstructured IMP": _run(tmp_path / "a", real), "channel IMP": _run(tmp_path / "b", None)}
+    from results_io import parse_tables
+
+    lines = bench_structured_imp.real_speech_section(runs)
+    (table,) = parse_tables("\n".join(lines))
+    assert lines[0].startswith("## Real-speech test") and table["headers"][:3] == ["Series", "Model", "Level"]
+    assert [r[:2] for r in table["rows"]] == [["unstructured IMP", m] for m in ("Dense", "Extreme ticket", "Best ticket")]
+    assert bench_structured_imp.real_speech_section({"channel IMP": runs["channel IMP"]}) == []

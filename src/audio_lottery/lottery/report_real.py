@@ -4,8 +4,11 @@ the run's ``data.real_test_manifest``), scored once per level and kept beside it
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from audio_lottery.eval.real_speech import real_test_manifest, score_level
-from audio_lottery.lottery.report_data import RunData, Table, pct
+from audio_lottery.lottery.report_data import RunData, Table, load_run, pct
+from audio_lottery.lottery.tickets import select_tickets
 
 KINDS = (("dense", "Dense"), ("extreme", "Extreme ticket"), ("best", "Best ticket"))
 
@@ -38,3 +41,11 @@ def real_speech_table(run: RunData, tickets: dict | None) -> tuple[str, Table] |
     heading = f"Real-speech test ({manifest}, {utterances} utterances; raw_text scored through Whisper's normaliser)"
     headers = ["Model", "Level", "Remaining", "Test WER", "Test CER", "Real-speech WER", "Real-speech CER"]
     return heading, (headers, rows)
+
+
+def run_real_speech(run_dir: Path, tolerance: float) -> tuple[tuple[str, Table] | None, list[str]]:
+    """:func:`real_speech_table` of a run folder's IMP levels, with the tickets chosen on dev WER within
+    ``tolerance`` (as the lottery report chooses them), and the notes of what could not be read or scored."""
+    run = load_run(run_dir, branches=lambda _: False)
+    results = [level.result for level in run.imp.values() if level.result]
+    return real_speech_table(run, select_tickets(results, tolerance)), run.notes

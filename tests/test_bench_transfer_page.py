@@ -1,0 +1,38 @@
+"""bench/bench_transfer.py's page part: an earlier page's target WER / CER cells beside this page's,
+level by level (the transfer levels of both pages are the same 0.36-per-round grid)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_transfer  # noqa: E402
+from quick import md_table  # noqa: E402
+from results_io import parse_tables  # noqa: E402
+
+HEADERS = ["level", "remaining %", "target's own ticket", "transferred ticket", "dense (target)",
+           "source ticket on source"]
+
+
+def test_an_earlier_transfer_table_stands_beside_the_new_one_level_by_level():
+    old = {"tables": parse_tables(md_table(HEADERS, [["0", "100.0", "92.38 / 48.33", "92.38 / 48.33",
+                                                      "92.38 / 48.33", "76.97 / 29.81"],
+                                                     ["2", "41.0", "89.29 / 45.75", "92.62 / 47.16",
+                                                      "92.38 / 48.33", "72.65 / 26.89"]])),
+           "conditions": {"date": "2026-11-27"}, "command": "python bench/bench_transfer.py --levels 2"}
+    new = md_table(HEADERS, [["0", "100.0", "70.00 / 30.00", "70.00 / 30.00", "70.00 / 30.00", "60.00 / 25.00"],
+                             ["1", "64.0", "68.00 / 29.00", "69.00 / 29.50", "70.00 / 30.00", "59.00 / 24.00"],
+                             ["2", "41.0", "67.50 / 28.00", "71.00 / 31.00", "70.00 / 30.00", "58.00 / 23.00"]])
+    section = bench_transfer.previous_section(old, new, 2, "bench_transfer_corpus1.json")
+    assert section.startswith("## Before and after: bench_transfer_corpus1.json")
+    assert "2026-11-27" in section and "corpus version 1" in section and "different test sets" in section
+    table = parse_tables(section)[0]
+    assert table["headers"] == ["level", "target's own ticket (before)", "target's own ticket (now)",
+                                "transferred ticket (before)", "transferred ticket (now)",
+                                "dense (target) (before)", "dense (target) (now)"]
+    rows = {r[0]: r for r in table["rows"]}
+    assert rows["2"][1:5] == ["89.29 / 45.75", "67.50 / 28.00", "92.62 / 47.16", "71.00 / 31.00"]
+    assert rows["1"][1:3] == ["–", "68.00 / 29.00"]  # the earlier page had no level 1
