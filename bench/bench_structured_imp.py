@@ -10,8 +10,8 @@ ticket (the ``structured`` branch) did not?
         --structured runs/structured_imp/lottery_<b>
 
 Levels are matched by remaining weight (within 2 % relative). Writes docs/bench_structured_imp.md
-and docs/plots/bench_structured_imp.png. ``--previous`` names the result JSON of an earlier page (e.g.
-docs/history/bench_structured_imp_corpus1.json): its cells stand beside the new ones, at the same
+and docs/plots/bench_structured_imp.png. ``--previous`` names the result JSONs of earlier pages (e.g.
+docs/history/bench_structured_imp_corpus1.json): their cells stand beside the new ones, at the same
 remaining weight, for every series both pages have. The corpus version is stamped into the result.
 """
 
@@ -122,20 +122,21 @@ def real_speech_section(runs: dict[str, Path]) -> list[str]:
             md_table(["Series", *headers], rows), "", *[f"- {n}" for n in notes]]
 
 
-def previous_section(previous: dict, doc: str, names: list[str], version: int | None = None) -> list[str]:
+def previous_section(previous: dict, doc: str, names: list[str], version: int | None = None,
+                     label: str = "") -> list[str]:
     """The earlier page's cells beside this page's for the series both have, rows paired by
     remaining weight within :func:`same_sparsity` (levels of two runs differ in the last digit)."""
     old = next((t for t in previous["tables"] if t["headers"][0] == "remaining %"), None)
     shared = [n for n in names if old and n in old["headers"]]
     if not shared:
-        return [before_and_after_heading(), "", "The earlier page has none of this page's series.", ""]
+        return [before_and_after_heading(label), "", "The earlier page has none of this page's series.", ""]
     labels = [r[0] for t in parse_tables(doc) if t["headers"][0] == "remaining %" for r in t["rows"]]
 
     def relabel(cell: str) -> str:
         return next((x for x in labels if same_sparsity(float(cell), float(x))), cell)
 
     paired = {**previous, "tables": [{**old, "rows": [[relabel(r[0]), *r[1:]] for r in old["rows"]]}]}
-    return [before_and_after_heading(), "",
+    return [before_and_after_heading(label), "",
             previous_intro(previous, "The same comparison", version,
                            "cell by cell at the same remaining weight (dev WER / test WER / test CER)"), "",
             beside_previous(paired, doc, "remaining %", shared), ""]
@@ -150,7 +151,8 @@ def main() -> None:
     p.add_argument("--run", required=True, type=Path, help="the unstructured lottery run")
     p.add_argument("--structured", action="append", default=[], type=Path, help="a structured IMP run (repeatable)")
     p.add_argument("--doc", default=str(ROOT / "docs" / "bench_structured_imp.md"))
-    p.add_argument("--previous", type=Path, help="result JSON of an earlier page (its cells beside the new ones)")
+    p.add_argument("--previous", type=Path, nargs="*", default=[],
+                   help="result JSONs of earlier pages (their cells beside the new ones)")
     args = p.parse_args()
     for folder in [args.run, *args.structured]:
         if not RunLayout(folder).config.is_file():
@@ -160,9 +162,9 @@ def main() -> None:
     plot(runs, plot_file)
     doc = "\n".join([render(runs, args, plot_file), *real_speech_section(imp_runs(args.run, args.structured))])
     conditions = training_conditions(load_run_config(args.run))
-    if args.previous:
-        doc += "\n".join(["", *previous_section(read_json(args.previous), doc, list(runs),
-                                                 conditions.get("corpus_version"))])
+    for path in args.previous:
+        doc += "\n".join(["", *previous_section(read_json(path), doc, list(runs), conditions.get("corpus_version"),
+                                                 path.name)])
     write_page(Path(args.doc), doc, conditions=conditions)
     print(doc)
 

@@ -300,7 +300,10 @@ def structured_imp(r: dict) -> Lines:
                    "Block or channel pruning at every level of a lottery search, against unstructured IMP and the "
                    "one-shot conversion of the unstructured ticket. Cells: dev WER / test WER / test CER; each run is "
                    "compared with its own dense model. Discussion: [structured.md](structured.md).",
-                   pick(table(r, first="remaining %")))
+                   pick(table(r, first="remaining %")),
+                   *(["Each IMP series' dense model and tickets on the real-speech test (asterisk):", pick(real)]
+                     if (real := table(r, section="Real-speech test", optional=True)) else []),
+                   *earlier_lines(r, "An earlier comparison beside this one"))
 
 
 def lm(r: dict) -> Lines:
@@ -325,9 +328,13 @@ def noise(r: dict) -> Lines:
                    "Test CER (%) on unseen test noise (mean over the noisy SNRs):",
                    pick(cer, ["model", "training", "clean", "mean noisy"]),
                    *(["Every model on the real-speech test (asterisk, %):", pick(real)] if real else []),
-                   *[line for label, t in earlier_runs(r) for line in (
-                       f"An earlier run's costs of noisy training beside this run's "
-                       f"(`{label}`; its page names its corpus and command):", pick(t))])
+                   *earlier_lines(r, "An earlier run's costs of noisy training beside this run's"))
+
+
+def earlier_lines(r: dict, what: str) -> Lines:
+    """Each earlier run's before-and-after table of a page, introduced by ``what``."""
+    return [line for label, t in earlier_runs(r)
+            for line in (f"{what} ({f'`{label}`; ' if label else ''}its page names its corpus and command):", pick(t))]
 
 
 def transfer(r: dict) -> Lines:
@@ -336,7 +343,8 @@ def transfer(r: dict) -> Lines:
     return section("Ticket transfer between corpora (`bench/bench_transfer.py`)", r,
                    f"Source domain espeak, target flite and festival; {f['trainings']} trainings, "
                    f"{f['train_and_score_min']} min of training and scoring. Target test WER / CER (%).",
-                   pick(t, [h for h in t["headers"] if h != "source ticket on source"]))
+                   pick(t, [h for h in t["headers"] if h != "source ticket on source"]),
+                   *earlier_lines(r, "An earlier run's table beside this run's"))
 
 
 def ddp(r: dict) -> Lines:

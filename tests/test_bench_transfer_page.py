@@ -36,3 +36,19 @@ def test_an_earlier_transfer_table_stands_beside_the_new_one_level_by_level():
     rows = {r[0]: r for r in table["rows"]}
     assert rows["2"][1:5] == ["89.29 / 45.75", "67.50 / 28.00", "92.62 / 47.16", "71.00 / 31.00"]
     assert rows["1"][1:3] == ["–", "68.00 / 29.00"]  # the earlier page had no level 1
+
+
+def test_the_results_page_shows_the_earlier_transfer_table_with_its_label():
+    import make_results
+
+    old = {"tables": parse_tables(md_table(HEADERS, [["1", "64.0", "91.07 / 46.05", "91.43 / 45.82", "92.38 / 48.33",
+                                                      "75.75 / 27.98"]])),
+           "conditions": {"date": "2026-11-27"}, "command": "python bench/bench_transfer.py"}
+    page = md_table(HEADERS, [["1", "64.0", "68.00 / 29.00", "69.00 / 29.50", "70.00 / 30.00", "59.00 / 24.00"]])
+    page += "\n\n" + bench_transfer.previous_section(old, page, 2, "bench_transfer_corpus1.json")
+    r = {"figures": {"trainings": 19, "train_and_score_min": 50.0}, "tables": parse_tables(page),
+         "conditions": {"date": "2026-12-01", "corpus_version": 2}, "command": "python bench/bench_transfer.py",
+         "page": "bench_transfer.md"}
+    text = "\n".join(make_results.transfer(r))
+    assert "An earlier run's table beside this run's (`bench_transfer_corpus1.json`; its page" in text
+    assert "| 1 | 91.07 / 46.05 | 68.00 / 29.00 | 91.43 / 45.82 | 69.00 / 29.50 |" in text
