@@ -218,7 +218,8 @@ def beam_search(
             ctc_full[..., eos] = psi_end
             prev = cstate.psi[..., None]
             delta = torch.where(torch.isfinite(prev), ctc_full - prev, torch.full_like(ctc_full, NEG_INF))
-            joint = (1.0 - ctc_weight) * joint + ctc_weight * delta
+            # at w = 1 the attention term is dropped, not multiplied by 0 (0 * -inf is nan for blank and sos)
+            joint = delta if ctc_weight >= 1 else (1.0 - ctc_weight) * joint + ctc_weight * delta
         force = length >= max_lens  # [A]: only eos from here on
         not_eos = torch.arange(vd, device=device) != eos
         joint = joint.masked_fill(force[:, None, None] & not_eos[None, None, :], NEG_INF)
