@@ -11,7 +11,8 @@ remaining-weight grid) and the random-reinit control at the extreme ticket (or a
 level when no level matches dense). ``dense`` trains each small preset for ``--minutes`` and scores
 it on the whole test set. ``report`` writes docs/bench_backbones.md and one WER chart with every
 backbone's curve, beside the paper's LibriSpeech numbers, and the real-speech test (asterisk,
-when prepared beside the corpus) of each dense model and ticket. DS2's curve comes from the
+when prepared beside the corpus) of each dense model and ticket, and the dense Transformer's dev WER under
+each CTC prefix weight of its joint decoding (cached beside the model). DS2's curve comes from the
 ``make demo`` run (``--ds2-run``; its pruning rate is read from the run). ``--previous`` puts
 earlier results of this bench (e.g. on another corpus version) beside the new tables.
 """
@@ -33,6 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from audio_lottery.config import Config, load_config  # noqa: E402
 from audio_lottery.data.manifest import read_manifest  # noqa: E402
 from audio_lottery.eval.evaluate import evaluate  # noqa: E402
+from audio_lottery.eval.noisy import model_stamp  # noqa: E402
 from audio_lottery.eval.real_speech import real_test_manifest, score_model  # noqa: E402
 from audio_lottery.layout import EVAL_REAL, RunLayout, TrainLayout  # noqa: E402
 from audio_lottery.files import atomic_write_json, read_json, read_json_or_none  # noqa: E402
@@ -53,6 +55,7 @@ BACKBONES = ("rnnt", "conformer", "transformer")
 # LibriSpeech test-clean WER % of the paper (dense -> extreme ticket at remaining %), see DESIGN.md.
 PAPER = {"ds2": (8.02, 7.98, 21.0), "rnnt": (5.90, 5.71, 10.7), "conformer": (2.55, 2.49, 16.8)}
 LABEL = {"ds2": "CNN-LSTM (DS2)", "rnnt": "RNN-Transducer", "conformer": "Conformer-CTC", "transformer": "Transformer"}
+CTC_PREFIX_WEIGHTS = (0.0, 0.3, 0.6, 0.9, 1.0)  # the Transformer's decoding weights the report compares on dev
 
 
 def preset(name: str, size: str, overrides: list[str] | None = None) -> Config:
@@ -100,6 +103,38 @@ def stage_dense(root: Path, names: list[str], minutes: float) -> None:
             "params": sum(p.numel() for p in rec.model.parameters()), "train": result,
         })
         print(f"{name}_small: test WER {scores['wer']:.3f} CER {scores['cer']:.3f}")
+
+
+def decode_weight_section(out: Path, weights: Sequence[float] = CTC_PREFIX_WEIGHTS) -> list[str]:
+    """Dev WER / CER of the dense ``transformer_small`` model (``out``) decoded with each CTC prefix
+    weight of its joint CTC/attention beam search (0: attention only, 1: CTC prefix scores only), kept in
+    ``out/decode_weights.json`` while the checkpoint is unchanged; [] when the model is not trained."""
+    best = TrainLayout(out).best
+    if not best.is_file():
+        return []
+    cache = out / "decode_weights.json"
+    stamp = model_stamp(best)
+    old = read_json_or_none(cache)
+    scores = old["scores"] if old and old.get("model_stamp") == stamp else {}
+    cfg = preset("transformer", "small")
+    records, rec = load_split(cfg, "dev"), Recognizer.load(best)
+    for w in weights:
+        if str(w) in scores:
+            continue
+        rec.model.cfg.ctc_prefix_weight = w
+        s = evaluate(rec, records)
+        scores[str(w)] = {k: s[k] for k in ("wer", "cer", "substitutions", "deletions", "insertions", "ref_words")}
+        atomic_write_json(cache, {"model_stamp": stamp, "scores": scores})
+    rows = [[f"{w:.1f}" + (" (preset)" if w == cfg.model.transformer.ctc_prefix_weight else ""),
+             f"{scores[str(w)]['wer']:.3f}", f"{scores[str(w)]['cer']:.3f}",
+             *(str(scores[str(w)][k]) for k in ("substitutions", "deletions", "insertions"))] for w in weights]
+    lowest = min(weights, key=lambda w: scores[str(w)]["wer"])
+    return ["## Transformer: dev WER by CTC prefix weight", "",
+            f"The dense `transformer_small` model above on the dev set ({len(records)} utterances, "
+            f"{scores[str(lowest)]['ref_words']} words), beam {cfg.model.transformer.beam_size}, with each weight w "
+            "of its decoding score (1 - w) x attention + w x CTC prefix score. Lowest dev WER at w = "
+            f"{lowest:.1f}: {scores[str(lowest)]['wer']:.3f}.", "",
+            md_table(["w", "dev WER", "dev CER", "substitutions", "deletions", "insertions"], rows), ""]
 
 
 def _curve_rows(runs: dict[str, Path]) -> list[str]:
@@ -255,6 +290,7 @@ def stage_report(root: Path, ds2_run: Path | None, previous: Sequence[Path] = ()
         "Each `*_small` preset trained for a fixed wall-clock budget (`train.max_minutes`), best dev checkpoint.", "",
         "| preset | params | epochs | train min | audio s / s | best dev WER / CER | test WER / CER | decode RTF |",
         "|---|---|---|---|---|---|---|---|", *dense_rows, "",
+        *decode_weight_section(root / "small_transformer"),
         "## Extreme tickets per backbone", "",
         f"IMP with rewinding to theta_0 on each `*_demo` preset (DS2: `ds2_demo`, the `make demo` run, {ds2_rate}; "
         "the others 36 % per round = two paper rounds, so the remaining weights land on the paper's grid "

@@ -16,7 +16,8 @@ Variants at matched remaining weight (level L of the 0.8**L schedule):
 
 Weights: with ``--run`` the trained level checkpoints of a lottery run (dev/test WER from its
 result.json files, and of its branches, e.g. ``structured-*``); the channel ticket comes from
-``--channel-run`` (a lottery run with ``prune.strategy=channel``) or, without it, from converting
+``--channel-run`` (a lottery run with ``prune.strategy=channel``, its level at the same remaining weight,
+whatever its pruning rate per level) or, without it, from converting
 the IMP ticket (``convert_ticket(..., "channel")``). Without ``--run``: a randomly initialised
 model of ``--config`` pruned by the strategies themselves (speed does not depend on training).
 
@@ -84,6 +85,17 @@ def _ticket_from_run(run: Path, level: int) -> tuple[Recognizer, Mask]:
     return rec, mask
 
 
+def level_at(run: Path, remaining: float, tolerance: float = 0.02) -> int:
+    """The finished level of ``run`` whose remaining weight is closest to ``remaining``, within
+    ``tolerance`` relative (a channel run may prune at another rate per level than the IMP run)."""
+    found = {int(r["level"]): float(r["remaining"]) for r in map(read_json, RunLayout(run).level_results())}
+    close = [lv for lv, x in found.items() if abs(x - remaining) <= tolerance * remaining]
+    if not close:
+        have = ", ".join(f"{lv}: {100 * x:.1f} %" for lv, x in sorted(found.items())) or "none"
+        raise SystemExit(f"{run}: no finished level with {100 * remaining:.1f} % remaining weight (levels {have})")
+    return min(close, key=lambda lv: abs(found[lv] - remaining))
+
+
 def _untrained(config: str) -> Recognizer:
     torch.manual_seed(0)
     rec = Recognizer.build(load_config(config), CharTokenizer())
@@ -113,8 +125,9 @@ def tickets(args: argparse.Namespace, level: int, dense: Recognizer) -> dict[str
     """``{"imp": (recognizer, mask), "channel": ...}`` at ``level`` (``dense``: the level-0 model)."""
     if args.run:
         imp = _ticket_from_run(Path(args.run), level)
-        if args.channel_run:
-            channel = _ticket_from_run(Path(args.channel_run), level)
+        if args.channel_run:  # the channel run's level at the IMP ticket's remaining weight
+            channel_run = Path(args.channel_run)
+            channel = _ticket_from_run(channel_run, level_at(channel_run, imp[1].density()))
         else:  # untrained channel ticket: speed and size only (the dense weights under the converted mask)
             rec, mask = imp
             params = {n: p.detach() for n, p in rec.model.named_parameters()}

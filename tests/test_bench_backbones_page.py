@@ -75,3 +75,39 @@ def test_the_real_speech_section_scores_each_dense_preset_and_takes_each_run_s_t
     assert f"`{real}` (2 utterances" in "\n".join(lines) and "- rnnt_demo: level 3: no result" in lines
     monkeypatch.setattr(bench_backbones, "real_test_manifest", lambda data: None)
     assert bench_backbones.real_speech_section({"rnnt": tmp_path / "run"}, tmp_path, 0.01) == []
+
+
+def test_the_transformer_is_scored_on_dev_under_each_ctc_prefix_weight_once_per_checkpoint(tmp_path, monkeypatch):
+    import os
+
+    from audio_lottery.config import load_config
+    from audio_lottery.data.pipeline.tokenizers import CharTokenizer
+    from audio_lottery.recognizer import Recognizer
+
+    out = tmp_path / "small_transformer"
+    cfg = load_config(ROOT / "configs" / "transformer_tiny.yaml")
+    Recognizer.build(cfg, CharTokenizer()).save(out)
+    monkeypatch.setattr(bench_backbones, "preset", lambda name, size, overrides=None: load_config(
+        ROOT / "configs" / "transformer_small.yaml"))
+    monkeypatch.setattr(bench_backbones, "load_split", lambda cfg, split: [{"id": split}] * 3)
+    seen = []
+
+    def fake_evaluate(rec, records):
+        w = rec.model.cfg.ctc_prefix_weight
+        seen.append(w)
+        return {"wer": 1.2 - w / 4, "cer": 0.5, "substitutions": 10, "deletions": int(10 * w), "insertions": 5,
+                "ref_words": 40}
+
+    monkeypatch.setattr(bench_backbones, "evaluate", fake_evaluate)
+    lines = bench_backbones.decode_weight_section(out, (0.0, 0.3, 1.0))
+    assert seen == [0.0, 0.3, 1.0]
+    (table,) = parse_tables("\n".join(lines))
+    assert table["rows"] == [["0.0", "1.200", "0.500", "10", "0", "5"], ["0.3 (preset)", "1.125", "0.500", "10", "3", "5"],
+                             ["1.0", "0.950", "0.500", "10", "10", "5"]]
+    assert "(3 utterances, 40 words)" in lines[2] and "Lowest dev WER at w = 1.0: 0.950." in lines[2]
+    assert bench_backbones.decode_weight_section(out, (0.0, 0.3, 1.0)) == lines and len(seen) == 3  # cached
+    best = out / "best.safetensors"
+    os.utime(best, ns=(best.stat().st_atime_ns, best.stat().st_mtime_ns + 10**9))  # a retrained checkpoint
+    bench_backbones.decode_weight_section(out, (0.3,))
+    assert seen[3:] == [0.3]
+    assert bench_backbones.decode_weight_section(tmp_path / "none", (0.3,)) == []
