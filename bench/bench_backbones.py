@@ -129,11 +129,16 @@ def decode_weight_section(out: Path, weights: Sequence[float] = CTC_PREFIX_WEIGH
              f"{scores[str(w)]['wer']:.3f}", f"{scores[str(w)]['cer']:.3f}",
              *(str(scores[str(w)][k]) for k in ("substitutions", "deletions", "insertions"))] for w in weights]
     lowest = min(weights, key=lambda w: scores[str(w)]["wer"])
+    low = scores[str(lowest)]
+    own = scores.get(str(cfg.model.transformer.ctc_prefix_weight))
+    moved = f" ({own['wer'] - low['wer']:.3f} below the preset's weight)" if own else ""
     return ["## Transformer: dev WER by CTC prefix weight", "",
             f"The dense `transformer_small` model above on the dev set ({len(records)} utterances, "
-            f"{scores[str(lowest)]['ref_words']} words), beam {cfg.model.transformer.beam_size}, with each weight w "
+            f"{low['ref_words']} words), beam {cfg.model.transformer.beam_size}, with each weight w "
             "of its decoding score (1 - w) x attention + w x CTC prefix score. Lowest dev WER at w = "
-            f"{lowest:.1f}: {scores[str(lowest)]['wer']:.3f}.", "",
+            f"{lowest:.1f}: {low['wer']:.3f}{moved}, with dev CER {low['cer']:.3f} and "
+            f"{low['substitutions']} of {low['ref_words']} words substituted: the decoding weight is not what "
+            "keeps this model's WER near or above 1.", "",
             md_table(["w", "dev WER", "dev CER", "substitutions", "deletions", "insertions"], rows), ""]
 
 
