@@ -132,14 +132,15 @@ def decode_weight_section(out: Path, weights: Sequence[float] = CTC_PREFIX_WEIGH
     low = scores[str(lowest)]
     own = scores.get(str(cfg.model.transformer.ctc_prefix_weight))
     moved = f" ({own['wer'] - low['wer']:.3f} below the preset's weight)" if own else ""
+    verdict = (f"Transformer decoding: lowest dev WER at w = {lowest:.1f}, {low['wer']:.3f}{moved}, with dev CER "
+               f"{low['cer']:.3f} and {low['substitutions']} of {low['ref_words']} words substituted: the decoding "
+               "weight is not what keeps this model's WER near or above 1.")
     return ["## Transformer: dev WER by CTC prefix weight", "",
             f"The dense `transformer_small` model above on the dev set ({len(records)} utterances, "
             f"{low['ref_words']} words), beam {cfg.model.transformer.beam_size}, with each weight w "
-            "of its decoding score (1 - w) x attention + w x CTC prefix score. Lowest dev WER at w = "
-            f"{lowest:.1f}: {low['wer']:.3f}{moved}, with dev CER {low['cer']:.3f} and "
-            f"{low['substitutions']} of {low['ref_words']} words substituted: the decoding weight is not what "
-            "keeps this model's WER near or above 1.", "",
-            md_table(["w", "dev WER", "dev CER", "substitutions", "deletions", "insertions"], rows), ""]
+            "of its decoding score (1 - w) x attention + w x CTC prefix score.", "",
+            md_table(["w", "dev WER", "dev CER", "substitutions", "deletions", "insertions"], rows), "",
+            f"- {verdict}", ""]
 
 
 def _curve_rows(runs: dict[str, Path]) -> list[str]:
@@ -315,7 +316,8 @@ def stage_report(root: Path, ds2_run: Path | None, previous: Sequence[Path] = ()
     conditions = corpus_version(CORPUS)
     if previous:
         text += "\n" + "\n".join(previous_sections(previous, text, conditions.get("corpus_version")))
-    write_page(ROOT / "docs" / "bench_backbones.md", text, conditions=conditions)
+    verdicts = [line for line in lines if line.startswith("- Transformer decoding:")]
+    write_page(ROOT / "docs" / "bench_backbones.md", text, conditions=conditions, verdicts=verdicts)
     return text
 
 
