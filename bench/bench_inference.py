@@ -53,6 +53,7 @@ from audio_lottery.pruning.export import WEIGHTS, export_recognizer
 from audio_lottery.pruning.shrink import shrink_model
 from audio_lottery.pruning.structured import convert_ticket
 from audio_lottery.recognizer import Recognizer
+from audio_lottery.provenance import corpus_version
 from results_io import command_line, write_page
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -417,8 +418,9 @@ def main(argv: list[str] | None = None) -> None:
     md = report(args, variants, sizes)
     print(md)
     out = args.out or (None if args.quick else str(DOC))
-    if out:
-        write_page(Path(out), md)
+    if out:  # a trained run's corpus is stamped into the result (speed alone depends on no corpus)
+        corpus = corpus_version(Path(load_run_config(Path(args.run)).data.train_manifest).parent) if args.run else None
+        write_page(Path(out), md, conditions=corpus)
         print(f"wrote {out}")
 
 
