@@ -287,7 +287,7 @@ def wer_lines(args: argparse.Namespace) -> list[str]:
     lines = [f"Dev/test WER of the tickets (greedy; match tolerance {tol} absolute dev WER against dense "
              f"{dense['dev_wer']:.4f}):" if dense else "Dev/test WER of the tickets:", "",
              "| ticket | level | remaining % | dev WER | test WER | matches dense |", "|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["level"], r["branch"])):
+    for r in sorted(rows, key=lambda r: (-round(r["remaining"], 3), r["branch"])):  # runs' level numbers differ
         match = "yes" if dense and r["dev_wer"] <= dense["dev_wer"] + tol + 1e-12 else "no"
         lines.append(f"| {r['branch']} | {r['level']} | {100 * r['remaining']:.1f} | {r['dev_wer']:.4f} | "
                      f"{r['test_wer']:.4f} | {match} |")

@@ -75,7 +75,8 @@ def cell(r: dict | None) -> str:
     return "–" if r is None else f"{r['dev_wer']:.3f} / {r['test_wer']:.3f} / {r['test_cer']:.3f}"
 
 
-def render(runs: dict[str, list[dict]], args: argparse.Namespace, plot_file: Path) -> str:
+def render(runs: dict[str, list[dict]], args: argparse.Namespace, plot_file: Path) -> tuple[str, list[str]]:
+    """The page's comparison table and plot, and its verdicts: each structured series' gap at each level."""
     points = [1.0]
     for x in sorted((r["remaining"] for rs in runs.values() for r in rs if r["level"] > 0), reverse=True):
         if not same_sparsity(x, points[-1]):
@@ -103,7 +104,7 @@ def render(runs: dict[str, list[dict]], args: argparse.Namespace, plot_file: Pat
         md_table(["remaining %", *runs.keys()], rows), "",
         *gap_lines, "",
         f"![test WER against remaining weight]({plot_file.relative_to(Path(args.doc).parent)})", "",
-    ])
+    ]), gap_lines
 
 
 def real_speech_section(runs: dict[str, Path]) -> list[str]:
@@ -160,12 +161,13 @@ def main() -> None:
     runs = series(args.run, args.structured)
     plot_file = Path(args.doc).parent / "plots" / f"{Path(args.doc).stem}.png"
     plot(runs, plot_file)
-    doc = "\n".join([render(runs, args, plot_file), *real_speech_section(imp_runs(args.run, args.structured))])
+    comparison, gaps = render(runs, args, plot_file)
+    doc = "\n".join([comparison, *real_speech_section(imp_runs(args.run, args.structured))])
     conditions = training_conditions(load_run_config(args.run))
     for path in args.previous:
         doc += "\n".join(["", *previous_section(read_json(path), doc, list(runs), conditions.get("corpus_version"),
                                                  path.name)])
-    write_page(Path(args.doc), doc, conditions=conditions)
+    write_page(Path(args.doc), doc, conditions=conditions, verdicts=gaps)
     print(doc)
 
 
