@@ -263,7 +263,8 @@ def write_page(page: Path, markdown: str, *, verdicts: list[str] = (), figures: 
     raises, leaving the old JSON, which tests/test_results_page.py reports as out of date).
     The tables, the verdict lines and the named figures of SPECS are taken from ``markdown``
     itself, the way bench/import_pages.py reads an old page, so a result always holds exactly
-    what its page shows. ``verdicts`` adds conclusion sentences (each must occur on the page);
+    what its page shows. Paths inside the repository are written relative to its root
+    (:func:`repo_relative`). ``verdicts`` adds conclusion sentences (each must occur on the page);
     ``figures`` adds named numbers; ``conditions`` adds or overrides conditions (e.g. the corpus,
     :func:`audio_lottery.provenance.corpus_version`, or a run's own thread count); otherwise thread
     counts the page states win over torch's current setting. ``data`` is the run's typed summary
@@ -271,6 +272,7 @@ def write_page(page: Path, markdown: str, *, verdicts: list[str] = (), figures: 
     benches should pass it.
     """
     page = Path(page)
+    markdown, verdicts = repo_relative(markdown), [repo_relative(v) for v in verdicts]
     atomic_write_text(page, markdown)
     found, named = extract(page, markdown)
     tables = parse_tables(markdown)
@@ -282,6 +284,12 @@ def write_page(page: Path, markdown: str, *, verdicts: list[str] = (), figures: 
                           source={"imported": False, "command": command or command_line()}, data=data)
     atomic_write_json(result_path(page), result)
     return result_path(page)
+
+
+def repo_relative(text: str) -> str:
+    """``text`` with every path inside this repository written relative to its root (a page names
+    ``data/asterisk/test.jsonl``, not the checkout it was measured in)."""
+    return text.replace(f"{ROOT}/", "")
 
 
 def load_results(docs: Path = DOCS) -> dict[str, dict]:

@@ -299,3 +299,13 @@ def test_typed_data_of_the_benches_that_write_it():
     assert data["kept"] == sum(s["utterances"] for s in data["splits"].values())
     kept = f"Kept {data['kept']} utterances ({data['minutes']} min), dropped {sum(data['dropped'].values())}."
     assert corpus["verdicts"] == [kept]
+
+
+def test_a_page_names_paths_inside_the_repository_relative_to_its_root(tmp_path):
+    page = tmp_path / "bench_demo_paths.md"
+    inside, outside = results_io.ROOT / "data" / "asterisk" / "test.jsonl", tmp_path / "other.jsonl"
+    md = f"# T\n\nReal-speech test ({inside}, 97 utterances) and {outside}.\n\n- scored {inside}: 98.3 %\n"
+    path = results_io.write_page(page, md, verdicts=[f"- scored {inside}: 98.3 %"])
+    assert page.read_text() == ("# T\n\nReal-speech test (data/asterisk/test.jsonl, 97 utterances) and "
+                                f"{outside}.\n\n- scored data/asterisk/test.jsonl: 98.3 %\n")
+    assert json.loads(path.read_text())["verdicts"] == ["scored data/asterisk/test.jsonl: 98.3 %"]
