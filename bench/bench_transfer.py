@@ -108,12 +108,12 @@ def main() -> None:
                               progress=not args.quick)
     overlap = compare_runs(runs["source"], runs["target"], levels)
     save_overlap(runs["source"], runs["target"], overlap)
-    doc = render(args, runs, branch, finetune, levels, overlap)
+    doc, verdicts = render(args, runs, branch, finetune, levels, overlap)
     conditions = corpus_version(args.data)
     for path in args.previous:
         doc += "\n" + previous_section(read_json(path), doc, conditions.get("corpus_version"), path.name)
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
-    write_page(Path(args.doc), doc, conditions=conditions)
+    write_page(Path(args.doc), doc, conditions=conditions, verdicts=verdicts)
     print(doc)
 
 
@@ -129,7 +129,17 @@ def plot_path(doc: str) -> Path:
     return Path(doc).parent / "plots" / f"{Path(doc).stem}_wer.png"
 
 
-def render(args, runs: dict, branch: Path, finetune: Path | None, levels: list[int], overlap: dict) -> str:
+def below_dense(name: str, series: dict[int, dict], dense: dict, levels: list[int]) -> str:
+    """A verdict: the pruned levels at which ``series`` has a lower target test WER than the dense target model."""
+    below = [lv for lv in levels if lv in series and series[lv]["test_wer"] < dense["test_wer"]]
+    where = ", ".join(f"{100 * series[lv]['remaining']:.1f} %" for lv in below) or "none"
+    return (f"- {name}: target test WER below the dense target model's ({pct(dense['test_wer'])} %) at "
+            f"{len(below)} of {len(levels)} pruned levels ({where}).")
+
+
+def render(args, runs: dict, branch: Path, finetune: Path | None, levels: list[int],
+           overlap: dict) -> tuple[str, list[str]]:
+    """The page and its verdicts (where each series beats the dense target model)."""
     src, tgt, tr = results(runs["source"]), results(runs["target"]), results(branch)
     ft = results(finetune) if finetune else {}
     trainings = [r for res in (src, tgt, tr, ft) for r in res.values()]
@@ -146,6 +156,8 @@ def render(args, runs: dict, branch: Path, finetune: Path | None, levels: list[i
                      *([wer_cer(ft.get(lv))] if finetune else []), wer_cer(dense), wer_cer(r_s),
                      f"{g['iou']:.3f}" if g else "–", f"{g['chance_iou']:.3f}" if g else "–"])
     plot(tgt, tr, ft, levels, plot_path(args.doc))
+    verdicts = [below_dense("Target's own ticket", tgt, dense, levels), below_dense("Transferred ticket", tr, dense, levels),
+                *([below_dense("IMP from source-trained", ft, dense, levels)] if finetune else [])]
     cfg = load_config(RunLayout(runs["source"]).config)
     same = same_theta0(runs["source"], runs["target"])
     theta = ("identical, so it is also the transfer branch's level 0" if same else
@@ -163,11 +175,11 @@ def render(args, runs: dict, branch: Path, finetune: Path | None, levels: list[i
         "trained on the target (`transfer` branch). *Dense*: level 0 of the target run (theta_0 of source and "
         f"target runs: {theta}). Selection on target dev only. IoU: overlap of the kept weights of the source "
         f"and target IMP tickets at the same level (chance: independent random masks). {iou_note}", "",
-        md_table(headers, rows), "",
+        md_table(headers, rows), "", *verdicts, "",
         f"![target WER against remaining weight]({plot_path(args.doc).relative_to(Path(args.doc).parent)})", "",
         f"Runs: source `{runs['source']}`, target `{runs['target']}`; branch `{branch.name}`"
         + (f", `{finetune.name}`" if finetune else "") + ".", "",
-    ])
+    ]), verdicts
 
 
 def wer_cer(result: dict | None) -> str:

@@ -347,7 +347,7 @@ def transfer(r: dict) -> Lines:
     return section("Ticket transfer between corpora (`bench/bench_transfer.py`)", r,
                    f"Source domain espeak, target flite and festival; {f['trainings']} trainings, "
                    f"{f['train_and_score_min']} min of training and scoring. Target test WER / CER (%).",
-                   pick(t, [h for h in t["headers"] if h != "source ticket on source"]),
+                   pick(t, [h for h in t["headers"] if h != "source ticket on source"]), verdicts(r),
                    *earlier_lines(r, "An earlier run's table beside this run's"))
 
 

@@ -40,7 +40,7 @@ def main() -> None:
     p.add_argument("--lottery-run", help="summarise this lottery run (e.g. the one `make demo` made)")
     p.add_argument("--noise", action="store_true", help="with --lottery-run: the noise table (~30 min, 6 trainings)")
     p.add_argument("--transfer", action="store_true", help="the espeak -> flite+festival transfer table "
-                   "(19 trainings on halves of the corpus)")
+                   "(19 trainings on halves of the corpus, ~50 min)")
     p.add_argument("--augment", action="store_true", help="the augmentation ablation (~4-5 h: 6 arms x 2 seeds x "
                    "20 min of ds2_small training)")
     p.add_argument("--skip-robustness", action="store_true", help="skip the kill-and-resume matrix (~15 tiny runs)")

@@ -46,9 +46,19 @@ def test_the_results_page_shows_the_earlier_transfer_table_with_its_label():
            "conditions": {"date": "2026-11-27"}, "command": "python bench/bench_transfer.py"}
     page = md_table(HEADERS, [["1", "64.0", "68.00 / 29.00", "69.00 / 29.50", "70.00 / 30.00", "59.00 / 24.00"]])
     page += "\n\n" + bench_transfer.previous_section(old, page, 2, "bench_transfer_corpus1.json")
-    r = {"figures": {"trainings": 19, "train_and_score_min": 50.0}, "tables": parse_tables(page),
+    r = {"figures": {"trainings": 19, "train_and_score_min": 50.0}, "tables": parse_tables(page), "verdicts": [],
          "conditions": {"date": "2026-12-01", "corpus_version": 2}, "command": "python bench/bench_transfer.py",
          "page": "bench_transfer.md"}
     text = "\n".join(make_results.transfer(r))
     assert "An earlier run's table beside this run's (`bench_transfer_corpus1.json`; its page" in text
     assert "| 1 | 91.07 / 46.05 | 68.00 / 29.00 | 91.43 / 45.82 | 69.00 / 29.50 |" in text
+
+
+def test_the_verdict_names_the_levels_where_a_series_beats_the_dense_target_model():
+    dense = {"test_wer": 0.8484, "remaining": 1.0}
+    series = {1: {"test_wer": 0.8162, "remaining": 0.64}, 2: {"test_wer": 0.8353, "remaining": 0.4096},
+              3: {"test_wer": 0.8580, "remaining": 0.2621}}
+    assert bench_transfer.below_dense("Transferred ticket", series, dense, [1, 2, 3, 4]) == (
+        "- Transferred ticket: target test WER below the dense target model's (84.84 %) at 2 of 4 pruned levels "
+        "(64.0 %, 41.0 %).")
+    assert bench_transfer.below_dense("x", {}, dense, [1]).endswith("at 0 of 1 pruned levels (none).")
