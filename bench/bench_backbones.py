@@ -37,7 +37,7 @@ from audio_lottery.eval.evaluate import evaluate  # noqa: E402
 from audio_lottery.eval.noisy import model_stamp  # noqa: E402
 from audio_lottery.eval.real_speech import real_test_manifest, score_model  # noqa: E402
 from audio_lottery.layout import EVAL_REAL, RunLayout, TrainLayout  # noqa: E402
-from audio_lottery.files import atomic_write_json, read_json, read_json_or_none  # noqa: E402
+from audio_lottery.files import atomic_write_json, file_fingerprint, read_json, read_json_or_none  # noqa: E402
 from audio_lottery.lottery.branches import run_branch  # noqa: E402
 from audio_lottery.lottery.report_data import pct  # noqa: E402
 from audio_lottery.lottery.report_real import run_real_speech  # noqa: E402
@@ -108,36 +108,38 @@ def stage_dense(root: Path, names: list[str], minutes: float) -> None:
 def decode_weight_section(out: Path, weights: Sequence[float] = CTC_PREFIX_WEIGHTS) -> list[str]:
     """Dev WER / CER of the dense ``transformer_small`` model (``out``) decoded with each CTC prefix
     weight of its joint CTC/attention beam search (0: attention only, 1: CTC prefix scores only), kept in
-    ``out/decode_weights.json`` while the checkpoint is unchanged; [] when the model is not trained."""
+    ``out/decode_weights.json`` while the checkpoint, the dev set and the beam are unchanged; [] when the model is
+    not trained."""
     best = TrainLayout(out).best
     if not best.is_file():
         return []
-    cache = out / "decode_weights.json"
-    stamp = model_stamp(best)
-    old = read_json_or_none(cache)
-    scores = old["scores"] if old and old.get("model_stamp") == stamp else {}
     cfg = preset("transformer", "small")
     records, rec = load_split(cfg, "dev"), Recognizer.load(best)
+    own_w, beam = rec.model.cfg.ctc_prefix_weight, rec.model.cfg.beam_size  # what the checkpoint decodes with
+    cache = out / "decode_weights.json"
+    identity = {"model_stamp": model_stamp(best), "dev_manifest": file_fingerprint(cfg.data.dev_manifest), "beam": beam}
+    old = read_json_or_none(cache)
+    scores = old["scores"] if old and all(old.get(k) == v for k, v in identity.items()) else {}
     for w in weights:
         if str(w) in scores:
             continue
         rec.model.cfg.ctc_prefix_weight = w
         s = evaluate(rec, records)
         scores[str(w)] = {k: s[k] for k in ("wer", "cer", "substitutions", "deletions", "insertions", "ref_words")}
-        atomic_write_json(cache, {"model_stamp": stamp, "scores": scores})
-    rows = [[f"{w:.1f}" + (" (preset)" if w == cfg.model.transformer.ctc_prefix_weight else ""),
-             f"{scores[str(w)]['wer']:.3f}", f"{scores[str(w)]['cer']:.3f}",
-             *(str(scores[str(w)][k]) for k in ("substitutions", "deletions", "insertions"))] for w in weights]
+        atomic_write_json(cache, {**identity, "scores": scores})
+    rows = [[f"{w:.1f}" + (" (preset)" if w == own_w else ""), f"{scores[str(w)]['wer']:.3f}",
+             f"{scores[str(w)]['cer']:.3f}", *(str(scores[str(w)][k]) for k in ("substitutions", "deletions", "insertions"))]
+            for w in weights]
     lowest = min(weights, key=lambda w: scores[str(w)]["wer"])
-    low = scores[str(lowest)]
-    own = scores.get(str(cfg.model.transformer.ctc_prefix_weight))
-    moved = f" ({own['wer'] - low['wer']:.3f} below the preset's weight)" if own else ""
+    low, own = scores[str(lowest)], scores.get(str(own_w))
+    moved = f" ({own['wer'] - low['wer']:.3f} below the preset's weight)" if own and lowest != own_w else ""
+    conclusion = ("no decoding weight brings this model's dev WER below 1: the errors are the model's, not the "
+                  "decoding weight's" if low["wer"] >= 1 else f"decoding with w = {lowest:.1f} brings its dev WER below 1")
     verdict = (f"Transformer decoding: lowest dev WER at w = {lowest:.1f}, {low['wer']:.3f}{moved}, with dev CER "
-               f"{low['cer']:.3f} and {low['substitutions']} of {low['ref_words']} words substituted: the decoding "
-               "weight is not what keeps this model's WER near or above 1.")
+               f"{low['cer']:.3f} and {low['substitutions']} of {low['ref_words']} words substituted: {conclusion}.")
     return ["## Transformer: dev WER by CTC prefix weight", "",
             f"The dense `transformer_small` model above on the dev set ({len(records)} utterances, "
-            f"{low['ref_words']} words), beam {cfg.model.transformer.beam_size}, with each weight w "
+            f"{low['ref_words']} words), beam {beam}, with each weight w "
             "of its decoding score (1 - w) x attention + w x CTC prefix score.", "",
             md_table(["w", "dev WER", "dev CER", "substitutions", "deletions", "insertions"], rows), "",
             f"- {verdict}", ""]

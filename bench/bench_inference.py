@@ -282,13 +282,16 @@ def wer_lines(args: argparse.Namespace) -> list[str]:
         return ["No trained run given (`--run`): speed only, on a randomly initialised model pruned by the "
                 "strategies (speed does not depend on training). WER needs trained tickets: rerun with `--run` "
                 "(and `--channel-run`), see docs/structured.md, section Reproducing."]
-    dense = next((r for r in rows if r["branch"] == "imp" and r["level"] == 0), None)
+    dense = {b: next((r for r in rows if r["branch"] == b and r["level"] == 0), None) for b in ("imp", "channel-imp")}
     tol = load_run_config(Path(args.run)).lottery.match_tolerance
-    lines = [f"Dev/test WER of the tickets (greedy; match tolerance {tol} absolute dev WER against dense "
-             f"{dense['dev_wer']:.4f}):" if dense else "Dev/test WER of the tickets:", "",
+    against = "; ".join(f"{b} {d['dev_wer']:.4f}" for b, d in dense.items() if d)
+    lines = [f"Dev/test WER of the tickets (greedy; match tolerance {tol} absolute dev WER against the dense model of "
+             f"the ticket's own run: {against}; the run's branches against imp):" if dense["imp"] else
+             "Dev/test WER of the tickets:", "",
              "| ticket | level | remaining % | dev WER | test WER | matches dense |", "|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (-round(r["remaining"], 3), r["branch"])):  # runs' level numbers differ
-        match = "yes" if dense and r["dev_wer"] <= dense["dev_wer"] + tol + 1e-12 else "no"
+        ref = dense.get(r["branch"]) or dense["imp"]
+        match = "yes" if ref and r["dev_wer"] <= ref["dev_wer"] + tol + 1e-12 else "no"
         lines.append(f"| {r['branch']} | {r['level']} | {100 * r['remaining']:.1f} | {r['dev_wer']:.4f} | "
                      f"{r['test_wer']:.4f} | {match} |")
     return lines

@@ -110,15 +110,17 @@ def render(runs: dict[str, list[dict]], args: argparse.Namespace, plot_file: Pat
 def real_speech_section(runs: dict[str, Path]) -> list[str]:
     """The dense model and the tickets (chosen on dev WER, as in each run's report) of every IMP series
     on the real-speech test; [] when no run has one (the asterisk test is not prepared beside the corpus)."""
-    heading, rows, notes = None, [], []
+    headings, rows, notes = [], [], []
     for name, folder in runs.items():
         made, run_notes = run_real_speech(folder, load_run_config(folder).lottery.match_tolerance)
         notes += [f"{name}: {n}" for n in run_notes]
         if made:
-            heading, (headers, table) = made[0], made[1]
+            headings.append(made[0])
+            headers, table = made[1]
             rows += [[name, *r] for r in table]
     if not rows:
-        return [f"- {n}" for n in notes]
+        return []
+    heading = headings[0] if len(set(headings)) == 1 else "Real-speech test (the runs name different test sets)"
     return [f"## {heading}", "", "Greedy decoding; no model here was trained or selected on it.", "",
             md_table(["Series", *headers], rows), "", *[f"- {n}" for n in notes]]
 

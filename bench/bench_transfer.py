@@ -118,11 +118,12 @@ def main() -> None:
 
 
 def previous_section(previous: dict, markdown: str, version: int | None, label: str) -> str:
-    """An earlier page's target WER / CER cells beside this page's, level by level."""
+    """An earlier page's target WER / CER cells beside this page's, paired by remaining weight (another
+    pruning rate per level numbers its levels differently)."""
     columns = ["target's own ticket", "transferred ticket", "dense (target)"]
     return "\n".join([before_and_after_heading(label), "",
-                      previous_intro(previous, "The transfer table", version, "level by level"), "",
-                      beside_previous(previous, markdown, "level", columns), ""])
+                      previous_intro(previous, "The transfer table", version, "row by row at the same remaining weight"),
+                      "", beside_previous(previous, markdown, "level", columns, match="remaining %"), ""])
 
 
 def plot_path(doc: str) -> Path:
@@ -131,10 +132,11 @@ def plot_path(doc: str) -> Path:
 
 def below_dense(name: str, series: dict[int, dict], dense: dict, levels: list[int]) -> str:
     """A verdict: the pruned levels at which ``series`` has a lower target test WER than the dense target model."""
-    below = [lv for lv in levels if lv in series and series[lv]["test_wer"] < dense["test_wer"]]
+    measured = [lv for lv in levels if lv in series]
+    below = [lv for lv in measured if series[lv]["test_wer"] < dense["test_wer"]]
     where = ", ".join(f"{100 * series[lv]['remaining']:.1f} %" for lv in below) or "none"
     return (f"- {name}: target test WER below the dense target model's ({pct(dense['test_wer'])} %) at "
-            f"{len(below)} of {len(levels)} pruned levels ({where}).")
+            f"{len(below)} of {len(measured)} pruned levels measured ({where}).")
 
 
 def render(args, runs: dict, branch: Path, finetune: Path | None, levels: list[int],

@@ -255,7 +255,8 @@ def backbones(r: dict) -> Lines:
     weights = table(r, section="Transformer: dev WER by CTC prefix weight", optional=True)
     if weights:
         body += ["The dense Transformer's dev WER under each CTC prefix weight w of its decoding "
-                 "((1 - w) x attention + w x CTC prefix score):", pick(weights), verdicts(r)]
+                 "((1 - w) x attention + w x CTC prefix score):", pick(weights),
+                 [line for line in verdicts(r) if "Transformer decoding:" in line]]
     for earlier, before in earlier_runs(r):
         if before["headers"][0] == "backbone":
             body += [f"The tickets of an earlier run of this bench (`{earlier}`; its page names its corpus) beside "

@@ -289,7 +289,7 @@ def write_page(page: Path, markdown: str, *, verdicts: list[str] = (), figures: 
 def repo_relative(text: str) -> str:
     """``text`` with every path inside this repository written relative to its root (a page names
     ``data/asterisk/test.jsonl``, not the checkout it was measured in)."""
-    return text.replace(f"{ROOT}/", "")
+    return re.sub(rf"(?<![\w/.-]){re.escape(str(ROOT))}/", "", text)
 
 
 def load_results(docs: Path = DOCS) -> dict[str, dict]:

@@ -87,15 +87,17 @@ def test_the_transformer_is_scored_on_dev_under_each_ctc_prefix_weight_once_per_
     out = tmp_path / "small_transformer"
     cfg = load_config(ROOT / "configs" / "transformer_tiny.yaml")
     Recognizer.build(cfg, CharTokenizer()).save(out)
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("{}\n")
     monkeypatch.setattr(bench_backbones, "preset", lambda name, size, overrides=None: load_config(
-        ROOT / "configs" / "transformer_small.yaml"))
+        ROOT / "configs" / "transformer_small.yaml", [f"data.dev_manifest={dev}"]))
     monkeypatch.setattr(bench_backbones, "load_split", lambda cfg, split: [{"id": split}] * 3)
-    seen = []
+    seen, base = [], [1.2]
 
     def fake_evaluate(rec, records):
         w = rec.model.cfg.ctc_prefix_weight
         seen.append(w)
-        return {"wer": 1.2 - w / 4, "cer": 0.5, "substitutions": 10, "deletions": int(10 * w), "insertions": 5,
+        return {"wer": base[0] - w / 4, "cer": 0.5, "substitutions": 10, "deletions": int(10 * w), "insertions": 5,
                 "ref_words": 40}
 
     monkeypatch.setattr(bench_backbones, "evaluate", fake_evaluate)
@@ -104,13 +106,22 @@ def test_the_transformer_is_scored_on_dev_under_each_ctc_prefix_weight_once_per_
     (table,) = parse_tables("\n".join(lines))
     assert table["rows"] == [["0.0", "1.200", "0.500", "10", "0", "5"], ["0.3 (preset)", "1.125", "0.500", "10", "3", "5"],
                              ["1.0", "0.950", "0.500", "10", "10", "5"]]
-    assert "(3 utterances, 40 words)" in lines[2]
+    assert "(3 utterances, 40 words), beam 2" in lines[2]  # the checkpoint's own beam (transformer_tiny)
     assert lines[-2] == ("- Transformer decoding: lowest dev WER at w = 1.0, 0.950 (0.175 below the preset's weight), "
-                         "with dev CER 0.500 and 10 of 40 words substituted: the decoding weight is not what keeps "
-                         "this model's WER near or above 1.")
+                         "with dev CER 0.500 and 10 of 40 words substituted: decoding with w = 1.0 brings its dev WER "
+                         "below 1.")
     assert bench_backbones.decode_weight_section(out, (0.0, 0.3, 1.0)) == lines and len(seen) == 3  # cached
     best = out / "best.safetensors"
     os.utime(best, ns=(best.stat().st_atime_ns, best.stat().st_mtime_ns + 10**9))  # a retrained checkpoint
+    base[0] = 1.4
+    again = bench_backbones.decode_weight_section(out, (0.3, 1.0))
+    assert seen[3:] == [0.3, 1.0]
+    assert again[-2].endswith("at w = 1.0, 1.150 (0.175 below the preset's weight), with dev CER 0.500 and 10 of 40 "
+                              "words substituted: no decoding weight brings this model's dev WER below 1: the errors "
+                              "are the model's, not the decoding weight's.")
+    dev.write_text("{}\n{}\n")  # another dev set: scored again
     bench_backbones.decode_weight_section(out, (0.3,))
-    assert seen[3:] == [0.3]
+    assert seen[5:] == [0.3]
+    only_preset = bench_backbones.decode_weight_section(out, (0.3,))
+    assert "at w = 0.3, 1.325, with dev CER" in only_preset[-2]  # no '0.000 below the preset's weight'
     assert bench_backbones.decode_weight_section(tmp_path / "none", (0.3,)) == []

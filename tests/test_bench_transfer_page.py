@@ -1,5 +1,5 @@
-"""bench/bench_transfer.py's page part: an earlier page's target WER / CER cells beside this page's,
-level by level (the transfer levels of both pages are the same 0.36-per-round grid)."""
+"""bench/bench_transfer.py's page parts: an earlier page's target WER / CER cells beside this page's,
+paired by remaining weight, and the verdicts."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ HEADERS = ["level", "remaining %", "target's own ticket", "transferred ticket", 
            "source ticket on source"]
 
 
-def test_an_earlier_transfer_table_stands_beside_the_new_one_level_by_level():
+def test_an_earlier_transfer_table_stands_beside_the_new_one_at_the_same_remaining_weight():
     old = {"tables": parse_tables(md_table(HEADERS, [["0", "100.0", "92.38 / 48.33", "92.38 / 48.33",
                                                       "92.38 / 48.33", "76.97 / 29.81"],
                                                      ["2", "41.0", "89.29 / 45.75", "92.62 / 47.16",
@@ -30,12 +30,12 @@ def test_an_earlier_transfer_table_stands_beside_the_new_one_level_by_level():
     assert section.startswith("## Before and after: bench_transfer_corpus1.json")
     assert "2026-11-27" in section and "corpus version 1" in section and "different test sets" in section
     table = parse_tables(section)[0]
-    assert table["headers"] == ["level", "target's own ticket (before)", "target's own ticket (now)",
+    assert table["headers"] == ["remaining %", "target's own ticket (before)", "target's own ticket (now)",
                                 "transferred ticket (before)", "transferred ticket (now)",
                                 "dense (target) (before)", "dense (target) (now)"]
     rows = {r[0]: r for r in table["rows"]}
-    assert rows["2"][1:5] == ["89.29 / 45.75", "67.50 / 28.00", "92.62 / 47.16", "71.00 / 31.00"]
-    assert rows["1"][1:3] == ["–", "68.00 / 29.00"]  # the earlier page had no level 1
+    assert rows["41.0"][1:5] == ["89.29 / 45.75", "67.50 / 28.00", "92.62 / 47.16", "71.00 / 31.00"]
+    assert rows["64.0"][1:3] == ["–", "68.00 / 29.00"]  # the earlier page had no level at 64 %
 
 
 def test_the_results_page_shows_the_earlier_transfer_table_with_its_label():
@@ -51,7 +51,7 @@ def test_the_results_page_shows_the_earlier_transfer_table_with_its_label():
          "page": "bench_transfer.md"}
     text = "\n".join(make_results.transfer(r))
     assert "An earlier run's table beside this run's (`bench_transfer_corpus1.json`; its page" in text
-    assert "| 1 | 91.07 / 46.05 | 68.00 / 29.00 | 91.43 / 45.82 | 69.00 / 29.50 |" in text
+    assert "| 64.0 | 91.07 / 46.05 | 68.00 / 29.00 | 91.43 / 45.82 | 69.00 / 29.50 |" in text
 
 
 def test_the_verdict_names_the_levels_where_a_series_beats_the_dense_target_model():
@@ -59,6 +59,6 @@ def test_the_verdict_names_the_levels_where_a_series_beats_the_dense_target_mode
     series = {1: {"test_wer": 0.8162, "remaining": 0.64}, 2: {"test_wer": 0.8353, "remaining": 0.4096},
               3: {"test_wer": 0.8580, "remaining": 0.2621}}
     assert bench_transfer.below_dense("Transferred ticket", series, dense, [1, 2, 3, 4]) == (
-        "- Transferred ticket: target test WER below the dense target model's (84.84 %) at 2 of 4 pruned levels "
-        "(64.0 %, 41.0 %).")
-    assert bench_transfer.below_dense("x", {}, dense, [1]).endswith("at 0 of 1 pruned levels (none).")
+        "- Transferred ticket: target test WER below the dense target model's (84.84 %) at 2 of 3 pruned levels "
+        "measured (64.0 %, 41.0 %).")  # level 4 not measured
+    assert bench_transfer.below_dense("x", {}, dense, [1]).endswith("at 0 of 0 pruned levels measured (none).")

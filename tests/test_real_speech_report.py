@@ -135,6 +135,9 @@ def test_a_run_folder_gives_the_reports_real_speech_rows_with_its_tickets(tmp_pa
     assert headers[0] == "Model" and {r[0]: r for r in rows} == report_rows
     (run / "level_2" / "result.json").unlink()  # an unfinished level is a note, not an error
     assert any("level_2" in n for n in run_real_speech(run, 0.01)[1])
+    (run / "level_0" / "result.json").unlink()  # no dense result: no table, and a note says why
+    made, notes = run_real_speech(run, 0.01)
+    assert made is None and any("no dense result" in n for n in notes)
 
 
 def test_structured_imp_page_puts_each_series_real_speech_rows_under_one_table(tmp_path):

@@ -10,7 +10,8 @@ Scoring. A hypothesis' score is the sum over its tokens (including the final ``e
 ``(1 - w) * log p_att(token | prefix) + w * (log psi(prefix + token) - log psi(prefix))`` where
 ``psi`` is the CTC prefix probability (:class:`CTCPrefixScorer`) and ``w`` the CTC weight; the
 CTC part telescopes to ``log P_ctc(hypothesis)`` once ``eos`` is scored. With ``w = 0`` this is
-plain attention decoding.
+plain attention decoding; with ``w = 1`` the attention term is left out (not multiplied by 0: the
+decoder's blank and ``sos`` scores are -inf), so the search ranks by CTC prefix scores alone.
 
 Search (the same rule as fairseq's): at each step the ``2K`` best one-token extensions of
 the ``K`` running hypotheses are ranked; an extension by ``eos`` ranked within the first ``K``

@@ -48,4 +48,8 @@ def run_real_speech(run_dir: Path, tolerance: float) -> tuple[tuple[str, Table] 
     ``tolerance`` (as the lottery report chooses them), and the notes of what could not be read or scored."""
     run = load_run(run_dir, branches=lambda _: False)
     results = [level.result for level in run.imp.values() if level.result]
-    return real_speech_table(run, select_tickets(results, tolerance)), run.notes
+    try:
+        tickets = select_tickets(results, tolerance)
+    except ValueError as exc:  # no finished dense level: nothing to compare tickets with
+        return None, [*run.notes, f"{run_dir}: {exc}"]
+    return real_speech_table(run, tickets), run.notes
