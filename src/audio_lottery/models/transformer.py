@@ -389,7 +389,12 @@ class TransformerASR(ASRModel):
     def forward(self, feats: Tensor, feat_lens: Tensor) -> tuple[Tensor, Tensor]:
         """CTC log-probabilities ``[B, T', V]`` and output lengths ``[B]``."""
         enc, out_lens = self.encode(feats, feat_lens)
-        return F.log_softmax(self.ctc_head(enc).float(), dim=-1), out_lens  # fp32 under autocast (train.amp)
+        return self.ctc_log_probs(enc), out_lens
+
+    def ctc_log_probs(self, enc: Tensor) -> Tensor:
+        """The CTC head's log-probabilities ``[B, T', V]`` of encoder output ``enc``, in float32 also under
+        autocast (``train.amp``): the one path of :meth:`forward`, :meth:`loss` and :meth:`decode`."""
+        return F.log_softmax(self.ctc_head(enc).float(), dim=-1)
 
     # ------------------------------------------------------------------ decoder
 
@@ -445,7 +450,7 @@ class TransformerASR(ASRModel):
         total = enc.new_zeros(())
         self.last_infeasible = 0
         if w > 0:
-            ctc_lp = F.log_softmax(self.ctc_head(enc), dim=-1)
+            ctc_lp = self.ctc_log_probs(enc)
             per_utt = self.ctc_per_utterance(ctc_lp, out_lens, targets, target_lens)
             total = total + w * (per_utt / target_lens.clamp(min=1).to(per_utt.dtype)).mean()
         if w < 1:
@@ -486,7 +491,7 @@ class TransformerASR(ASRModel):
             return result
         lens = out_lens[keep]
         enc = enc[keep, : int(lens.max())]
-        ctc = F.log_softmax(self.ctc_head(enc), dim=-1) if w > 0 else None
+        ctc = self.ctc_log_probs(enc) if w > 0 else None
         state = self.init_decode_state(enc, lens, beam)
         hyps = beam_search(_IncrementalDecoder(self), state, lens, beam, self.sos, self.eos,
                            ctc_log_probs=ctc, ctc_weight=w, blank=self.blank)
