@@ -42,7 +42,7 @@ from audio_lottery.lottery.branches import run_branch  # noqa: E402
 from audio_lottery.lottery.report_data import pct  # noqa: E402
 from audio_lottery.lottery.report_real import run_real_speech  # noqa: E402
 from audio_lottery.lottery.runner import load_run_config, run_dir_for, run_lottery  # noqa: E402
-from audio_lottery.lottery.tickets import select_tickets  # noqa: E402
+from audio_lottery.lottery.tickets import level_results, select_tickets  # noqa: E402
 from audio_lottery.provenance import corpus_version  # noqa: E402
 from audio_lottery.recognizer import Recognizer  # noqa: E402
 from audio_lottery.train.loop import load_split, train_model  # noqa: E402
@@ -62,11 +62,6 @@ def preset(name: str, size: str, overrides: list[str] | None = None) -> Config:
     return load_config(ROOT / "configs" / f"{name}_{size}.yaml", overrides or [])
 
 
-def imp_results(folder: Path) -> dict[int, dict]:
-    """Level -> result of a run or branch folder."""
-    return {int(r["level"]): r for r in (read_json(p) for p in RunLayout(folder).level_results())}
-
-
 def control_level(results: dict[int, dict], tolerance: float) -> int:
     """The extreme ticket's level, or the sparsest level when no pruned level matches dense."""
     extreme = select_tickets(list(results.values()), tolerance)["extreme"]
@@ -79,7 +74,7 @@ def stage_lottery(root: Path, names: list[str]) -> None:
         cfg = preset(name, "demo")
         t0 = time.time()
         run_dir = run_lottery(cfg, root)
-        level = control_level(imp_results(run_dir), cfg.lottery.match_tolerance)
+        level = control_level(level_results(run_dir), cfg.lottery.match_tolerance)
         run_branch("random-reinit", run_dir, levels=[level])
         print(f"{name}: {run_dir} ({(time.time() - t0) / 60:.1f} min this call), random-reinit at level {level}")
 
@@ -148,15 +143,15 @@ def decode_weight_section(out: Path, weights: Sequence[float] = CTC_PREFIX_WEIGH
 def _curve_rows(runs: dict[str, Path]) -> list[str]:
     rows = []
     for name, run_dir in runs.items():
-        for level, r in sorted(imp_results(run_dir).items()):
+        for level, r in sorted(level_results(run_dir).items()):
             rows.append(f"| {LABEL[name]} | {level} | {100 * r['remaining']:.1f} | {r['dev_wer']:.3f} | "
                         f"{r['test_wer']:.3f} | {r['test_cer']:.3f} | {r['wall_seconds'] / 60:.1f} |")
     return rows
 
 
 def _ticket_row(name: str, run_dir: Path, tolerance: float) -> str:
-    imp = imp_results(run_dir)
-    reinit = imp_results(RunLayout(run_dir).branch("random-reinit").dir)
+    imp = level_results(run_dir)
+    reinit = level_results(RunLayout(run_dir).branch("random-reinit"))
     tickets = select_tickets(list(imp.values()), tolerance)
     dense, extreme = tickets["dense"], tickets["extreme"]
     ctl = control_level(imp, tolerance)
@@ -252,10 +247,10 @@ def plot_curves(runs: dict[str, Path], out: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for i, (name, run_dir) in enumerate(runs.items()):
         color = f"C{i}"
-        imp = sorted(imp_results(run_dir).items())
+        imp = sorted(level_results(run_dir).items())
         ax.plot([100 * r["remaining"] for _, r in imp], [r["test_wer"] for _, r in imp], "o-", color=color,
                 label=f"{LABEL[name]} IMP")
-        reinit = sorted(imp_results(RunLayout(run_dir).branch("random-reinit").dir).items())
+        reinit = sorted(level_results(RunLayout(run_dir).branch("random-reinit")).items())
         if reinit:
             ax.plot([100 * r["remaining"] for _, r in reinit], [r["test_wer"] for _, r in reinit], "x",
                     color=color, markersize=9, mew=2, label=f"{LABEL[name]} random reinit")

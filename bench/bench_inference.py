@@ -44,9 +44,9 @@ from torch import nn
 
 from audio_lottery.config import load_config
 from audio_lottery.data.pipeline.tokenizers import CharTokenizer
-from audio_lottery.files import read_json
 from audio_lottery.layout import ExportLayout, RunLayout
 from audio_lottery.lottery.runner import load_run_config
+from audio_lottery.lottery.tickets import level_results
 from audio_lottery.pruning import Mask, get_strategy, macs_per_second
 from audio_lottery.pruning.csr import CSRPolicy, to_csr
 from audio_lottery.pruning.export import WEIGHTS, export_recognizer
@@ -89,7 +89,7 @@ def _ticket_from_run(run: Path, level: int) -> tuple[Recognizer, Mask]:
 def level_at(run: Path, remaining: float, tolerance: float = 0.02) -> int:
     """The finished level of ``run`` whose remaining weight is closest to ``remaining``, within
     ``tolerance`` relative (a channel run may prune at another rate per level than the IMP run)."""
-    found = {int(r["level"]): float(r["remaining"]) for r in map(read_json, RunLayout(run).level_results())}
+    found = {level: float(r["remaining"]) for level, r in level_results(run).items()}
     close = [lv for lv, x in found.items() if abs(x - remaining) <= tolerance * remaining]
     if not close:
         have = ", ".join(f"{lv}: {100 * x:.1f} %" for lv, x in sorted(found.items())) or "none"
@@ -268,9 +268,8 @@ def _results(run: Path | None) -> list[dict]:
         return []
     rows = []
     folders = {"imp": RunLayout(run), **RunLayout(run).branches()}
-    for branch, path in [(b, p) for b, f in folders.items() for p in f.level_results()]:
-        r = read_json(path)
-        rows.append({**r, "run": run.name, "branch": branch})
+    for branch, folder in folders.items():
+        rows += [{**r, "run": run.name, "branch": branch} for _, r in sorted(level_results(folder).items())]
     return rows
 
 

@@ -23,6 +23,7 @@ from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.branches import CONTROL_BRANCHES, is_control_branch
 from audio_lottery.lottery.report import write_report
 from audio_lottery.lottery.runner import load_run_config
+from audio_lottery.lottery.tickets import level_results
 from results_io import (beside_previous, before_and_after_heading, command_line, previous_intro, training_conditions,
                         write_page)
 
@@ -52,16 +53,11 @@ def _percent(fraction: float) -> int | float:
     return int(percent) if percent.is_integer() else percent
 
 
-def results(folder: RunLayout) -> dict[int, dict]:
-    """Level -> result of a run or branch folder."""
-    return {int(r["level"]): r for r in (read_json(p) for p in folder.level_results())}
-
-
 def control_branches(run: Path) -> tuple[dict[str, dict[int, dict]], list[str]]:
     """The results of the run's control branches by folder name, and the names of its other branches
     (e.g. bench_noise's retrain-noise-*), which are neither controls nor part of the search's cost."""
     folders = RunLayout(run).branches()
-    return ({name: results(folder) for name, folder in folders.items() if is_control_branch(name)},
+    return ({name: level_results(folder) for name, folder in folders.items() if is_control_branch(name)},
             sorted(name for name in folders if not is_control_branch(name)))
 
 
@@ -101,7 +97,7 @@ def main() -> None:
     args = p.parse_args()
     run = Path(args.run)
     cfg = load_run_config(run)
-    imp = results(RunLayout(run))
+    imp = level_results(run)
     branches, others = control_branches(run)
     plots = ROOT / "docs" / "plots"
     plots.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ from audio_lottery.files import read_json  # noqa: E402
 from audio_lottery.layout import RunLayout  # noqa: E402
 from audio_lottery.lottery.branches import overrides_hash, run_branch  # noqa: E402
 from audio_lottery.lottery.runner import load_run_config, run_lottery  # noqa: E402
-from audio_lottery.lottery.tickets import select_tickets  # noqa: E402
+from audio_lottery.lottery.tickets import level_results, select_tickets  # noqa: E402
 
 from quick import ROOT, TINY_CONFIG, manifests, md_table, pct, save_figure, tiny_corpus  # noqa: E402
 from results_io import (beside_previous, before_and_after_heading, command_line, previous_intro,  # noqa: E402
@@ -71,8 +71,7 @@ def quick_setup(args: argparse.Namespace) -> BankSettings:
 def ticket_levels(run: Path) -> dict[str, dict]:
     """dense / extreme / best results of the run's IMP levels (chosen on dev WER)."""
     cfg = load_run_config(run)
-    results = [read_json(p) for p in RunLayout(run).level_results()]
-    tickets = select_tickets(results, cfg.lottery.match_tolerance)
+    tickets = select_tickets(list(level_results(run).values()), cfg.lottery.match_tolerance)
     return {k: v for k, v in tickets.items() if v is not None}
 
 

@@ -25,16 +25,16 @@ from audio_lottery.files import read_json
 from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.report_real import run_real_speech
 from audio_lottery.lottery.runner import load_run_config
+from audio_lottery.lottery.tickets import level_results
 
 from quick import ROOT, md_table, plot_against_remaining
 from results_io import (beside_previous, before_and_after_heading, command_line, parse_tables, previous_intro,
                         training_conditions, write_page)
 
 
-def level_results(folder: Path) -> list[dict]:
-    """``result.json`` of every ``level_*`` of a run or branch folder, densest first."""
-    found = [read_json(p) for p in RunLayout(folder).level_results()]
-    return sorted(found, key=lambda r: -r["remaining"])
+def densest_first(folder: Path) -> list[dict]:
+    """``result.json`` of every finished level of a run or branch folder, densest first."""
+    return sorted(level_results(folder).values(), key=lambda r: -r["remaining"])
 
 
 def imp_runs(run: Path, structured: list[Path]) -> dict[str, Path]:
@@ -53,10 +53,10 @@ def imp_runs(run: Path, structured: list[Path]) -> dict[str, Path]:
 def series(run: Path, structured: list[Path]) -> dict[str, list[dict]]:
     """Name -> level results: the unstructured IMP run, each structured IMP run, and the run's
     one-shot ``structured-*`` conversion branches."""
-    out = {name: level_results(folder) for name, folder in imp_runs(run, structured).items()}
+    out = {name: densest_first(folder) for name, folder in imp_runs(run, structured).items()}
     for name, branch in RunLayout(run).branches().items():
         if name.startswith("structured-"):
-            out[f"{name.removeprefix('structured-')} one-shot"] = level_results(branch.dir)
+            out[f"{name.removeprefix('structured-')} one-shot"] = densest_first(branch.dir)
     return out
 
 

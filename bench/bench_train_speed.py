@@ -154,8 +154,9 @@ def markdown(args: argparse.Namespace, summary: dict) -> tuple[str, list[str]]:
               "The cache keeps the un-augmented features of an utterance (SpecAugment masks a copy each epoch), so it "
               "is used only when no waveform augmentation and no VTLP is on (the demo preset; not ds2_small, which "
               f"uses VTLP). bf16 autocast runs the convolutions, LSTMs and linear layers in bfloat16 ({cpu_bf16()}); "
-              "the CTC log-probabilities and loss stay float32. It is opt-in (`--set train.amp=bf16`); "
-              "the presets train in float32, as their measured runs did.",
+              "the CTC log-probabilities and loss stay float32. Each variant sets `train.amp` itself; it is off by "
+              f"default, and the preset `{Path(args.config).name}` trains with `train.amp: "
+              f"{load_config(args.config).train.amp}`.",
               f"Float32 trainings repeat exactly across rounds: {'yes' if summary['float32_repeatable'] else 'no'}.",
               ""]
     return "\n".join(lines), verdicts

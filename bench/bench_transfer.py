@@ -26,9 +26,10 @@ import torch
 from audio_lottery.config import load_config
 from audio_lottery.data.corpora.domains import write_domain
 from audio_lottery.files import load_tensors, read_json
-from audio_lottery.layout import LevelLayout, RunLayout
+from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.branches import run_branch
 from audio_lottery.lottery.runner import run_lottery
+from audio_lottery.lottery.tickets import level_results
 from audio_lottery.pruning.overlap import compare_runs, save_overlap
 from audio_lottery.provenance import corpus_version
 
@@ -67,10 +68,6 @@ def make_domains(data: Path, out: Path, field: str, source: list[str], target: l
     write_domain(files, field, source, dirs["source"])
     write_domain(files, field, target or source, dirs["target"], exclude=not target)
     return dirs
-
-
-def results(folder: Path) -> dict[int, dict]:
-    return {LevelLayout(p.parent).number: read_json(p) for p in RunLayout(folder).level_results()}
 
 
 def same_theta0(a: Path, b: Path) -> bool:
@@ -142,8 +139,8 @@ def below_dense(name: str, series: dict[int, dict], dense: dict, levels: list[in
 def render(args, runs: dict, branch: Path, finetune: Path | None, levels: list[int],
            overlap: dict) -> tuple[str, list[str]]:
     """The page and its verdicts (where each series beats the dense target model)."""
-    src, tgt, tr = results(runs["source"]), results(runs["target"]), results(branch)
-    ft = results(finetune) if finetune else {}
+    src, tgt, tr = level_results(runs["source"]), level_results(runs["target"]), level_results(branch)
+    ft = level_results(finetune) if finetune else {}
     trainings = [r for res in (src, tgt, tr, ft) for r in res.values()]
     minutes = sum(r["wall_seconds"] for r in trainings) / 60  # from the runs, so resumed invocations count
     dense = tgt[0]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from audio_lottery.lottery.report import load_run, write_report
-from audio_lottery.lottery.tickets import select_tickets
+from audio_lottery.lottery.tickets import level_results, select_tickets
 from audio_lottery.pruning import Mask, global_magnitude
 
 DEV = [0.200, 0.195, 0.190, 0.198, 0.204, 0.210, 0.300]
@@ -100,6 +100,23 @@ def _fake_run(root: Path) -> Path:
                 _write_level(run / f"branch_{name}" / f"level_{lv}", lv, name, dev, test, None)
         mask = global_magnitude(weights, mask, 0.2)
     return run
+
+
+def test_level_results_by_level_finished_only(tmp_path: Path) -> None:
+    """Levels keyed by number (level_10 after level_9, not after level_1); a level without result.json is
+    skipped; a RunLayout or a path gives the same."""
+    from audio_lottery.layout import RunLayout
+
+    for level in (0, 1, 9, 10):
+        folder = tmp_path / f"level_{level}"
+        folder.mkdir()
+        (folder / "result.json").write_text(json.dumps({"level": level, "dev_wer": 0.5 + level / 100}))
+    (tmp_path / "level_11").mkdir()  # unfinished: no result yet
+    found = level_results(tmp_path)
+    assert list(found) == [0, 1, 9, 10]
+    assert found[10]["dev_wer"] == pytest.approx(0.6)
+    assert level_results(RunLayout(tmp_path)) == found
+    assert level_results(tmp_path / "missing") == {}
 
 
 def test_report_files_lines_and_plots(tmp_path: Path) -> None:

@@ -3,8 +3,8 @@
 1. synthesise the embedded corpus and prepare the real-speech test beside it (the Asterisk prompts
    that ``make setup`` installs, in ``data/asterisk/``), each skipped when present;
 2. IMP with rewinding on the demo preset until <= 10.7 % of the weights remain;
-3. the random-reinit and random-prune control branches (every ``--branch-every``-th level and the
-   extreme and best tickets' levels);
+3. the random-reinit and random-prune control branches (the last level, the extreme and best tickets'
+   levels, and every ``--branch-every``-th level if given);
 4. the report (WER against remaining weight for the three, per-layer sparsity, curves);
 5. dense and extreme-ticket test WER/CER, the same on the real-speech test, and the transcription
    of a test file;
@@ -36,9 +36,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", default="runs", help="root of the lottery runs")
     p.add_argument("--config", default="configs/ds2_demo.yaml")
     p.add_argument("--hours", type=float, default=3.5, help="hours of training audio to synthesise")
-    p.add_argument("--branch-every", type=int, default=5,
-                   help="run the control branches on every N-th level (the last level, the extreme and the best "
-                        "ticket always); 1 = every level (~5 min per branch training with the demo preset)")
+    p.add_argument("--branch-every", type=int, default=0,
+                   help="also run the control branches on every N-th level (they always run on the last level and "
+                        "the extreme and best tickets' levels); 0 = only those, 1 = every level (~6 min per branch "
+                        "training with the demo preset)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return p.parse_args(argv)
 
@@ -106,9 +107,11 @@ def write_timings(run_dir: Path, phases: dict[str, float | None], *, data: Path,
 
 
 def branch_levels(levels: int, every: int, tickets: dict) -> list[int]:
-    """Levels the control branches run on: every ``every``-th pruned level, the last one, and the
-    extreme and best tickets' levels (when pruned)."""
-    chosen = set(range(every, levels + 1, every)) | {levels}
+    """Levels the control branches run on: the last one, the extreme and best tickets' levels (when
+    pruned) and, for ``every`` > 0, every ``every``-th pruned level."""
+    if every < 0:
+        raise ValueError(f"--branch-every must be >= 0, got {every}")
+    chosen = (set(range(every, levels + 1, every)) if every else set()) | {levels}
     chosen |= {t["level"] for t in (tickets.get("extreme"), tickets.get("best")) if t and t["level"] > 0}
     return sorted(chosen)
 
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     from audio_lottery.lottery.branches import run_branch
     from audio_lottery.lottery.report import write_report
     from audio_lottery.lottery.runner import run_dir_for, run_lottery
-    from audio_lottery.lottery.tickets import select_tickets
+    from audio_lottery.lottery.tickets import level_results, select_tickets
 
     start = time.time()
     data = Path(args.data)
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     run_dir = run_lottery(cfg, Path(args.runs))
     phases["search"] = time.time() - t0
-    results = [read_json(p) for p in RunLayout(run_dir).level_results()]
+    results = list(level_results(run_dir).values())
     tickets = select_tickets(results, cfg.lottery.match_tolerance)
     levels = branch_levels(cfg.lottery.levels, args.branch_every, tickets)
     t1 = time.time()

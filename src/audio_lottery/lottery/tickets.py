@@ -6,7 +6,11 @@ Test WER is carried along for reporting and never influences the choice.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
+
+from audio_lottery.files import read_json
+from audio_lottery.layout import RunLayout
 
 _EPS = 1e-12
 
@@ -42,3 +46,9 @@ def select_tickets(results: list[dict[str, Any]], tolerance: float) -> dict[str,
     extreme = min(matching, key=lambda r: (r["remaining"], r["dev_wer"])) if matching else None
     best = min(pruned, key=lambda r: (r["dev_wer"], r["remaining"])) if pruned else None
     return {"dense": dense, "extreme": extreme, "best": best}
+
+
+def level_results(folder: Path | RunLayout) -> dict[int, dict[str, Any]]:
+    """Level -> ``result.json`` of every finished level of a run or branch folder, by level."""
+    layout = folder if isinstance(folder, RunLayout) else RunLayout(folder)
+    return {int(r["level"]): r for r in map(read_json, layout.level_results())}
