@@ -37,13 +37,13 @@ def test_demo_pipeline_on_the_tiny_preset(tiny_corpus, tmp_path, capsys):
     assert timings["run"] == run_dir.name and timings["conditions"]["machine"]
 
 
-def test_branch_levels_cover_every_nth_level_the_last_and_the_extreme_ticket():
+def test_branch_levels_cover_every_nth_level_and_the_extreme_ticket_or_the_last_level():
     assert branch_levels(5, 1, {"extreme": {"level": 4}, "best": {"level": 2}}) == [1, 2, 3, 4, 5]
-    assert branch_levels(10, 4, {"extreme": {"level": 7}, "best": {"level": 0}}) == [4, 7, 8, 10]
+    assert branch_levels(10, 4, {"extreme": {"level": 7}, "best": {"level": 0}}) == [4, 7, 8]
     assert branch_levels(10, 3, {"extreme": None, "best": None}) == [3, 6, 9, 10]
-    assert branch_levels(10, 0, {"extreme": {"level": 7}, "best": {"level": 4}}) == [7, 10]  # make demo's default
+    assert branch_levels(10, 0, {"extreme": {"level": 7}, "best": {"level": 4}}) == [7]  # make demo's default
     assert branch_levels(10, 0, {"extreme": {"level": 10}, "best": {"level": 4}}) == [10]
-    assert branch_levels(10, 0, {"extreme": None, "best": None}) == [10]
+    assert branch_levels(10, 0, {"extreme": None, "best": None}) == [10]  # nothing matches: the sparsest level
     with pytest.raises(ValueError, match="branch-every"):
         branch_levels(10, -1, {})
 

@@ -3,8 +3,8 @@
 1. synthesise the embedded corpus and prepare the real-speech test beside it (the Asterisk prompts
    that ``make setup`` installs, in ``data/asterisk/``), each skipped when present;
 2. IMP with rewinding on the demo preset until <= 10.7 % of the weights remain;
-3. the random-reinit and random-prune control branches (the last level, the extreme ticket's level,
-   and every ``--branch-every``-th level if given);
+3. the random-reinit and random-prune control branches (the extreme ticket's level, or the last one
+   when no level matches dense, and every ``--branch-every``-th level if given);
 4. the report (WER against remaining weight for the three, per-layer sparsity, curves);
 5. dense and extreme-ticket test WER/CER, the same on the real-speech test, and the transcription
    of a test file;
@@ -37,9 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", default="configs/ds2_demo.yaml")
     p.add_argument("--hours", type=float, default=3.5, help="hours of training audio to synthesise")
     p.add_argument("--branch-every", type=int, default=0,
-                   help="also run the control branches on every N-th level (they always run on the last level and "
-                        "the extreme ticket's level); 0 = only those, 1 = every level (~6 min per branch training "
-                        "with the demo preset)")
+                   help="also run the control branches on every N-th level (they always run on the extreme ticket's "
+                        "level, or the last level when no level matches dense); 0 = only there, 1 = every level "
+                        "(~6 min per branch training with the demo preset)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return p.parse_args(argv)
 
@@ -107,13 +107,13 @@ def write_timings(run_dir: Path, phases: dict[str, float | None], *, data: Path,
 
 
 def branch_levels(levels: int, every: int, tickets: dict) -> list[int]:
-    """Levels the control branches run on: the last one, the extreme ticket's level (when pruned) and,
-    for ``every`` > 0, every ``every``-th pruned level."""
+    """Levels the control branches run on: the extreme ticket's level (the last level when no pruned
+    level matches dense) and, for ``every`` > 0, every ``every``-th pruned level."""
     if every < 0:
         raise ValueError(f"--branch-every must be >= 0, got {every}")
-    chosen = (set(range(every, levels + 1, every)) if every else set()) | {levels}
     extreme = tickets.get("extreme")
-    return sorted(chosen | ({extreme["level"]} if extreme and extreme["level"] > 0 else set()))
+    sparsest = extreme["level"] if extreme and extreme["level"] > 0 else levels
+    return sorted((set(range(every, levels + 1, every)) if every else set()) | {sparsest})
 
 
 def main(argv: list[str] | None = None) -> int:
