@@ -125,8 +125,8 @@ def test_only_the_control_branches_count_in_a_lottery_page(tmp_path):
     controls or add their trainings to the search's cost."""
     import json
 
-    from audio_lottery.layout import RunLayout
     from audio_lottery.lottery.branches import is_control_branch
+    from audio_lottery.lottery.tickets import level_results
 
     run = tmp_path / "run"
     for folder, seconds in (("level_0", 100.0), ("level_1", 90.0), ("branch_random-prune/level_1", 80.0),
@@ -138,7 +138,7 @@ def test_only_the_control_branches_count_in_a_lottery_page(tmp_path):
                                                               "wall_seconds": seconds}))
     branches, others = bench_lottery.control_branches(run)
     assert sorted(branches) == ["random-prune", "random-reinit-2f3e4d5c"] and others == ["retrain-noise-high-b3e55d08"]
-    imp = bench_lottery.results(RunLayout(run))
+    imp = level_results(run)
     cost = bench_lottery.cost_lines(imp, branches)
     assert "- control branches (2 trainings): 2.5 min" in cost
     assert not is_control_branch("random-prunes") and not is_control_branch("retrain")
