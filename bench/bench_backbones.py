@@ -42,7 +42,7 @@ from audio_lottery.lottery.branches import run_branch  # noqa: E402
 from audio_lottery.lottery.report_data import pct  # noqa: E402
 from audio_lottery.lottery.report_real import run_real_speech  # noqa: E402
 from audio_lottery.lottery.runner import load_run_config, run_dir_for, run_lottery  # noqa: E402
-from audio_lottery.lottery.tickets import level_results, select_tickets  # noqa: E402
+from audio_lottery.lottery.tickets import control_level, level_results, select_tickets  # noqa: E402
 from audio_lottery.provenance import corpus_version  # noqa: E402
 from audio_lottery.recognizer import Recognizer  # noqa: E402
 from audio_lottery.train.loop import load_split, train_model  # noqa: E402
@@ -62,19 +62,14 @@ def preset(name: str, size: str, overrides: list[str] | None = None) -> Config:
     return load_config(ROOT / "configs" / f"{name}_{size}.yaml", overrides or [])
 
 
-def control_level(results: dict[int, dict], tolerance: float) -> int:
-    """The extreme ticket's level, or the sparsest level when no pruned level matches dense."""
-    extreme = select_tickets(list(results.values()), tolerance)["extreme"]
-    return extreme["level"] if extreme else max(results)
-
-
 def stage_lottery(root: Path, names: list[str]) -> None:
     """IMP on each demo preset, then the random-reinit control at its extreme ticket."""
     for name in names:
         cfg = preset(name, "demo")
         t0 = time.time()
         run_dir = run_lottery(cfg, root)
-        level = control_level(level_results(run_dir), cfg.lottery.match_tolerance)
+        results = level_results(run_dir)
+        level = control_level(select_tickets(list(results.values()), cfg.lottery.match_tolerance), max(results))
         run_branch("random-reinit", run_dir, levels=[level])
         print(f"{name}: {run_dir} ({(time.time() - t0) / 60:.1f} min this call), random-reinit at level {level}")
 
@@ -154,7 +149,7 @@ def _ticket_row(name: str, run_dir: Path, tolerance: float) -> str:
     reinit = level_results(RunLayout(run_dir).branch("random-reinit"))
     tickets = select_tickets(list(imp.values()), tolerance)
     dense, extreme = tickets["dense"], tickets["extreme"]
-    ctl = control_level(imp, tolerance)
+    ctl = control_level(tickets, max(imp))
     ctl_r = reinit.get(ctl)
     paper = PAPER.get(name)
     paper_txt = f"{paper[0]:.2f} -> {paper[1]:.2f} at {paper[2]:.1f} %" if paper else "not reported"

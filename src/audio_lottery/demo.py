@@ -109,11 +109,11 @@ def write_timings(run_dir: Path, phases: dict[str, float | None], *, data: Path,
 def branch_levels(levels: int, every: int, tickets: dict) -> list[int]:
     """Levels the control branches run on: the extreme ticket's level (the last level when no pruned
     level matches dense) and, for ``every`` > 0, every ``every``-th pruned level."""
+    from audio_lottery.lottery.tickets import control_level
+
     if every < 0:
         raise ValueError(f"--branch-every must be >= 0, got {every}")
-    extreme = tickets.get("extreme")
-    sparsest = extreme["level"] if extreme and extreme["level"] > 0 else levels
-    return sorted((set(range(every, levels + 1, every)) if every else set()) | {sparsest})
+    return sorted((set(range(every, levels + 1, every)) if every else set()) | {control_level(tickets, levels)})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,6 +48,13 @@ def select_tickets(results: list[dict[str, Any]], tolerance: float) -> dict[str,
     return {"dense": dense, "extreme": extreme, "best": best}
 
 
+def control_level(tickets: dict[str, dict[str, Any] | None], last: int) -> int:
+    """Where the control branches test a search by default: the extreme ticket's level, or ``last``
+    (the sparsest level) when no pruned level matches dense."""
+    extreme = tickets.get("extreme")
+    return extreme["level"] if extreme and extreme["level"] > 0 else last
+
+
 def level_results(folder: Path | RunLayout) -> dict[int, dict[str, Any]]:
     """Level -> ``result.json`` of every finished level of a run or branch folder, by level."""
     layout = folder if isinstance(folder, RunLayout) else RunLayout(folder)
