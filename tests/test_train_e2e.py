@@ -54,9 +54,10 @@ def test_train_writes_artifacts_and_is_idempotent(tiny_corpus, tmp_path):
     assert (out / "result.json").stat().st_mtime == mtime
 
 
-def test_kill_and_resume_matches_uninterrupted(tiny_corpus, tmp_path, cli_env):
+@pytest.mark.parametrize("extra", [(), ("train.ema_decay=0.9",)], ids=["plain", "weight-average"])
+def test_kill_and_resume_matches_uninterrupted(tiny_corpus, tmp_path, cli_env, extra):
     args = ["train", "--config", str(TINY_CONFIG), "--set", "train.epochs=3"]
-    args += sum((["--set", o] for o in tiny_overrides(tiny_corpus)), [])
+    args += sum((["--set", o] for o in tiny_overrides(tiny_corpus, *extra)), [])
     ref = _run(args + ["--out", str(tmp_path / "ref")], cli_env)
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "killed"
@@ -71,8 +72,9 @@ def test_kill_and_resume_matches_uninterrupted(tiny_corpus, tmp_path, cli_env):
     res = _run(args + ["--out", str(out)], cli_env)
     assert res.returncode == 0, res.stderr
     a, b = load_tensors(tmp_path / "ref" / "last.safetensors"), load_tensors(out / "last.safetensors")
+    assert any(k.startswith("average.") for k in a) == bool(extra)
     for k in a:
-        if k.startswith("model."):
+        if k.startswith(("model.", "average.")):
             assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
     assert json.loads(res.stdout.splitlines()[-1])["epochs"] == 3
 

@@ -246,6 +246,8 @@ class TrainConfig:
     lr_anneal: float = hparam(1.01, "learning rate is divided by this after every epoch (schedule anneal)", gt=0)
     warmup_steps: int = hparam(0, "linear warm-up steps at the start of training", ge=0)
     grad_clip: float = hparam(400.0, "gradient-norm clipping threshold", gt=0)
+    ema_decay: float = hparam(0.0, "exponential moving average of the weights after every step, evaluated, kept "
+                              "as best and pruned instead of the last step's weights (0 = off)", ge=0, lt=1)
     sortagrad: bool = hparam(True, "first epoch visits batches from shortest to longest")
     seed: int = hparam(0, "random seed (weights, batches, augmentation)")
     threads: int = hparam(2, "torch intra-op threads", ge=1)

@@ -1,4 +1,4 @@
-"""Atomic training checkpoints in safetensors + JSON: model, optimizer, scheduler, counters.
+"""Atomic training checkpoints in safetensors + JSON: model, optimizer, weight average, counters.
 
 The optimizer state is flattened to ``optim.<param index>.<key>`` tensors; everything
 else (param groups, epoch, step, best score) is JSON, stored twice: inside the
@@ -28,6 +28,7 @@ from audio_lottery.files import (
     save_tensors,
 )
 from audio_lottery.layout import checkpoint_files
+from audio_lottery.train.weight_average import WeightAverage
 
 log = logging.getLogger(__name__)
 STATE_KEY = "training_state"
@@ -60,13 +61,17 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 
 
 def save_training_state(
-    out_dir: Path, name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, info: dict
+    out_dir: Path, name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, info: dict,
+    average: WeightAverage | None = None,
 ) -> None:
-    """Write ``<name>.safetensors`` (model + optimizer tensors, info in its header) then ``<name>.json``."""
+    """Write ``<name>.safetensors`` (model + optimizer tensors and the weight average if any, info in its
+    header) then ``<name>.json``."""
     tensors_file, json_file = checkpoint_files(out_dir, name)
     opt_tensors, opt_meta = flatten_optimizer(optimizer.state_dict())
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update(opt_tensors)
+    if average is not None:
+        tensors.update(average.checkpoint_tensors())
     tensors.update(rng_state())
     meta = {"tensors": tensors_file.name, "optimizer": opt_meta, **info}
     header = {STATE_KEY: json.dumps(meta, sort_keys=True, default=str)}
@@ -108,9 +113,10 @@ def read_training_state(out_dir: Path, name: str) -> tuple[dict, dict[str, torch
 
 def load_training_state(
     out_dir: Path, name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-    config_hash: str | None = None,
+    config_hash: str | None = None, average: WeightAverage | None = None,
 ) -> dict | None:
-    """Restore model and optimizer from ``<name>``; returns the info dict, or None if absent.
+    """Restore model, optimizer (and ``average``, when given) from ``<name>``; returns the info dict, or
+    None if absent.
 
     With ``config_hash``, a checkpoint of other hyper-parameters is refused (ValueError)
     before anything is loaded into ``model``.
@@ -124,6 +130,8 @@ def load_training_state(
                          "use another --out")
     model.load_state_dict(model_tensors(tensors))
     optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"]))
+    if average is not None:
+        average.load_checkpoint_tensors(tensors, str(checkpoint_files(out_dir, name)[0]))
     set_rng_state(tensors)
     return meta
 

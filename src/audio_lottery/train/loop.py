@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -49,6 +50,7 @@ from audio_lottery.train.checkpoint import load_training_state, save_training_st
 from audio_lottery.layout import LAST, TrainLayout
 from audio_lottery.train.logger import MetricsLogger, NullLogger
 from audio_lottery.train.step import TrainStep
+from audio_lottery.train.weight_average import WeightAverage
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +164,8 @@ def train_model(
     data = build_train_data(cfg, rec, train_records, device)
     dist.on_main(write_data_report, out_dir, data.filtered, cfg)
     rewind_step = rewind_to_steps(rewind, len(data.sampler)) if rewind is not None else None
-    state = restore_state(out_dir, identity, rec, optimizer, rewind_step)
+    average = WeightAverage(rec.model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+    state = restore_state(out_dir, identity, rec, optimizer, rewind_step, average)
     stepper = TrainStep(cfg, rec.model, optimizer, enforcer, device)
     stepper.load_scaler_state(state.amp_scaler)
     for hook in START_HOOKS:
@@ -173,7 +176,8 @@ def train_model(
                 "filtered": data.filtered.dropped or {}, "params": sum(p.numel() for p in rec.model.parameters()),
                 **_runtime(device, cfg, mask_sha)})
 
-    ctx = _Loop(cfg, rec, stepper, data.loader, logger, state, out_dir, rewind_step, progress and dist.is_main())
+    ctx = _Loop(cfg, rec, stepper, data.loader, logger, state, out_dir, rewind_step, progress and dist.is_main(),
+                average)
     while state.epoch < cfg.train.epochs and not ctx.out_of_budget():
         started = time.perf_counter()
         data.sampler.set_epoch(state.epoch)
@@ -184,7 +188,7 @@ def train_model(
         state.wall_seconds += time.perf_counter() - started
         state.amp_scaler = stepper.scaler_state()
         dist.on_main(save_training_state, out_dir, LAST, rec.model, optimizer,
-                     {"state": state.__dict__, "config_hash": identity})
+                     {"state": state.__dict__, "config_hash": identity}, average)
     logger.close()
     if not dist.is_main():
         dist.barrier()  # rank 0 writes result.json
@@ -252,9 +256,10 @@ def build_train_data(cfg: Config, rec: Recognizer, records: list[dict],
     return TrainData(dataset, sampler, loader, filtered)
 
 
-def restore_state(out_dir: Path, identity: str, rec: Recognizer, optimizer, rewind_step: int | None) -> TrainState:
+def restore_state(out_dir: Path, identity: str, rec: Recognizer, optimizer, rewind_step: int | None,
+                  average: WeightAverage | None = None) -> TrainState:
     """Resume from ``last.json`` when present (same hyper-parameters only), else start fresh."""
-    info = load_training_state(out_dir, LAST, rec.model, optimizer, config_hash=identity)
+    info = load_training_state(out_dir, LAST, rec.model, optimizer, config_hash=identity, average=average)
     if info is not None:
         log.info("resuming %s at epoch %d (step %d)", out_dir, info["state"]["epoch"], info["state"]["step"])
         return TrainState(**info["state"])
@@ -278,10 +283,11 @@ def _check_identity(saved: dict, identity: str, path: Path) -> dict:
 class _Loop:
     """The per-epoch mechanics of :func:`train_model` (kept apart to stay small)."""
 
-    def __init__(self, cfg, rec, stepper: TrainStep, loader, logger, state, out_dir, rewind_step, progress):
+    def __init__(self, cfg, rec, stepper: TrainStep, loader, logger, state, out_dir, rewind_step, progress,
+                 average: WeightAverage | None = None):
         self.cfg, self.rec, self.stepper = cfg, rec, stepper
         self.loader, self.logger, self.state, self.out_dir = loader, logger, state, out_dir
-        self.rewind_step, self.progress = rewind_step, progress
+        self.rewind_step, self.progress, self.average = rewind_step, progress, average
 
     def out_of_budget(self) -> bool:
         """Step or time budget spent (time: on any rank, so all ranks stop at the same step)."""
@@ -315,6 +321,8 @@ class _Loop:
         if out.skipped:
             return self._skip(out.skipped, batch)
         s.step += 1
+        if self.average is not None:
+            self.average.update(model, s.step)
         faultpoint("train.step")
         s.utterances += out.utterances
         s.audio_seconds += out.frames * self.cfg.data.features.hop_ms / 1000.0
@@ -339,6 +347,12 @@ class _Loop:
         last = s.epoch + 1 >= self.cfg.train.epochs or self.out_of_budget()
         if ((s.epoch + 1) % self.cfg.train.eval_every_epochs and not last) or not dist.is_main():
             return
+        with self.average.applied(self.rec.model) if self.average is not None else nullcontext():
+            self._score_dev(dev_records)
+
+    def _score_dev(self, dev_records: list[dict]) -> None:
+        """Score the model's current weights on dev, log them and keep them as ``best`` when they are."""
+        s = self.state
         scores = evaluate(self.rec, dev_records, progress=self.progress, desc="dev")
         nonblank = sum(1 for h in scores["hyps"].values() if h.strip()) / max(1, len(scores["hyps"]))
         entry = {"epoch": s.epoch + 1, "step": s.step, "dev_wer": scores["wer"], "dev_cer": scores["cer"],
