@@ -34,7 +34,7 @@ def test_demo_pipeline_on_the_tiny_preset(tiny_corpus, tmp_path, capsys):
     assert phases["real_speech"] is None  # data.real_test_manifest was given: nothing prepared
     assert timings["skipped"] == {"corpus": "present", "real_speech": "given by data.real_test_manifest"}
     assert 0 < phases["search"] and 0 < phases["branches"] and phases["search"] + phases["branches"] <= phases["total"]
-    assert timings["run"] == run_dir.name and timings["conditions"]["machine"]
+    assert timings["run"] == run_dir.name and timings["conditions"]["machine"] and timings["branch_jobs"] == 2
 
 
 def test_branch_levels_cover_every_nth_level_and_the_extreme_ticket_or_the_last_level():

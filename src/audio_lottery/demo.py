@@ -4,7 +4,8 @@
    that ``make setup`` installs, in ``data/asterisk/``), each skipped when present;
 2. IMP with rewinding on the demo preset until <= 10.7 % of the weights remain;
 3. the random-reinit and random-prune control branches (the extreme ticket's level, or the last one
-   when no level matches dense, and every ``--branch-every``-th level if given);
+   when no level matches dense, and every ``--branch-every``-th level if given), side by side at one
+   thread each (``--branch-jobs``);
 4. the report (WER against remaining weight for the three, per-layer sparsity, curves);
 5. dense and extreme-ticket test WER/CER, the same on the real-speech test, and the transcription
    of a test file;
@@ -40,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="also run the control branches on every N-th level (they always run on the extreme ticket's "
                         "level, or the last level when no level matches dense); 0 = only there, 1 = every level "
                         "(~6 min per branch training with the demo preset)")
+    p.add_argument("--branch-jobs", type=int, default=2,
+                   help="control branches trained side by side, train.threads split between them (1 = one after "
+                        "the other)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return p.parse_args(argv)
 
@@ -89,18 +93,20 @@ def corpus_sizes(data: Path) -> dict:
 
 
 def write_timings(run_dir: Path, phases: dict[str, float | None], *, data: Path, cfg, levels_done: int,
-                  levels_wall_s: float | None = None, skipped: dict[str, str] | None = None) -> Path:
+                  levels_wall_s: float | None = None, skipped: dict[str, str] | None = None,
+                  branch_jobs: int = 1) -> Path:
     """The demo's own timings (seconds per phase, rounded to 0.1) and conditions, in the run folder;
     ``levels_wall_s``: the IMP levels' own wall time summed over their results, levels that an
     earlier, interrupted demo trained included (the search phase counts only this invocation's);
-    ``skipped``: why a phase without seconds did no work, beside the corpus (present when its phase is None)."""
+    ``skipped``: why a phase without seconds did no work, beside the corpus (present when its phase is None);
+    ``branch_jobs``: how many control branches trained side by side."""
     path = RunLayout(run_dir).demo_timings
     atomic_write_json(path, {
         "run": run_dir.name, "phases_s": {k: None if v is None else round(v, 1) for k, v in phases.items()},
         "skipped": ({"corpus": "present"} if phases["corpus"] is None else {}) | (skipped or {}),
         "levels_wall_s": None if levels_wall_s is None else round(levels_wall_s, 1),
         "corpus_present": phases["corpus"] is None, "levels_done_at_start": levels_done,
-        "levels": cfg.lottery.levels, "corpus": corpus_sizes(data),
+        "levels": cfg.lottery.levels, "branch_jobs": branch_jobs, "corpus": corpus_sizes(data),
         "conditions": run_conditions(train_threads=cfg.train.threads, **corpus_version(data)),
     })
     return path
@@ -119,7 +125,7 @@ def branch_levels(levels: int, every: int, tickets: dict) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from audio_lottery.lottery.branches import run_branch
+    from audio_lottery.lottery.branches import run_branches
     from audio_lottery.lottery.report import write_report
     from audio_lottery.lottery.runner import run_dir_for, run_lottery
     from audio_lottery.lottery.tickets import level_results, select_tickets
@@ -141,8 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     tickets = select_tickets(results, cfg.lottery.match_tolerance)
     levels = branch_levels(cfg.lottery.levels, args.branch_every, tickets)
     t1 = time.time()
-    for name in ("random-reinit", "random-prune"):
-        run_branch(name, run_dir, levels=levels)
+    run_branches(("random-reinit", "random-prune"), run_dir, levels=levels, jobs=args.branch_jobs)
     phases["branches"] = time.time() - t1
     t2 = time.time()
     md, html = write_report(run_dir, cfg.lottery.match_tolerance)
@@ -157,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     phases["total"] = time.time() - start
     timings = write_timings(run_dir, phases, data=data, cfg=cfg, levels_done=levels_done,
                             levels_wall_s=sum(r["wall_seconds"] for r in results),
-                            skipped={"real_speech": real_speech_skipped} if real_speech_skipped else None)
+                            skipped={"real_speech": real_speech_skipped} if real_speech_skipped else None,
+                            branch_jobs=args.branch_jobs)
     print(f"timings: {timings}")
     print(run_dir)
     return 0

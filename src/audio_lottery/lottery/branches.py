@@ -9,9 +9,11 @@ signature) is in :mod:`~audio_lottery.lottery.branch_registry`.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Sequence
 
 import torch
 
@@ -132,13 +134,13 @@ def pruned_levels(run_dir: Path) -> list[int]:
 
 def run_branch(name: str, run_dir: Path, levels: list[int] | None = None, overrides: list[str] | None = None,
                tag: str = "", progress: bool = True, device: str | None = None,
-               params: dict[str, Any] | None = None) -> Path:
+               params: dict[str, Any] | None = None, threads: int | None = None) -> Path:
     """Run branch ``name`` on ``levels`` (default: every pruned level) of a lottery run.
 
     ``params`` are the branch's declared parameters (None = not given); one that sets a config key
     becomes the override ``key=value``, so it names the branch folder exactly as ``--set`` does.
-    ``device`` (train.device) is a runtime choice: it changes neither the branch folder nor
-    the run's identity. Under torchrun every rank builds the same mask and weights (seeded);
+    ``device`` (train.device) and ``threads`` (train.threads) are runtime choices: they change neither
+    the branch folder nor the run's identity. Under torchrun every rank builds the same mask and weights (seeded);
     training checks that the masks agree.
     """
     branch = get_branch(name)
@@ -152,6 +154,8 @@ def run_branch(name: str, run_dir: Path, levels: list[int] | None = None, overri
     cfg = resolve_paths(apply_overrides(load_run_config(run_dir), overrides))
     if device:
         cfg.train.device = device
+    if threads:
+        cfg.train.threads = threads
     dist.setup(cfg.train.device)
     progress = progress and dist.is_main()
     changes = branch.own_changes(own)  # named in the folder's hash like overrides: <branch>.<param>=<value>
@@ -168,6 +172,27 @@ def run_branch(name: str, run_dir: Path, levels: list[int] | None = None, overri
         mask, init = branch.fn(cfg, run_dir, level, **kwargs)
         train_level(cfg, run_dir, RunLayout(out).level(level).dir, mask, init, level, name, progress=progress)
     return out
+
+
+def run_branches(names: Sequence[str], run_dir: Path, levels: list[int] | None = None, jobs: int = 1) -> list[Path]:
+    """Run the built-in or importable branches ``names`` on ``levels`` of a lottery run.
+
+    With ``jobs`` > 1 they train side by side in that many processes, the run's ``train.threads``
+    split between them: on a CPU, two 1-thread trainings get more done than two 2-thread ones in
+    turn (an LSTM step uses a second thread poorly). Branches registered at run time in this
+    process are unknown to the workers; run those with ``jobs=1``.
+    """
+    if jobs < 1:
+        raise ValueError(f"branch jobs must be >= 1, got {jobs}")
+    jobs = min(jobs, len(names))
+    if jobs == 1:
+        return [run_branch(name, run_dir, levels=levels) for name in names]
+    if dist.is_distributed():
+        raise ValueError("branches side by side (jobs > 1) cannot run under torchrun; use jobs=1")
+    threads = max(1, load_run_config(run_dir).train.threads // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_branch, name, run_dir, levels, progress=False, threads=threads) for name in names]
+        return [f.result() for f in futures]
 
 
 def _check_spellings(branch: Branch, overrides: list[str], bound: list[str]) -> None:
