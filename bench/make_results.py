@@ -125,6 +125,9 @@ def demo(R: dict, timings: dict | None) -> Lines:
     if timings.get("levels_done_at_start") and timings.get("levels_wall_s") is not None:
         notes.append(f"- The IMP levels' own wall time, those trained before this invocation included (from each "
                      f"level's result): {timings['levels_wall_s']} s.")
+    if timings.get("branch_jobs", 1) > 1:
+        notes.append(f"- The control branches trained side by side, {timings['branch_jobs']} processes "
+                     "sharing the training threads (`--branch-jobs`).")
     if timings.get("corpus"):
         notes.append("- Corpus: " + ", ".join(f"{s} {v['utterances']} utterances ({v['hours']} h)"
                                              for s, v in timings["corpus"].items()) + ".")
@@ -196,7 +199,9 @@ def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
     body: list = [pick(levels, cols), verdicts(r, ""),
                   f"Cost: one dense training {f['dense_training_min']} min; IMP search, {f['imp_levels']} levels: "
                   f"{f['imp_search_min']} min = {f['imp_search_x_dense']} x dense; control branches "
-                  f"({f['branch_trainings']} trainings) {f['branches_min']} min; search and branches "
+                  f"({f['branch_trainings']} trainings) {f['branches_min']} min"
+                  + (f" ({f['branches_side_by_side_min']} min of wall time side by side)"
+                     if "branches_side_by_side_min" in f else "") + "; search and branches "
                   f"{f['search_and_branches_min']} min = {f['search_and_branches_x_dense']} x dense."]
     for earlier, before in earlier_runs(r):
         body += [f"An earlier run of the search{f' (`{earlier}`)' if earlier else ''} beside this run, paired by "

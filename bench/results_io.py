@@ -50,7 +50,8 @@ NUMBER = re.compile(r"\d{4}-\d{2}-\d{2}|\d+(?:[.,]\d+)*(?:e[-+]?\d+)?")
 
 
 # Per page: "verdicts" = regexes of whole lines (or bullets) that are the bench's conclusions;
-# "figures" = name -> regex whose first group is a number stated outside the tables.
+# "figures" = name -> regex whose first group is a number stated outside the tables ("optional_figures":
+# the same, for numbers only some pages state).
 _RESULT = r"^(\*\*)?Result: .*$"  # every page: a line starting "Result:" is a verdict
 _TICKET = r"^- \*\*(Dense|Extreme ticket|Best ticket|Branch [\w-]+):?\*\*.*$"
 _COST = {
@@ -78,7 +79,8 @@ SPECS: dict[str, dict] = {
                               "target_wer": r"test WER <= (\d+(?:\.\d+)?) overall",
                               "target_held_out_wer": r"<= (\d+(?:\.\d+)?) on the voices held out",
                               "stretch_wer": r"\(stretch (\d+(?:\.\d+)?) /"}},
-    "lottery": {"verdicts": [_TICKET], "figures": _COST},  # bench_lottery_<name>.md
+    "lottery": {"verdicts": [_TICKET], "figures": _COST, "optional_figures": {
+        "branches_side_by_side_min": r"trained side by side, \d+ processes at [^:]+: (\d+(?:\.\d+)?) min of wall time"}},  # bench_lottery_<name>.md
     "inference": {"verdicts": [r"^- (channel|csr|csr-lstm) .*(met|not met|settings)$", r"^- compact files within .*$"]},
     "inference_paper": {"verdicts": [r"^- (channel|csr|csr-lstm) .*(met|not met|settings)$"]},
     "lm": {"verdicts": [r"^The best LM weight and word score lie on the edge.*$"],
@@ -129,6 +131,9 @@ def extract(page: Path, text: str) -> tuple[list[str], dict[str, str]]:
         if m is None:
             raise ValueError(f"{page}: figure {name!r} not found on the page ({pattern})")
         figures[name] = m.group(1)
+    for name, pattern in spec.get("optional_figures", {}).items():  # stated on some runs' pages only
+        if m := re.search(pattern, text):
+            figures[name] = m.group(1)
     return verdicts, figures
 
 

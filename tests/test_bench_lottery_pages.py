@@ -141,6 +141,14 @@ def test_only_the_control_branches_count_in_a_lottery_page(tmp_path):
     imp = level_results(run)
     cost = bench_lottery.cost_lines(imp, branches)
     assert "- control branches (2 trainings): 2.5 min" in cost
+    assert "- search + branches: 5.7 min = 3.4 x dense" in cost and not any("side by side" in x for x in cost)
+    # side by side (make demo --branch-jobs 2): the branches' wall time is the longer one's, 80 s
+    assert bench_lottery.branch_jobs(run) == 1
+    (run / "demo_timings.json").write_text(json.dumps({"branch_jobs": 2}))
+    together = bench_lottery.cost_lines(imp, branches, bench_lottery.branch_jobs(run))
+    assert "- control branches (2 trainings): 2.5 min" in together
+    assert "  - trained side by side, 2 processes at one thread each: 1.3 min of wall time, the longest branch" in together
+    assert "- search + branches: 4.5 min = 2.7 x dense" in together
     assert not is_control_branch("random-prunes") and not is_control_branch("retrain")
 
 

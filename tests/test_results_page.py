@@ -114,6 +114,7 @@ def test_demo_timings_appear_only_when_recorded(docs_copy, tmp_path):
     text = (docs_copy / "results.md").read_text()
     assert "| total | 3961.2 |" in text and "| corpus synthesis | 98.5 |" in text and "train 2451 utterances (3.501 h)" in text
     assert "own wall time" not in text  # every level was trained by this invocation: the search phase is all of it
+    assert "trained side by side" not in text  # branch_jobs defaults to 1: in turn
     assert results_io.untraced_numbers(text, _sources(docs_copy)) == []
     phases = {"corpus": None, "search": 2.5, "branches": 640.2, "report": 12.1, "total": 655.0}
     resumed = write_timings(run_dir, phases, data=tmp_path / "corpus", cfg=cfg, levels_done=10, levels_wall_s=3677.04)
@@ -123,6 +124,9 @@ def test_demo_timings_appear_only_when_recorded(docs_copy, tmp_path):
     assert "levels already finished when the demo started: 10" in text
     assert "included (from each level's result): 3677.0 s" in text
     assert results_io.untraced_numbers(text, _sources(docs_copy)) == []
+    together = write_timings(run_dir, phases, data=tmp_path / "corpus", cfg=cfg, levels_done=10, branch_jobs=2)
+    assert make_results.main(["--docs", str(docs_copy), "--demo-timings", str(together)]) == 0
+    assert "trained side by side, 2 processes sharing the training threads" in (docs_copy / "results.md").read_text()
 
 
 def test_parse_tables_reads_what_md_table_writes():
