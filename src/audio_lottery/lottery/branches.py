@@ -174,6 +174,11 @@ def run_branch(name: str, run_dir: Path, levels: list[int] | None = None, overri
     return out
 
 
+def threads_per_job(threads: int, jobs: int) -> int:
+    """Torch threads of each of ``jobs`` branches trained side by side from a run's ``threads`` (at least 1)."""
+    return max(1, threads // jobs)
+
+
 def run_branches(names: Sequence[str], run_dir: Path, levels: list[int] | None = None, jobs: int = 1) -> list[Path]:
     """Run the built-in or importable branches ``names`` on ``levels`` of a lottery run.
 
@@ -189,7 +194,7 @@ def run_branches(names: Sequence[str], run_dir: Path, levels: list[int] | None =
         return [run_branch(name, run_dir, levels=levels) for name in names]
     if dist.is_distributed():
         raise ValueError("branches side by side (jobs > 1) cannot run under torchrun; use jobs=1")
-    threads = max(1, load_run_config(run_dir).train.threads // jobs)
+    threads = threads_per_job(load_run_config(run_dir).train.threads, jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(run_branch, name, run_dir, levels, progress=False, threads=threads) for name in names]
         return [f.result() for f in futures]
