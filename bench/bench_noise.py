@@ -3,12 +3,13 @@ trained clean (the run's own levels), with low and with high noise (``retrain`` 
 the bank's train split), tested on the clean test set and against SNR on unseen test noise.
 
     python bench/bench_noise.py --run runs/lottery_<hash> [--bank data/noise] [--snr clean,20,10,5,0]
-                                [--previous OLD_RESULT.json ...]
+                                [--jobs 2] [--previous OLD_RESULT.json ...]
     python bench/bench_noise.py --quick      # tiny corpus + configs/ds2_tiny.yaml, under 2 minutes
 
 Resumable: the noise bank, each training and each evaluation are skipped when done. Trainings:
-2 noise levels x |{dense, extreme, best}| (at most 6). Writes docs/bench_noise.md (``--quick``:
-runs/bench_quick/bench_noise.md) and plots/bench_noise_wer_snr.png beside it. Every model is also
+2 noise levels x |{dense, extreme, best}| (at most 6), the two noise levels side by side (``--jobs``).
+Writes docs/bench_noise.md (``--quick``: runs/bench_quick/bench_noise.md) and
+plots/bench_noise_wer_snr.png beside it. Every model is also
 scored on the real-speech test (Asterisk) when it is prepared beside the run's corpus, and
 ``--previous`` puts earlier results' costs of noisy training beside this run's (paired by model).
 """
@@ -33,7 +34,7 @@ from audio_lottery.eval.noisy import CLEAN, eval_level, parse_snrs  # noqa: E402
 from audio_lottery.eval.real_speech import real_test_manifest, score_level  # noqa: E402
 from audio_lottery.files import read_json  # noqa: E402
 from audio_lottery.layout import RunLayout  # noqa: E402
-from audio_lottery.lottery.branches import overrides_hash, run_branch  # noqa: E402
+from audio_lottery.lottery.branches import BranchJob, overrides_hash, run_branches, threads_per_job  # noqa: E402
 from audio_lottery.lottery.runner import load_run_config, run_lottery  # noqa: E402
 from audio_lottery.lottery.tickets import level_results, select_tickets  # noqa: E402
 
@@ -52,6 +53,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--snr", default="clean,20,10,5,0", help="test SNRs")
     p.add_argument("--doc", default=str(ROOT / "docs" / "bench_noise.md"))
     p.add_argument("--quick", action="store_true", help="tiny corpus and model: checks the pipeline in < 2 min")
+    p.add_argument("--jobs", type=int, default=2, help="noisy trainings side by side (the run's threads split "
+                   "between them; 1 = in turn at the run's threads)")
     p.add_argument("--previous", type=Path, nargs="*", default=[],
                    help="result JSON(s) of earlier runs of this bench (their costs of noisy training beside this run's)")
     return p.parse_args()
@@ -96,13 +99,13 @@ def main() -> None:
     chosen = ", ".join(f"{k}: level {v['level']}" for k, v in tickets.items())
     print(f"run {run}: tickets {chosen}", flush=True)
 
-    branches = {}
-    for condition in CONDITIONS[1:]:
+    noisy = CONDITIONS[1:]
+    trainings = []
+    for condition in noisy:
         overrides = noise_overrides(condition, noise)
-        tag = f"noise-{condition}-{overrides_hash(overrides)}"
+        trainings.append(BranchJob("retrain", tuple(overrides), f"noise-{condition}-{overrides_hash(overrides)}"))
         print(f"training {condition} noise ({overrides}) at levels {levels}", flush=True)
-        branches[condition] = run_branch("retrain", run, levels=levels, overrides=overrides, tag=tag,
-                                         progress=not args.quick)
+    branches = dict(zip(noisy, run_branches(trainings, run, levels=levels, jobs=args.jobs)))
 
     scores: dict[tuple[str, int], dict] = {}
     for condition in CONDITIONS:
@@ -124,6 +127,15 @@ def main() -> None:
     print(f"wrote {args.doc} in {time.time() - started:.0f} s")
 
 
+def trainings_line(run: Path, jobs: int) -> str:
+    """How the noisy trainings shared the CPU (side by side they run at fewer threads each)."""
+    threads, noisy = load_run_config(run).train.threads, len(CONDITIONS) - 1
+    if min(jobs, noisy) == 1:
+        return f"The noisy trainings ran in turn at {threads} torch thread(s), as the run's own."
+    return (f"The {noisy} noisy trainings ran side by side at {threads_per_job(threads, min(jobs, noisy))} torch "
+            f"thread(s) each; the clean ones are the run's own, at {threads}.")
+
+
 def render(run: Path, tickets: dict, snrs: list[str], scores: dict, bank: dict, branches: dict,
            args: argparse.Namespace) -> str:
     clean_test = [s for s in snrs if s == CLEAN]
@@ -143,7 +155,7 @@ def render(run: Path, tickets: dict, snrs: list[str], scores: dict, bank: dict, 
         "Each model is the dense network or a ticket (mask + theta_0) of the run, trained on clean audio "
         "(the run's own level), or retrained with every training utterance mixed with noise from the bank's "
         f"**train** split at a uniformly drawn true SNR ({levels_txt}). Tickets are chosen on clean dev WER of "
-        "the clean run; every model is selected on clean dev.", "",
+        "the clean run; every model is selected on clean dev. " + trainings_line(run, args.jobs), "",
         "## Test WER (%) on the clean test set", "", paper, "",
         "### What noisy training costs each model on the clean test set", "",
         "Points added to clean-test WER and CER by training on noisy instead of clean audio (the paper's claim: "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -57,3 +58,10 @@ def test_every_model_is_scored_on_the_real_speech_test():
     assert [r[:2] for r in table["rows"]] == [["dense", "clean"], ["dense", "low"], ["dense", "high"],
                                               ["extreme", "clean"], ["extreme", "low"], ["extreme", "high"]]
     assert table["rows"][5][2:] == ["100.20", "50.00"]
+
+
+def test_the_page_says_how_the_noisy_trainings_shared_the_cpu(monkeypatch):
+    monkeypatch.setattr(bench_noise, "load_run_config", lambda run: SimpleNamespace(train=SimpleNamespace(threads=2)))
+    assert "ran side by side at 1 torch thread(s) each" in bench_noise.trainings_line(Path("run"), 2)
+    assert "ran side by side at 1 torch thread(s) each" in bench_noise.trainings_line(Path("run"), 8)  # 2 trainings
+    assert "ran in turn at 2 torch thread(s)" in bench_noise.trainings_line(Path("run"), 1)

@@ -16,7 +16,7 @@ import torch
 from audio_lottery.config import load_config
 from audio_lottery.files import load_tensors, read_json
 from audio_lottery.lottery import BRANCHES
-from audio_lottery.lottery.branches import branch_dir, run_branch, run_branches
+from audio_lottery.lottery.branches import BranchJob, branch_dir, run_branch, run_branches
 from audio_lottery.lottery.runner import run_lottery
 from audio_lottery.pruning.mask import Mask
 
@@ -104,21 +104,25 @@ def test_branches_and_report(lottery_run):
 
 
 def test_branches_side_by_side_match_them_one_after_the_other(lottery_run, tmp_path):
-    names = ("random-reinit", "random-prune")
+    specs = ("random-reinit", BranchJob("random-prune", ("train.weight_decay=0.001",), "wd"))  # a name, a job
+    jobs = [BranchJob("random-reinit"), specs[1]]
     twin = tmp_path / lottery_run.name  # the same run without its branches, for the reference trainings
     shutil.copytree(lottery_run, twin, ignore=shutil.ignore_patterns("branch_*"))
-    outs = run_branches(names, lottery_run, levels=[1], jobs=2)  # two processes, the run's 2 threads split
+    outs = run_branches(specs, lottery_run, levels=[1], jobs=2)  # two processes, the run's 2 threads split
     threads = torch.get_num_threads()
     try:
-        refs = [run_branch(name, twin, levels=[1], progress=False, threads=1) for name in names]
+        refs = [run_branch(j.name, twin, levels=[1], overrides=list(j.overrides), tag=j.tag, progress=False,
+                           threads=1) for j in jobs]
     finally:
         torch.set_num_threads(threads)
-    for name, out, ref in zip(names, outs, refs):
-        assert out == branch_dir(lottery_run, name, "", []) and read_json(out / "level_1" / "result.json")["branch"] == name
+    for job, out, ref in zip(jobs, outs, refs):
+        assert out == branch_dir(lottery_run, job.name, job.tag, list(job.overrides))
+        assert read_json(out / "level_1" / "result.json")["branch"] == job.name and out.name == ref.name
         a, b = (load_tensors(d / "level_1" / "train" / "best.safetensors") for d in (out, ref))
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), job
+    assert "wd" in outs[1].name and outs[1].name != "branch_random-prune"
     with pytest.raises(ValueError, match="jobs must be >= 1"):
-        run_branches(names, lottery_run, levels=[1], jobs=0)
+        run_branches(specs, lottery_run, levels=[1], jobs=0)
 
 
 def test_kill_mid_level_resumes_without_redoing_levels(tiny_corpus, tmp_path, cli_env):

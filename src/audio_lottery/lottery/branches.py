@@ -12,6 +12,7 @@ import hashlib
 import multiprocessing
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Sequence
 
@@ -179,8 +180,19 @@ def threads_per_job(threads: int, jobs: int) -> int:
     return max(1, threads // jobs)
 
 
-def run_branches(names: Sequence[str], run_dir: Path, levels: list[int] | None = None, jobs: int = 1) -> list[Path]:
-    """Run the built-in or importable branches ``names`` on ``levels`` of a lottery run.
+@dataclass(frozen=True)
+class BranchJob:
+    """One training of :func:`run_branches`: a branch, its ``--set`` overrides and its folder tag."""
+
+    name: str
+    overrides: tuple[str, ...] = ()
+    tag: str = ""
+
+
+def run_branches(branches: Sequence[str | BranchJob], run_dir: Path, levels: list[int] | None = None,
+                 jobs: int = 1) -> list[Path]:
+    """Run the built-in or importable ``branches`` (names, or :class:`BranchJob` with overrides and a
+    tag) on ``levels`` of a lottery run; returns their folders in order.
 
     With ``jobs`` > 1 they train side by side in that many processes, the run's ``train.threads``
     split between them: on a CPU, two 1-thread trainings get more done than two 2-thread ones in
@@ -189,14 +201,16 @@ def run_branches(names: Sequence[str], run_dir: Path, levels: list[int] | None =
     """
     if jobs < 1:
         raise ValueError(f"branch jobs must be >= 1, got {jobs}")
-    jobs = min(jobs, len(names))
+    specs = [b if isinstance(b, BranchJob) else BranchJob(b) for b in branches]
+    jobs = min(jobs, len(specs))
     if jobs == 1:
-        return [run_branch(name, run_dir, levels=levels) for name in names]
+        return [run_branch(s.name, run_dir, levels=levels, overrides=list(s.overrides), tag=s.tag) for s in specs]
     if dist.is_distributed():
         raise ValueError("branches side by side (jobs > 1) cannot run under torchrun; use jobs=1")
     threads = threads_per_job(load_run_config(run_dir).train.threads, jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(run_branch, name, run_dir, levels, progress=False, threads=threads) for name in names]
+        futures = [pool.submit(run_branch, s.name, run_dir, levels, list(s.overrides), s.tag, progress=False,
+                               threads=threads) for s in specs]
         return [f.result() for f in futures]
 
 
