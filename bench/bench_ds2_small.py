@@ -2,7 +2,7 @@
 real speech, throughput, wall time and the learning curve.
 
     python bench/bench_ds2_small.py [--run runs/ds2_small_bench] [--minutes 60] [--data data/synth]
-                                    [--train-hours 8 | --train data/synth_8h/train.jsonl]
+                                    [--train-hours 16 | --train data/synth_16h/train.jsonl]
                                     [--old-test data/synth_v1/test.jsonl] [--asterisk data/asterisk/test.jsonl]
 
 Trains the preset for at most ``--minutes`` of training time (resuming/reusing ``--run`` when it
@@ -10,7 +10,7 @@ exists), evaluates the best-dev checkpoint on the test set (overall, voices held
 per engine), on an older corpus version's test set when ``--old-test`` names one (utterances whose
 sentence the training set holds are left out and counted) and on the real-speech asterisk test
 split when it is prepared (Whisper-normalised, as ``eval`` scores it). The corpus version is
-stamped into the result. The model trains on the train split of an 8-hour synthesis of the same
+stamped into the result. The model trains on the train split of a 16-hour synthesis of the same
 corpus version (``--train-hours``, synthesised beside ``--data`` when missing; its sentences follow
 the default corpus's test and dev sentences) and is evaluated on ``--data``'s dev and test sets;
 ``--train`` names another training manifest. Either is refused when it holds a test or dev
@@ -174,12 +174,20 @@ def learning_rate_schedule(t: TrainConfig) -> str:
     return f"peak {t.lr:g}{warm}, divided by {t.lr_anneal:g} after every epoch"
 
 
+def training_numerics(t: TrainConfig) -> str:
+    """The run's autocast and weight average in words (the recipe's other levers besides the schedule)."""
+    precision = {"off": "float32", "bf16": "bfloat16 autocast (CTC loss in float32)"}.get(t.amp, f"{t.amp} autocast")
+    average = (f"moving average of the weights (decay {t.ema_decay:g}) evaluated and kept" if t.ema_decay
+               else "no weight average")
+    return f"{precision}; {average}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default=str(ROOT / "runs" / "ds2_small_bench"))
     p.add_argument("--config", default=str(ROOT / "configs" / "ds2_small.yaml"))
     p.add_argument("--data", default=str(ROOT / "data" / "synth"))
-    p.add_argument("--train-hours", type=float, default=8.0, help="train on the train split of a synthesis of this "
+    p.add_argument("--train-hours", type=float, default=16.0, help="train on the train split of a synthesis of this "
                    "many hours (<data>_<hours>h/, made when missing; 0 = <data>/train.jsonl)")
     p.add_argument("--train", type=Path, help="training manifest (instead of --train-hours)")
     p.add_argument("--minutes", type=float, default=60.0)
@@ -245,6 +253,7 @@ def main() -> None:
                               f"{data.name}/'s" if train_version != version else "")),
         ("training augmentation", ", ".join(f"{k}={v}" for k, v in aug.items()) or "none"),
         ("learning rate", learning_rate_schedule(cfg.train)),
+        ("precision, weight average", training_numerics(cfg.train)),
         ("training time (excl. dev evaluation)", f"{result['train_seconds'] / 60:.1f} min, {result['epochs']} epochs"),
         ("wall time incl. dev evaluation", f"{wall / 60:.1f} min"),
         ("training throughput", f"{result['audio_seconds_per_second']:.1f} audio s per wall s"),

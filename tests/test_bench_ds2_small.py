@@ -110,3 +110,11 @@ def test_learning_rate_schedule_states_the_anneal_and_the_warm_up():
         "peak 0.0015, linear warm-up over 150 steps, divided by 1.15 after every epoch")
     noam = bench.learning_rate_schedule(TrainConfig(lr=1e-3, schedule="noam", warmup_steps=0))
     assert noam == "peak 0.001, then peak * sqrt(warm-up / step)"
+
+
+def test_training_numerics_state_the_autocast_and_the_weight_average():
+    from audio_lottery.config import TrainConfig
+
+    assert bench.training_numerics(TrainConfig()) == "float32; no weight average"
+    assert bench.training_numerics(TrainConfig(amp="bf16", ema_decay=0.995)) == (
+        "bfloat16 autocast (CTC loss in float32); moving average of the weights (decay 0.995) evaluated and kept")
