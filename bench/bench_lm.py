@@ -2,8 +2,8 @@
 
     python bench/bench_lm.py --run runs/ds2_small_bench --data data/synth [--quick]
 
-Builds a char LM (lexicon-free decoding) and a word LM (lexicon decoding) from the TRAIN
-manifest's transcripts only, tunes the LM weight and word score of each on dev, and reports
+Builds a char LM (lexicon-free decoding) and a word LM (lexicon decoding) from the transcripts of
+the model's own TRAIN manifest only (``--lm-text`` names another), tunes the LM weight and word score of each on dev, and reports
 test WER/CER of greedy, beam search without LM, and beam search with each LM, with decoding
 real-time factors on one core (``torch.set_num_threads(1)``). Writes docs/bench_lm.md
 (``--quick``: a smoke check in well under a minute, 20 dev / 20 test utterances, a small grid and
@@ -53,10 +53,22 @@ def lm_stats(path: Path, unit: str, dev: list[str], test: list[str]) -> dict:
             "test": lm.perplexity([text_units(t, unit) for t in test])}
 
 
+def lm_text_manifest(given: str, run_train_manifest: str) -> Path:
+    """The manifest whose transcripts build the LMs: ``given``, else the model's own training set."""
+    path = Path(given or run_train_manifest)
+    if not path.is_file():
+        source = "--lm-text" if given else "the run's data.train_manifest"
+        raise SystemExit(f"{path}: no such manifest ({source}); the LMs are built from the model's training "
+                         "transcripts, so pass --lm-text TRAIN.jsonl")
+    return path
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default=str(ROOT / "runs" / "ds2_small_bench"), help=f"training run ({BEST})")
     p.add_argument("--data", default=str(ROOT / "data" / "synth"), help="folder with train/dev/test.jsonl")
+    p.add_argument("--lm-text", default="", help="manifest whose transcripts build the LMs (default: the run's own "
+                   "training manifest, data.train_manifest of its config)")
     p.add_argument("--char-order", type=int, default=6)
     p.add_argument("--word-order", type=int, default=3)
     p.add_argument("--beam", type=int, default=50)
@@ -72,7 +84,9 @@ def main() -> None:
     if args.quick:
         args.beam, lm_weights, word_scores = 16, [0.5, 1.0], [0.0, 2.0]
     data = Path(args.data)
-    train = read_manifest(data / "train.jsonl", resolve_audio=False)
+    rec = Recognizer.load(TrainLayout(Path(args.run)).best)
+    lm_text = lm_text_manifest(args.lm_text, rec.cfg.data.train_manifest)
+    train = read_manifest(lm_text, resolve_audio=False)
     dev, test = read_manifest(data / "dev.jsonl"), read_manifest(data / "test.jsonl")
     if args.quick:
         dev, test = dev[:20], test[:20]
@@ -94,7 +108,6 @@ def main() -> None:
     oov = sum(w not in train_vocab for w in test_words) / len(test_words)
     seen_sentences = sum(t in set(train_texts) for t in test_refs) / len(test_refs)
 
-    rec = Recognizer.load(TrainLayout(Path(args.run)).best)
     dev_em, _ = timed(collect_log_probs, rec, dev)
     test_em, acoustic_s = timed(collect_log_probs, rec, test)
     test_audio = sum(r["duration"] for r in test)
@@ -126,11 +139,12 @@ def main() -> None:
         "# N-gram LM beam search (flashlight-text) against greedy decoding", "",
         f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}), 1 torch thread, "
         f"by `python bench/bench_lm.py --run {args.run} --data {args.data}"
+        f"{f' --lm-text {args.lm_text}' if args.lm_text else ''}"
         f"{' --quick' if args.quick else f' --lm-weights {args.lm_weights} --word-scores={args.word_scores}'}`"
         f"{' (QUICK MODE: 20 dev / 20 test utterances, small grid: not the benchmark figures)' if args.quick else ''}.",
         "",
         f"Model: `{args.run}` ({rec.cfg.model.name}, {rec.tokenizer.kind} tokens). LMs from the {len(train_texts)} "
-        f"TRAIN transcripts only; LM weight and word score tuned on {len(dev)} dev utterances; "
+        f"TRAIN transcripts only (`{lm_text.parent.name}/{lm_text.name}`, the model's training set); LM weight and word score tuned on {len(dev)} dev utterances; "
         f"test: {len(test)} utterances ({test_audio / 60:.1f} min of audio). Beam {args.beam}, beam threshold "
         f"{base.beam_threshold:g}, all tokens tried per frame.", "",
         "| decoder | LM weight / word score (dev-tuned) | dev WER | test WER | test CER | search RTF (1 core) |",
