@@ -3,11 +3,11 @@
     python bench/bench_lm.py --run runs/ds2_small_bench --data data/synth [--quick]
 
 Builds a char LM (lexicon-free decoding) and a word LM (lexicon decoding) from the transcripts of
-the model's own TRAIN manifest only (``--lm-text`` names another), tunes the LM weight and word score of each on dev, and reports
-test WER/CER of greedy, beam search without LM, and beam search with each LM, with decoding
-real-time factors on one core (``torch.set_num_threads(1)``). Writes docs/bench_lm.md
-(``--quick``: a smoke check in well under a minute, 20 dev / 20 test utterances, a small grid and
-beam; its report goes to the work folder, not docs/).
+the model's own TRAIN manifest only (``--lm-text`` names another), tunes the LM weight and word
+score of each on dev, and reports test WER/CER of greedy, beam search without LM, and beam search
+with each LM, with decoding real-time factors on one core (``torch.set_num_threads(1)``). Writes
+docs/bench_lm.md (``--quick``: a smoke check in well under a minute, 20 dev / 20 test utterances,
+a small grid and beam; its report goes to the work folder, not docs/).
 """
 
 from __future__ import annotations
@@ -144,7 +144,8 @@ def main() -> None:
         f"{' (QUICK MODE: 20 dev / 20 test utterances, small grid: not the benchmark figures)' if args.quick else ''}.",
         "",
         f"Model: `{args.run}` ({rec.cfg.model.name}, {rec.tokenizer.kind} tokens). LMs from the {len(train_texts)} "
-        f"TRAIN transcripts only (`{lm_text.parent.name}/{lm_text.name}`, the model's training set); LM weight and word score tuned on {len(dev)} dev utterances; "
+        f"TRAIN transcripts only (`{lm_text.parent.name}/{lm_text.name}`, the model's training set); "
+        f"LM weight and word score tuned on {len(dev)} dev utterances; "
         f"test: {len(test)} utterances ({test_audio / 60:.1f} min of audio). Beam {args.beam}, beam threshold "
         f"{base.beam_threshold:g}, all tokens tried per frame.", "",
         "| decoder | LM weight / word score (dev-tuned) | dev WER | test WER | test CER | search RTF (1 core) |",

@@ -24,6 +24,7 @@ from audio_lottery.lottery.branches import CONTROL_BRANCHES, is_control_branch, 
 from audio_lottery.lottery.report import write_report
 from audio_lottery.lottery.runner import load_run_config
 from audio_lottery.lottery.tickets import level_results
+from quick import threads_phrase
 from results_io import (beside_previous, before_and_after_heading, command_line, previous_intro, training_conditions,
                         write_page)
 
@@ -83,7 +84,7 @@ def cost_lines(imp: dict, branches: dict[str, dict], side_by_side: int = 1, thre
     ]
     if together:
         lines.append(f"  - trained side by side, {len(per_branch)} processes at "
-                     f"{'one thread' if threads_each == 1 else f'{threads_each} threads'} each: {br_wall / 60:.1f} min "
+                     f"{threads_phrase(threads_each)} each: {br_wall / 60:.1f} min "
                      "of wall time, the longest branch")
     return lines + [f"- search + branches: {(imp_total + br_wall) / 60:.1f} min = {(imp_total + br_wall) / dense:.1f} "
                     "x dense"]

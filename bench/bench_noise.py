@@ -38,7 +38,7 @@ from audio_lottery.lottery.branches import BranchJob, overrides_hash, run_branch
 from audio_lottery.lottery.runner import load_run_config, run_lottery  # noqa: E402
 from audio_lottery.lottery.tickets import level_results, select_tickets  # noqa: E402
 
-from quick import ROOT, TINY_CONFIG, manifests, md_table, pct, save_figure, tiny_corpus  # noqa: E402
+from quick import ROOT, TINY_CONFIG, manifests, md_table, pct, save_figure, threads_phrase, tiny_corpus  # noqa: E402
 from results_io import (beside_previous, before_and_after_heading, command_line, previous_intro,  # noqa: E402
                         training_conditions, write_page)
 
@@ -131,9 +131,10 @@ def trainings_line(run: Path, jobs: int) -> str:
     """How the noisy trainings shared the CPU (side by side they run at fewer threads each)."""
     threads, noisy = load_run_config(run).train.threads, len(CONDITIONS) - 1
     if min(jobs, noisy) == 1:
-        return f"The noisy trainings ran in turn at {threads} torch thread(s), as the run's own."
-    return (f"The {noisy} noisy trainings ran side by side at {threads_per_job(threads, min(jobs, noisy))} torch "
-            f"thread(s) each; the clean ones are the run's own, at {threads}.")
+        return f"The noisy trainings ran in turn at {threads_phrase(threads)}, as the run's own."
+    each = threads_per_job(threads, min(jobs, noisy))
+    return (f"The {noisy} noisy trainings ran side by side at {threads_phrase(each)} each; the clean ones are the "
+            f"run's own, at {threads_phrase(threads)}.")
 
 
 def render(run: Path, tickets: dict, snrs: list[str], scores: dict, bank: dict, branches: dict,

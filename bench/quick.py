@@ -38,6 +38,11 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
                      + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def threads_phrase(n: int) -> str:
+    """``n`` torch threads in a page's prose: 'one thread' or 'N threads'."""
+    return "one thread" if n == 1 else f"{n} threads"
+
+
 def pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
 

@@ -62,6 +62,7 @@ def test_every_model_is_scored_on_the_real_speech_test():
 
 def test_the_page_says_how_the_noisy_trainings_shared_the_cpu(monkeypatch):
     monkeypatch.setattr(bench_noise, "load_run_config", lambda run: SimpleNamespace(train=SimpleNamespace(threads=2)))
-    assert "ran side by side at 1 torch thread(s) each" in bench_noise.trainings_line(Path("run"), 2)
-    assert "ran side by side at 1 torch thread(s) each" in bench_noise.trainings_line(Path("run"), 8)  # 2 trainings
-    assert "ran in turn at 2 torch thread(s)" in bench_noise.trainings_line(Path("run"), 1)
+    assert "ran side by side at one thread each; the clean ones are the run's own, at 2 threads." in (
+        bench_noise.trainings_line(Path("run"), 2))
+    assert "ran side by side at one thread each" in bench_noise.trainings_line(Path("run"), 8)  # 2 trainings
+    assert "ran in turn at 2 threads, as the run's own" in bench_noise.trainings_line(Path("run"), 1)
