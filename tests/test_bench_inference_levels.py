@@ -29,3 +29,16 @@ def test_a_channel_run_at_36_percent_per_level_meets_a_20_percent_imp_level(tmp_
     assert bench_inference.level_at(run, 1.0) == 0
     with pytest.raises(SystemExit, match=r"no finished level with 21.0 % remaining weight \(levels 0: 100.0 %"):
         bench_inference.level_at(run, 0.8**7)
+
+
+def test_the_speed_target_line_counts_the_settings_that_reach_3x():
+    keys = [(1, 1), (1, 16), (2, 1), (2, 16)]
+    dense = bench_inference.Variant("dense", 0, 1.0, None, 60.0, times={k: [1.0, 1.0, 1.0] for k in keys})
+    speedups = {(1, 1): 2.0, (1, 16): 2.5, (2, 1): 3.2, (2, 16): 2.8}
+    channel = bench_inference.Variant("channel", 6, 0.263, None, 18.0,
+                                      times={k: [1.0 / s] * 3 for k, s in speedups.items()})
+    line = bench_inference.target_lines([dense, channel], [], keys)[0]
+    assert "2.00x to 3.20x faster than dense" in line
+    assert line.endswith("not met (>= 3x in 1 of 4 settings)")
+    fast = bench_inference.Variant("channel", 6, 0.263, None, 18.0, times={k: [0.25] * 3 for k in keys})
+    assert bench_inference.target_lines([dense, fast], [], keys)[0].endswith(": met (>= 3x in 4 of 4 settings)")

@@ -234,7 +234,7 @@ CONFIG_FACTS: dict[str, list[str]] = {
         "1 row x 4 columns", "1x4", "default 2:4", "<= 50 %", "with 20 % of the remainder",  # structure defaults
         "1 bit per position", "2-D view", "opset 17", "from 512", "<= 20 % density", "1/remaining",  # formats, policy
         "at 1 and 2 threads and\nbatch 1 and 16",  # the bench's settings
-        "6 epochs at 3e-3 in float32",  # the demo preset's recipe before its fourth corpus-2 search
+        "8 epochs in bfloat16",  # the demo preset's recipe (configs/ds2_demo.yaml)
     ],
 }
 # bench pages are generated with their JSON (tested above); the corpus page is one of them now
