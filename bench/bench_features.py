@@ -22,6 +22,7 @@ import torch
 
 from audio_lottery.config import FeatureConfig
 from audio_lottery.data.pipeline.features import FeatureExtractor
+from quick import threads_phrase
 from results_io import write_page
 
 SR = 16000
@@ -123,7 +124,7 @@ def report(count: int, audio_s: float, rows: list[dict], diff: float) -> str:
         )
     one = min(rows, key=lambda r: r["threads"])
     ratio = one["ours"] / one["librosa"]
-    lines += ["", f"Result: ours / librosa at {one['threads']} thread(s) {ratio:.2f}x (target >= 1): "
+    lines += ["", f"Result: ours / librosa at {threads_phrase(one['threads'])} {ratio:.2f}x (target >= 1): "
               f"{'met' if ratio >= 1 else 'not met'}."]
     return "\n".join(lines) + "\n"
 

@@ -15,7 +15,9 @@ import argparse
 import math
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from audio_lottery.config import PruneConfig
 from audio_lottery.files import read_json
@@ -24,9 +26,9 @@ from audio_lottery.lottery.branches import CONTROL_BRANCHES, is_control_branch, 
 from audio_lottery.lottery.report import write_report
 from audio_lottery.lottery.runner import load_run_config
 from audio_lottery.lottery.tickets import level_results
-from quick import threads_phrase
-from results_io import (beside_previous, before_and_after_heading, command_line, previous_intro, training_conditions,
-                        write_page)
+from quick import md_table, threads_phrase
+from results_io import (beside_previous, before_and_after_heading, command_line, parse_tables, previous_intro,
+                        training_conditions, write_page)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,12 +108,119 @@ def previous_section(previous: dict, markdown: str, version: int | None = None, 
                                                           "random-reinit test WER"], match="Remaining"), ""]
 
 
+# ----------------------------------------------------------------- the same search with other seeds
+
+SEEDS_HEADING = "Across seeds"
+LEVELS_SECTION = "Levels"
+
+
+def seed_result_arg(text: str) -> tuple[int, Path]:
+    """``--seed-result`` value ``SEED=RESULT.json`` -> ``(seed, path)``."""
+    seed, sep, path = text.partition("=")
+    if not sep or not seed.strip().isdigit() or not path:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected SEED=RESULT.json, e.g. 0=docs/bench_lottery_demo.json")
+    return int(seed), Path(path)
+
+
+def levels_table(tables: list[dict], where: str) -> dict:
+    """The IMP levels table (section 'Levels') of a lottery page's tables; ``where`` names the page in the error."""
+    for t in tables:
+        if t["section"] == LEVELS_SECTION and t["headers"][:2] == ["Level", "Remaining"]:
+            return t
+    raise ValueError(f"{where}: no '{LEVELS_SECTION}' table of a lottery search")
+
+
+def _marked(levels: dict, mark: str) -> list[str] | None:
+    """The row whose level label carries ``mark`` ('3 (best)', '8 (extreme, best)'); None without one."""
+    return next((r for r in levels["rows"] if mark in r[0].partition(" (")[2].rstrip(")").split(", ")), None)
+
+
+def _percent_value(cell: str) -> float | None:
+    """'56.41 %' -> 56.41; '–' -> None."""
+    text = cell.rstrip(" %")
+    return None if text in ("", "–") else float(text)
+
+
+def seed_summary(seed: int, label: str, levels: dict) -> dict[str, Any]:
+    """One seed's search as its page's levels table states it: dense, extreme and best ticket (the page's
+    own marks, chosen on dev), the controls' test WER at the extreme level, and each level's dev WER
+    (percentages as numbers)."""
+    col = {h: i for i, h in enumerate(levels["headers"])}
+    dense = levels["rows"][0]
+
+    def ticket(row: list[str] | None) -> dict[str, Any] | None:
+        return None if row is None else {"level": int(row[0].split()[0]), "remaining": row[col["Remaining"]],
+                                         "dev_wer": _percent_value(row[col["Dev WER"]]),
+                                         "test_wer": _percent_value(row[col["Test WER"]])}
+
+    extreme = _marked(levels, "extreme")
+    controls = {name: _percent_value(extreme[col[f"{name} test WER"]]) if extreme and f"{name} test WER" in col else None
+                for name in CONTROL_BRANCHES}
+    return {"seed": seed, "label": label, "dense": ticket(dense), "extreme": ticket(extreme),
+            "best": ticket(_marked(levels, "best")), "controls": controls,
+            "dev_wer": {r[col["Remaining"]]: _percent_value(r[col["Dev WER"]]) for r in levels["rows"]}}
+
+
+def _wer_pair(t: dict[str, Any] | None) -> str:
+    return "–" if t is None else f"{t['dev_wer']:.2f} / {t['test_wer']:.2f} %"
+
+
+def seeds_section(seeds: list[dict[str, Any]], tolerance: float) -> tuple[list[str], str]:
+    """The page's section on the same search with several seeds (:func:`seed_summary` each, this run
+    first) and its verdict line: the tickets and controls per seed, then each level's dev WER above
+    its own dense model's, the margin the extreme ticket is chosen by."""
+    rows = [[str(s["seed"]), s["label"], _wer_pair(s["dense"]),
+             s["extreme"]["remaining"] if s["extreme"] else "none matches", _wer_pair(s["extreme"]),
+             " / ".join("–" if s["controls"][n] is None else f"{s['controls'][n]:.2f} %" for n in CONTROL_BRANCHES),
+             s["best"]["remaining"] if s["best"] else "–", _wer_pair(s["best"])] for s in seeds]
+    remaining = list(dict.fromkeys(r for s in seeds for r in s["dev_wer"]))
+    margins = [[r, *("–" if s["dev_wer"].get(r) is None else f"{s['dev_wer'][r] - s['dense']['dev_wer']:+.2f}"
+                     for s in seeds)] for r in remaining[1:]]
+    last = remaining[-1]
+    at_last = sum(1 for s in seeds if s["extreme"] and s["extreme"]["remaining"] == last)
+    beaten = sum(1 for s in seeds if s["extreme"] and all(v is not None and v > s["extreme"]["test_wer"]
+                                                          for v in s["controls"].values()))
+    verdict = ("Result: across {n} seeds the extreme ticket is at {where}; the sparsest level, {last}, matches dense "
+               "in {at_last} of {n}; both controls have a higher test WER than the extreme ticket in {beaten} of {n}."
+               ).format(n=len(seeds), last=last, at_last=at_last, beaten=beaten,
+                        where=", ".join(f"{s['extreme']['remaining'] if s['extreme'] else 'no level'} (seed {s['seed']})"
+                                        for s in seeds))
+    lines = [f"## {SEEDS_HEADING}", "",
+             "The same search (preset, corpus, pruning rate) with other seeds (`seed`: initial weights, batch order, "
+             "augmentation), each from its own page's levels table; this run first. Dev / test WER; the controls "
+             f"are tested at the seed's extreme ticket ({' / '.join(CONTROL_BRANCHES)}).", "",
+             md_table(["Seed", "Result", "Dense dev / test WER", "Extreme ticket", "Extreme dev / test WER",
+                       "Controls' test WER there", "Best ticket", "Best dev / test WER"], rows), "",
+             f"Dev WER above the seed's own dense model, in points, by remaining weights (a level matches dense "
+             f"at <= {100 * tolerance:+.2f}):", "",
+             md_table(["Remaining", *(f"seed {s['seed']}" for s in seeds)], margins), "",
+             f"**{verdict}**", ""]
+    return lines, verdict
+
+
+def other_seeds(paths: Sequence[tuple[int, Path]], seed: int) -> list[dict[str, Any]]:
+    """:func:`seed_summary` of each ``--seed-result``; a result stamped with another seed than its
+    argument's, or with this run's seed, is an error naming the file."""
+    out = []
+    for other, path in paths:
+        result = read_json(path)
+        stamped = result.get("conditions", {}).get("seed")
+        if stamped is not None and stamped != other:
+            raise ValueError(f"{path}: stamped with seed {stamped}, given as seed {other}")
+        if other == seed:
+            raise ValueError(f"{path}: seed {other} is this run's own seed")
+        out.append(seed_summary(other, path.name, levels_table(result["tables"], str(path))))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("run")
     p.add_argument("--name", default="demo")
     p.add_argument("--previous", type=Path, nargs="*", default=[],
                    help="result JSON(s) of earlier runs of this search (old numbers beside new, one section each)")
+    p.add_argument("--seed-result", type=seed_result_arg, action="append", default=[], metavar="SEED=RESULT.json",
+                   help="the result JSON of the same search with another seed (repeatable): a table across seeds")
     args = p.parse_args()
     run = Path(args.run)
     cfg = load_run_config(run)
@@ -129,19 +238,26 @@ def main() -> None:
             report = report.replace(f"({png.parent.name}/{png.name})", f"(plots/{copy})")
     rate, rate_figures = pruning_rate(cfg.prune.fraction)
     lines = [f"# Lottery search: {args.name}", "",
-             f"Run `{run.name}`, {rate}; match tolerance {cfg.lottery.match_tolerance} absolute dev WER. "
+             f"Run `{run.name}` (seed {cfg.train.seed}), {rate}; match tolerance {cfg.lottery.match_tolerance} absolute dev WER. "
              f"Generated by `{command_line()}`.", report,
              "## Cost of the search", "",
              *cost_lines(imp, branches, jobs, threads_per_job(cfg.train.threads, jobs)), ""]
     if others:
         lines += [f"Other branches of this run, not in this page's tables or costs (only the controls "
                   f"{' and '.join(CONTROL_BRANCHES)} are): {', '.join(others)}.", ""]
-    conditions = training_conditions(cfg)
+    conditions = {**training_conditions(cfg), "seed": cfg.train.seed}
+    verdicts, data = [], None
+    if args.seed_result:
+        here = seed_summary(cfg.train.seed, f"this run ({run.name})", levels_table(parse_tables("\n".join(lines)), run.name))
+        seeds = [here, *other_seeds(args.seed_result, cfg.train.seed)]
+        section, verdict = seeds_section(seeds, cfg.lottery.match_tolerance)
+        lines += section
+        verdicts, data = [verdict], {"seeds": seeds}
     markdown = "\n".join(lines)
     for path in args.previous:
         lines += previous_section(read_json(path), markdown, conditions.get("corpus_version"), path.name)
     write_page(ROOT / "docs" / f"bench_lottery_{args.name}.md", "\n".join(lines) + "\n", conditions=conditions,
-               figures=rate_figures)
+               figures=rate_figures, verdicts=verdicts, data=data)
     print("\n".join(lines))
 
 

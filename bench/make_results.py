@@ -226,6 +226,17 @@ def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
                    + pruning_rate(f), *body)
 
 
+def lottery_seeds(r: dict) -> Lines:
+    """The demo's search run again with another seed (`bench_lottery.py --seed-result`): its tickets beside
+    the other seeds' and each level's dev margin over its dense model."""
+    return section(f"The lottery search with another seed ([{r['page']}]({r['page']}))", r,
+                   "The same preset, corpus and pruning rate as the search above, another `seed` (initial weights, "
+                   "batch order, augmentation); its page has its every level, controls and costs. Dev / test WER in %.",
+                   pick(table(r, section="Across seeds", first="Seed")),
+                   "Dev WER above each seed's own dense model, in points, by remaining weights:",
+                   pick(table(r, section="Across seeds", first="Remaining")), verdicts(r, ""))
+
+
 def same_search(levels: dict, every: dict, ds2: list[list[str]]) -> bool:
     """Whether the backbones page's DS2 series is this lottery run resumed: its test WER (a fraction)
     equals this page's (a percentage) at every level both hold (another run, e.g. on an older corpus
@@ -453,6 +464,8 @@ def render(docs: Path = DOCS) -> str:
             lines += make(R[key])
     if "lottery_demo" in R:
         lines += lottery(R["lottery_demo"], R.get("lottery_no_guard"), R.get("backbones"))
+    for key in sorted(k for k in R if k.startswith("lottery_demo_seed")):
+        lines += lottery_seeds(R[key])
     for key, make in {"backbones": backbones, "transducer_loss": transducer_loss}.items():
         if key in R:
             lines += make(R[key])

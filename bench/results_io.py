@@ -92,7 +92,9 @@ SPECS: dict[str, dict] = {
     "robustness": {"figures": {"reference_run_s": r"Reference run \(uninterrupted[^)]*\): (\d+) s wall",
                                "properties_wall_s": r"generated examples in all, (\d+(?:\.\d+)?) s wall"}},
 }
-_THREADS = [r"torch threads (\d+)", r"(\d+) torch threads?", r"\b(\d+) threads?\b", r"RTF (\d+)thr", r"\d+p x (\d+)t"]
+_THREADS = [r"torch threads (\d+)", r"(\d+) torch threads?", r"\b(\d+) threads?\b", r"RTF (\d+)thr", r"\d+p x (\d+)t",
+            r"\b(one) thread\b"]  # quick.threads_phrase writes 'one thread'
+_NUMBER_WORDS = {"one": "1"}
 _CONDITIONS = {"date": r"(\d{4}-\d{2}-\d{2})", "torch": r"torch (\d+\.\d+\.\d+[\w+.]*?)[.,;)]?\s",
                "cpu_cores": r"(\d+) (?:CPU )?cores", "machine": r"(x86_64|aarch64|arm64)", "gpu": r"(NVIDIA [A-Z]\d+)",
                "command": r"`(python bench/[^`]+|bench/gpu_check\.sh[^`]*)`"}
@@ -143,7 +145,7 @@ def stated_conditions(text: str, tables: list[dict]) -> dict:
     for key, pattern in _CONDITIONS.items():
         m = re.search(pattern, text)
         cond[key] = m.group(1) if m else None
-    threads = {int(t) for p in _THREADS for t in re.findall(p, text)}
+    threads = {int(_NUMBER_WORDS.get(t, t)) for p in _THREADS for t in re.findall(p, text)}
     threads |= {int(r[0]) for t in tables if t["headers"][:1] == ["torch threads"] for r in t["rows"]}
     cond["torch_threads"] = ",".join(str(t) for t in sorted(threads)) or None
     return cond

@@ -3,13 +3,18 @@ paired by remaining weight (a 36 %-per-round search numbers its levels unlike a 
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_lottery  # noqa: E402
+from audio_lottery.lottery.branches import CONTROL_BRANCHES  # noqa: E402
 import bench_structured_imp  # noqa: E402
 from quick import md_table  # noqa: E402
 from results_io import parse_tables  # noqa: E402
@@ -166,3 +171,59 @@ def test_the_results_page_continues_a_lottery_run_only_with_levels_of_that_same_
     other = [["CNN-LSTM (DS2)", "0", "100.0", "0.811"], ["CNN-LSTM (DS2)", "1", "80.0", "0.758"]]
     assert not make_results.same_search(levels, every, other)
     assert not make_results.same_search(levels, every, [["CNN-LSTM (DS2)", "5", "32.8", "0.700"]])
+
+
+SEED_HEADERS = ["Level", "Remaining", "Dev WER", "Test WER", "random-prune test WER", "random-reinit test WER"]
+
+
+def _levels(rows: list[list[str]]) -> dict:
+    return bench_lottery.levels_table(parse_tables("## Levels\n\n" + md_table(SEED_HEADERS, rows) + "\n"), "page")
+
+
+def test_seeds_section_compares_each_seeds_tickets_and_dev_margins():
+    first = bench_lottery.seed_summary(1, "this run", _levels([
+        ["0", "100.0 %", "56.00 %", "69.00 %", "–", "–"],
+        ["1 (best)", "80.0 %", "55.00 %", "68.00 %", "–", "–"],
+        ["2 (extreme)", "64.0 %", "56.90 %", "70.50 %", "80.00 %", "82.00 %"]]))
+    second = bench_lottery.seed_summary(0, "old.json", _levels([
+        ["0", "100.0 %", "57.00 %", "70.00 %", "–", "–"],
+        ["1 (extreme, best)", "80.0 %", "56.50 %", "69.00 %", "71.00 %", "68.00 %"],
+        ["2", "64.0 %", "58.20 %", "71.00 %", "–", "–"]]))
+    assert first["extreme"] == {"level": 2, "remaining": "64.0 %", "dev_wer": 56.9, "test_wer": 70.5}
+    assert second["best"]["level"] == 1 and second["controls"] == {"random-prune": 71.0, "random-reinit": 68.0}
+    lines, verdict = bench_lottery.seeds_section([first, second], 0.01)
+    tables = parse_tables("\n".join(lines))
+    controls = {"random-prune": "80.00 %", "random-reinit": "82.00 %"}  # in the intro's order
+    assert tables[0]["rows"][0][3:6] == ["64.0 %", "56.90 / 70.50 %", " / ".join(controls[n] for n in CONTROL_BRANCHES)]
+    assert " / ".join(CONTROL_BRANCHES) in lines[2]
+    assert tables[1]["rows"] == [["80.0 %", "-1.00", "-0.50"], ["64.0 %", "+0.90", "+1.20"]]
+    # seed 0's random-reinit (68.00) beats its extreme ticket (69.00): counted as not beaten
+    assert verdict == ("Result: across 2 seeds the extreme ticket is at 64.0 % (seed 1), 80.0 % (seed 0); the sparsest "
+                       "level, 64.0 %, matches dense in 1 of 2; both controls have a higher test WER than the extreme "
+                       "ticket in 1 of 2.")
+    assert f"**{verdict}**" in lines
+
+
+def test_a_seed_without_a_matching_level_and_bad_seed_arguments():
+    none = bench_lottery.seed_summary(2, "x", _levels([["0", "100.0 %", "50.00 %", "60.00 %", "–", "–"],
+                                                       ["1 (best)", "80.0 %", "52.00 %", "61.00 %", "90.00 %", "91.00 %"]]))
+    assert none["extreme"] is None and none["controls"] == {"random-prune": None, "random-reinit": None}
+    lines, verdict = bench_lottery.seeds_section([none], 0.01)
+    assert "no level (seed 2)" in verdict and "in 0 of 1" in verdict
+    assert parse_tables("\n".join(lines))[0]["rows"][0][3] == "none matches"
+    assert bench_lottery.seed_result_arg("0=docs/x.json") == (0, Path("docs/x.json"))
+    with pytest.raises(argparse.ArgumentTypeError, match="SEED=RESULT.json"):
+        bench_lottery.seed_result_arg("docs/x.json")
+    with pytest.raises(ValueError, match="no 'Levels' table"):
+        bench_lottery.levels_table([], "docs/x.json")
+
+
+def test_other_seeds_refuses_a_result_stamped_with_another_seed(tmp_path: Path):
+    page = "## Levels\n\n" + md_table(SEED_HEADERS, [["0", "100.0 %", "50.00 %", "60.00 %", "–", "–"]]) + "\n"
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"tables": parse_tables(page), "conditions": {"seed": 3}}))
+    with pytest.raises(ValueError, match="stamped with seed 3, given as seed 0"):
+        bench_lottery.other_seeds([(0, path)], 1)
+    with pytest.raises(ValueError, match="this run's own seed"):
+        bench_lottery.other_seeds([(3, path)], 3)
+    assert bench_lottery.other_seeds([(3, path)], 1)[0]["dense"]["dev_wer"] == 50.0

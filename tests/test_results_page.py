@@ -84,6 +84,28 @@ def test_results_md_follows_a_changed_result(docs_copy):
     assert "At the paper's DS2 size" not in text and "bench_inference_paper.md" not in text
 
 
+def test_a_search_with_another_seed_follows_the_demo_search(docs_copy):
+    import bench_lottery
+
+    levels = "## Levels\n\n" + make_results.md_table(
+        ["Level", "Remaining", "Dev WER", "Test WER", "random-prune test WER", "random-reinit test WER"],
+        [["0", "100.0 %", "56.00 %", "69.00 %", "–", "–"],
+         ["1 (extreme, best)", "80.0 %", "55.00 %", "68.00 %", "79.00 %", "81.00 %"]]) + "\n"
+    seeds = [bench_lottery.seed_summary(4, "this run", bench_lottery.levels_table(results_io.parse_tables(levels), "x")),
+             *bench_lottery.other_seeds([(0, docs_copy / "bench_lottery_demo.json")], 4)]
+    section, verdict = bench_lottery.seeds_section(seeds, 0.01)
+    page = docs_copy / "bench_lottery_demo_seed4.md"
+    result = results_io.build_result(page, levels + "\n".join(section), verdicts=[verdict], figures={}, conditions={},
+                                     source={"command": "python bench/bench_lottery.py runs/lottery_x --seed-result 0=y"})
+    (docs_copy / "bench_lottery_demo_seed4.json").write_text(json.dumps(result))
+    text = make_results.render(docs_copy)
+    head = "## The lottery search with another seed ([bench_lottery_demo_seed4.md](bench_lottery_demo_seed4.md))"
+    assert text.index("## Lottery search (`make demo`") < text.index(head)
+    assert "| 4 | this run | 56.00 / 69.00 % | 80.0 % | 55.00 / 68.00 % | 81.00 % / 79.00 % |" in text
+    assert f"- {verdict}" in text
+    assert "80.0 % (seed 4), " in verdict and " (seed 0); the sparsest level" in verdict  # seed 0: the demo page
+
+
 def test_check_mode_reports_a_stale_page(docs_copy, capsys):
     (docs_copy / "results.md").write_text(make_results.render(docs_copy))
     assert make_results.main(["--docs", str(docs_copy), "--check"]) == 0
@@ -267,6 +289,13 @@ def test_the_docs_check_finds_a_measured_number_outside_the_benches():
     # a configuration fact vouches only for its own phrase, not for the same number elsewhere
     moved = text + "\nThe demo took 180 minutes.\n"
     assert results_io.untraced_numbers(moved, _sources(DOCS), CONFIG_FACTS["docs/robustness.md"]) == ["180"]
+
+
+def test_thread_counts_a_page_states_in_digits_or_in_words():
+    assert results_io.stated_conditions("trained on 2 torch threads", [])["torch_threads"] == "2"
+    assert results_io.stated_conditions("8 min of training on one thread, scored after", [])["torch_threads"] == "1"
+    assert results_io.stated_conditions("processes at one thread each; the rest at 2 threads", [])["torch_threads"] == "1,2"
+    assert results_io.stated_conditions("someone threaded it", [])["torch_threads"] is None
 
 
 def test_commits_and_commands_vouch_for_no_number():
