@@ -1,12 +1,15 @@
 """Summarise a lottery run for docs/: ticket table, extreme/best tickets, cost of the search.
 
     python bench/bench_lottery.py runs/lottery_<hash> [--name demo] [--previous OLD_RESULT.json ...]
+                                  [--seed-result SEED=RESULT.json ...]
 
 Reads the run's result.json files (IMP levels and branches), writes docs/bench_lottery_<name>.md
 and copies the report's plots to docs/plots/lottery_<name>_*.png. ``--previous`` names the result
 JSON(s) of earlier runs of the same search (e.g. on an older corpus version): their test WERs are put
-beside the new ones, matched by remaining weights. The run's corpus version, training threads and
-pruning rate are stamped into the result.
+beside the new ones, matched by remaining weights. ``--seed-result SEED=RESULT.json`` names the page
+of the same search (corpus version, pruning rate) with another seed: a section puts each seed's dense
+model, tickets and controls side by side. The run's corpus version, seed, training threads and pruning
+rate are stamped into the result.
 """
 
 from __future__ import annotations
@@ -198,9 +201,10 @@ def seeds_section(seeds: list[dict[str, Any]], tolerance: float) -> tuple[list[s
     return lines, verdict
 
 
-def other_seeds(paths: Sequence[tuple[int, Path]], seed: int) -> list[dict[str, Any]]:
-    """:func:`seed_summary` of each ``--seed-result``; a result stamped with another seed than its
-    argument's, or with this run's seed, is an error naming the file."""
+def other_seeds(paths: Sequence[tuple[int, Path]], seed: int, search: dict[str, Any]) -> list[dict[str, Any]]:
+    """:func:`seed_summary` of each ``--seed-result``. Errors naming the file: a result stamped with
+    another seed than its argument's, one with this run's seed, and one of another search: ``search``
+    holds this run's ``corpus_version`` and ``prune_percent_per_level``, which the result must share."""
     out = []
     for other, path in paths:
         result = read_json(path)
@@ -209,6 +213,10 @@ def other_seeds(paths: Sequence[tuple[int, Path]], seed: int) -> list[dict[str, 
             raise ValueError(f"{path}: stamped with seed {stamped}, given as seed {other}")
         if other == seed:
             raise ValueError(f"{path}: seed {other} is this run's own seed")
+        theirs = {"corpus_version": result.get("conditions", {}).get("corpus_version"),
+                  "prune_percent_per_level": result.get("figures", {}).get("prune_percent_per_level")}
+        if theirs != search:
+            raise ValueError(f"{path}: another search ({theirs}) than this run's ({search})")
         out.append(seed_summary(other, path.name, levels_table(result["tables"], str(path))))
     return out
 
@@ -249,7 +257,9 @@ def main() -> None:
     verdicts, data = [], None
     if args.seed_result:
         here = seed_summary(cfg.train.seed, f"this run ({run.name})", levels_table(parse_tables("\n".join(lines)), run.name))
-        seeds = [here, *other_seeds(args.seed_result, cfg.train.seed)]
+        search = {"corpus_version": conditions.get("corpus_version"),
+                  "prune_percent_per_level": rate_figures["prune_percent_per_level"]}
+        seeds = [here, *other_seeds(args.seed_result, cfg.train.seed, search)]
         section, verdict = seeds_section(seeds, cfg.lottery.match_tolerance)
         lines += section
         verdicts, data = [verdict], {"seeds": seeds}

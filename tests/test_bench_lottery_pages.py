@@ -218,12 +218,16 @@ def test_a_seed_without_a_matching_level_and_bad_seed_arguments():
         bench_lottery.levels_table([], "docs/x.json")
 
 
-def test_other_seeds_refuses_a_result_stamped_with_another_seed(tmp_path: Path):
+def test_other_seeds_refuses_another_seed_stamp_its_own_seed_and_another_search(tmp_path: Path):
     page = "## Levels\n\n" + md_table(SEED_HEADERS, [["0", "100.0 %", "50.00 %", "60.00 %", "–", "–"]]) + "\n"
     path = tmp_path / "r.json"
-    path.write_text(json.dumps({"tables": parse_tables(page), "conditions": {"seed": 3}}))
+    path.write_text(json.dumps({"tables": parse_tables(page), "conditions": {"seed": 3, "corpus_version": 2},
+                                "figures": {"prune_percent_per_level": 20}}))
+    search = {"corpus_version": 2, "prune_percent_per_level": 20}
     with pytest.raises(ValueError, match="stamped with seed 3, given as seed 0"):
-        bench_lottery.other_seeds([(0, path)], 1)
+        bench_lottery.other_seeds([(0, path)], 1, search)
     with pytest.raises(ValueError, match="this run's own seed"):
-        bench_lottery.other_seeds([(3, path)], 3)
-    assert bench_lottery.other_seeds([(3, path)], 1)[0]["dense"]["dev_wer"] == 50.0
+        bench_lottery.other_seeds([(3, path)], 3, search)
+    with pytest.raises(ValueError, match="r.json: another search"):
+        bench_lottery.other_seeds([(3, path)], 1, {**search, "prune_percent_per_level": 36})
+    assert bench_lottery.other_seeds([(3, path)], 1, search)[0]["dense"]["dev_wer"] == 50.0

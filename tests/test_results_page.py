@@ -91,8 +91,11 @@ def test_a_search_with_another_seed_follows_the_demo_search(docs_copy):
         ["Level", "Remaining", "Dev WER", "Test WER", "random-prune test WER", "random-reinit test WER"],
         [["0", "100.0 %", "56.00 %", "69.00 %", "–", "–"],
          ["1 (extreme, best)", "80.0 %", "55.00 %", "68.00 %", "79.00 %", "81.00 %"]]) + "\n"
+    demo = json.loads((docs_copy / "bench_lottery_demo.json").read_text())
+    search = {"corpus_version": demo["conditions"]["corpus_version"],
+              "prune_percent_per_level": demo["figures"]["prune_percent_per_level"]}
     seeds = [bench_lottery.seed_summary(4, "this run", bench_lottery.levels_table(results_io.parse_tables(levels), "x")),
-             *bench_lottery.other_seeds([(0, docs_copy / "bench_lottery_demo.json")], 4)]
+             *bench_lottery.other_seeds([(0, docs_copy / "bench_lottery_demo.json")], 4, search)]
     section, verdict = bench_lottery.seeds_section(seeds, 0.01)
     page = docs_copy / "bench_lottery_demo_seed4.md"
     result = results_io.build_result(page, levels + "\n".join(section), verdicts=[verdict], figures={}, conditions={},
