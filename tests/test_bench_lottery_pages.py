@@ -8,12 +8,14 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_lottery  # noqa: E402
+from audio_lottery.eval.bootstrap import corpus_wer, resamples  # noqa: E402
 from audio_lottery.lottery.branches import CONTROL_BRANCHES  # noqa: E402
 import bench_structured_imp  # noqa: E402
 from quick import md_table  # noqa: E402
@@ -231,3 +233,25 @@ def test_other_seeds_refuses_another_seed_stamp_its_own_seed_and_another_search(
     with pytest.raises(ValueError, match="r.json: another search"):
         bench_lottery.other_seeds([(3, path)], 1, {**search, "prune_percent_per_level": 36})
     assert bench_lottery.other_seeds([(3, path)], 1, search)[0]["dense"]["dev_wer"] == 50.0
+
+
+def test_bootstrap_section_sets_the_match_rule_beside_the_intervals():
+    rng = np.random.default_rng(1)
+    words = rng.integers(6, 14, size=300).astype(float)
+    dense = np.floor(words * rng.uniform(0, 0.8, size=300))
+    same = dense.copy()
+    same[:3] += 1  # +3 errors in ~3000 words: within the rule and the noise
+    worse = dense + (rng.uniform(size=300) < 0.5)  # ~+150 errors: ~5 points, clearly worse
+    errors = {0: (dense, words), 1: (same, words), 2: (worse, words)}
+    imp = {0: {"remaining": 1.0, "dev_wer": corpus_wer(dense, words)},
+           1: {"remaining": 0.8, "dev_wer": corpus_wer(same, words)},
+           2: {"remaining": 0.64, "dev_wer": 0.5}}  # recorded != re-decoded: the page says so
+    lines, verdict, data = bench_lottery.bootstrap_section(imp, errors, 0.01, resamples(300, count=2000))
+    table = parse_tables("\n".join(lines))[0]
+    assert [r[0] for r in table["rows"]] == ["1", "2"]
+    assert table["rows"][0][5:] == ["yes", "no"] and table["rows"][1][5:] == ["no", "yes"]
+    assert data[0]["lo"] <= data[0]["above_dense"] <= data[0]["hi"] and data[1]["lo"] > 0
+    assert "the match rule (at most +1.00 points above dense) picks level 1 (80.0 %)" in verdict
+    assert "not significantly worse than dense) is level 1 (80.0 %)" in verdict
+    assert f"({300} utterances, {int(words.sum())} words)" in verdict
+    assert any(line.startswith("Re-decoded dev WER differs from the level's recorded one at level(s) 2.") for line in lines)
