@@ -279,7 +279,7 @@ def bootstrap_section(imp: dict[int, dict], errors: dict[int, Errors], tolerance
                f"are {min(widths):.2f} to {max(widths):.2f} points wide.")
     lines = [f"## {BOOTSTRAP_HEADING}", "",
              f"Every level's best checkpoint decodes dev again (greedy); its WER minus the dense model's on the same "
-             f"utterances, with a 95 % paired bootstrap interval ({draws.shape[0]} resamples of the "
+             f"utterances, with a 95 % paired bootstrap interval ({draws.shape[0]:,} resamples of the "
              f"{len(dense[0])} dev utterances, the same for every level). 'Worse': the interval lies above 0.", "",
              md_table(["Level", "Remaining", "Dev WER", "Above dense (points)", "95 % interval", "Matches (rule)",
                        "Worse than dense"], rows), ""]

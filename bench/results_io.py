@@ -257,7 +257,8 @@ def build_result(page: Path, markdown: str, *, verdicts: list[str], figures: dic
     if missing:
         raise ValueError(f"{page}: verdict(s) not on the page: {missing}")
     return {"schema": SCHEMA, "key": result_key(page), "page": Path(page).name, **source,
-            "conditions": conditions, "verdicts": [plain(v).removeprefix("- ") for v in verdicts], "figures": figures,
+            "conditions": conditions, "verdicts": list(dict.fromkeys(plain(v).removeprefix("- ") for v in verdicts)),
+            "figures": figures,
             "tables": parse_tables(markdown), **({"data": data} if data is not None else {})}
 
 
@@ -284,7 +285,7 @@ def write_page(page: Path, markdown: str, *, verdicts: list[str] = (), figures: 
     found, named = extract(page, markdown)
     tables = parse_tables(markdown)
     threads = stated_conditions(markdown, tables)["torch_threads"]
-    result = build_result(page, markdown, verdicts=list(dict.fromkeys([*found, *verdicts])),  # each sentence once
+    result = build_result(page, markdown, verdicts=[*found, *verdicts],  # each sentence once, bold or not
                           figures={**named, **(figures or {})},
                           conditions=run_conditions(**{**({"torch_threads": threads} if threads else {}),
                                                        **(conditions or {})}),

@@ -203,6 +203,10 @@ def test_write_page_writes_the_json_beside_the_page(tmp_path):
     assert result["key"] == "demo_thing" and result["imported"] is False and result["verdicts"] == ["target met at 1.5x"]
     assert result["tables"][0]["rows"] == [["1", "2"]] and result["conditions"]["torch_threads"] == 3
     assert result["conditions"]["date"] and result["conditions"]["machine"] and "python" in result["command"]
+    # a bold "Result:" line is found on the page by itself; passing it too keeps it once
+    md += "\n**Result: 2 of 3 met.**\n"
+    again = json.loads(results_io.write_page(page, md, verdicts=["Result: 2 of 3 met."]).read_text())
+    assert again["verdicts"] == ["Result: 2 of 3 met."]
 
 
 def test_import_parses_verdicts_figures_and_conditions(tmp_path):
