@@ -1,17 +1,17 @@
 """Summarise a lottery run for docs/: ticket table, extreme/best tickets, cost of the search.
 
     python bench/bench_lottery.py runs/lottery_<hash> [--name demo] [--previous OLD_RESULT.json ...]
-                                  [--seed-result SEED=RESULT.json ...] [--dev-bootstrap]
+                                  [--seed-result SEED=RESULT.json ...] [--bootstrap]
 
 Reads the run's result.json files (IMP levels and branches), writes docs/bench_lottery_<name>.md
 and copies the report's plots to docs/plots/lottery_<name>_*.png. ``--previous`` names the result
 JSON(s) of earlier runs of the same search (e.g. on an older corpus version): their test WERs are put
 beside the new ones, matched by remaining weights. ``--seed-result SEED=RESULT.json`` names the page
 of the same search (corpus version, pruning rate) with another seed: a section puts each seed's dense
-model, tickets and controls side by side. ``--dev-bootstrap`` decodes dev again with every IMP level and
-puts its WER above dense beside a 95 % paired bootstrap interval over the dev utterances: how far
-the match rule's margin lies inside the dev set's own noise. The run's corpus version, seed, training
-threads and pruning rate are stamped into the result.
+model, tickets and controls side by side. ``--bootstrap`` decodes dev and test again with every IMP
+level and puts its WER above dense beside a 95 % paired bootstrap interval over the split's
+utterances: how far the match rule's margin lies inside the dev set's own noise. The run's corpus
+version, seed, training threads and pruning rate are stamped into the result.
 """
 
 from __future__ import annotations
@@ -233,58 +233,87 @@ def other_seeds(paths: Sequence[tuple[int, Path]], seed: int, search: dict[str, 
 
 # ----------------------------------------------------------------- dev margins with bootstrap intervals
 
-BOOTSTRAP_HEADING = "Dev WER above dense, with bootstrap intervals"
+BOOTSTRAP_HEADING = "WER above dense, with bootstrap intervals"
 
 
-def level_errors(run: Path, cfg: Config, levels: Sequence[int]) -> tuple[list[dict], dict[int, Errors]]:
-    """The dev records and each IMP level's per-utterance errors: its best checkpoint decodes dev again
-    (greedy, as the training loop scored it)."""
-    records = load_split(cfg, "dev")
+def level_errors(run: Path, cfg: Config, levels: Sequence[int], split: str) -> dict[int, Errors]:
+    """Each IMP level's per-utterance errors on ``split``: its best checkpoint decodes the split again
+    (greedy, as the training loop and the level's scoring did)."""
+    records = load_split(cfg, split)
     errors = {}
     for lv in levels:
         rec = Recognizer.load(model_path(RunLayout(run).level(lv).dir))
-        hyps = evaluate(rec, records, progress=True, desc=f"dev, level {lv}")["hyps"]
+        hyps = evaluate(rec, records, progress=True, desc=f"{split}, level {lv}")["hyps"]
         errors[lv] = utterance_errors(records, hyps, cased=getattr(rec.tokenizer, "cased", False))
-    return records, errors
+    return errors
 
 
-def bootstrap_section(imp: dict[int, dict], errors: dict[int, Errors], tolerance: float,
-                      draws: np.ndarray) -> tuple[list[str], str, list[dict[str, Any]]]:
-    """Each level's dev WER above dense (level 0) with its 95 % paired bootstrap interval over the dev
-    utterances (``draws``), beside the match rule; the verdict compares the rule's extreme ticket with
-    the sparsest level that is not significantly worse than dense (its interval reaches 0)."""
-    dense = errors[0]
-    rows, data = [], []
+def split_margins(imp: dict[int, dict], errors: dict[int, Errors], draws: np.ndarray, split: str) -> list[dict[str, Any]]:
+    """Each pruned level's WER above dense (level 0) on one split, with its 95 % paired bootstrap
+    interval over the split's utterances (``draws``, the same for every level), and the WER the level
+    recorded for that split."""
+    out = []
     for lv in sorted(lv for lv in errors if lv > 0):
-        diff, lo, hi = paired_difference(errors[lv], dense, draws)
-        entry = {"level": lv, "remaining": imp[lv]["remaining"], "dev_wer": corpus_wer(*errors[lv]),
-                 "recorded_dev_wer": imp[lv]["dev_wer"], "above_dense": diff, "lo": lo, "hi": hi,
-                 "matches": diff <= tolerance + 1e-9, "worse": lo > 0}
-        data.append(entry)
-        rows.append([str(lv), f"{100 * entry['remaining']:.1f} %", f"{100 * entry['dev_wer']:.2f} %",
-                     f"{100 * diff:+.2f}", f"[{100 * lo:+.2f}, {100 * hi:+.2f}]", "yes" if entry["matches"] else "no",
-                     "yes" if entry["worse"] else "no"])
-    n_words = int(dense[1].sum())
-    off = [d["level"] for d in data if abs(d["dev_wer"] - d["recorded_dev_wer"]) > 1e-9]
-    extreme = min((d for d in data if d["matches"]), key=lambda d: d["remaining"], default=None)
-    kept = min((d for d in data if not d["worse"]), key=lambda d: d["remaining"], default=None)
-    widths = [100 * (d["hi"] - d["lo"]) for d in data] or [0.0]
+        diff, lo, hi = paired_difference(errors[lv], errors[0], draws)
+        out.append({"level": lv, "remaining": imp[lv]["remaining"], "wer": corpus_wer(*errors[lv]),
+                    "recorded_wer": imp[lv].get(f"{split}_wer"), "above_dense": diff, "lo": lo, "hi": hi,
+                    "worse": lo > 0})
+    return out
+
+
+def bootstrap_section(imp: dict[int, dict], errors: dict[str, dict[int, Errors]], tolerance: float,
+                      draws: dict[str, np.ndarray]) -> tuple[list[str], str, dict[str, list[dict[str, Any]]]]:
+    """Each level's WER above dense with its 95 % paired bootstrap interval on dev (where the tickets are
+    chosen, beside the match rule) and, when given, on test; the verdict compares the rule's extreme
+    ticket with the sparsest level not significantly worse than dense on dev (its interval reaches 0)
+    and counts the levels significantly worse on test."""
+    data = {split: split_margins(imp, errs, draws[split], split) for split, errs in errors.items()}
+    for d in data["dev"]:
+        d["matches"] = d["above_dense"] <= tolerance + 1e-9
+    splits = list(data)
+    sizes = {s: (len(errors[s][0][0]), int(errors[s][0][1].sum())) for s in splits}
+
+    def cells(d: dict[str, Any]) -> list[str]:
+        return [f"{100 * d['wer']:.2f} %", f"{100 * d['above_dense']:+.2f}", f"[{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}]"]
+
+    headers, rows = ["Level", "Remaining"], []
+    for s in splits:
+        headers += [f"{s.capitalize()} WER", f"{s.capitalize()} above dense (points)", f"{s.capitalize()} 95 % interval",
+                    *(["Matches (rule)"] if s == "dev" else []), f"Worse on {s}"]
+    for i, d in enumerate(data["dev"]):
+        row = [str(d["level"]), f"{100 * d['remaining']:.1f} %"]
+        for s in splits:
+            e = data[s][i]
+            row += [*cells(e), *(["yes" if e["matches"] else "no"] if s == "dev" else []), "yes" if e["worse"] else "no"]
+        rows.append(row)
+    dev = data["dev"]
+    extreme = min((d for d in dev if d["matches"]), key=lambda d: d["remaining"], default=None)
+    kept = min((d for d in dev if not d["worse"]), key=lambda d: d["remaining"], default=None)
+    widths = [100 * (d["hi"] - d["lo"]) for d in dev] or [0.0]
 
     def where(d: dict | None) -> str:
         return "no level" if d is None else f"level {d['level']} ({100 * d['remaining']:.1f} %)"
 
-    verdict = (f"Result: on dev ({len(dense[0])} utterances, {n_words} words) the match rule (at most "
+    verdict = (f"Result: on dev ({sizes['dev'][0]} utterances, {sizes['dev'][1]} words) the match rule (at most "
                f"{100 * tolerance:+.2f} points above dense) picks {where(extreme)}; the sparsest level whose 95 % "
                f"paired interval reaches 0 (not significantly worse than dense) is {where(kept)}; the intervals "
-               f"are {min(widths):.2f} to {max(widths):.2f} points wide.")
+               f"are {min(widths):.2f} to {max(widths):.2f} points wide")
+    if "test" in data:
+        worse = [d for d in data["test"] if d["worse"]]
+        verdict += (f"; on test ({sizes['test'][0]} utterances, {sizes['test'][1]} words) {len(worse)} of "
+                    f"{len(data['test'])} levels are significantly worse than dense"
+                    + (f" ({', '.join(where(d) for d in worse)})" if worse else ""))
+    verdict += "."
     lines = [f"## {BOOTSTRAP_HEADING}", "",
-             f"Every level's best checkpoint decodes dev again (greedy); its WER minus the dense model's on the same "
-             f"utterances, with a 95 % paired bootstrap interval ({draws.shape[0]:,} resamples of the "
-             f"{len(dense[0])} dev utterances, the same for every level). 'Worse': the interval lies above 0.", "",
-             md_table(["Level", "Remaining", "Dev WER", "Above dense (points)", "95 % interval", "Matches (rule)",
-                       "Worse than dense"], rows), ""]
+             f"Every level's best checkpoint decodes {' and '.join(splits)} again (greedy); its WER minus the dense "
+             f"model's on the same utterances, with a 95 % paired bootstrap interval ({draws['dev'].shape[0]:,} "
+             "resamples of the split's utterances, the same for every level). 'Worse': the interval lies above 0. "
+             "The tickets are chosen on dev; test is only reported.", "",
+             md_table(headers, rows), ""]
+    off = [f"{s} at level {d['level']}" for s in splits for d in data[s]
+           if d["recorded_wer"] is not None and abs(d["wer"] - d["recorded_wer"]) > 1e-9]
     if off:
-        lines += [f"Re-decoded dev WER differs from the level's recorded one at level(s) {', '.join(map(str, off))}.", ""]
+        lines += [f"Re-decoded WER differs from the level's recorded one: {', '.join(off)}.", ""]
     return lines + [f"**{verdict}**", ""], verdict, data
 
 
@@ -296,8 +325,8 @@ def main() -> None:
                    help="result JSON(s) of earlier runs of this search (old numbers beside new, one section each)")
     p.add_argument("--seed-result", type=seed_result_arg, action="append", default=[], metavar="SEED=RESULT.json",
                    help="the result JSON of the same search with another seed (repeatable): a table across seeds")
-    p.add_argument("--dev-bootstrap", action="store_true",
-                   help="decode dev again with every level: its WER above dense with a paired bootstrap interval")
+    p.add_argument("--bootstrap", action="store_true",
+                   help="decode dev and test again with every level: WER above dense with paired bootstrap intervals")
     args = p.parse_args()
     run = Path(args.run)
     cfg = load_run_config(run)
@@ -332,13 +361,15 @@ def main() -> None:
         section, verdict = seeds_section(seeds, cfg.lottery.match_tolerance)
         lines += section
         verdicts, data = [verdict], {"seeds": seeds}
-    if args.dev_bootstrap:
+    if args.bootstrap:
         torch.set_num_threads(cfg.train.threads)
-        records, errors = level_errors(run, cfg, sorted(imp))
-        section, verdict, margins = bootstrap_section(imp, errors, cfg.lottery.match_tolerance, resamples(len(records)))
+        splits = ["dev", *(["test"] if cfg.data.test_manifest else [])]
+        errors = {split: level_errors(run, cfg, sorted(imp), split) for split in splits}
+        draws = {split: resamples(len(errors[split][0][0])) for split in splits}
+        section, verdict, margins = bootstrap_section(imp, errors, cfg.lottery.match_tolerance, draws)
         lines += section
         verdicts.append(verdict)
-        data = {**(data or {}), "dev_bootstrap": margins}
+        data = {**(data or {}), "bootstrap": margins}
     markdown = "\n".join(lines)
     for path in args.previous:
         lines += previous_section(read_json(path), markdown, conditions.get("corpus_version"), path.name)

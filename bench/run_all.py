@@ -61,7 +61,7 @@ def main() -> None:
     if TrainLayout(BENCH.parent / "runs" / "ds2_small_bench").best.is_file():
         run("bench_lm.py")  # LM decoding of the ds2_small checkpoint
     if args.lottery_run:  # the earlier runs kept in docs/history go beside the new one
-        run("bench_lottery.py", args.lottery_run, "--dev-bootstrap", "--previous", *earlier("bench_lottery_demo"))
+        run("bench_lottery.py", args.lottery_run, "--bootstrap", "--previous", *earlier("bench_lottery_demo"))
     if args.lottery_run and args.noise:
         run("bench_noise.py", "--run", args.lottery_run, "--previous", *earlier("bench_noise"))
     if args.transfer:

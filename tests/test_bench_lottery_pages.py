@@ -235,23 +235,32 @@ def test_other_seeds_refuses_another_seed_stamp_its_own_seed_and_another_search(
     assert bench_lottery.other_seeds([(3, path)], 1, search)[0]["dense"]["dev_wer"] == 50.0
 
 
-def test_bootstrap_section_sets_the_match_rule_beside_the_intervals():
+def test_bootstrap_section_sets_the_match_rule_beside_the_intervals_on_dev_and_test():
     rng = np.random.default_rng(1)
     words = rng.integers(6, 14, size=300).astype(float)
     dense = np.floor(words * rng.uniform(0, 0.8, size=300))
     same = dense.copy()
     same[:3] += 1  # +3 errors in ~3000 words: within the rule and the noise
     worse = dense + (rng.uniform(size=300) < 0.5)  # ~+150 errors: ~5 points, clearly worse
-    errors = {0: (dense, words), 1: (same, words), 2: (worse, words)}
+    dev = {0: (dense, words), 1: (same, words), 2: (worse, words)}
+    test = {0: (dense[:200], words[:200]), 1: (worse[:200], words[:200]), 2: (worse[:200], words[:200])}
     imp = {0: {"remaining": 1.0, "dev_wer": corpus_wer(dense, words)},
-           1: {"remaining": 0.8, "dev_wer": corpus_wer(same, words)},
+           1: {"remaining": 0.8, "dev_wer": corpus_wer(same, words), "test_wer": corpus_wer(worse[:200], words[:200])},
            2: {"remaining": 0.64, "dev_wer": 0.5}}  # recorded != re-decoded: the page says so
-    lines, verdict, data = bench_lottery.bootstrap_section(imp, errors, 0.01, resamples(300, count=2000))
+    draws = {"dev": resamples(300, count=2000), "test": resamples(200, count=2000)}
+    lines, verdict, data = bench_lottery.bootstrap_section(imp, {"dev": dev, "test": test}, 0.01, draws)
     table = parse_tables("\n".join(lines))[0]
+    assert table["headers"][2:] == ["Dev WER", "Dev above dense (points)", "Dev 95 % interval", "Matches (rule)",
+                                    "Worse on dev", "Test WER", "Test above dense (points)", "Test 95 % interval",
+                                    "Worse on test"]
     assert [r[0] for r in table["rows"]] == ["1", "2"]
-    assert table["rows"][0][5:] == ["yes", "no"] and table["rows"][1][5:] == ["no", "yes"]
-    assert data[0]["lo"] <= data[0]["above_dense"] <= data[0]["hi"] and data[1]["lo"] > 0
+    assert table["rows"][0][5:7] == ["yes", "no"] and table["rows"][1][5:7] == ["no", "yes"]
+    assert table["rows"][0][-1] == "yes" and table["rows"][1][-1] == "yes"
+    assert data["dev"][0]["lo"] <= data["dev"][0]["above_dense"] <= data["dev"][0]["hi"] and data["dev"][1]["lo"] > 0
     assert "the match rule (at most +1.00 points above dense) picks level 1 (80.0 %)" in verdict
     assert "not significantly worse than dense) is level 1 (80.0 %)" in verdict
-    assert f"({300} utterances, {int(words.sum())} words)" in verdict
-    assert any(line.startswith("Re-decoded dev WER differs from the level's recorded one at level(s) 2.") for line in lines)
+    assert f"on dev (300 utterances, {int(words.sum())} words)" in verdict
+    assert verdict.endswith("levels are significantly worse than dense (level 1 (80.0 %), level 2 (64.0 %)).")
+    assert "Re-decoded WER differs from the level's recorded one: dev at level 2." in lines
+    only_dev, dev_verdict, _ = bench_lottery.bootstrap_section(imp, {"dev": dev}, 0.01, draws)
+    assert "on test" not in dev_verdict and "Test WER" not in "\n".join(only_dev)

@@ -72,3 +72,14 @@ def test_the_demo_goes_on_without_the_real_speech_packages(tmp_path, monkeypatch
     out = capsys.readouterr().out
     assert "real-speech test: not prepared" in out and "asterisk-core-sounds-en" in out
     assert not (tmp_path / "asterisk" / "test.jsonl").exists()
+
+
+def test_a_bad_override_stops_the_demo_before_the_corpus_is_synthesised(tmp_path, monkeypatch, capsys):
+    import audio_lottery.demo as demo
+
+    monkeypatch.setattr(demo, "ensure_corpus", lambda *a: pytest.fail("the corpus was synthesised first"))
+    assert main(["--data", str(tmp_path / "synth"), "--runs", str(tmp_path), "--config", str(TINY_CONFIG),
+                 "--set", "seed=1"]) == 2
+    err = capsys.readouterr().err
+    assert "demo: error: " in err and "unknown key 'seed'" in err and "--set seed=1" in err
+    assert not (tmp_path / "synth").exists()

@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from audio_lottery.config import load_config
+from audio_lottery.config import ConfigError, load_config
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.files import atomic_write_json, read_json
 from audio_lottery.layout import DEMO_TIMINGS, RunLayout
@@ -130,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     from audio_lottery.lottery.runner import run_dir_for, run_lottery
     from audio_lottery.lottery.tickets import level_results, select_tickets
 
+    try:  # a bad preset or --set fails here, not after minutes of corpus synthesis
+        load_config(args.config, args.overrides)
+    except ConfigError as exc:
+        print(f"demo: error: {exc} (config {args.config}, --set {' '.join(args.overrides) or 'none'})", file=sys.stderr)
+        return 2
     start = time.time()
     data = Path(args.data)
     phases: dict[str, float | None] = {"corpus": ensure_corpus(data, args.hours)}
