@@ -228,13 +228,17 @@ def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
 
 def lottery_seeds(r: dict) -> Lines:
     """The demo's search run again with another seed (`bench_lottery.py --seed-result`): its tickets beside
-    the other seeds' and each level's dev margin over its dense model."""
+    the other seeds' and each level's dev margin over its dense model, and the bootstrap intervals of
+    this run's margins when its page has them (`--bootstrap`)."""
+    intervals = table(r, section="WER above dense", optional=True)
     return section(f"The lottery search with another seed ([{r['page']}]({r['page']}))", r,
                    "The same preset, corpus and pruning rate as the search above, another `seed` (initial weights, "
                    "batch order, augmentation); its page has its every level, controls and costs. Dev / test WER in %.",
                    pick(table(r, section="Across seeds", first="Seed")),
                    "Dev WER above each seed's own dense model, in points, by remaining weights:",
-                   pick(table(r, section="Across seeds", first="Remaining")), verdicts(r, ""))
+                   pick(table(r, section="Across seeds", first="Remaining")),
+                   *(["This seed's levels above its dense model with 95 % paired bootstrap intervals (in points):",
+                      pick(intervals)] if intervals else []), verdicts(r, ""))
 
 
 def same_search(levels: dict, every: dict, ds2: list[list[str]]) -> bool:
