@@ -36,7 +36,7 @@ from audio_lottery.layout import RunLayout
 from audio_lottery.lottery.branches import CONTROL_BRANCHES, is_control_branch, threads_per_job
 from audio_lottery.lottery.report import write_report
 from audio_lottery.lottery.runner import load_run_config
-from audio_lottery.lottery.tickets import level_results
+from audio_lottery.lottery.tickets import level_results, matches_dense, select_tickets
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train.loop import load_split
 from quick import md_table, threads_phrase
@@ -236,15 +236,16 @@ def other_seeds(paths: Sequence[tuple[int, Path]], seed: int, search: dict[str, 
 BOOTSTRAP_HEADING = "WER above dense, with bootstrap intervals"
 
 
-def level_errors(run: Path, cfg: Config, levels: Sequence[int], split: str) -> dict[int, Errors]:
-    """Each IMP level's per-utterance errors on ``split``: its best checkpoint decodes the split again
-    (greedy, as the training loop and the level's scoring did)."""
-    records = load_split(cfg, split)
-    errors = {}
+def level_errors(run: Path, cfg: Config, levels: Sequence[int], splits: Sequence[str]) -> dict[str, dict[int, Errors]]:
+    """Each IMP level's per-utterance errors on each split: its best checkpoint, loaded once, decodes
+    the splits again (greedy, as the training loop and the level's scoring did)."""
+    records = {split: load_split(cfg, split) for split in splits}
+    errors: dict[str, dict[int, Errors]] = {split: {} for split in splits}
     for lv in levels:
         rec = Recognizer.load(model_path(RunLayout(run).level(lv).dir))
-        hyps = evaluate(rec, records, progress=True, desc=f"{split}, level {lv}")["hyps"]
-        errors[lv] = utterance_errors(records, hyps, cased=getattr(rec.tokenizer, "cased", False))
+        for split, recs in records.items():
+            hyps = evaluate(rec, recs, progress=True, desc=f"{split}, level {lv}")["hyps"]
+            errors[split][lv] = utterance_errors(recs, hyps, cased=getattr(rec.tokenizer, "cased", False))
     return errors
 
 
@@ -268,8 +269,9 @@ def bootstrap_section(imp: dict[int, dict], errors: dict[str, dict[int, Errors]]
     ticket with the sparsest level not significantly worse than dense on dev (its interval reaches 0)
     and counts the levels significantly worse on test."""
     data = {split: split_margins(imp, errs, draws[split], split) for split, errs in errors.items()}
+    dense_dev = corpus_wer(*errors["dev"][0])
     for d in data["dev"]:
-        d["matches"] = d["above_dense"] <= tolerance + 1e-9
+        d["matches"] = matches_dense(d["wer"], dense_dev, tolerance)
     splits = list(data)
     sizes = {s: (len(errors[s][0][0]), int(errors[s][0][1].sum())) for s in splits}
 
@@ -287,7 +289,9 @@ def bootstrap_section(imp: dict[int, dict], errors: dict[str, dict[int, Errors]]
             row += [*cells(e), *(["yes" if e["matches"] else "no"] if s == "dev" else []), "yes" if e["worse"] else "no"]
         rows.append(row)
     dev = data["dev"]
-    extreme = min((d for d in dev if d["matches"]), key=lambda d: d["remaining"], default=None)
+    chosen = select_tickets([{"level": 0, "remaining": 1.0, "dev_wer": dense_dev},
+                             *({**d, "dev_wer": d["wer"]} for d in dev)], tolerance)["extreme"]
+    extreme = next((d for d in dev if chosen and d["level"] == chosen["level"]), None)
     kept = min((d for d in dev if not d["worse"]), key=lambda d: d["remaining"], default=None)
     widths = [100 * (d["hi"] - d["lo"]) for d in dev] or [0.0]
 
@@ -364,7 +368,7 @@ def main() -> None:
     if args.bootstrap:
         torch.set_num_threads(cfg.train.threads)
         splits = ["dev", *(["test"] if cfg.data.test_manifest else [])]
-        errors = {split: level_errors(run, cfg, sorted(imp), split) for split in splits}
+        errors = level_errors(run, cfg, sorted(imp), splits)
         draws = {split: resamples(len(errors[split][0][0])) for split in splits}
         section, verdict, margins = bootstrap_section(imp, errors, cfg.lottery.match_tolerance, draws)
         lines += section

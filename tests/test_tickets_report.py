@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from audio_lottery.lottery.report import load_run, write_report
-from audio_lottery.lottery.tickets import level_results, select_tickets
+from audio_lottery.lottery.tickets import level_results, matches_dense, select_tickets
 from audio_lottery.pruning import Mask, global_magnitude
 
 DEV = [0.200, 0.195, 0.190, 0.198, 0.204, 0.210, 0.300]
@@ -44,6 +44,7 @@ def test_no_match_and_boundary() -> None:
     assert out["extreme"] is None and out["best"]["level"] == 1
     exact = select_tickets(_results(dev=[0.1, 0.105, 0.2]), tolerance=0.005)
     assert exact["extreme"]["level"] == 1  # 0.1 + 0.005 in floating point still matches
+    assert matches_dense(0.105, 0.1, 0.005) and not matches_dense(0.1051, 0.1, 0.005)  # the rule select_tickets applies
 
 
 def test_best_tie_prefers_sparser_and_order_independent() -> None:

@@ -131,16 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     from audio_lottery.lottery.runner import run_dir_for, run_lottery
     from audio_lottery.lottery.tickets import level_results, select_tickets
 
-    try:  # a bad preset or --set fails here, not after minutes of corpus synthesis
-        load_config(args.config, args.overrides)
+    start = time.time()
+    data = Path(args.data)
+    overrides = [f"data.{s}_manifest={data / f'{s}.jsonl'}" for s in ("train", "dev", "test")] + args.overrides
+    try:  # before the corpus: a bad preset or --set fails here, not after minutes of synthesis
+        cfg = load_config(args.config, overrides)
     except ConfigError as exc:
         print(f"demo: error: {exc} (config {args.config}, --set {' '.join(args.overrides) or 'none'})", file=sys.stderr)
         return 2
-    start = time.time()
-    data = Path(args.data)
     phases: dict[str, float | None] = {"corpus": ensure_corpus(data, args.hours)}
-    overrides = [f"data.{s}_manifest={data / f'{s}.jsonl'}" for s in ("train", "dev", "test")] + args.overrides
-    cfg = load_config(args.config, overrides)
     if cfg.data.real_test_manifest:
         phases["real_speech"], real_speech_skipped = None, "given by data.real_test_manifest"
     else:

@@ -27,6 +27,11 @@ def _dense(results: list[dict[str, Any]]) -> dict[str, Any]:
     return dense[0]
 
 
+def matches_dense(dev_wer: float, dense_dev_wer: float, tolerance: float) -> bool:
+    """The match rule: a pruned level's dev WER is at most the dense model's plus ``tolerance`` (absolute)."""
+    return dev_wer <= dense_dev_wer + tolerance + _EPS
+
+
 def select_tickets(results: list[dict[str, Any]], tolerance: float) -> dict[str, dict[str, Any] | None]:
     """Pick tickets from one branch's per-level results (level 0 is the dense model).
 
@@ -41,8 +46,7 @@ def select_tickets(results: list[dict[str, Any]], tolerance: float) -> dict[str,
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     dense = _dense(results)
     pruned = [r for r in results if _usable(r) and r.get("level", 0) > 0]
-    limit = dense["dev_wer"] + tolerance + _EPS
-    matching = [r for r in pruned if r["dev_wer"] <= limit]
+    matching = [r for r in pruned if matches_dense(r["dev_wer"], dense["dev_wer"], tolerance)]
     extreme = min(matching, key=lambda r: (r["remaining"], r["dev_wer"])) if matching else None
     best = min(pruned, key=lambda r: (r["dev_wer"], r["remaining"])) if pruned else None
     return {"dense": dense, "extreme": extreme, "best": best}
