@@ -74,3 +74,18 @@ def test_learning_rate_schedules():
     cfg.train.schedule = "noam"
     assert learning_rate(cfg, 9, 0) == pytest.approx(1.0)
     assert learning_rate(cfg, 39, 5) == pytest.approx(0.5)
+
+
+def test_a_retired_key_with_its_old_value_loads_and_leaves_the_hash_alone(tmp_path):
+    """A run saved before ``lottery.replicate`` went carries ``replicate: 0``: it still loads, to the
+    same config and hash as without it; any other value is refused, naming the key and the reason."""
+    saved = tmp_path / "config.yaml"
+    saved.write_text("lottery: {levels: 3, replicate: 0}\n")
+    cfg = load_config(saved)
+    assert cfg == load_config(None, ["lottery.levels=3"])
+    assert config_hash(cfg) == config_hash(load_config(None, ["lottery.levels=3"]))
+    saved.write_text("lottery: {levels: 3, replicate: 2}\n")
+    with pytest.raises(ConfigError, match=r"config.yaml: lottery.replicate is retired .*train.seed.* got 2"):
+        load_config(saved)
+    with pytest.raises(ConfigError, match="unknown key 'lottery.replicates'"):
+        load_config(None, ["lottery.replicates=0"])

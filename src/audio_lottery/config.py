@@ -284,7 +284,6 @@ class PruneConfig:
 class LotteryConfig:
     levels: int = hparam(10, "number of pruning levels after the dense level 0", ge=0)
     match_tolerance: float = hparam(0.005, "a ticket 'matches' dense when its dev WER <= dense WER + this (absolute)", ge=0)
-    replicate: int = hparam(0, "replicate index (different seeds share a lottery hash)", ge=0)
 
 
 @dataclass
@@ -349,12 +348,32 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
     return value
 
 
+# Keys that configs once had and nothing reads any more: the value they always held, and why they went.
+# A saved run's config.yaml still carries them, so loading drops them when they hold that value and
+# refuses any other value (a run that asked for something this code cannot do).
+RETIRED_KEYS: dict[str, tuple[Any, str]] = {
+    "lottery.replicate": (0, "it was never read; another seed of the same search is train.seed"),
+}
+
+
+def _retired(key: str, value: Any) -> bool:
+    """True when ``key`` is retired and holds its old value (skip it); ConfigError for another value."""
+    if key not in RETIRED_KEYS:
+        return False
+    old, why = RETIRED_KEYS[key]
+    if value != old:
+        raise ConfigError(f"{key} is retired ({why}); only its old value {old!r} is accepted, got {value!r}")
+    return True
+
+
 def _apply(obj: Any, data: dict, prefix: str = "") -> None:
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
     fields = section_fields(type(obj))
     for name, value in data.items():
         key = f"{prefix}{name}"
+        if name not in fields and _retired(key, value):
+            continue
         if name not in fields:
             raise ConfigError(f"unknown key {key!r}; allowed: {', '.join(sorted(fields))}")
         typ, meta = fields[name]
