@@ -73,7 +73,7 @@ def conditions(r: dict) -> str:
 def conditions_text(r: dict) -> str:
     c, run = r["conditions"], run_of(r)
     parts = [f"{'dated' if c.get('date_note') else 'measured'} {c['date']}" if c.get("date") else None,
-             ", ".join(p for p in (c.get("machine"), f"{c['cpu_cores']} cores" if c.get("cpu_cores") else None,
+             ", ".join(p for p in (machine_text(c), f"{c['cpu_cores']} cores" if c.get("cpu_cores") else None,
                                    c.get("gpu")) if p) or None,
              f"torch {c['torch']}" if c.get("torch") else None,
              f"threads {c['torch_threads']}" if c.get("torch_threads") else None,
@@ -83,6 +83,12 @@ def conditions_text(r: dict) -> str:
     origin = (f"imported from the page{commit}; the bench replaces it when it next runs" if r.get("imported")
               else f"written by the bench{commit}")
     return f"{'; '.join(p for p in parts if p)}. *Source:* [{r['page']}]({r['page']}), {origin}."
+
+
+def machine_text(c: dict) -> str | None:
+    """``x86_64 (AMD EPYC)``: the architecture with the processor model where the result names one."""
+    machine, cpu = c.get("machine"), c.get("cpu")
+    return f"{machine} ({cpu})" if machine and cpu else machine or cpu
 
 
 def run_of(r: dict) -> str | None:

@@ -350,3 +350,11 @@ def test_a_page_names_paths_inside_the_repository_relative_to_its_root(tmp_path)
     assert page.read_text() == ("# T\n\nReal-speech test (data/asterisk/test.jsonl, 97 utterances) and "
                                 f"{outside}.\n\n- scored data/asterisk/test.jsonl: 98.3 %\n")
     assert json.loads(path.read_text())["verdicts"] == ["scored data/asterisk/test.jsonl: 98.3 %"]
+
+
+def test_conditions_name_the_processor_when_the_result_does():
+    base = {"page": "docs/bench_x.md", "command": "python bench/bench_x.py",
+            "conditions": {"date": "2031-02-03", "machine": "x86_64", "cpu_cores": 2, "torch_threads": 2}}
+    assert "2031-02-03; x86_64, 2 cores; threads 2." in make_results.conditions_text(base)
+    base["conditions"]["cpu"] = "AMD EPYC"
+    assert "2031-02-03; x86_64 (AMD EPYC), 2 cores; threads 2." in make_results.conditions_text(base)

@@ -43,11 +43,27 @@ def corpus_version(data: Path | str | None) -> dict:
     return {"corpus": str(data), **{f"corpus_{k}": settings[k] for k in ("version", "hours", "seed") if k in settings}}
 
 
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The processor's model name (Linux ``/proc/cpuinfo``, else ``platform.processor()``); None when unknown.
+
+    Stated beside CPU figures: timings, and the kernels torch picks (bfloat16 ones included), depend
+    on the processor, not only on the architecture and the core count."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def run_conditions(**extra) -> dict:
     """Date, machine, torch version and threads, commit of this checkout; ``extra`` adds or overrides keys."""
     return {
         "date": dt.date.today().isoformat(),
         "machine": platform.machine(),
+        "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__,
