@@ -154,10 +154,11 @@ def _percent_value(cell: str) -> float | None:
     return None if text in ("", "–") else float(text)
 
 
-def seed_summary(seed: int, label: str, levels: dict) -> dict[str, Any]:
+def seed_summary(seed: int, label: str, levels: dict, dev_margins: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """One seed's search as its page's levels table states it: dense, extreme and best ticket (the page's
     own marks, chosen on dev), the controls' test WER at the extreme level, and each level's dev WER
-    (percentages as numbers)."""
+    (percentages as numbers); with the page's dev bootstrap margins (:func:`split_margins`), also its
+    sparsest level not significantly worse than dense (``not_worse``: remaining weights, or None)."""
     col = {h: i for i, h in enumerate(levels["headers"])}
     dense = levels["rows"][0]
 
@@ -169,9 +170,21 @@ def seed_summary(seed: int, label: str, levels: dict) -> dict[str, Any]:
     extreme = _marked(levels, "extreme")
     controls = {name: _percent_value(extreme[col[f"{name} test WER"]]) if extreme and f"{name} test WER" in col else None
                 for name in CONTROL_BRANCHES}
+    kept = sparsest_not_worse(dev_margins) if dev_margins is not None else None
     return {"seed": seed, "label": label, "dense": ticket(dense), "extreme": ticket(extreme),
             "best": ticket(_marked(levels, "best")), "controls": controls,
-            "dev_wer": {r[col["Remaining"]]: _percent_value(r[col["Dev WER"]]) for r in levels["rows"]}}
+            "dev_wer": {r[col["Remaining"]]: _percent_value(r[col["Dev WER"]]) for r in levels["rows"]},
+            "bootstrap": dev_margins is not None, "not_worse": None if kept is None else _remaining_text(kept)}
+
+
+def _remaining_text(margin: dict[str, Any]) -> str:
+    """A margin's remaining weights as the levels table writes them ('10.7 %')."""
+    return f"{100 * margin['remaining']:.1f} %"
+
+
+def sparsest_not_worse(dev_margins: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The sparsest level whose 95 % paired interval on dev reaches 0 (not significantly worse than dense)."""
+    return min((d for d in dev_margins if not d["worse"]), key=lambda d: d["remaining"], default=None)
 
 
 def _wer_pair(t: dict[str, Any] | None) -> str:
@@ -182,10 +195,12 @@ def seeds_section(seeds: list[dict[str, Any]], tolerance: float) -> tuple[list[s
     """The page's section on the same search with several seeds (:func:`seed_summary` each, this run
     first) and its verdict line: the tickets and controls per seed, then each level's dev WER above
     its own dense model's, the margin the extreme ticket is chosen by."""
+    tested = [s for s in seeds if s["bootstrap"]]
     rows = [[str(s["seed"]), s["label"], _wer_pair(s["dense"]),
              s["extreme"]["remaining"] if s["extreme"] else "none matches", _wer_pair(s["extreme"]),
              " / ".join("–" if s["controls"][n] is None else f"{s['controls'][n]:.2f} %" for n in CONTROL_BRANCHES),
-             s["best"]["remaining"] if s["best"] else "–", _wer_pair(s["best"])] for s in seeds]
+             s["best"]["remaining"] if s["best"] else "–", _wer_pair(s["best"]),
+             *([(s["not_worse"] or "none") if s["bootstrap"] else "–"] if tested else [])] for s in seeds]
     remaining = list(dict.fromkeys(r for s in seeds for r in s["dev_wer"]))
     margins = [[r, *("–" if s["dev_wer"].get(r) is None else f"{s['dev_wer'][r] - s['dense']['dev_wer']:+.2f}"
                      for s in seeds)] for r in remaining[1:]]
@@ -198,17 +213,34 @@ def seeds_section(seeds: list[dict[str, Any]], tolerance: float) -> tuple[list[s
                ).format(n=len(seeds), last=last, at_last=at_last, beaten=beaten,
                         where=", ".join(f"{s['extreme']['remaining'] if s['extreme'] else 'no level'} (seed {s['seed']})"
                                         for s in seeds))
+    if tested:
+        verdict = verdict[:-1] + f"; {_bootstrap_clause(seeds, last)}."
     lines = [f"## {SEEDS_HEADING}", "",
              "The same search (preset, corpus, pruning rate) with other seeds (`seed`: initial weights, batch order, "
              "augmentation), each from its own page's levels table; this run first. Dev / test WER; the controls "
              f"are tested at the seed's extreme ticket ({' / '.join(CONTROL_BRANCHES)}).", "",
              md_table(["Seed", "Result", "Dense dev / test WER", "Extreme ticket", "Extreme dev / test WER",
-                       "Controls' test WER there", "Best ticket", "Best dev / test WER"], rows), "",
+                       "Controls' test WER there", "Best ticket", "Best dev / test WER",
+                       *(["Sparsest not significantly worse on dev"] if tested else [])], rows), "",
+             *([f"The last column: the sparsest level whose 95 % paired bootstrap interval of dev WER above dense "
+                f"reaches 0 (the section '{BOOTSTRAP_HEADING}' of the seed's page).", ""] if tested else []),
              f"Dev WER above the seed's own dense model, in points, by remaining weights (a level matches dense "
              f"at <= {100 * tolerance:+.2f}):", "",
              md_table(["Remaining", *(f"seed {s['seed']}" for s in seeds)], margins), "",
              f"**{verdict}**", ""]
     return lines, verdict
+
+
+def _bootstrap_clause(seeds: list[dict[str, Any]], last: str) -> str:
+    """The seeds verdict's clause on the bootstrap rule: the same question asked of the dev set's noise
+    instead of the fixed tolerance, for the seeds whose page has the bootstrap section."""
+    tested = [s for s in seeds if s["bootstrap"]]
+    text = ("the sparsest level not significantly worse than dense on dev (95 % paired bootstrap) is "
+            + ", ".join(f"{s['not_worse'] or 'no level'} (seed {s['seed']})" for s in tested))
+    if len(tested) > 1:
+        text += f"; {last} in {sum(1 for s in tested if s['not_worse'] == last)} of {len(tested)}"
+    untested = [str(s["seed"]) for s in seeds if not s["bootstrap"]]
+    return text + (f" (seed {', '.join(untested)}: no bootstrap on its page)" if untested else "")
 
 
 def other_seeds(paths: Sequence[tuple[int, Path]], seed: int, search: dict[str, Any]) -> list[dict[str, Any]]:
@@ -227,7 +259,8 @@ def other_seeds(paths: Sequence[tuple[int, Path]], seed: int, search: dict[str, 
                   "prune_percent_per_level": result.get("figures", {}).get("prune_percent_per_level")}
         if theirs != search:
             raise ValueError(f"{path}: another search ({theirs}) than this run's ({search})")
-        out.append(seed_summary(other, path.name, levels_table(result["tables"], str(path))))
+        margins = (result.get("data") or {}).get("bootstrap", {}).get("dev")
+        out.append(seed_summary(other, path.name, levels_table(result["tables"], str(path)), margins))
     return out
 
 
@@ -292,7 +325,7 @@ def bootstrap_section(imp: dict[int, dict], errors: dict[str, dict[int, Errors]]
     chosen = select_tickets([{"level": 0, "remaining": 1.0, "dev_wer": dense_dev},
                              *({**d, "dev_wer": d["wer"]} for d in dev)], tolerance)["extreme"]
     extreme = next((d for d in dev if chosen and d["level"] == chosen["level"]), None)
-    kept = min((d for d in dev if not d["worse"]), key=lambda d: d["remaining"], default=None)
+    kept = sparsest_not_worse(dev)
     widths = [100 * (d["hi"] - d["lo"]) for d in dev] or [0.0]
 
     def where(d: dict | None) -> str:
@@ -356,21 +389,25 @@ def main() -> None:
         lines += [f"Other branches of this run, not in this page's tables or costs (only the controls "
                   f"{' and '.join(CONTROL_BRANCHES)} are): {', '.join(others)}.", ""]
     conditions = {**training_conditions(cfg), "seed": cfg.train.seed}
-    verdicts, data = [], None
+    verdicts, data, margins, boot = [], None, None, None
+    if args.bootstrap:  # decoded first: the seeds section uses its dev margins
+        torch.set_num_threads(cfg.train.threads)
+        splits = ["dev", *(["test"] if cfg.data.test_manifest else [])]
+        errors = level_errors(run, cfg, sorted(imp), splits)
+        draws = {split: resamples(len(errors[split][0][0])) for split in splits}
+        boot = bootstrap_section(imp, errors, cfg.lottery.match_tolerance, draws)
+        margins = boot[2]
     if args.seed_result:
-        here = seed_summary(cfg.train.seed, f"this run ({run.name})", levels_table(parse_tables("\n".join(lines)), run.name))
+        here = seed_summary(cfg.train.seed, f"this run ({run.name})", levels_table(parse_tables("\n".join(lines)), run.name),
+                            margins["dev"] if margins else None)
         search = {"corpus_version": conditions.get("corpus_version"),
                   "prune_percent_per_level": rate_figures["prune_percent_per_level"]}
         seeds = [here, *other_seeds(args.seed_result, cfg.train.seed, search)]
         section, verdict = seeds_section(seeds, cfg.lottery.match_tolerance)
         lines += section
         verdicts, data = [verdict], {"seeds": seeds}
-    if args.bootstrap:
-        torch.set_num_threads(cfg.train.threads)
-        splits = ["dev", *(["test"] if cfg.data.test_manifest else [])]
-        errors = level_errors(run, cfg, sorted(imp), splits)
-        draws = {split: resamples(len(errors[split][0][0])) for split in splits}
-        section, verdict, margins = bootstrap_section(imp, errors, cfg.lottery.match_tolerance, draws)
+    if boot is not None:
+        section, verdict, margins = boot
         lines += section
         verdicts.append(verdict)
         data = {**(data or {}), "bootstrap": margins}

@@ -220,6 +220,34 @@ def test_a_seed_without_a_matching_level_and_bad_seed_arguments():
         bench_lottery.levels_table([], "docs/x.json")
 
 
+def _margin(level: int, remaining: float, worse: bool) -> dict:
+    return {"level": level, "remaining": remaining, "worse": worse}
+
+
+def test_seeds_section_adds_each_seeds_sparsest_level_not_significantly_worse_on_dev():
+    rows = [["0", "100.0 %", "56.00 %", "69.00 %", "–", "–"], ["1 (best)", "80.0 %", "55.00 %", "68.00 %", "–", "–"],
+            ["2 (extreme)", "64.0 %", "56.90 %", "70.50 %", "80.00 %", "82.00 %"],
+            ["3", "51.2 %", "58.00 %", "71.00 %", "–", "–"]]
+    reaches = bench_lottery.seed_summary(1, "this run", _levels(rows),
+                                         [_margin(1, 0.8, False), _margin(2, 0.64, True), _margin(3, 0.512, False)])
+    stops = bench_lottery.seed_summary(0, "a.json", _levels(rows), [_margin(1, 0.8, False), _margin(2, 0.64, False),
+                                                                   _margin(3, 0.512, True)])
+    untested = bench_lottery.seed_summary(2, "b.json", _levels(rows))
+    assert (reaches["not_worse"], stops["not_worse"], untested["not_worse"]) == ("51.2 %", "64.0 %", None)
+    lines, verdict = bench_lottery.seeds_section([reaches, stops, untested], 0.01)
+    table = parse_tables("\n".join(lines))[0]
+    assert table["headers"][-1] == "Sparsest not significantly worse on dev"
+    assert [r[-1] for r in table["rows"]] == ["51.2 %", "64.0 %", "–"]
+    assert verdict.endswith("; the sparsest level not significantly worse than dense on dev (95 % paired bootstrap) "
+                            "is 51.2 % (seed 1), 64.0 % (seed 0); 51.2 % in 1 of 2 (seed 2: no bootstrap on its page).")
+    all_worse = bench_lottery.seed_summary(3, "c.json", _levels(rows), [_margin(1, 0.8, True)])
+    lines, verdict = bench_lottery.seeds_section([all_worse], 0.01)
+    assert parse_tables("\n".join(lines))[0]["rows"][0][-1] == "none" and verdict.endswith("is no level (seed 3).")
+    # without any bootstrap the section is as before: no column, no clause
+    lines, verdict = bench_lottery.seeds_section([untested], 0.01)
+    assert "not significantly" not in "\n".join(lines)
+
+
 def test_other_seeds_refuses_another_seed_stamp_its_own_seed_and_another_search(tmp_path: Path):
     page = "## Levels\n\n" + md_table(SEED_HEADERS, [["0", "100.0 %", "50.00 %", "60.00 %", "–", "–"]]) + "\n"
     path = tmp_path / "r.json"
@@ -233,6 +261,11 @@ def test_other_seeds_refuses_another_seed_stamp_its_own_seed_and_another_search(
     with pytest.raises(ValueError, match="r.json: another search"):
         bench_lottery.other_seeds([(3, path)], 1, {**search, "prune_percent_per_level": 36})
     assert bench_lottery.other_seeds([(3, path)], 1, search)[0]["dense"]["dev_wer"] == 50.0
+    assert not bench_lottery.other_seeds([(3, path)], 1, search)[0]["bootstrap"]
+    result = json.loads(path.read_text())
+    result["data"] = {"bootstrap": {"dev": [_margin(1, 0.8, False)], "test": [_margin(1, 0.8, True)]}}
+    path.write_text(json.dumps(result))
+    assert bench_lottery.other_seeds([(3, path)], 1, search)[0]["not_worse"] == "80.0 %"  # dev's, not test's
 
 
 def test_bootstrap_section_sets_the_match_rule_beside_the_intervals_on_dev_and_test():
