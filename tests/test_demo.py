@@ -14,7 +14,9 @@ from conftest import TINY_CONFIG
 
 
 @pytest.mark.slow
-def test_demo_pipeline_on_the_tiny_preset(tiny_corpus, tmp_path, capsys):
+def test_demo_pipeline_on_the_tiny_preset(tiny_corpus, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("audio_lottery.demo.git_commit", lambda: "commit-at-start")  # then HEAD moves on:
+    monkeypatch.setattr("audio_lottery.provenance.git_commit", lambda: "commit-at-the-end")
     real = tmp_path / "real.jsonl"  # a stand-in real-speech test: raw_text scored through Whisper's normaliser
     rows = [{**r, "audio": str(tiny_corpus / r["audio"]), "raw_text": r["text"].capitalize() + "."}
             for r in read_manifest(tiny_corpus / "test.jsonl")[:4]]
@@ -35,6 +37,7 @@ def test_demo_pipeline_on_the_tiny_preset(tiny_corpus, tmp_path, capsys):
     assert timings["skipped"] == {"corpus": "present", "real_speech": "given by data.real_test_manifest"}
     assert 0 < phases["search"] and 0 < phases["branches"] and phases["search"] + phases["branches"] <= phases["total"]
     assert timings["run"] == run_dir.name and timings["conditions"]["machine"] and timings["branch_jobs"] == 2
+    assert timings["conditions"]["commit"] == "commit-at-start"  # the code that ran, not HEAD when it ended
 
 
 def test_branch_levels_cover_every_nth_level_and_the_extreme_ticket_or_the_last_level():

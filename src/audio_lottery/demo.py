@@ -27,7 +27,7 @@ from audio_lottery.config import ConfigError, load_config
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.files import atomic_write_json, read_json
 from audio_lottery.layout import DEMO_TIMINGS, RunLayout
-from audio_lottery.provenance import corpus_version, run_conditions
+from audio_lottery.provenance import corpus_version, git_commit, run_conditions
 
 TIMINGS = DEMO_TIMINGS
 
@@ -95,12 +95,13 @@ def corpus_sizes(data: Path) -> dict:
 
 def write_timings(run_dir: Path, phases: dict[str, float | None], *, data: Path, cfg, levels_done: int,
                   levels_wall_s: float | None = None, skipped: dict[str, str] | None = None,
-                  branch_jobs: int = 1) -> Path:
+                  branch_jobs: int = 1, commit: str | None = None) -> Path:
     """The demo's own timings (seconds per phase, rounded to 0.1) and conditions, in the run folder;
     ``levels_wall_s``: the IMP levels' own wall time summed over their results, levels that an
     earlier, interrupted demo trained included (the search phase counts only this invocation's);
     ``skipped``: why a phase without seconds did no work, beside the corpus (present when its phase is None);
-    ``branch_jobs``: how many control branches trained side by side."""
+    ``branch_jobs``: how many control branches trained side by side; ``commit``: the checkout's commit
+    when the demo started, the code it ran (default: the commit now)."""
     path = RunLayout(run_dir).demo_timings
     atomic_write_json(path, {
         "run": run_dir.name, "phases_s": {k: None if v is None else round(v, 1) for k, v in phases.items()},
@@ -108,7 +109,8 @@ def write_timings(run_dir: Path, phases: dict[str, float | None], *, data: Path,
         "levels_wall_s": None if levels_wall_s is None else round(levels_wall_s, 1),
         "corpus_present": phases["corpus"] is None, "levels_done_at_start": levels_done,
         "levels": cfg.lottery.levels, "branch_jobs": branch_jobs, "corpus": corpus_sizes(data),
-        "conditions": run_conditions(train_threads=cfg.train.threads, **corpus_version(data)),
+        "conditions": run_conditions(train_threads=cfg.train.threads, **corpus_version(data),
+                                     **({"commit": commit} if commit else {})),
     })
     return path
 
@@ -139,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"demo: error: {exc} (config {args.config}, --set {' '.join(args.overrides) or 'none'})", file=sys.stderr)
         return 2
+    commit = git_commit()  # the code this demo runs: commits made while it trains are not its code
     phases: dict[str, float | None] = {"corpus": ensure_corpus(data, args.hours)}
     if cfg.data.real_test_manifest:
         phases["real_speech"], real_speech_skipped = None, "given by data.real_test_manifest"
@@ -168,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     timings = write_timings(run_dir, phases, data=data, cfg=cfg, levels_done=levels_done,
                             levels_wall_s=sum(r["wall_seconds"] for r in results),
                             skipped={"real_speech": real_speech_skipped} if real_speech_skipped else None,
-                            branch_jobs=args.branch_jobs)
+                            branch_jobs=args.branch_jobs, commit=commit)
     print(f"timings: {timings}")
     print(run_dir)
     return 0
