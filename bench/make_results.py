@@ -208,7 +208,8 @@ def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
                   f"({f['branch_trainings']} trainings) {f['branches_min']} min"
                   + (f" ({f['branches_side_by_side_min']} min of wall time side by side)"
                      if "branches_side_by_side_min" in f else "") + "; search and branches "
-                  f"{f['search_and_branches_min']} min = {f['search_and_branches_x_dense']} x dense."]
+                  f"{f['search_and_branches_min']} min = {f['search_and_branches_x_dense']} x dense.",
+                  *bootstrap_intervals(r, "This search's")]
     for earlier, before in earlier_runs(r):
         body += [f"An earlier run of the search{f' (`{earlier}`)' if earlier else ''} beside this run, paired by "
                  "remaining weights (its page names its corpus and command):", pick(before)]
@@ -236,15 +237,21 @@ def lottery_seeds(r: dict) -> Lines:
     """The demo's search run again with another seed (`bench_lottery.py --seed-result`): its tickets beside
     the other seeds' and each level's dev margin over its dense model, and the bootstrap intervals of
     this run's margins when its page has them (`--bootstrap`)."""
-    intervals = table(r, section="WER above dense", optional=True)
     return section(f"The lottery search with another seed ([{r['page']}]({r['page']}))", r,
                    "The same preset, corpus and pruning rate as the search above, another `seed` (initial weights, "
                    "batch order, augmentation); its page has its every level, controls and costs. Dev / test WER in %.",
                    pick(table(r, section="Across seeds", first="Seed")),
                    "Dev WER above each seed's own dense model, in points, by remaining weights:",
                    pick(table(r, section="Across seeds", first="Remaining")),
-                   *(["This seed's levels above its dense model with 95 % paired bootstrap intervals (in points):",
-                      pick(intervals)] if intervals else []), verdicts(r, ""))
+                   *bootstrap_intervals(r, "This seed's"), verdicts(r, ""))
+
+
+def bootstrap_intervals(r: dict, whose: str) -> Lines:
+    """A lottery page's levels above its dense model with their bootstrap intervals (`bench_lottery.py
+    --bootstrap`), introduced as ``whose`` levels; nothing for a page without them."""
+    intervals = table(r, section="WER above dense", optional=True)
+    return [f"{whose} levels above its dense model with 95 % paired bootstrap intervals (in points):",
+            pick(intervals)] if intervals else []
 
 
 def same_search(levels: dict, every: dict, ds2: list[list[str]]) -> bool:
