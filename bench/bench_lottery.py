@@ -316,7 +316,7 @@ def bootstrap_section(imp: dict[int, dict], errors: dict[str, dict[int, Errors]]
         headers += [f"{s.capitalize()} WER", f"{s.capitalize()} above dense (points)", f"{s.capitalize()} 95 % interval",
                     *(["Matches (rule)"] if s == "dev" else []), f"Worse on {s}"]
     for i, d in enumerate(data["dev"]):
-        row = [str(d["level"]), f"{100 * d['remaining']:.1f} %"]
+        row = [str(d["level"]), _remaining_text(d)]
         for s in splits:
             e = data[s][i]
             row += [*cells(e), *(["yes" if e["matches"] else "no"] if s == "dev" else []), "yes" if e["worse"] else "no"]
@@ -329,7 +329,7 @@ def bootstrap_section(imp: dict[int, dict], errors: dict[str, dict[int, Errors]]
     widths = [100 * (d["hi"] - d["lo"]) for d in dev] or [0.0]
 
     def where(d: dict | None) -> str:
-        return "no level" if d is None else f"level {d['level']} ({100 * d['remaining']:.1f} %)"
+        return "no level" if d is None else f"level {d['level']} ({_remaining_text(d)})"
 
     verdict = (f"Result: on dev ({sizes['dev'][0]} utterances, {sizes['dev'][1]} words) the match rule (at most "
                f"{100 * tolerance:+.2f} points above dense) picks {where(extreme)}; the sparsest level whose 95 % "
@@ -389,17 +389,16 @@ def main() -> None:
         lines += [f"Other branches of this run, not in this page's tables or costs (only the controls "
                   f"{' and '.join(CONTROL_BRANCHES)} are): {', '.join(others)}.", ""]
     conditions = {**training_conditions(cfg), "seed": cfg.train.seed}
-    verdicts, data, margins, boot = [], None, None, None
+    verdicts, data, boot = [], None, None
     if args.bootstrap:  # decoded first: the seeds section uses its dev margins
         torch.set_num_threads(cfg.train.threads)
         splits = ["dev", *(["test"] if cfg.data.test_manifest else [])]
         errors = level_errors(run, cfg, sorted(imp), splits)
         draws = {split: resamples(len(errors[split][0][0])) for split in splits}
         boot = bootstrap_section(imp, errors, cfg.lottery.match_tolerance, draws)
-        margins = boot[2]
     if args.seed_result:
         here = seed_summary(cfg.train.seed, f"this run ({run.name})", levels_table(parse_tables("\n".join(lines)), run.name),
-                            margins["dev"] if margins else None)
+                            boot[2]["dev"] if boot else None)
         search = {"corpus_version": conditions.get("corpus_version"),
                   "prune_percent_per_level": rate_figures["prune_percent_per_level"]}
         seeds = [here, *other_seeds(args.seed_result, cfg.train.seed, search)]
