@@ -166,6 +166,12 @@ def fmt(s: dict | None, key: str) -> str:
     return "–" if s is None else f"{s[key]:.3f}"
 
 
+def output_units(tokenizer) -> str:
+    """The tokenizer in words: its kind and its number of CTC classes."""
+    kind = {"char": "characters", "bpe": "sentencepiece BPE pieces"}.get(tokenizer.kind, tokenizer.kind)
+    return f"{kind} ({tokenizer.vocab_size} CTC classes incl. the blank)"
+
+
 def learning_rate_schedule(t: TrainConfig) -> str:
     """The run's learning-rate schedule in words (recipes change it, so the page states it)."""
     warm = f", linear warm-up over {t.warmup_steps} steps" if t.warmup_steps else ""
@@ -247,6 +253,7 @@ def main() -> None:
         ("corpus", f"version {version.get('corpus_version', '?')}, {version.get('corpus_hours', '?')} h requested, "
                    f"seed {version.get('corpus_seed', '?')}"),
         ("parameters", f"{sum(p.numel() for p in rec.model.parameters()):,}"),
+        ("output units", output_units(rec.tokenizer)),
         ("training audio", f"{result['kept']} utterances ({train_hours:.2f} h)"
                            + (f" from {Path(train).parent.name}/ ({train_version.get('corpus_hours', '?')} h requested, "
                               f"corpus version {train_version.get('corpus_version', '?')}): the test and dev sets are "

@@ -118,3 +118,11 @@ def test_training_numerics_state_the_autocast_and_the_weight_average():
     assert bench.training_numerics(TrainConfig()) == "float32; no weight average"
     assert bench.training_numerics(TrainConfig(amp="bf16", ema_decay=0.995)) == (
         "bfloat16 autocast (CTC loss in float32); moving average of the weights (decay 0.995) evaluated and kept")
+
+
+def test_output_units_name_the_tokenizer_and_its_class_count():
+    from audio_lottery.data.pipeline.tokenizers import CharTokenizer, VocabSize
+
+    char = bench.output_units(CharTokenizer())
+    assert char.startswith("characters (") and f"({CharTokenizer().vocab_size} CTC classes" in char
+    assert bench.output_units(VocabSize("bpe", 256)) == "sentencepiece BPE pieces (256 CTC classes incl. the blank)"
