@@ -1,5 +1,5 @@
-"""The in-memory feature cache: same features as without it, decoded once, bounded, and off
-whenever an augmentation changes what the front-end sees."""
+"""The in-memory cache of decoded training input: same features as without it, decoded once,
+bounded; features where the augmentation leaves the front-end's input alone, else the audio."""
 
 from __future__ import annotations
 
@@ -15,7 +15,14 @@ from audio_lottery.data.pipeline import dataset as dataset_module
 from audio_lottery.data.audio import AudioError
 from audio_lottery.data.pipeline.augmentation import Augmentation, build_augmentation
 from audio_lottery.data.pipeline.dataset import SpeechDataset
-from audio_lottery.data.pipeline.feature_cache import FeatureCache, shared_cache, utterance_key
+from audio_lottery.data.pipeline.feature_cache import (
+    FeatureCache,
+    pack_wave,
+    shared_cache,
+    unpack_wave,
+    utterance_key,
+    wave_key,
+)
 from audio_lottery.data.pipeline.features import FeatureExtractor
 from audio_lottery.data.pipeline.tokenizers import CharTokenizer
 
@@ -92,13 +99,37 @@ def test_budget_bounds_the_cache(tmp_path):
 
 
 @pytest.mark.parametrize("augment", [AugmentConfig(vtlp_prob=1.0), AugmentConfig(speed_prob=1.0)])
-def test_no_cache_when_the_front_end_sees_augmented_audio(tmp_path, augment):
+def test_augmented_audio_keeps_the_waveform_not_the_features(tmp_path, augment, monkeypatch):
     records = _records(tmp_path, 2)
     cache = FeatureCache(1 << 30)
-    ds = _dataset(records, augment, cache)
-    assert ds.cache is None
-    assert any(not torch.equal(x, y) for x, y in zip(_epoch(ds, 0), _epoch(ds, 1)))
-    assert len(cache) == 0
+    cached, plain = _dataset(records, augment, cache), _dataset(records, augment, None)
+    first = _epoch(cached, 0)
+    assert all(torch.equal(x, y) for x, y in zip(first, _epoch(plain, 0)))
+    assert any(not torch.equal(x, y) for x, y in zip(first, _epoch(cached, 1)))  # augmented per epoch
+    assert (cache.misses, len(cache)) == (2, 2)  # the audio, decoded once
+    assert all(key[0] == "wave" and v.dtype == torch.int16 for key, v in cache._entries.items())
+    monkeypatch.setattr(dataset_module, "load_audio", lambda *a, **k: pytest.fail("decoded a cached utterance"))
+    assert all(torch.equal(x, y) for x, y in zip(_epoch(cached, 1), _epoch(_dataset(records, augment, cache), 1)))
+
+
+def test_a_waveform_round_trips_exactly_and_comes_back_as_a_fresh_array():
+    pcm16 = (np.arange(-32768, 32768, 97, dtype=np.int16).astype(np.float32) / 32768).astype(np.float32)
+    packed = pack_wave(pcm16)
+    assert packed.dtype == torch.int16 and packed.nelement() == pcm16.size
+    back = unpack_wave(packed)
+    assert back.dtype == np.float32 and np.array_equal(back, pcm16)
+    back[:] = 0  # the caller may change what it got
+    assert np.array_equal(unpack_wave(packed), pcm16)
+    for not_pcm16 in (pcm16 + np.float32(1e-6), np.array([1.0, -0.5], dtype=np.float32)):  # off the grid; 1.0 > int16
+        kept = pack_wave(not_pcm16)
+        assert kept.dtype == torch.float32 and np.array_equal(unpack_wave(kept), not_pcm16)
+
+
+def test_wave_and_feature_keys_never_meet(tmp_path):
+    rec = _records(tmp_path, 1)[0]
+    assert wave_key(rec, SR)[0] == "wave" and wave_key(rec, SR) != utterance_key(rec, FeatureExtractor(), SR)
+    assert wave_key(rec, SR) != wave_key({**rec, "offset": 0.1}, SR) and wave_key(rec, SR) != wave_key(rec, 8000)
+    assert wave_key({**rec, "audio": str(tmp_path / "missing.flac")}, SR) is None
 
 
 def test_key_names_file_segment_rate_and_front_end(tmp_path):
@@ -119,11 +150,12 @@ def test_unreadable_audio_skips_the_utterance_but_a_failing_augmentation_stops(t
     def broken_noise(wave, rng):
         raise AudioError("noise.flac: unreadable audio")
 
+    cache = FeatureCache(1 << 30)
     ds = SpeechDataset(records, FeatureExtractor(), CharTokenizer(), SR, Augmentation(noise=broken_noise), seed=5,
-                       cache=FeatureCache(1 << 30))
-    assert ds.cache is None  # noise changes what the front-end sees
+                       cache=cache)
     with pytest.raises(AudioError, match="noise.flac"):
         ds[0]
+    assert [key[0] for key in cache._entries] == ["wave"]  # noise changes what the front-end sees: audio kept
 
 
 def test_shared_cache_budget_is_a_runtime_setting():

@@ -213,10 +213,10 @@ class DataConfig:
     batch_seconds: float = hparam(240.0, "audio seconds per training batch (duration bucketing)", gt=0)
     max_batch_size: int = hparam(32, "upper bound on utterances per batch", ge=1)
     num_workers: int = hparam(0, "DataLoader worker processes", ge=0)
-    feature_cache_mb: int = hparam(2048, "keep up to this many MiB of un-augmented training features in memory, "
-                                   "shared by every training of the process, when no waveform augmentation and no "
-                                   "VTLP is on and data.num_workers is 0 (each utterance is then decoded once; 0 = "
-                                   "off; results are the same)",
+    feature_cache_mb: int = hparam(2048, "keep up to this many MiB of decoded training input in memory, shared by "
+                                   "every training of the process, when data.num_workers is 0: the un-augmented "
+                                   "features when no waveform augmentation and no VTLP is on, else the decoded audio "
+                                   "(each utterance is then decoded once; 0 = off; results are the same)",
                                    ge=0)
     real_test_manifest: str = hparam("", "JSONL manifest of a real-speech test set that `report` and the demo also "
                                  "score the dense model and the tickets on (never used for training or selection; "

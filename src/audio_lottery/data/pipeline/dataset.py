@@ -13,7 +13,7 @@ from torch.utils.data import Dataset, Sampler
 
 from audio_lottery.data.audio import AudioError, AudioFacts, audio_problem, load_audio
 from audio_lottery.data.pipeline.augmentation import Augmentation, front_end, utterance_rng
-from audio_lottery.data.pipeline.feature_cache import FeatureCache, utterance_key
+from audio_lottery.data.pipeline.feature_cache import FeatureCache, pack_wave, unpack_wave, utterance_key, wave_key
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ class SpeechDataset(Dataset):
 
     Randomness depends only on (seed, epoch, index), so a resumed epoch sees the same data. With a
     ``cache`` and an augmentation that :attr:`~Augmentation.keeps_features`, each utterance is decoded
-    and featurised once and only SpecAugment is drawn per epoch (the same features either way).
+    and featurised once and only SpecAugment is drawn per epoch (the same features either way); with a
+    ``cache`` and any other augmentation, each utterance is decoded once and augmented per epoch.
     """
 
     def __init__(
@@ -79,7 +80,7 @@ class SpeechDataset(Dataset):
         self.augment = augment or Augmentation()
         self.seed = seed
         self.epoch = 0
-        self.cache = cache if self.augment.keeps_features else None
+        self.cache = cache
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -89,12 +90,13 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, idx: int) -> dict | None:
         rec = self.records[idx]
-        key = utterance_key(rec, self.featurizer, self.sample_rate) if self.cache is not None else None
+        key = (utterance_key(rec, self.featurizer, self.sample_rate)
+               if self.cache is not None and self.augment.keeps_features else None)
         try:  # only reading the utterance's own audio: an augmentation's error (e.g. a noise file) stops training
             if key is None:
                 wave = self._wave(rec)
             else:
-                clean = self.cache.get(key, lambda: front_end(self._wave(rec), self.featurizer))
+                clean = self.cache.get(key, lambda: front_end(self._read(rec), self.featurizer))
         except AudioError as exc:
             log.warning("skipping utterance %s: %s", rec["id"], exc)
             return None
@@ -106,6 +108,14 @@ class SpeechDataset(Dataset):
         return {"feats": feats, "tokens": self.tokenizer.encode(text), "id": rec["id"], "text": text}
 
     def _wave(self, rec: dict) -> np.ndarray:
+        """The utterance's decoded audio: with a cache, decoded once per process (used where its features
+        change per epoch, so the cache keeps the audio instead)."""
+        key = wave_key(rec, self.sample_rate) if self.cache is not None else None
+        if key is None:
+            return self._read(rec)
+        return unpack_wave(self.cache.get(key, lambda: pack_wave(self._read(rec))))
+
+    def _read(self, rec: dict) -> np.ndarray:
         return load_audio(rec["audio"], self.sample_rate, rec.get("offset", 0.0), rec["duration"])
 
 
