@@ -151,7 +151,10 @@ def previous_rows(previous: dict) -> dict[str, str]:
         return "–"
 
     # corpus version 1 pages call the held-out voices "unseen voices"
-    return {"training time": cell("", ("training time",), 1).split(",")[0],
+    time_cell = cell("", ("training time",), 1)
+    return {"training time": time_cell.split(",")[0],
+            "epochs": time_cell.split(",")[1].split()[0] if "," in time_cell else "–",
+            "throughput": cell("", ("training throughput",), 1).split()[0],
             "test_wer": cell("", ("test WER",), 1), "held_out_wer": cell("subset", ("held-out voices", "unseen voices"), 2),
             "test_cer": cell("", ("test CER",), 1)}
 
@@ -290,13 +293,15 @@ def main() -> None:
         f"(stretch {STRETCH['test_wer']} / {STRETCH['held_out_wer']} / {STRETCH['test_cer']}).", "",
         f"Result: {verdict}. Stretch: {stretch}.", "",
         *(["Before and after: earlier pages of this bench beside this run (each on its own corpus and test set):", "",
-           md_table(["run", "training time", "test WER", "held-out WER", "test CER"],
+           md_table(["run", "training time", "epochs", "audio s per wall s", "test WER", "held-out WER", "test CER"],
                     [*[[f"{name} ({cond.get('date', '?')}, corpus version {cond.get('corpus_version', 1)}"
                         + (f", {hours} h of training audio requested)" if hours else ")"),
-                        *[row[k] for k in ("training time", "test_wer", "held_out_wer", "test_cer")]]
+                        *[row[k] for k in ("training time", "epochs", "throughput", "test_wer", "held_out_wer",
+                                           "test_cer")]]
                        for name, row, cond in previous
                        for hours in [cond.get("train_corpus_hours", cond.get("corpus_hours"))]],
-                     ["now", f"{result['train_seconds'] / 60:.1f} min",
+                     ["now", f"{result['train_seconds'] / 60:.1f} min", str(result["epochs"]),
+                      f"{result['audio_seconds_per_second']:.1f}",
                       *[f"{measured[k]:.3f}" for k in ("test_wer", "held_out_wer", "test_cer")]]]), ""]
           if previous else []),
         "Test set by subset. The held-out voices change with the corpus version, so the old test set is the second "
