@@ -456,6 +456,11 @@ train_speed = table_section(
     "Epoch time of the demo preset with bf16 autocast (`train.amp=bf16`) and the in-memory feature cache "
     "(`data.feature_cache_mb`, on by default) against float32 without the cache, interleaved rounds; the cache "
     "must leave every logged loss unchanged.", "variant")
+audio_read = table_section(
+    "Reading a large training corpus (`bench/bench_audio_read.py`)",
+    "The data check's decode of every training file, one by one against threads reading ahead, and an epoch's "
+    "audio decoded from the disk against the in-memory cache training keeps when VTLP or waveform augmentation is "
+    "on (`data.feature_cache_mb`); alternating halves of the 16-hour ds2_small training split.", "step")
 augment = table_section(
     "Augmentation ablation (`bench/bench_augment.py`)",
     "ds2_small trained with each training augmentation on its own against none, a fixed training-time "
@@ -470,7 +475,7 @@ def render(docs: Path = DOCS) -> str:
     timings = read_json(timings_path) if timings_path.is_file() else None
     lines = [*HEADER, *demo(R, timings)]
     simple = {"synth": synth, "voices": voices, "features": features, "ds2_small": ds2_small, "mask_overhead": mask_overhead,
-              "train_speed": train_speed}
+              "train_speed": train_speed, "audio_read": audio_read}
     for key, make in simple.items():
         if key in R:
             lines += make(R[key])

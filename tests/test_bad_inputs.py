@@ -92,6 +92,28 @@ def test_bad_test_manifest_is_refused_before_any_training(bad, tiny_corpus, tmp_
     assert not list(tmp_path.glob("lottery_*")), "nothing may be created before the data is accepted"
 
 
+def test_read_ahead_caches_the_good_files_and_leaves_each_error_to_the_check(tmp_path, monkeypatch):
+    from audio_lottery.data import audio as audio_module
+
+    recs = []
+    for i in range(6):
+        path = tmp_path / f"u{i}.flac"
+        sf.write(path, 0.1 * np.sin(np.arange(4000 + 800 * i, dtype=np.float32)), 16000)
+        recs.append({"id": f"u{i}", "audio": str(path), "duration": (4000 + 800 * i) / 16000, "text": "a"})
+    (tmp_path / "bad.flac").write_bytes(b"not audio")
+    recs += [{"id": "bad", "audio": str(tmp_path / "bad.flac"), "duration": 0.5, "text": "a"},
+             {"id": "gone", "audio": str(tmp_path / "gone.flac"), "duration": 0.5, "text": "a"}]
+    audio_module.inspect_many(recs, threads=4)
+    real_open = audio_module.sf.SoundFile
+    opened = []
+    monkeypatch.setattr(audio_module.sf, "SoundFile", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
+    problems = {r["id"]: audio_problem(r)[0] for r in recs}
+    assert opened == [str(tmp_path / "bad.flac")]  # the good files were read ahead; the error is raised again
+    assert all(problems[f"u{i}"] is None for i in range(6))
+    assert problems["bad"][0] == "unreadable audio" and "bad.flac" in problems["bad"][1]
+    assert problems["gone"][0] == "missing audio file" and "gone.flac" in problems["gone"][1]
+
+
 def test_audio_broken_after_validation_is_skipped_when_loaded(tmp_path):
     path = tmp_path / "a.wav"
     sf.write(path, 0.1 * np.sin(np.arange(8000, dtype=np.float32)), 16000, subtype="FLOAT")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import soundfile as sf
@@ -121,6 +123,26 @@ def inspect_audio(path: str | Path, offset: float = 0.0, duration: float | None 
     p = Path(path)
     st = check_audio_path(p)
     return _inspect(str(p), st.st_size, st.st_mtime_ns, float(offset), None if duration is None else float(duration))
+
+
+#: Threads that read files ahead in :func:`inspect_many`: reading is mostly waiting on the disk,
+#: so more threads than cores help where the page cache does not hold the corpus.
+READ_AHEAD_THREADS = 8
+
+
+def inspect_many(records: Iterable[dict], threads: int = READ_AHEAD_THREADS) -> None:
+    """Inspect the audio of many manifest records in ``threads`` threads, so that the
+    :func:`inspect_audio` calls that follow (one by one, in manifest order) find their results
+    cached. Errors are left for those calls to raise, naming the file."""
+    def one(rec: dict) -> None:
+        try:
+            inspect_audio(rec["audio"], rec.get("offset", 0.0), rec["duration"])
+        except (AudioError, KeyError, TypeError, ValueError):
+            pass
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for _ in pool.map(one, records):
+            pass
 
 
 @lru_cache(maxsize=None)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Sequence
 
 from audio_lottery.config import Config
-from audio_lottery.data.audio import audio_problem, conversion_notes
+from audio_lottery.data.audio import audio_problem, conversion_notes, inspect_many
 from audio_lottery.data.pipeline.dataset import FilterReport, filter_records, frames_counter
 from audio_lottery.data.manifest import ManifestError, iter_manifest
 from audio_lottery.data.text import out_of_vocabulary
@@ -140,6 +140,7 @@ def eval_problems(records: Sequence[dict]) -> list[dict]:
 
     Silent audio and empty transcripts are allowed (they are scored like any other)."""
     problems = []
+    inspect_many(records)
     for rec in records:
         problem, _ = audio_problem(rec)
         if problem and problem[0] != "silent audio":

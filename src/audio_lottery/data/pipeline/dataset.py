@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from audio_lottery.data.audio import AudioError, AudioFacts, audio_problem, load_audio
+from audio_lottery.data.audio import AudioError, AudioFacts, audio_problem, inspect_many, load_audio
 from audio_lottery.data.pipeline.augmentation import Augmentation, front_end, utterance_rng
 from audio_lottery.data.pipeline.feature_cache import FeatureCache, pack_wave, unpack_wave, utterance_key, wave_key
 
@@ -283,10 +283,12 @@ def filter_records(
     frames < ``min_frames(tokens)``, by default the CTC rule), and with ``check_audio`` the
     audio problems of :func:`~audio_lottery.data.audio.audio_problem` (missing, unreadable,
     empty, truncated, non-finite or silent audio, segment beyond the end). Each audio file
-    is decoded once per process (cached), see :mod:`audio_lottery.train.data_check`.
+    is decoded once per process (cached, read ahead in threads), see :mod:`audio_lottery.train.data_check`.
     """
     report = FilterReport(quiet=quiet)
     kept: list[dict] = []
+    if check_audio:  # read ahead in threads; the loop below then finds every file's facts cached
+        inspect_many(r for r in records if min_duration <= r["duration"] <= max_duration)
     for rec in records:
         reason, facts = _problem(rec, tokenizer, frames_for, min_frames, min_duration, max_duration, check_audio)
         if reason:

@@ -13,7 +13,7 @@ reverb change the waveform), the features differ per epoch, but the decoded audi
 cache then keeps the waveform (:func:`pack_wave`), as 16-bit integers where that round-trips
 exactly (audio read from 16-bit files) and as float32 otherwise. That saves the decoding and, on a
 machine whose page cache does not hold a large corpus, the disk reads of every epoch
-(docs/bench_train_speed.md).
+(docs/bench_audio_read.md).
 
 Entries are keyed by the audio file's path, size and modification time, the segment and, for
 features, the front-end's configuration; the cache stops growing at its byte budget

@@ -1,0 +1,46 @@
+"""bench/bench_audio_read.py on a tiny manifest: both halves timed, the cached audio identical."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_audio_read as bench  # noqa: E402
+from results_io import parse_tables  # noqa: E402
+
+
+def _manifest(tmp_path: Path, n: int = 5) -> Path:
+    rng = np.random.default_rng(3)
+    lines = []
+    for i in range(n):
+        samples = 8000 + 1600 * i
+        sf.write(tmp_path / f"u{i}.flac", (0.1 * rng.standard_normal(samples)).astype(np.float32), 16000)
+        lines.append(json.dumps({"id": f"u{i}", "audio": f"u{i}.flac", "duration": samples / 16000, "text": "a b",
+                                 "speaker": "s0"}))
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
+    return tmp_path / "train.jsonl"
+
+
+def test_halves_alternate_and_cover_every_record():
+    one, other = bench.halves([{"id": i} for i in range(5)])
+    assert [r["id"] for r in one] == [0, 2, 4] and [r["id"] for r in other] == [1, 3]
+
+
+def test_page_times_every_step_and_finds_the_cached_audio_exact(tmp_path):
+    out = tmp_path / "bench_audio_read.md"
+    bench.main(["--manifest", str(_manifest(tmp_path)), "--threads", "3", "--out", str(out)])
+    text = out.read_text()
+    rows = {r[0]: r for r in parse_tables(text)[0]["rows"]}
+    assert list(rows) == ["check, one by one", "check, 3 threads reading ahead", "epoch audio, decoded from disk",
+                          "epoch audio, from the in-memory cache"]
+    assert [rows[k][1] for k in rows] == ["3", "2", "3", "3"]
+    assert "the very same samples." in text and "3 of 3 files as 16-bit integers" in text
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["data"]["exact"] is True and result["data"]["halves"] == [3, 2]
