@@ -460,7 +460,7 @@ audio_read = table_section(
     "Reading a large training corpus (`bench/bench_audio_read.py`)",
     "The data check's decode of every training file, one by one against threads reading ahead, and an epoch's "
     "audio decoded from the disk against the in-memory cache training keeps when VTLP or waveform augmentation is "
-    "on (`data.feature_cache_mb`); alternating halves of the 16-hour ds2_small training split.", "step")
+    "on (`data.feature_cache_mb`); interleaved thirds of the 16-hour ds2_small training split.", "step")
 augment = table_section(
     "Augmentation ablation (`bench/bench_augment.py`)",
     "ds2_small trained with each training augmentation on its own against none, a fixed training-time "

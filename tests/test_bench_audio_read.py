@@ -1,4 +1,4 @@
-"""bench/bench_audio_read.py on a tiny manifest: both halves timed, the cached audio identical."""
+"""bench/bench_audio_read.py on a tiny manifest: every third timed, the cached audio identical."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ def _manifest(tmp_path: Path, n: int = 5) -> Path:
     return tmp_path / "train.jsonl"
 
 
-def test_halves_alternate_and_cover_every_record():
-    one, other = bench.halves([{"id": i} for i in range(5)])
-    assert [r["id"] for r in one] == [0, 2, 4] and [r["id"] for r in other] == [1, 3]
+def test_thirds_interleave_and_cover_every_record():
+    parts = bench.thirds([{"id": i} for i in range(7)])
+    assert [[r["id"] for r in p] for p in parts] == [[0, 3, 6], [1, 4], [2, 5]]
 
 
 def test_page_times_every_step_and_finds_the_cached_audio_exact(tmp_path):
@@ -40,7 +40,7 @@ def test_page_times_every_step_and_finds_the_cached_audio_exact(tmp_path):
     rows = {r[0]: r for r in parse_tables(text)[0]["rows"]}
     assert list(rows) == ["check, one by one", "check, 3 threads reading ahead", "epoch audio, decoded from disk",
                           "epoch audio, from the in-memory cache"]
-    assert [rows[k][1] for k in rows] == ["3", "2", "3", "3"]
-    assert "the very same samples." in text and "3 of 3 files as 16-bit integers" in text
+    assert [rows[k][1] for k in rows] == ["2", "2", "1", "1"]
+    assert "the very same samples." in text and "1 of 1 files as 16-bit integers" in text
     result = json.loads(out.with_suffix(".json").read_text())
-    assert result["data"]["exact"] is True and result["data"]["halves"] == [3, 2]
+    assert result["data"]["exact"] is True and result["data"]["parts"] == [2, 2, 1]
