@@ -14,12 +14,16 @@ in length and in how cold their files are, and times:
   (:func:`~audio_lottery.data.pipeline.feature_cache.pack_wave` once, then ``unpack_wave``), which
   must give back the very same samples.
 
-Megabytes read from the disk come from ``/proc/self/io`` (Linux). Writes docs/bench_audio_read.md.
+With ``--cold`` (root on Linux) the page cache is dropped before every step, so each step reads its
+files from the disk, as a training does once the page cache has let its corpus go; without it, what
+the page cache holds from earlier work decides the disk figures. Megabytes read from the disk come
+from ``/proc/self/io``. Writes docs/bench_audio_read.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from pathlib import Path
@@ -48,8 +52,19 @@ def disk_read_bytes() -> int | None:
     return None
 
 
-def timed(fn) -> tuple[float, float | None]:
-    """(wall seconds, MiB read from the disk) of ``fn()``."""
+def drop_page_cache() -> None:
+    """Write dirty pages and drop the page cache (Linux, root), so the next reads come from the disk."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+    except OSError as exc:
+        raise SystemExit(f"/proc/sys/vm/drop_caches: cannot drop the page cache ({exc}); run without --cold") from None
+
+
+def timed(fn, cold: bool = False) -> tuple[float, float | None]:
+    """(wall seconds, MiB read from the disk) of ``fn()``; with ``cold``, after dropping the page cache."""
+    if cold:
+        drop_page_cache()
     before, t0 = disk_read_bytes(), time.perf_counter()
     fn()
     seconds, after = time.perf_counter() - t0, disk_read_bytes()
@@ -65,18 +80,18 @@ def read_all(records: list[dict]) -> list[np.ndarray]:
     return [load_audio(r["audio"], SAMPLE_RATE, r.get("offset", 0.0), r["duration"]) for r in records]
 
 
-def measure(records: list[dict], threads: int) -> dict:
+def measure(records: list[dict], threads: int, cold: bool = False) -> dict:
     one, other, epoch = thirds(records)
     rows = {}
-    rows["check, one by one"] = timed(lambda: inspect_many(one, threads=1))
-    rows[f"check, {threads} threads reading ahead"] = timed(lambda: inspect_many(other, threads=threads))
+    rows["check, one by one"] = timed(lambda: inspect_many(one, threads=1), cold)
+    rows[f"check, {threads} threads reading ahead"] = timed(lambda: inspect_many(other, threads=threads), cold)
     waves: list[np.ndarray] = []
-    rows["epoch audio, decoded from disk"] = timed(lambda: waves.extend(read_all(epoch)))
+    rows["epoch audio, decoded from disk"] = timed(lambda: waves.extend(read_all(epoch)), cold)
     packed = [pack_wave(w) for w in waves]
     back: list[np.ndarray] = []
     rows["epoch audio, from the in-memory cache"] = timed(lambda: back.extend(unpack_wave(p) for p in packed))
     exact = all(np.array_equal(a, b) for a, b in zip(waves, back))
-    return {"parts": [len(one), len(other), len(epoch)],
+    return {"cold": cold, "parts": [len(one), len(other), len(epoch)],
             "hours": [sum(r["duration"] for r in h) / 3600 for h in (one, other, epoch)],
             "rows": {k: {"seconds": round(s, 2), "disk_mib": None if mib is None else round(mib, 1)}
                      for k, (s, mib) in rows.items()},
@@ -106,7 +121,10 @@ def markdown(args: argparse.Namespace, m: dict) -> tuple[str, list[str]]:
         "# Reading a large training corpus (bench/bench_audio_read.py)", "",
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, by `{command_line()}`: "
         f"`{args.manifest}` split into three interleaved thirds of {n_one}, {n_other} and {n_epoch} files, each read "
-        "by one step only. The data check decodes each file once before training; an epoch without the cache "
+        "by one step only; "
+        + ("the page cache dropped before every step (`--cold`), so every step reads from the disk. " if m["cold"] else
+           "the page cache left as earlier work left it (no `--cold`). ")
+        + "The data check decodes each file once before training; an epoch without the cache "
         "decodes every file again; with the cache (on by default, `data.feature_cache_mb`) training keeps the "
         f"decoded audio: {m['cache_mib']:.0f} MiB for this third, {m['int16']} of {n_epoch} files as 16-bit integers "
         "(exact), the rest as float32.", "",
@@ -122,12 +140,13 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--manifest", default="data/synth_16h/train.jsonl")
     p.add_argument("--threads", type=int, default=8, help="read-ahead threads of the data check")
+    p.add_argument("--cold", action="store_true", help="drop the page cache before every step (Linux, root)")
     p.add_argument("--out", type=Path, default=DOC)
     args = p.parse_args(argv)
     records = read_manifest(args.manifest)
     if len(records) < 2:
         raise SystemExit(f"{args.manifest}: needs at least 2 utterances, has {len(records)}")
-    m = measure(records, args.threads)
+    m = measure(records, args.threads, args.cold)
     text, verdicts = markdown(args, m)
     write_page(args.out, text, verdicts=verdicts, data=m)
     print(text)

@@ -42,5 +42,15 @@ def test_page_times_every_step_and_finds_the_cached_audio_exact(tmp_path):
                           "epoch audio, from the in-memory cache"]
     assert [rows[k][1] for k in rows] == ["2", "2", "1", "1"]
     assert "the very same samples." in text and "1 of 1 files as 16-bit integers" in text
+    assert "(no `--cold`)" in text
     result = json.loads(out.with_suffix(".json").read_text())
     assert result["data"]["exact"] is True and result["data"]["parts"] == [2, 2, 1]
+
+
+def test_cold_steps_drop_the_page_cache_first(monkeypatch):
+    dropped = []
+    monkeypatch.setattr(bench, "drop_page_cache", lambda: dropped.append(True))
+    bench.timed(lambda: None)
+    assert dropped == []
+    seconds, _ = bench.timed(lambda: None, cold=True)
+    assert dropped == [True] and seconds >= 0
