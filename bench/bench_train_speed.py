@@ -153,7 +153,8 @@ def markdown(args: argparse.Namespace, summary: dict) -> tuple[str, list[str]]:
     lines += ["", *verdicts, "",
               "The cache keeps the un-augmented features of an utterance (SpecAugment masks a copy each epoch) when "
               "no waveform augmentation and no VTLP is on (the demo preset); otherwise it keeps the decoded audio "
-              f"(ds2_small, which uses VTLP: docs/bench_audio_read.md measures that). bf16 autocast runs the convolutions, LSTMs and linear layers in bfloat16 ({cpu_bf16()}); "
+              "(ds2_small, which uses VTLP: docs/bench_audio_read.md measures that). bf16 autocast runs the "
+              f"convolutions, LSTMs and linear layers in bfloat16 ({cpu_bf16()}); "
               "the CTC log-probabilities and loss stay float32. Each variant sets `train.amp` itself; it is off by "
               f"default, and the preset `{Path(args.config).name}` trains with `train.amp: "
               f"{load_config(args.config).train.amp}`.",
