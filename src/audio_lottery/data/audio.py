@@ -137,7 +137,7 @@ def inspect_many(records: Iterable[dict], threads: int = READ_AHEAD_THREADS) -> 
     def one(rec: dict) -> None:
         try:
             inspect_audio(rec["audio"], rec.get("offset", 0.0), rec["duration"])
-        except (AudioError, KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError):  # AudioError is a ValueError
             pass
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
