@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{args.manifest}: needs at least 2 utterances, has {len(records)}")
     m = measure(records, args.threads, args.cold)
     text, verdicts = markdown(args, m)
-    write_page(args.out, text, verdicts=verdicts, data=m)
+    # the page's "N threads" are reading threads (1 and --threads), which its conditions name as such
+    write_page(args.out, text, verdicts=verdicts, data=m, conditions={"torch_threads": f"1,{args.threads}"})
     print(text)
 
 
