@@ -1,17 +1,20 @@
-"""Reading a large training corpus: the data check's read-ahead and the in-memory audio cache.
+"""Reading a large training corpus: reading ahead (data check, epoch) and the in-memory audio cache.
 
     python bench/bench_audio_read.py [--manifest data/synth_16h/train.jsonl] [--threads 8]
 
 Where the page cache does not hold a corpus (a 16-hour synthesis is 1.2 GB of FLAC; this machine's
 page cache keeps about 2 GB and a disk read that misses it takes tens of milliseconds), every pass
-over the audio waits on the disk. This bench splits the manifest into three interleaved thirds, alike
-in length and in how cold their files are, and times:
+over the audio waits on the disk. This bench splits the manifest into five interleaved fifths, alike
+in length and in how cold their files are, each read by one step only, and times:
 
 * the data check of training (decode every file once: :func:`audio_lottery.data.audio.inspect_many`)
-  one file after another on the first third and with ``--threads`` threads reading ahead on the second;
-* an epoch's audio without the cache (``load_audio`` of every file of the third third, which nothing
-  has read before), and the same audio from the in-memory cache that training keeps when VTLP or waveform augmentation is on
-  (:func:`~audio_lottery.data.pipeline.feature_cache.pack_wave` once, then ``unpack_wave``), which
+  one file after another, in ``--threads`` threads, and in those threads with the files of the next
+  chunk read ahead by the kernel (:func:`~audio_lottery.data.audio.read_ahead`, as training does);
+* an epoch's audio without the cache (``load_audio`` of every file, in training's batches), one file
+  after another and with the next batch's files read ahead
+  (:class:`~audio_lottery.data.pipeline.dataset.ReadAheadBatches`, as training's first epoch does), and
+  the first of these from the in-memory cache that training keeps when VTLP or waveform augmentation is
+  on (:func:`~audio_lottery.data.pipeline.feature_cache.pack_wave` once, then ``unpack_wave``), which
   must give back the very same samples.
 
 With ``--cold`` (root on Linux) the page cache is dropped before every step, so each step reads its
@@ -30,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_lottery.data.audio import inspect_many, load_audio
+from audio_lottery.data.audio import INSPECT_CHUNK, inspect_many, load_audio
+from audio_lottery.data.pipeline.dataset import BucketBatchSampler, ReadAheadBatches
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.data.pipeline.feature_cache import pack_wave, unpack_wave
 from quick import md_table
@@ -71,67 +75,89 @@ def timed(fn, cold: bool = False) -> tuple[float, float | None]:
     return seconds, (after - before) / 2**20 if before is not None and after is not None else None
 
 
-def thirds(records: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
-    """Interleaved thirds (every third line): alike in length, in voices and in where they lie on disk."""
-    return records[0::3], records[1::3], records[2::3]
+PARTS = 5
+CHECK_ONE, CHECK_THREADS, CHECK_AHEAD = "check, one by one", "check, {threads} threads", "check, {threads} threads reading ahead"
+EPOCH_ONE, EPOCH_AHEAD = "epoch audio, decoded from disk", "epoch audio, decoded from disk, next batch read ahead"
+EPOCH_CACHE = "epoch audio, from the in-memory cache"
+#: training's batches (ds2_small): at most this much audio and this many utterances
+BATCH_SECONDS, BATCH_SIZE = 200.0, 32
 
 
-def read_all(records: list[dict]) -> list[np.ndarray]:
-    return [load_audio(r["audio"], SAMPLE_RATE, r.get("offset", 0.0), r["duration"]) for r in records]
+def parts(records: list[dict], n: int = PARTS) -> list[list[dict]]:
+    """Interleaved parts (every n-th line): alike in length, in voices and in where they lie on disk."""
+    return [records[i::n] for i in range(n)]
+
+
+def read_epoch(records: list[dict], ahead: bool) -> list[np.ndarray]:
+    """Every utterance's audio in training's batches, with (``ahead``) or without the next batch's files read ahead."""
+    batches = BucketBatchSampler([r["duration"] for r in records], BATCH_SECONDS, BATCH_SIZE, shuffle=False)
+    order = ReadAheadBatches(batches, lambda b: [records[i]["audio"] for i in b]) if ahead else batches
+    return [load_audio(records[i]["audio"], SAMPLE_RATE, records[i].get("offset", 0.0), records[i]["duration"])
+            for batch in order for i in batch]
 
 
 def measure(records: list[dict], threads: int, cold: bool = False) -> dict:
-    one, other, epoch = thirds(records)
+    one, many, many_ahead, epoch, epoch_ahead = parts(records)
     rows = {}
-    rows["check, one by one"] = timed(lambda: inspect_many(one, threads=1), cold)
-    rows[f"check, {threads} threads reading ahead"] = timed(lambda: inspect_many(other, threads=threads), cold)
+    rows[CHECK_ONE] = timed(lambda: inspect_many(one, threads=1, ahead=False), cold)
+    rows[CHECK_THREADS.format(threads=threads)] = timed(lambda: inspect_many(many, threads=threads, ahead=False), cold)
+    rows[CHECK_AHEAD.format(threads=threads)] = timed(lambda: inspect_many(many_ahead, threads=threads), cold)
     waves: list[np.ndarray] = []
-    rows["epoch audio, decoded from disk"] = timed(lambda: waves.extend(read_all(epoch)), cold)
+    rows[EPOCH_ONE] = timed(lambda: waves.extend(read_epoch(epoch, ahead=False)), cold)
+    rows[EPOCH_AHEAD] = timed(lambda: read_epoch(epoch_ahead, ahead=True), cold)
     packed = [pack_wave(w) for w in waves]
     back: list[np.ndarray] = []
-    rows["epoch audio, from the in-memory cache"] = timed(lambda: back.extend(unpack_wave(p) for p in packed))
+    rows[EPOCH_CACHE] = timed(lambda: back.extend(unpack_wave(p) for p in packed))
     exact = all(np.array_equal(a, b) for a, b in zip(waves, back))
-    return {"cold": cold, "parts": [len(one), len(other), len(epoch)],
-            "hours": [sum(r["duration"] for r in h) / 3600 for h in (one, other, epoch)],
-            "rows": {k: {"seconds": round(s, 2), "disk_mib": None if mib is None else round(mib, 1)}
-                     for k, (s, mib) in rows.items()},
+    files = [one, many, many_ahead, epoch, epoch_ahead, epoch]
+    return {"cold": cold,
+            "rows": {k: {"files": len(f), "hours": sum(r["duration"] for r in f) / 3600, "seconds": round(s, 3),
+                         "disk_mib": None if mib is None else round(mib, 1)}
+                     for (k, (s, mib)), f in zip(rows.items(), files)},
             "cache_mib": round(sum(p.element_size() * p.nelement() for p in packed) / 2**20, 1),
             "int16": sum(str(p.dtype) == "torch.int16" for p in packed), "exact": exact}
 
 
 def markdown(args: argparse.Namespace, m: dict) -> tuple[str, list[str]]:
-    rows, (n_one, n_other, n_epoch), (h_one, h_other, h_epoch) = m["rows"], m["parts"], m["hours"]
-    check_seq, check_par = rows["check, one by one"], rows[f"check, {args.threads} threads reading ahead"]
-    disk, cached = rows["epoch audio, decoded from disk"], rows["epoch audio, from the in-memory cache"]
-    # the thirds differ a little in length: compare seconds per hour of audio
-    check_speedup = (check_seq["seconds"] / h_one) / max(check_par["seconds"] / h_other, 1e-9)
-    epoch_speedup = disk["seconds"] / max(cached["seconds"], 1e-9)
+    rows = m["rows"]
+
+    def per_hour(name: str) -> float:  # the parts differ a little in length: compare seconds per hour of audio
+        return rows[name]["seconds"] / max(rows[name]["hours"], 1e-9)
+
+    def speedup(slow: str, fast: str) -> float:
+        return per_hour(slow) / max(per_hour(fast), 1e-9)
+
+    threads, ahead = CHECK_THREADS.format(threads=args.threads), CHECK_AHEAD.format(threads=args.threads)
     verdicts = [
-        f"Result: reading ahead in {args.threads} threads makes the data check {check_speedup:.1f}x as fast per hour "
-        f"of audio as one file after another; an epoch's audio comes from the in-memory cache "
-        f"{epoch_speedup:.0f}x as fast as decoded from the disk, "
+        f"Result: the data check is {speedup(CHECK_ONE, threads):.1f}x as fast per hour of audio in {args.threads} "
+        f"threads as one file after another, {speedup(CHECK_ONE, ahead):.1f}x with the next chunk's files read ahead "
+        f"as well; an epoch's audio decodes {speedup(EPOCH_ONE, EPOCH_AHEAD):.1f}x as fast with the next batch's files "
+        f"read ahead, and comes from the in-memory cache {speedup(EPOCH_ONE, EPOCH_CACHE):.0f}x as fast as decoded "
+        "from the disk one file after another, "
         + ("the very same samples." if m["exact"] else "but NOT the same samples (a fault)."),
     ]
     table = md_table(["step", "files", "hours of audio", "wall s", "s per hour of audio", "MiB read from the disk"],
-                     [[name, str(n), f"{h:.2f}", f"{r['seconds']:.1f}", f"{r['seconds'] / h:.1f}",
-                       "–" if r["disk_mib"] is None else f"{r['disk_mib']:.0f}"]
-                      for (name, r), n, h in zip(rows.items(), (n_one, n_other, n_epoch, n_epoch),
-                                                 (h_one, h_other, h_epoch, h_epoch))])
+                     [[name, str(r["files"]), f"{r['hours']:.2f}", f"{r['seconds']:.1f}", f"{per_hour(name):.1f}",
+                       "–" if r["disk_mib"] is None else f"{r['disk_mib']:.0f}"] for name, r in rows.items()])
     lines = [
         "# Reading a large training corpus (bench/bench_audio_read.py)", "",
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, by `{command_line()}`: "
-        f"`{args.manifest}` split into three interleaved thirds of {n_one}, {n_other} and {n_epoch} files, each read "
-        "by one step only; "
+        f"`{args.manifest}` split into {PARTS} interleaved parts, each read by one step only (the cache row reuses "
+        "the audio the step above it decoded); "
         + ("the page cache dropped before every step (`--cold`), so every step reads from the disk. " if m["cold"] else
            "the page cache left as earlier work left it (no `--cold`). ")
-        + "The data check decodes each file once before training; an epoch without the cache "
-        "decodes every file again; with the cache (on by default, `data.feature_cache_mb`) training keeps the "
-        f"decoded audio: {m['cache_mib']:.0f} MiB for this third, {m['int16']} of {n_epoch} files as 16-bit integers "
-        "(exact), the rest as float32.", "",
+        + "The data check decodes each file once before training, its threads reading "
+        f"{INSPECT_CHUNK} records at a time; an epoch without the cache decodes every file again, in batches of at "
+        f"most {BATCH_SECONDS:.0f} s and {BATCH_SIZE} utterances (ds2_small's); reading ahead asks the kernel for the "
+        "files of the next chunk or batch (`posix_fadvise(WILLNEED)`) while the current one is decoded, as training "
+        "and evaluation do. With the cache (on by default, `data.feature_cache_mb`) training keeps the "
+        f"decoded audio: {m['cache_mib']:.0f} MiB for that part, {m['int16']} of {rows[EPOCH_CACHE]['files']} files as "
+        "16-bit integers (exact), the rest as float32.", "",
         table, "",
         *verdicts, "",
-        "The disk figures depend on the machine: where the page cache holds the whole corpus, the check and the "
-        "epoch decode from memory and the gains shrink to the decoding itself.",
+        "The disk figures depend on the machine and the moment (this disk's latency varies): where the page cache "
+        "holds the whole corpus, the check and the epoch decode from memory and the gains shrink to the decoding "
+        "itself.",
     ]
     return "\n".join(lines) + "\n", verdicts
 
@@ -144,8 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=DOC)
     args = p.parse_args(argv)
     records = read_manifest(args.manifest)
-    if len(records) < 2:
-        raise SystemExit(f"{args.manifest}: needs at least 2 utterances, has {len(records)}")
+    if len(records) < PARTS:
+        raise SystemExit(f"{args.manifest}: needs at least {PARTS} utterances, has {len(records)}")
     m = measure(records, args.threads, args.cold)
     text, verdicts = markdown(args, m)
     # the page's "N threads" are reading threads (1 and --threads), which its conditions name as such

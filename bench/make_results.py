@@ -458,9 +458,10 @@ train_speed = table_section(
     "must leave every logged loss unchanged.", "variant")
 audio_read = table_section(
     "Reading a large training corpus (`bench/bench_audio_read.py`)",
-    "The data check's decode of every training file, one by one against threads reading ahead, and an epoch's "
-    "audio decoded from the disk against the in-memory cache training keeps when VTLP or waveform augmentation is "
-    "on (`data.feature_cache_mb`); interleaved thirds of the 16-hour ds2_small training split.", "step")
+    "The data check's decode of every training file, one by one against threads and threads with the next files "
+    "read ahead by the kernel, and an epoch's audio decoded from the disk, with and without the next batch read "
+    "ahead, against the in-memory cache training keeps when VTLP or waveform augmentation is on "
+    "(`data.feature_cache_mb`); interleaved fifths of the 16-hour ds2_small training split.", "step")
 augment = table_section(
     "Augmentation ablation (`bench/bench_augment.py`)",
     "ds2_small trained with each training augmentation on its own against none, a fixed training-time "

@@ -1,4 +1,4 @@
-"""bench/bench_audio_read.py on a tiny manifest: every third timed, the cached audio identical."""
+"""bench/bench_audio_read.py on a tiny manifest: every part timed, the cached audio identical."""
 
 from __future__ import annotations
 
@@ -28,23 +28,32 @@ def _manifest(tmp_path: Path, n: int = 5) -> Path:
     return tmp_path / "train.jsonl"
 
 
-def test_thirds_interleave_and_cover_every_record():
-    parts = bench.thirds([{"id": i} for i in range(7)])
+def test_parts_interleave_and_cover_every_record():
+    parts = bench.parts([{"id": i} for i in range(7)], 3)
     assert [[r["id"] for r in p] for p in parts] == [[0, 3, 6], [1, 4], [2, 5]]
 
 
 def test_page_times_every_step_and_finds_the_cached_audio_exact(tmp_path):
     out = tmp_path / "bench_audio_read.md"
-    bench.main(["--manifest", str(_manifest(tmp_path)), "--threads", "3", "--out", str(out)])
+    bench.main(["--manifest", str(_manifest(tmp_path, 11)), "--threads", "3", "--out", str(out)])
     text = out.read_text()
     rows = {r[0]: r for r in parse_tables(text)[0]["rows"]}
-    assert list(rows) == ["check, one by one", "check, 3 threads reading ahead", "epoch audio, decoded from disk",
+    assert list(rows) == ["check, one by one", "check, 3 threads", "check, 3 threads reading ahead",
+                          "epoch audio, decoded from disk", "epoch audio, decoded from disk, next batch read ahead",
                           "epoch audio, from the in-memory cache"]
-    assert [rows[k][1] for k in rows] == ["2", "2", "1", "1"]
-    assert "the very same samples." in text and "1 of 1 files as 16-bit integers" in text
+    assert [rows[k][1] for k in rows] == ["3", "2", "2", "2", "2", "2"]
+    assert "the very same samples." in text and "2 of 2 files as 16-bit integers" in text
     assert "(no `--cold`)" in text
     result = json.loads(out.with_suffix(".json").read_text())
-    assert result["data"]["exact"] is True and result["data"]["parts"] == [2, 2, 1]
+    assert result["data"]["exact"] is True
+
+
+def test_an_epoch_read_ahead_gives_the_same_audio_in_the_same_order(tmp_path):
+    from audio_lottery.data.manifest import read_manifest
+
+    records = read_manifest(_manifest(tmp_path, 7))
+    plain, ahead = bench.read_epoch(records, ahead=False), bench.read_epoch(records, ahead=True)
+    assert len(plain) == 7 and all(np.array_equal(a, b) for a, b in zip(plain, ahead, strict=True))
 
 
 def test_cold_steps_drop_the_page_cache_first(monkeypatch):

@@ -9,11 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+
+T = TypeVar("T")
 
 
 class AudioError(ValueError):
@@ -68,6 +71,53 @@ def load_audio(
     if wav.shape[0] == 0:
         raise AudioError(f"{path}: no samples (offset={offset}s)")
     return to_mono_rate(wav, sr, sample_rate, path)
+
+
+#: Files larger than this are not read ahead whole (a long recording that a manifest cuts into
+#: segments: one segment would pull the whole file from the disk).
+READ_AHEAD_MAX_BYTES = 8 << 20
+
+
+def read_ahead(paths: Iterable[str | Path]) -> int:
+    """Ask the kernel to start reading these audio files into the page cache, and return at once.
+
+    ``posix_fadvise(WILLNEED)`` queues the reads of many files together, so the reads that follow find
+    them in memory instead of waiting on the disk one file after another (docs/bench_audio_read.md).
+    Files that cannot be opened, and files over :data:`READ_AHEAD_MAX_BYTES`, are skipped (their own
+    read reports or reads them); nothing happens where the system has no ``posix_fadvise``.
+    Returns the number of files advised.
+    """
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return 0
+    advised = 0
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if os.fstat(fd).st_size <= READ_AHEAD_MAX_BYTES:
+                advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+                advised += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return advised
+
+
+def reading_ahead(groups: Iterable[T], files_of: Callable[[T], Iterable[str | Path]]) -> Iterator[T]:
+    """``groups`` (batches, chunks of a manifest) unchanged and in order, each handed out once the files
+    ``files_of`` names for the group after it are being read ahead (:func:`read_ahead`)."""
+    current, started = None, False
+    for group in groups:
+        read_ahead(files_of(group))
+        if started:
+            yield current
+        current, started = group, True
+    if started:
+        yield current
 
 
 def to_mono_rate(wav: np.ndarray, sr: int, sample_rate: int, name: str | Path) -> np.ndarray:
@@ -130,19 +180,45 @@ def inspect_audio(path: str | Path, offset: float = 0.0, duration: float | None 
 READ_AHEAD_THREADS = 8
 
 
-def inspect_many(records: Iterable[dict], threads: int = READ_AHEAD_THREADS) -> None:
+#: Records that :func:`inspect_many` hands to its threads at a time, the files of the next chunk
+#: being read ahead meanwhile.
+INSPECT_CHUNK = 64
+
+
+def inspect_many(records: Iterable[dict], threads: int = READ_AHEAD_THREADS, ahead: bool = True) -> None:
     """Inspect the audio of many manifest records in ``threads`` threads, so that the
     :func:`inspect_audio` calls that follow (one by one, in manifest order) find their results
-    cached. Errors are left for those calls to raise, naming the file."""
+    cached. With ``ahead``, the files of the next :data:`INSPECT_CHUNK` records that were not inspected
+    before are read ahead (:func:`read_ahead`). Errors are left for those calls to raise, naming the file."""
     def one(rec: dict) -> None:
         try:
             inspect_audio(rec["audio"], rec.get("offset", 0.0), rec["duration"])
         except (KeyError, TypeError, ValueError):  # AudioError is a ValueError
             pass
 
+    records = list(records)
+    chunks = [records[i : i + INSPECT_CHUNK] for i in range(0, len(records), INSPECT_CHUNK)]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for _ in pool.map(one, records):
-            pass
+        for chunk in reading_ahead(chunks, _uninspected_files if ahead else lambda chunk: ()):
+            for _ in pool.map(one, chunk):
+                pass
+
+
+#: (path, size, modification time) of every file :func:`_inspect` has read in this process.
+_INSPECTED: set[tuple[str, int, int]] = set()
+
+
+def _uninspected_files(records: Iterable[dict]) -> list[str]:
+    """The audio files of ``records`` that no inspection in this process has read yet."""
+    files = []
+    for rec in records:
+        try:
+            st = os.stat(rec["audio"])
+        except (OSError, KeyError, TypeError):
+            continue
+        if (str(Path(rec["audio"])), st.st_size, st.st_mtime_ns) not in _INSPECTED:
+            files.append(rec["audio"])
+    return files
 
 
 @lru_cache(maxsize=None)
@@ -167,6 +243,7 @@ def _inspect(path: str, size: int, mtime_ns: int, offset: float, duration: float
                 peak = max(peak, float(np.abs(block).max()))
     except Exception as exc:  # noqa: BLE001 - soundfile raises several types
         raise AudioError(f"{path}: unreadable audio ({exc})") from None
+    _INSPECTED.add((path, size, mtime_ns))
     return AudioFacts(sr, channels, total / sr if sr > 0 else 0.0, frames, stop - start, finite, peak)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from audio_lottery.data.audio import load_audio
+from audio_lottery.data.audio import load_audio, reading_ahead
 from audio_lottery.data.text import out_of_vocabulary
 from audio_lottery.eval.normalize import score_records
 from audio_lottery.recognizer import Recognizer
@@ -53,13 +53,18 @@ def wave_batches(
     progress: bool = False,
     desc: str = "eval",
 ) -> Iterator[tuple[list[int], list[np.ndarray]]]:
-    """Duration-bucketed batches of ``records``: (indices into ``records``, their waveforms)."""
+    """Duration-bucketed batches of ``records``: (indices into ``records``, their waveforms).
+
+    The files of the next batch are read ahead (:func:`~audio_lottery.data.audio.read_ahead`) while
+    the caller decodes this one.
+    """
     from audio_lottery.data.pipeline.dataset import make_buckets
 
     sr = rec.cfg.data.features.sample_rate
     batches = make_buckets([r["duration"] for r in records], batch_seconds, max_batch_size)
     rec.model.eval()
-    for idx in tqdm(batches, desc=desc, disable=not progress, leave=False):
+    ahead = reading_ahead(batches, lambda idx: [records[i]["audio"] for i in idx])
+    for idx in tqdm(ahead, total=len(batches), desc=desc, disable=not progress, leave=False):
         waves = []
         for i in idx:
             r = records[i]

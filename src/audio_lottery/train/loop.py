@@ -29,6 +29,7 @@ from audio_lottery.data.pipeline.dataset import (
     BucketBatchSampler,
     DistributedBucketBatchSampler,
     FilterReport,
+    ReadAheadBatches,
     SpeechDataset,
     collate,
     filter_records,
@@ -251,8 +252,9 @@ def build_train_data(cfg: Config, rec: Recognizer, records: list[dict],
                                                 seed=cfg.train.seed, sortagrad=cfg.train.sortagrad)
     else:
         sampler = BucketBatchSampler(*buckets, seed=cfg.train.seed, sortagrad=cfg.train.sortagrad)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers,
-                        pin_memory=device.type == "cuda")
+    # the next batch's files are read while this one trains (the cache holds them after the first epoch)
+    loader = DataLoader(dataset, batch_sampler=ReadAheadBatches(sampler, dataset.files_to_read), collate_fn=collate,
+                        num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
     return TrainData(dataset, sampler, loader, filtered)
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from audio_lottery.data.audio import AudioError, AudioFacts, audio_problem, inspect_many, load_audio
+from audio_lottery.data.audio import AudioError, AudioFacts, audio_problem, inspect_many, load_audio, reading_ahead
 from audio_lottery.data.pipeline.augmentation import Augmentation, front_end, utterance_rng
 from audio_lottery.data.pipeline.feature_cache import FeatureCache, pack_wave, unpack_wave, utterance_key, wave_key
 
@@ -87,6 +87,18 @@ class SpeechDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def files_to_read(self, indices: Iterable[int]) -> list[str]:
+        """The audio files that fetching ``indices`` will read: those whose audio or features the cache does
+        not hold."""
+        files = []
+        for i in indices:
+            rec = self.records[i]
+            key = (None if self.cache is None else utterance_key(rec, self.featurizer, self.sample_rate)
+                   if self.augment.keeps_features else wave_key(rec, self.sample_rate))
+            if key is None or key not in self.cache:
+                files.append(rec["audio"])
+        return files
 
     def __getitem__(self, idx: int) -> dict | None:
         rec = self.records[idx]
@@ -215,6 +227,28 @@ class DistributedBucketBatchSampler(BucketBatchSampler):
         for batch in super().__iter__():  # the single-process order, so skipping keeps the rest in place
             if len(batch) >= self.world_size:
                 yield batch[self.rank :: self.world_size]
+
+
+class ReadAheadBatches(Sampler[list[int]]):
+    """The batches of ``batches``, unchanged, with the audio files of the next one read ahead
+    (:func:`~audio_lottery.data.audio.read_ahead`) while the current one trains.
+
+    ``files_of(batch)`` names the files a batch will read (:meth:`SpeechDataset.files_to_read`: none that
+    the in-memory cache holds). ``set_epoch`` and ``len`` are those of ``batches``.
+    """
+
+    def __init__(self, batches: BucketBatchSampler, files_of: Callable[[list[int]], Iterable[str]]) -> None:
+        self.batches = batches
+        self.files_of = files_of
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batches.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return reading_ahead(iter(self.batches), self.files_of)
 
 
 def make_buckets(durations: Sequence[float], batch_seconds: float, max_batch_size: int) -> list[list[int]]:

@@ -45,6 +45,10 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._entries
+
     def __getstate__(self) -> dict:
         """Pickled (a DataLoader worker started by spawn): the budget only, the copy starts empty."""
         return {"budget_bytes": self.budget_bytes}
