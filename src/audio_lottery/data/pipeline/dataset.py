@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Hashable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -89,21 +89,20 @@ class SpeechDataset(Dataset):
         return len(self.records)
 
     def files_to_read(self, indices: Iterable[int]) -> list[str]:
-        """The audio files that fetching ``indices`` will read: those whose audio or features the cache does
+        """The audio files that fetching ``indices`` will read: those whose features or audio the cache does
         not hold."""
         files = []
         for i in indices:
             rec = self.records[i]
-            key = (None if self.cache is None else utterance_key(rec, self.featurizer, self.sample_rate)
-                   if self.augment.keeps_features else wave_key(rec, self.sample_rate))
+            key = self._feature_key(rec)
+            key = self._wave_key(rec) if key is None else key
             if key is None or key not in self.cache:
                 files.append(rec["audio"])
         return files
 
     def __getitem__(self, idx: int) -> dict | None:
         rec = self.records[idx]
-        key = (utterance_key(rec, self.featurizer, self.sample_rate)
-               if self.cache is not None and self.augment.keeps_features else None)
+        key = self._feature_key(rec)
         try:  # only reading the utterance's own audio: an augmentation's error (e.g. a noise file) stops training
             if key is None:
                 wave = self._wave(rec)
@@ -119,10 +118,20 @@ class SpeechDataset(Dataset):
         text = target_text(rec, self.tokenizer)
         return {"feats": feats, "tokens": self.tokenizer.encode(text), "id": rec["id"], "text": text}
 
+    def _feature_key(self, rec: dict) -> Hashable | None:
+        """Where the cache keeps the utterance's features (they are the same in every epoch), else None."""
+        if self.cache is None or not self.augment.keeps_features:
+            return None
+        return utterance_key(rec, self.featurizer, self.sample_rate)
+
+    def _wave_key(self, rec: dict) -> Hashable | None:
+        """Where the cache keeps the utterance's decoded audio, else None (no cache)."""
+        return None if self.cache is None else wave_key(rec, self.sample_rate)
+
     def _wave(self, rec: dict) -> np.ndarray:
         """The utterance's decoded audio: with a cache, decoded once per process (used where its features
         change per epoch, so the cache keeps the audio instead)."""
-        key = wave_key(rec, self.sample_rate) if self.cache is not None else None
+        key = self._wave_key(rec)
         if key is None:
             return self._read(rec)
         return unpack_wave(self.cache.get(key, lambda: pack_wave(self._read(rec))))
@@ -248,7 +257,7 @@ class ReadAheadBatches(Sampler[list[int]]):
         return len(self.batches)
 
     def __iter__(self) -> Iterator[list[int]]:
-        return reading_ahead(iter(self.batches), self.files_of)
+        return reading_ahead(self.batches, self.files_of)
 
 
 def make_buckets(durations: Sequence[float], batch_seconds: float, max_batch_size: int) -> list[list[int]]:
