@@ -90,3 +90,18 @@ def assert_starts_from(start: dict[str, torch.Tensor], weights: dict[str, torch.
     for name, value in weights.items():
         expected = value * mask[name] if name in mask else value
         assert torch.equal(start[name], expected), f"{name}: the start weights differ from the masked rewind point"
+
+
+def noise_utterances(folder: Path, n: int, first: int = 8000, step: int = 1600, sample_rate: int = 16000) -> list[dict]:
+    """``n`` manifest records of white-noise FLAC files in ``folder`` (``first + step * i`` samples each)."""
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        samples = first + step * i
+        path = folder / f"u{i}.flac"
+        sf.write(path, (rng.standard_normal(samples) * 0.1).astype(np.float32), sample_rate)
+        out.append({"id": f"u{i}", "audio": str(path), "duration": samples / sample_rate, "text": "a b"})
+    return out

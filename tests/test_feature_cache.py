@@ -26,20 +26,13 @@ from audio_lottery.data.pipeline.feature_cache import (
 from audio_lottery.data.pipeline.features import FeatureExtractor
 from audio_lottery.data.pipeline.tokenizers import CharTokenizer
 
-from conftest import TINY_CONFIG
+from conftest import TINY_CONFIG, noise_utterances
 
 SR = 16000
 
 
 def _records(tmp_path, n: int = 4) -> list[dict]:
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        samples = SR // 2 + 1600 * i
-        path = tmp_path / f"u{i}.flac"
-        sf.write(path, (rng.standard_normal(samples) * 0.1).astype(np.float32), SR)
-        out.append({"id": f"u{i}", "audio": str(path), "duration": samples / SR, "text": "a b"})
-    return out
+    return noise_utterances(tmp_path, n, first=SR // 2, step=1600)
 
 
 def _dataset(records, augment_cfg: AugmentConfig, cache: FeatureCache | None) -> SpeechDataset:

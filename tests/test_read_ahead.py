@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from audio_lottery.config import AugmentConfig, FeatureConfig
 from audio_lottery.data import audio as audio_module
@@ -20,18 +18,13 @@ from audio_lottery.data.pipeline.features import FeatureExtractor
 from audio_lottery.data.pipeline.tokenizers import CharTokenizer
 from audio_lottery.eval import evaluate as evaluate_module
 
+from conftest import noise_utterances
+
 SR = 16000
 
 
 def _records(tmp_path, n: int = 6) -> list[dict]:
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        samples = SR // 4 + 800 * i
-        path = tmp_path / f"u{i}.flac"
-        sf.write(path, (rng.standard_normal(samples) * 0.1).astype(np.float32), SR)
-        out.append({"id": f"u{i}", "audio": str(path), "duration": samples / SR, "text": "a b"})
-    return out
+    return noise_utterances(tmp_path, n, first=SR // 4, step=800)
 
 
 @pytest.fixture
