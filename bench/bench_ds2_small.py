@@ -152,7 +152,7 @@ def previous_rows(previous: dict) -> dict[str, str]:
 
     # corpus version 1 pages call the held-out voices "unseen voices"
     time_cell = cell("", ("training time",), 1)
-    return {"training time": time_cell.split(",")[0],
+    return {"parameters": cell("", ("parameters",), 1), "training time": time_cell.split(",")[0],
             "epochs": time_cell.split(",")[1].split()[0] if "," in time_cell else "–",
             "throughput": cell("", ("training throughput",), 1).split()[0],
             "test_wer": cell("", ("test WER",), 1), "held_out_wer": cell("subset", ("held-out voices", "unseen voices"), 2),
@@ -167,6 +167,12 @@ def train_sample(train_records: list[dict], n: int) -> list[dict]:
 
 def fmt(s: dict | None, key: str) -> str:
     return "–" if s is None else f"{s[key]:.3f}"
+
+
+def front_end_name(features) -> str:
+    """The feature front-end in words, e.g. '40 log-mel bands (25 ms window, 10 ms hop)'."""
+    bands = f"{features.n_mels} log-mel bands" if features.kind == "logmel" else f"{features.kind} features"
+    return f"{bands} ({features.win_ms:g} ms window, {features.hop_ms:g} ms hop)"
 
 
 def output_units(tokenizer) -> str:
@@ -256,6 +262,7 @@ def main() -> None:
         ("corpus", f"version {version.get('corpus_version', '?')}, {version.get('corpus_hours', '?')} h requested, "
                    f"seed {version.get('corpus_seed', '?')}"),
         ("parameters", f"{sum(p.numel() for p in rec.model.parameters()):,}"),
+        ("front-end", front_end_name(cfg.data.features)),
         ("output units", output_units(rec.tokenizer)),
         ("training audio", f"{result['kept']} utterances ({train_hours:.2f} h)"
                            + (f" from {Path(train).parent.name}/ ({train_version.get('corpus_hours', '?')} h requested, "
@@ -294,14 +301,16 @@ def main() -> None:
         f"(stretch {STRETCH['test_wer']} / {STRETCH['held_out_wer']} / {STRETCH['test_cer']}).", "",
         f"Result: {verdict}. Stretch: {stretch}.", "",
         *(["Before and after: earlier pages of this bench beside this run (each on its own corpus and test set):", "",
-           md_table(["run", "training time", "epochs", "audio s per wall s", "test WER", "held-out WER", "test CER"],
+           md_table(["run", "parameters", "training time", "epochs", "audio s per wall s", "test WER", "held-out WER",
+                     "test CER"],
                     [*[[f"{name} ({cond.get('date', '?')}, corpus version {cond.get('corpus_version', 1)}"
                         + (f", {hours} h of training audio requested)" if hours else ")"),
-                        *[row[k] for k in ("training time", "epochs", "throughput", "test_wer", "held_out_wer",
-                                           "test_cer")]]
+                        *[row[k] for k in ("parameters", "training time", "epochs", "throughput", "test_wer",
+                                           "held_out_wer", "test_cer")]]
                        for name, row, cond in previous
                        for hours in [cond.get("train_corpus_hours", cond.get("corpus_hours"))]],
-                     ["now", f"{result['train_seconds'] / 60:.1f} min", str(result["epochs"]),
+                     ["now", f"{sum(p.numel() for p in rec.model.parameters()):,}",
+                      f"{result['train_seconds'] / 60:.1f} min", str(result["epochs"]),
                       f"{result['audio_seconds_per_second']:.1f}",
                       *[f"{measured[k]:.3f}" for k in ("test_wer", "held_out_wer", "test_cer")]]]), ""]
           if previous else []),

@@ -50,19 +50,20 @@ def test_previous_rows_read_the_old_page_layout():
             + "\n\n" + md_table(["subset", "utterances", "WER", "CER"], [["seen voices", "79", "0.492", "0.146"],
                                                                         ["unseen voices", "81", "0.870", "0.449"]]))
     rows = bench.previous_rows({"tables": parse_tables(page)})
-    assert rows == {"training time": "30.0 min", "epochs": "22", "throughput": "–", "test_wer": "0.685",
+    assert rows == {"parameters": "–", "training time": "30.0 min", "epochs": "22", "throughput": "–", "test_wer": "0.685",
                     "held_out_wer": "0.870", "test_cer": "0.297"}
 
 
 def test_previous_rows_read_the_current_page_layout():
-    page = (md_table(["", ""], [["training time (excl. dev evaluation)", "60.0 min, 26 epochs"],
+    page = (md_table(["", ""], [["parameters", "5,892,448"], ["training time (excl. dev evaluation)", "60.0 min, 26 epochs"],
                                 ["training throughput", "90.2 audio s per wall s"],
                                 ["**test WER (greedy)**", "**0.614**"], ["**test CER (greedy)**", "**0.234**"],
                                 ["test decoding real-time factor", "0.0100"]])
             + "\n\n" + md_table(["subset", "utterances", "WER", "CER"], [["espeak, held-out", "40", "0.714", "0.3"],
                                                                         ["held-out voices", "80", "0.765", "0.3"]]))
     rows = bench.previous_rows({"tables": parse_tables(page)})
-    assert rows == {"training time": "60.0 min", "epochs": "26", "throughput": "90.2", "test_wer": "0.614",
+    assert rows == {"parameters": "5,892,448", "training time": "60.0 min", "epochs": "26", "throughput": "90.2",
+                    "test_wer": "0.614",
                     "held_out_wer": "0.765", "test_cer": "0.234"}
 
 
@@ -121,6 +122,13 @@ def test_training_numerics_state_the_autocast_and_the_weight_average():
     assert bench.training_numerics(TrainConfig()) == "float32; no weight average"
     assert bench.training_numerics(TrainConfig(amp="bf16", ema_decay=0.995)) == (
         "bfloat16 autocast (CTC loss in float32); moving average of the weights (decay 0.995) evaluated and kept")
+
+
+def test_front_end_name_gives_bands_window_and_hop():
+    from audio_lottery.config import FeatureConfig
+
+    assert bench.front_end_name(FeatureConfig(n_mels=40)) == "40 log-mel bands (25 ms window, 10 ms hop)"
+    assert bench.front_end_name(FeatureConfig(kind="linear", win_ms=20.0)) == "linear features (20 ms window, 10 ms hop)"
 
 
 def test_output_units_name_the_tokenizer_and_its_class_count():
