@@ -258,10 +258,11 @@ def main() -> None:
     stretch_met = {k: measured[k] <= STRETCH[k] for k in STRETCH}
     aug = {f.name: getattr(cfg.data.augment, f.name) for f in fields(cfg.data.augment)
            if getattr(cfg.data.augment, f.name) != getattr(AugmentConfig(), f.name)}  # the preset's own settings
+    params = rec.model.num_params()
     rows = [
         ("corpus", f"version {version.get('corpus_version', '?')}, {version.get('corpus_hours', '?')} h requested, "
                    f"seed {version.get('corpus_seed', '?')}"),
-        ("parameters", f"{sum(p.numel() for p in rec.model.parameters()):,}"),
+        ("parameters", f"{params:,}"),
         ("front-end", front_end_name(cfg.data.features)),
         ("output units", output_units(rec.tokenizer)),
         ("training audio", f"{result['kept']} utterances ({train_hours:.2f} h)"
@@ -309,7 +310,7 @@ def main() -> None:
                                            "held_out_wer", "test_cer")]]
                        for name, row, cond in previous
                        for hours in [cond.get("train_corpus_hours", cond.get("corpus_hours"))]],
-                     ["now", f"{sum(p.numel() for p in rec.model.parameters()):,}",
+                     ["now", f"{params:,}",
                       f"{result['train_seconds'] / 60:.1f} min", str(result["epochs"]),
                       f"{result['audio_seconds_per_second']:.1f}",
                       *[f"{measured[k]:.3f}" for k in ("test_wer", "held_out_wer", "test_cer")]]]), ""]
