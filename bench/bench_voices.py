@@ -145,8 +145,8 @@ def markdown(res: dict) -> str:
         "",
         f"`python bench/bench_voices.py --sentences {res['sentences']}{'' if res['asr'] else ' --no-asr'}`; corpus "
         f"version {VERSION}. Each installed voice says the same {res['sentences']} sentences. Speed: audio seconds "
-        "per CPU second (engine process + resampling/trimming), measured with `nice` on a machine busy with other "
-        "jobs: CPU time, not wall time, so roughly comparable, yet only a guide. WER: Whisper tiny.en (greedy) "
+        "per CPU second (engine process + resampling/trimming): CPU time, not wall time, so roughly comparable "
+        "whatever else the machine runs, yet only a guide. WER: Whisper tiny.en (greedy) "
         "through Whisper's English normaliser, a rough intelligibility check on a few sentences.",
         "",
         "## Voices of Debian main and PyPI",

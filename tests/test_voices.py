@@ -16,6 +16,7 @@ from audio_lottery.data.corpora.voices import (
     ESPEAK_VARIANT_SEX,
     FESTIVAL_VOICES,
     FLITE_VOICES,
+    UNUSABLE,
     VoiceCoverageError,
     available_voices,
     choose_held_out,
@@ -41,6 +42,15 @@ def test_sexes_and_kinds():
     assert Speaker("flite", "slt", "", 1.4, 0, "female").kind == "flite-female"
     with pytest.raises(KeyError, match="unknown flite voice 'nope'"):
         voice_sex("flite", "nope", "")
+
+
+def test_unusable_candidates_say_why_and_are_never_drawn():
+    """Every rejected candidate carries its reason and package, and none is a voice the corpus can draw."""
+    usable = {(engine, name) for engine, names in ALL_VOICES.items() for name in names}
+    for voice in UNUSABLE:
+        assert not voice.usable and voice.note and voice.package, voice
+        assert (voice.engine, voice.name) not in usable, voice
+    assert {v.engine for v in UNUSABLE} >= {"rhvoice", "piper", "mimic3"}
 
 
 @pytest.mark.parametrize("seed", range(12))

