@@ -2,7 +2,7 @@
 
     python bench/bench_augment.py [--minutes 20] [--seeds 0 1] [--arms none,speed,...] [--data data/synth]
                                   [--asterisk data/asterisk/test.jsonl] [--runs runs/bench_augment]
-                                  [--doc docs/bench_augment.md] [--set KEY=VALUE ...] [--quick]
+                                  [--doc docs/bench_augment.md] [--set KEY=VALUE ...] [--jobs N] [--quick]
 
 Every arm trains the preset (``--config``, default configs/ds2_small.yaml) for at most ``--minutes``
 of training time per seed, from the same start with only ``data.augment`` changed: ``none`` has every
@@ -12,7 +12,10 @@ checkpoint of each run is scored on the test set (overall and on the voices held
 ``raw_text`` scored through Whisper's English normaliser, as ``eval`` does). A difference counts only
 when the mean over seeds differs from ``none`` by at least 3 points. Finished runs and their scores
 are reused (each run folder is named by its arm, seed and configuration hash), so an interrupted
-bench resumes where it stopped. Writes the page and its result JSON (results_io.write_page).
+bench resumes where it stopped. ``--jobs N`` trains N runs side by side in their own processes, the
+preset's ``train.threads`` split between them (the page says so; every arm runs under the same
+conditions, so the differences stay fair, but each run gets less done in its minutes than alone).
+Writes the page and its result JSON (results_io.write_page).
 
 ``--quick``: one seed and, unless ``--data`` is given, a tiny synthesised corpus: a smoke test of the
 bench itself (pair it with a small ``--minutes`` and a ``--doc`` outside docs/).
@@ -21,8 +24,10 @@ bench itself (pair it with a small ``--minutes`` and a ``--doc`` outside docs/).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import fields
 from pathlib import Path
 
@@ -32,6 +37,7 @@ from audio_lottery.eval.evaluate import evaluate
 from audio_lottery.eval.real_speech import real_test_manifest
 from audio_lottery.files import atomic_write_json, file_fingerprint, read_json_or_none
 from audio_lottery.layout import TrainLayout
+from audio_lottery.lottery.branches import threads_per_job
 from audio_lottery.provenance import corpus_version
 from audio_lottery.recognizer import Recognizer
 from audio_lottery.train.loop import train_model
@@ -85,6 +91,32 @@ def score_run(run: Path, test: Path, asterisk: Path | None) -> dict:
         ast = evaluate(rec, ast_records)
         scores["asterisk"] = {"wer": ast["wer"], "cer": ast["cer"], "utterances": len(ast_records)}
     atomic_write_json(cache, {"key": key, "scores": scores})
+    return scores
+
+
+def train_and_score(cfg: Config, run: Path, asterisk: Path | None, progress: bool = True) -> dict:
+    """Train one run (at once when it is finished) and score its best checkpoint."""
+    import torch
+
+    train_model(cfg, run, progress=progress)
+    torch.set_num_threads(cfg.train.threads)  # scoring at the run's own thread count, also when it was done
+    return score_run(run, Path(cfg.data.test_manifest), asterisk)
+
+
+def run_all(plan: list[tuple[str, Config, Path]], asterisk: Path | None, jobs: int) -> dict[str, list[dict]]:
+    """Scores per arm, in ``plan``'s order; with ``jobs`` > 1 the runs train side by side in that many
+    processes (each configuration already carries its share of the threads)."""
+    scores: dict[str, list[dict]] = {}
+    if jobs == 1:
+        for arm, cfg, run in plan:
+            print(f"=== {arm}, seed {cfg.train.seed}: {run}", flush=True)
+            scores.setdefault(arm, []).append(train_and_score(cfg, run, asterisk))
+        return scores
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [(arm, pool.submit(train_and_score, cfg, run, asterisk, False)) for arm, cfg, run in plan]
+        for (arm, future), (_, cfg, run) in zip(futures, plan):
+            scores.setdefault(arm, []).append(future.result())
+            print(f"=== {arm}, seed {cfg.train.seed}: {run} scored", flush=True)
     return scores
 
 
@@ -148,11 +180,15 @@ def markdown(summary: dict, scores: dict[str, list[dict]], args, setup: dict) ->
               f"{', '.join(groups['no difference']) or 'none'}.")
     if len(args.seeds) < MIN_SEEDS or args.minutes < MIN_MINUTES:
         result += f" Preliminary: the issue's ablation asks for {MIN_SEEDS} seeds of {MIN_MINUTES:g} min."
+    threads = f"{setup['threads']} torch thread" + ("s" if setup["threads"] != 1 else "")
     lines = [
         "# Augmentation ablation (ds2_small)", "",
         f"Measured {time.strftime('%Y-%m-%d')}, by `{setup['command']}`: the preset `{setup['config']}` trained for at "
         f"most {args.minutes:g} min of training time per run, seeds {', '.join(map(str, args.seeds))}, every arm from "
-        "the same start with all augmentation off except its own. Greedy decoding of the best-dev checkpoint. "
+        "the same start with all augmentation off except its own; "
+        + (f"{setup['jobs']} runs side by side at {threads} each. " if setup["jobs"] > 1
+           else f"one run at a time at {threads}. ")
+        + "Greedy decoding of the best-dev checkpoint. "
         f"Test set: {setup['test_utterances']} utterances, {setup['held_out_utterances']} of them from voices held "
         f"out of training; asterisk (real speech, Whisper-normalised): {setup['asterisk']}.", "",
         "Error rates in % (mean over seeds):", "",
@@ -180,8 +216,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra override for every run (e.g. train.threads=1)")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained side by side, the preset's threads split "
+                   "between them (default 1: one run at a time)")
     p.add_argument("--quick", action="store_true", help="one seed, a tiny corpus unless --data: a smoke test")
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be >= 1, got {args.jobs}")
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
@@ -196,22 +236,24 @@ def main(argv: list[str] | None = None) -> None:
         asterisk = Path(args.asterisk) if args.asterisk and Path(args.asterisk).is_file() else None
         if args.asterisk and asterisk is None:
             raise SystemExit(f"{args.asterisk}: no such manifest (prepare it with `audio-lottery data prepare asterisk`)")
-    scores: dict[str, list[dict]] = {}
+    plan = []
     for arm in arms:
         for seed in args.seeds:
             cfg = arm_config(args.config, arm, seed, manifests(data), args.minutes, args.overrides)
-            run = run_dir(args.runs, arm, seed, cfg)
-            print(f"=== {arm}, seed {seed}: {run}", flush=True)
-            train_model(cfg, run)  # returns at once when the run is finished
-            scores.setdefault(arm, []).append(score_run(run, Path(cfg.data.test_manifest), asterisk))
+            if args.jobs > 1:  # train.threads is a runtime key: the run folder stays the same
+                cfg.train.threads = threads_per_job(cfg.train.threads, args.jobs)
+            plan.append((arm, cfg, run_dir(args.runs, arm, seed, cfg)))
+    scores = run_all(plan, asterisk, args.jobs)
     summary = summarise(scores)
     test_records = read_manifest(Path(data) / "test.jsonl")
-    setup = {"command": command_line(), "config": Path(args.config).name,
+    setup = {"command": command_line(), "config": Path(args.config).name, "jobs": args.jobs,
+             "threads": plan[0][1].train.threads,
              "test_utterances": len(test_records),
              "held_out_utterances": sum(r.get("seen_voice") is False for r in test_records),
              "asterisk": f"{len(read_manifest(asterisk))} utterances" if asterisk else "not prepared"}
     page = markdown(summary, scores, args, setup)
-    data_out = {"minutes": args.minutes, "seeds": args.seeds, "threshold_points": THRESHOLD, "arms": rounded(summary),
+    data_out = {"minutes": args.minutes, "seeds": args.seeds, "jobs": args.jobs, "threads": setup["threads"],
+                "threshold_points": THRESHOLD, "arms": rounded(summary),
                 "verdicts": {a: verdict(r) for a, r in summary.items() if a != "none"},
                 "asterisk": asterisk is not None}
     write_page(args.doc, page,  # the Result line is the page's verdict (results_io finds it)

@@ -67,7 +67,8 @@ def test_the_verdict_names_seeds_and_minutes_and_marks_a_short_ablation(seeds, m
     from argparse import Namespace
 
     scores = {"none": [_run(0.60, 0.80)] * len(seeds), "speed": [_run(0.55, 0.74)] * len(seeds)}
-    setup = {"command": "python bench/bench_augment.py", "config": "ds2_small.yaml", "test_utterances": 10,
+    setup = {"command": "python bench/bench_augment.py", "config": "ds2_small.yaml", "jobs": 1, "threads": 2,
+             "test_utterances": 10,
              "held_out_utterances": 5, "asterisk": "not prepared"}
     page = ba.markdown(ba.summarise(scores), scores, Namespace(seeds=seeds, minutes=minutes), setup)
     result = page.strip().splitlines()[-1]
@@ -84,3 +85,20 @@ def test_none_switches_off_what_the_preset_itself_switches_on():
     assert probs and set(probs.values()) == {0}
     assert ba.arm_config(preset, "speed", 0, data, 20.0, []).data.augment.speed_prob == 1.0
     assert ba.arm_config(preset, "speed", 0, data, 20.0, []).data.augment.vtlp_prob == 0.0
+
+
+@pytest.mark.slow
+def test_runs_side_by_side_are_the_runs_one_at_a_time_reuses(tiny_corpus, tmp_path):
+    """--jobs 2 trains two arms at one thread each; a later --jobs 1 call finds both finished (the
+    thread count is not part of a run's identity) and writes the same scores on its page."""
+    common = ["--config", str(TINY_CONFIG), "--data", str(tiny_corpus), "--asterisk", "", "--arms", "none,speed",
+              "--seeds", "0", "--minutes", "5", "--set", "train.epochs=1", "--runs", str(tmp_path / "runs")]
+    ba.main([*common, "--jobs", "2", "--doc", str(tmp_path / "side_by_side.md")])
+    runs = sorted(p for p in (tmp_path / "runs").iterdir() if p.is_dir())
+    assert [p.name.split("-")[0] for p in runs] == ["none", "speed"]
+    finished = {p: (p / "result.json").stat().st_mtime_ns for p in runs}
+    ba.main([*common, "--jobs", "1", "--doc", str(tmp_path / "in_turn.md")])
+    assert {p: (p / "result.json").stat().st_mtime_ns for p in runs} == finished  # nothing trained again
+    side, turn = ((tmp_path / n).read_text() for n in ("side_by_side.md", "in_turn.md"))
+    assert "2 runs side by side at 1 torch thread each" in side and "one run at a time at" in turn
+    assert side.split("Error rates")[1] == turn.split("Error rates")[1]
