@@ -113,8 +113,8 @@ def run_all(plan: list[tuple[str, Config, Path]], asterisk: Path | None, jobs: i
             scores.setdefault(arm, []).append(train_and_score(cfg, run, asterisk))
         return scores
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [(arm, pool.submit(train_and_score, cfg, run, asterisk, False)) for arm, cfg, run in plan]
-        for (arm, future), (_, cfg, run) in zip(futures, plan):
+        futures = [pool.submit(train_and_score, cfg, run, asterisk, False) for _, cfg, run in plan]
+        for (arm, cfg, run), future in zip(plan, futures):
             scores.setdefault(arm, []).append(future.result())
             print(f"=== {arm}, seed {cfg.train.seed}: {run} scored", flush=True)
     return scores
