@@ -4,6 +4,7 @@ real speech, throughput, wall time and the learning curve.
     python bench/bench_ds2_small.py [--run runs/ds2_small_bench] [--minutes 60] [--data data/synth]
                                     [--train-hours 16 | --train data/synth_16h/train.jsonl]
                                     [--old-test data/synth_v1/test.jsonl] [--asterisk data/asterisk/test.jsonl]
+                                    [--set data.augment.speed_prob=1.0 ...]
 
 Trains the preset for at most ``--minutes`` of training time (resuming/reusing ``--run`` when it
 exists), evaluates the best-dev checkpoint on the test set (overall, voices held out of training,
@@ -14,8 +15,10 @@ stamped into the result. The model trains on the train split of a 16-hour synthe
 corpus version (``--train-hours``, synthesised beside ``--data`` when missing; its sentences follow
 the default corpus's test and dev sentences) and is evaluated on ``--data``'s dev and test sets;
 ``--train`` names another training manifest. Either is refused when it holds a test or dev
-sentence, a voice held out of the test set, or another corpus version. Writes docs/bench_ds2_small.md
-(+ .json) and docs/plots/ds2_small_curve.png.
+sentence, a voice held out of the test set, or another corpus version. ``--set KEY=VALUE`` measures a
+variant of the recipe (the page names the overrides; write it with ``--doc`` elsewhere, e.g. for
+docs/history/, so the preset's own page stays). Writes docs/bench_ds2_small.md (+ .json) and
+docs/plots/ds2_small_curve.png (beside ``--doc``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from audio_lottery.config import AugmentConfig, TrainConfig, load_config  # noqa: E402
+from audio_lottery.config import AugmentConfig, Config, TrainConfig, load_config  # noqa: E402
 from audio_lottery.data.corpora.synth import synthesize_corpus  # noqa: E402
 from audio_lottery.data.manifest import read_manifest  # noqa: E402
 from audio_lottery.eval.evaluate import evaluate  # noqa: E402
@@ -197,6 +200,21 @@ def training_numerics(t: TrainConfig) -> str:
     return f"{precision}; {average}"
 
 
+def bench_config(config: str, data: Path, train: Path, minutes: float, epochs: int | None,
+                 overrides: list[str]) -> Config:
+    """The preset with the bench's manifests, time budget and epoch cap, then the caller's ``overrides``."""
+    return load_config(config, [f"data.train_manifest={train}"]
+                       + [f"data.{s}_manifest={data / f'{s}.jsonl'}" for s in ("dev", "test")]
+                       + [f"train.max_minutes={minutes}", *([f"train.epochs={epochs}"] if epochs else [])]
+                       + list(overrides))
+
+
+def preset_name(config: str, overrides: list[str]) -> str:
+    """The preset in words for the page's first line, e.g. 'preset `ds2_small.yaml` with `data.augment.speed_prob=1.0`'."""
+    changed = f" with {', '.join(f'`{o}`' for o in overrides)}" if overrides else ""
+    return f"preset `{Path(config).name}`{changed}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default=str(ROOT / "runs" / "ds2_small_bench"))
@@ -212,6 +230,9 @@ def main() -> None:
     p.add_argument("--previous", type=Path, nargs="*",
                    default=[ROOT / "docs" / "history" / f"bench_ds2_small_{v}.json" for v in ("corpus1", "corpus2_3.5h")],
                    help="result JSONs of earlier runs of this bench (their headline numbers go beside the new ones)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a preset key for a variant of the recipe (e.g. data.augment.speed_prob=1.0); "
+                        "the page names it")
     p.add_argument("--asterisk", help="real-speech test manifest (default: asterisk/test.jsonl beside the corpus; "
                    "'' = none)")
     args = p.parse_args()
@@ -219,9 +240,7 @@ def main() -> None:
     train = training_manifest(data, args.train, args.train_hours)
     version, train_version = corpus_version(data), corpus_version(Path(train).parent)
     check_same_version(version, train_version, train)
-    cfg = load_config(args.config, [f"data.train_manifest={train}"]
-                      + [f"data.{s}_manifest={data / f'{s}.jsonl'}" for s in ("dev", "test")]
-                      + [f"train.max_minutes={args.minutes}", *([f"train.epochs={args.epochs}"] if args.epochs else [])])
+    cfg = bench_config(args.config, data, train, args.minutes, args.epochs, args.overrides)
     asterisk = (real_test_manifest({"test_manifest": cfg.data.test_manifest}) if args.asterisk is None
                 else Path(args.asterisk) if args.asterisk else None)
     run = Path(args.run)
@@ -295,7 +314,8 @@ def main() -> None:
     lines = [
         "# ds2_small on the embedded corpus", "",
         f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}), torch threads "
-        f"{cfg.train.threads}, by `{command_line()}` (preset `{Path(args.config).name}`, --minutes {args.minutes:g}).", "",
+        f"{cfg.train.threads}, by `{command_line()}` ({preset_name(args.config, args.overrides)}, "
+        f"--minutes {args.minutes:g}).", "",
         md_table(["", ""], [[k, v] for k, v in rows]), "",
         f"Targets (issue 15): after at most 60 min of training on 2 cores, test WER <= {TARGETS['test_wer']} overall and "
         f"<= {TARGETS['held_out_wer']} on the voices held out of training, test CER <= {TARGETS['test_cer']} "
@@ -330,7 +350,8 @@ def main() -> None:
                  [[str(d["epoch"]), f"{d['train_seconds'] / 60:.1f}", fmt_loss(losses.get(d["epoch"])),
                    f"{d['dev_wer']:.3f}", f"{d['dev_cer']:.3f}"] for d in dev]),
     ]
-    data_out = {"minutes": args.minutes, "corpus": version, "measured": measured, "targets": TARGETS,
+    data_out = {"minutes": args.minutes, "overrides": args.overrides, "corpus": version, "measured": measured,
+                "targets": TARGETS,
                 "stretch": STRETCH, "met": met, "stretch_met": stretch_met,
                 "subsets": new, "train_sample": fit, "old_test": {"corpus": old_version, "dropped_in_training": old_dropped,
                                              "subsets": old} if old else None,

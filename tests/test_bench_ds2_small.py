@@ -136,3 +136,14 @@ def test_output_units_name_the_tokenizer_and_its_class_count():
     char = bench.output_units(CharTokenizer())
     assert char.startswith("characters (") and f"({CharTokenizer().vocab_size} CTC classes" in char
     assert bench.output_units(VocabSize("bpe", 256)) == "sentencepiece BPE pieces (256 CTC classes incl. the blank)"
+
+
+def test_overrides_come_after_the_bench_keys_and_the_page_names_them(tmp_path):
+    cfg = bench.bench_config(str(bench.ROOT / "configs" / "ds2_small.yaml"), tmp_path, tmp_path / "t.jsonl", 60, 9,
+                             ["data.augment.speed_prob=1.0", "train.max_minutes=5"])
+    assert cfg.data.augment.speed_prob == 1.0 and cfg.data.augment.vtlp_prob == 1.0  # the preset's own kept
+    assert cfg.train.max_minutes == 5 and cfg.train.epochs == 9  # a --set beats the bench's own key
+    assert cfg.data.test_manifest == str(tmp_path / "test.jsonl")
+    assert bench.preset_name("configs/ds2_small.yaml", []) == "preset `ds2_small.yaml`"
+    assert (bench.preset_name("configs/ds2_small.yaml", ["data.augment.speed_prob=1.0"])
+            == "preset `ds2_small.yaml` with `data.augment.speed_prob=1.0`")
