@@ -16,8 +16,8 @@ corpus version (``--train-hours``, synthesised beside ``--data`` when missing; i
 the default corpus's test and dev sentences) and is evaluated on ``--data``'s dev and test sets;
 ``--train`` names another training manifest. Either is refused when it holds a test or dev
 sentence, a voice held out of the test set, or another corpus version. ``--set KEY=VALUE`` measures a
-variant of the recipe (the page names the overrides; write it with ``--doc`` elsewhere, e.g. for
-docs/history/, so the preset's own page stays). Writes docs/bench_ds2_small.md (+ .json) and
+variant of the recipe (the page names the overrides; write it with ``--doc`` under runs/ and keep
+its JSON in docs/history/, so the preset's own page stays). Writes docs/bench_ds2_small.md (+ .json) and
 docs/plots/ds2_small_curve.png (beside ``--doc``).
 """
 
@@ -36,6 +36,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from audio_lottery.cli.common import add_set_arg  # noqa: E402
 from audio_lottery.config import AugmentConfig, Config, TrainConfig, load_config  # noqa: E402
 from audio_lottery.data.corpora.synth import synthesize_corpus  # noqa: E402
 from audio_lottery.data.manifest import read_manifest  # noqa: E402
@@ -210,7 +211,8 @@ def bench_config(config: str, data: Path, train: Path, minutes: float, epochs: i
 
 
 def preset_name(config: str, overrides: list[str]) -> str:
-    """The preset in words for the page's first line, e.g. 'preset `ds2_small.yaml` with `data.augment.speed_prob=1.0`'."""
+    """The preset in words for the page's first line,
+    e.g. 'preset `ds2_small.yaml` with `data.augment.speed_prob=1.0`'."""
     changed = f" with {', '.join(f'`{o}`' for o in overrides)}" if overrides else ""
     return f"preset `{Path(config).name}`{changed}"
 
@@ -230,9 +232,8 @@ def main() -> None:
     p.add_argument("--previous", type=Path, nargs="*",
                    default=[ROOT / "docs" / "history" / f"bench_ds2_small_{v}.json" for v in ("corpus1", "corpus2_3.5h")],
                    help="result JSONs of earlier runs of this bench (their headline numbers go beside the new ones)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a preset key for a variant of the recipe (e.g. data.augment.speed_prob=1.0); "
-                        "the page names it")
+    add_set_arg(p, "override a preset key for a variant of the recipe (e.g. data.augment.speed_prob=1.0); "
+                   "the page names it")
     p.add_argument("--asterisk", help="real-speech test manifest (default: asterisk/test.jsonl beside the corpus; "
                    "'' = none)")
     args = p.parse_args()
@@ -351,8 +352,7 @@ def main() -> None:
                    f"{d['dev_wer']:.3f}", f"{d['dev_cer']:.3f}"] for d in dev]),
     ]
     data_out = {"minutes": args.minutes, "overrides": args.overrides, "corpus": version, "measured": measured,
-                "targets": TARGETS,
-                "stretch": STRETCH, "met": met, "stretch_met": stretch_met,
+                "targets": TARGETS, "stretch": STRETCH, "met": met, "stretch_met": stretch_met,
                 "subsets": new, "train_sample": fit, "old_test": {"corpus": old_version, "dropped_in_training": old_dropped,
                                              "subsets": old} if old else None,
                 "asterisk": {k: real[k] for k in ("wer", "cer", "utterances")} if real else None,
