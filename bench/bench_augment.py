@@ -31,6 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import fields
 from pathlib import Path
 
+from audio_lottery.cli.common import add_set_arg
 from audio_lottery.config import AugmentConfig, Config, config_hash, load_config
 from audio_lottery.data.manifest import read_manifest
 from audio_lottery.eval.evaluate import evaluate
@@ -214,8 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--minutes", type=float, default=20.0, help="training minutes per run")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra override for every run (e.g. train.threads=1)")
+    add_set_arg(p, "extra override for every run (e.g. train.threads=1)")
     p.add_argument("--jobs", type=int, default=1, help="runs trained side by side, the preset's threads split "
                    "between them (default 1: one run at a time)")
     p.add_argument("--quick", action="store_true", help="one seed, a tiny corpus unless --data: a smoke test")

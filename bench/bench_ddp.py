@@ -32,6 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from audio_lottery.cli.common import add_set_arg  # noqa: E402
 from audio_lottery.files import load_tensors  # noqa: E402
 from audio_lottery.layout import TrainLayout  # noqa: E402
 from audio_lottery.provenance import corpus_version  # noqa: E402
@@ -139,7 +140,7 @@ def main() -> None:
     p.add_argument("--work", default=str(ROOT / "runs" / "bench_ddp"))
     p.add_argument("--quick", action="store_true", help="2 steps of small batches: checks the script, not a benchmark")
     p.add_argument("--doc", default=str(DOC))
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_set_arg(p)
     args = p.parse_args()
     if args.quick:
         args.steps, args.utterances, args.eval_utterances = 3, 64, 4

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from audio_lottery.cli.common import add_set_arg
 from audio_lottery.config import load_config
 from audio_lottery.data.corpora.domains import write_domain
 from audio_lottery.files import load_tensors, read_json
@@ -50,7 +51,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--levels", default="1,2,3,4", help="levels at which the source ticket is transferred")
     p.add_argument("--finetune", action="store_true", help="also IMP on the target from source-trained weights")
     p.add_argument("--root", default=str(ROOT / "runs" / "transfer"))
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_set_arg(p)
     p.add_argument("--target-set", action="append", default=[], metavar="KEY=VALUE",
                    help="overrides of the target's own IMP run only (e.g. train.seed=1: another theta_0)")
     p.add_argument("--doc", default=str(ROOT / "docs" / "bench_transfer.md"))

@@ -35,6 +35,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from audio_lottery.cli.common import add_set_arg
 from audio_lottery.config import load_config
 from audio_lottery.data.pipeline.dataset import collate
 from audio_lottery.data.manifest import read_manifest, write_manifest
@@ -69,8 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 10; dry run 1)")
     p.add_argument("--level-steps", type=int, default=None, help="training steps per level (default 20; dry run 1)")
     p.add_argument("--eval-utterances", type=int, default=None, help="dev/test utterances scored (default 32; dry run 2)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra config override for every preset (repeatable)")
+    add_set_arg(p, "extra config override for every preset (repeatable)")
     p.add_argument("--doc", default=str(DOC), help="markdown report path ('' = none)")
     args = p.parse_args(argv)
     args.device = str(resolve_device(args.device))
