@@ -144,23 +144,36 @@ def check_training_set(train_records: list[dict], test_records: list[dict], trai
         raise SystemExit(f"{train}: voices held out of the test set are in this training manifest: {sorted(heard)}")
 
 
+# Rows of the overview that describe the recipe: the before/after table names those that differ.
+RECIPE_ROWS = ("front-end", "training augmentation", "learning rate", "precision, weight average")
+
+
 def previous_rows(previous: dict) -> dict[str, str]:
     """Headline numbers of an earlier page of this bench (its tables: the overview and the subsets)."""
     def cell(first: str, keys: tuple[str, ...], column: int) -> str:
         for t in previous["tables"]:
             if t["headers"][0] == first:
                 for r in t["rows"]:
-                    if r[0].strip("*").startswith(keys):
+                    if r[0].strip("*").startswith(keys) and len(r) > column:
                         return r[column].strip("*")
         return "–"
 
     # corpus version 1 pages call the held-out voices "unseen voices"
     time_cell = cell("", ("training time",), 1)
+    best_dev = cell("", ("best dev epoch",), 1)
     return {"parameters": cell("", ("parameters",), 1), "training time": time_cell.split(",")[0],
             "epochs": time_cell.split(",")[1].split()[0] if "," in time_cell else "–",
             "throughput": cell("", ("training throughput",), 1).split()[0],
+            "best_dev_wer": best_dev.split("dev WER ")[1].split(",")[0] if "dev WER " in best_dev else "–",
             "test_wer": cell("", ("test WER",), 1), "held_out_wer": cell("subset", ("held-out voices", "unseen voices"), 2),
-            "test_cer": cell("", ("test CER",), 1)}
+            "test_cer": cell("", ("test CER",), 1), "old_test_wer": cell("subset", ("all",), 5),
+            "recipe": {key: value for key in RECIPE_ROWS for value in [cell("", (key,), 1)] if value != "–"}}
+
+
+def recipe_difference(previous: dict[str, str], now: dict[str, str]) -> str:
+    """The recipe rows of an earlier page that differ from this run's ("same" when none does)."""
+    diff = [f"{key}: {value}" for key, value in previous.items() if now.get(key, value) != value]
+    return "; ".join(diff) or "same"
 
 
 def train_sample(train_records: list[dict], n: int) -> list[dict]:
@@ -323,18 +336,20 @@ def main() -> None:
         f"(stretch {STRETCH['test_wer']} / {STRETCH['held_out_wer']} / {STRETCH['test_cer']}).", "",
         f"Result: {verdict}. Stretch: {stretch}.", "",
         *(["Before and after: earlier pages of this bench beside this run (each on its own corpus and test set):", "",
-           md_table(["run", "parameters", "training time", "epochs", "audio s per wall s", "test WER", "held-out WER",
-                     "test CER"],
+           md_table(["run", "parameters", "training time", "epochs", "audio s per wall s", "best dev WER", "test WER",
+                     "held-out WER", "test CER", "old test WER", "recipe rows that differ from this run's"],
                     [*[[f"{name} ({cond.get('date', '?')}, corpus version {cond.get('corpus_version', 1)}"
                         + (f", {hours} h of training audio requested)" if hours else ")"),
-                        *[row[k] for k in ("parameters", "training time", "epochs", "throughput", "test_wer",
-                                           "held_out_wer", "test_cer")]]
+                        *[row[k] for k in ("parameters", "training time", "epochs", "throughput", "best_dev_wer",
+                                           "test_wer", "held_out_wer", "test_cer", "old_test_wer")],
+                        recipe_difference(row["recipe"], dict(rows))]
                        for name, row, cond in previous
                        for hours in [cond.get("train_corpus_hours", cond.get("corpus_hours"))]],
                      ["now", f"{params:,}",
                       f"{result['train_seconds'] / 60:.1f} min", str(result["epochs"]),
-                      f"{result['audio_seconds_per_second']:.1f}",
-                      *[f"{measured[k]:.3f}" for k in ("test_wer", "held_out_wer", "test_cer")]]]), ""]
+                      f"{result['audio_seconds_per_second']:.1f}", f"{result['best_dev_wer']:.3f}",
+                      *[f"{measured[k]:.3f}" for k in ("test_wer", "held_out_wer", "test_cer")],
+                      fmt(old.get("all") if old else None, "wer"), ""]]), ""]
           if previous else []),
         "Test set by subset. The held-out voices change with the corpus version, so the old test set is the second "
         "column: " + (f"{old_name}, scored without the {old_dropped} utterances whose sentence the current training "

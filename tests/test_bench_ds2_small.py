@@ -51,19 +51,35 @@ def test_previous_rows_read_the_old_page_layout():
                                                                         ["unseen voices", "81", "0.870", "0.449"]]))
     rows = bench.previous_rows({"tables": parse_tables(page)})
     assert rows == {"parameters": "–", "training time": "30.0 min", "epochs": "22", "throughput": "–",
-                    "test_wer": "0.685", "held_out_wer": "0.870", "test_cer": "0.297"}
+                    "best_dev_wer": "–", "test_wer": "0.685", "held_out_wer": "0.870", "test_cer": "0.297",
+                    "old_test_wer": "–", "recipe": {}}
 
 
 def test_previous_rows_read_the_current_page_layout():
     page = (md_table(["", ""], [["parameters", "5,892,448"], ["training time (excl. dev evaluation)", "60.0 min, 26 epochs"],
                                 ["training throughput", "90.2 audio s per wall s"],
+                                ["learning rate", "peak 0.0015, divided by 1.3 after every epoch"],
+                                ["best dev epoch", "9 (dev WER 0.301, CER 0.083)"],
                                 ["**test WER (greedy)**", "**0.614**"], ["**test CER (greedy)**", "**0.234**"],
                                 ["test decoding real-time factor", "0.0100"]])
-            + "\n\n" + md_table(["subset", "utterances", "WER", "CER"], [["espeak, held-out", "40", "0.714", "0.3"],
-                                                                        ["held-out voices", "80", "0.765", "0.3"]]))
+            + "\n\n" + md_table(["subset", "utterances", "WER", "CER", "old-set utterances", "old-set WER", "old-set CER"],
+                                 [["all", "156", "0.614", "0.234", "160", "0.447", "0.151"],
+                                  ["espeak, held-out", "40", "0.714", "0.3", "41", "0.5", "0.2"],
+                                  ["held-out voices", "80", "0.765", "0.3", "–", "–", "–"]]))
     rows = bench.previous_rows({"tables": parse_tables(page)})
     assert rows == {"parameters": "5,892,448", "training time": "60.0 min", "epochs": "26", "throughput": "90.2",
-                    "test_wer": "0.614", "held_out_wer": "0.765", "test_cer": "0.234"}
+                    "best_dev_wer": "0.301", "test_wer": "0.614", "held_out_wer": "0.765", "test_cer": "0.234",
+                    "old_test_wer": "0.447",
+                    "recipe": {"learning rate": "peak 0.0015, divided by 1.3 after every epoch"}}
+
+
+def test_recipe_difference_names_only_the_rows_that_changed():
+    before = {"front-end": "80 log-mel bands", "learning rate": "peak 0.0015, divided by 1.3",
+              "training augmentation": "vtlp_prob=1.0"}
+    now = {"front-end": "40 log-mel bands", "learning rate": "peak 0.0015, divided by 1.3",
+           "training augmentation": "vtlp_prob=1.0", "parameters": "5,073,248"}
+    assert bench.recipe_difference(before, now) == "front-end: 80 log-mel bands"
+    assert bench.recipe_difference({"learning rate": "peak 0.0015, divided by 1.3"}, now) == "same"
 
 
 def test_training_set_with_a_test_sentence_or_held_out_voice_is_refused():
