@@ -2,7 +2,7 @@
 real speech, throughput, wall time and the learning curve.
 
     python bench/bench_ds2_small.py [--run runs/ds2_small_bench] [--minutes 60] [--data data/synth]
-                                    [--train-hours 16 | --train data/synth_16h/train.jsonl]
+                                    [--train-hours 32 | --train data/synth_32h/train.jsonl]
                                     [--old-test data/synth_v1/test.jsonl] [--asterisk data/asterisk/test.jsonl]
                                     [--set data.augment.speed_prob=1.0 ...]
 
@@ -11,7 +11,7 @@ exists), evaluates the best-dev checkpoint on the test set (overall, voices held
 per engine), on an older corpus version's test set when ``--old-test`` names one (utterances whose
 sentence the training set holds are left out and counted) and on the real-speech asterisk test
 split when it is prepared (Whisper-normalised, as ``eval`` scores it). The corpus version is
-stamped into the result. The model trains on the train split of a 16-hour synthesis of the same
+stamped into the result. The model trains on the train split of a 32-hour synthesis of the same
 corpus version (``--train-hours``, synthesised beside ``--data`` when missing; its sentences follow
 the default corpus's test and dev sentences) and is evaluated on ``--data``'s dev and test sets;
 ``--train`` names another training manifest. Either is refused when it holds a test or dev
@@ -171,9 +171,11 @@ def previous_rows(previous: dict) -> dict[str, str]:
 
 
 def recipe_difference(previous: dict[str, str], now: dict[str, str]) -> str:
-    """The recipe rows of an earlier page that differ from this run's ("same" when none does)."""
+    """The recipe rows of an earlier page that differ from this run's, and those its page lacks ("same" when
+    every row is on it and none differs)."""
     diff = [f"{key}: {value}" for key, value in previous.items() if now.get(key, value) != value]
-    return "; ".join(diff) or "same"
+    missing = [key for key in RECIPE_ROWS if key not in previous]
+    return "; ".join(diff + ([f"{', '.join(missing)}: not on its page"] if missing else [])) or "same"
 
 
 def train_sample(train_records: list[dict], n: int) -> list[dict]:
@@ -235,7 +237,7 @@ def main() -> None:
     p.add_argument("--run", default=str(ROOT / "runs" / "ds2_small_bench"))
     p.add_argument("--config", default=str(ROOT / "configs" / "ds2_small.yaml"))
     p.add_argument("--data", default=str(ROOT / "data" / "synth"))
-    p.add_argument("--train-hours", type=float, default=16.0, help="train on the train split of a synthesis of this "
+    p.add_argument("--train-hours", type=float, default=32.0, help="train on the train split of a synthesis of this "
                    "many hours (<data>_<hours>h/, made when missing; 0 = <data>/train.jsonl)")
     p.add_argument("--train", type=Path, help="training manifest (instead of --train-hours)")
     p.add_argument("--minutes", type=float, default=60.0)

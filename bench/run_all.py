@@ -36,7 +36,7 @@ def earlier(page: str) -> list[str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--skip-training", action="store_true", help="skip the 60-minute ds2_small training (on a 16 h split)")
+    p.add_argument("--skip-training", action="store_true", help="skip the 60-minute ds2_small training (on a 32 h split)")
     p.add_argument("--lottery-run", help="summarise this lottery run (e.g. the one `make demo` made)")
     p.add_argument("--noise", action="store_true", help="with --lottery-run: the noise table (~30 min, 6 trainings)")
     p.add_argument("--transfer", action="store_true", help="the espeak -> flite+festival transfer table "

@@ -75,11 +75,13 @@ def test_previous_rows_read_the_current_page_layout():
 
 def test_recipe_difference_names_only_the_rows_that_changed():
     before = {"front-end": "80 log-mel bands", "learning rate": "peak 0.0015, divided by 1.3",
-              "training augmentation": "vtlp_prob=1.0"}
+              "training augmentation": "vtlp_prob=1.0", "precision, weight average": "float32"}
     now = {"front-end": "40 log-mel bands", "learning rate": "peak 0.0015, divided by 1.3",
-           "training augmentation": "vtlp_prob=1.0", "parameters": "5,073,248"}
+           "training augmentation": "vtlp_prob=1.0", "precision, weight average": "float32", "parameters": "5,073,248"}
     assert bench.recipe_difference(before, now) == "front-end: 80 log-mel bands"
-    assert bench.recipe_difference({"learning rate": "peak 0.0015, divided by 1.3"}, now) == "same"
+    assert bench.recipe_difference({**before, "front-end": "40 log-mel bands"}, now) == "same"
+    assert bench.recipe_difference({"learning rate": "peak 0.0015, divided by 1.3"}, now) == (
+        "front-end, training augmentation, precision, weight average: not on its page")
 
 
 def test_training_set_with_a_test_sentence_or_held_out_voice_is_refused():
