@@ -173,7 +173,7 @@ def previous_rows(previous: dict) -> dict[str, str]:
 def recipe_difference(previous: dict[str, str], now: dict[str, str]) -> str:
     """The recipe rows of an earlier page that differ from this run's, and those its page lacks ("same" when
     every row is on it and none differs)."""
-    diff = [f"{key}: {value}" for key, value in previous.items() if now.get(key, value) != value]
+    diff = [f"{key}: {value}" for key, value in previous.items() if now[key] != value]
     missing = [key for key in RECIPE_ROWS if key not in previous]
     return "; ".join(diff + ([f"{', '.join(missing)}: not on its page"] if missing else [])) or "same"
 
