@@ -22,6 +22,7 @@ from results_io import DOCS, earlier_runs, load_results
 
 from audio_lottery.files import atomic_write_text, read_json
 from audio_lottery.layout import DEMO_TIMINGS, RUN_PREFIX
+from audio_lottery.rewind import describe_rewind
 
 Lines = list[str]
 
@@ -197,12 +198,23 @@ def mask_overhead(r: dict) -> Lines:
                    f"of the fastest dense step.", verdicts(r))
 
 
-def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
-    f = r["figures"]
+def ticket_levels(r: dict) -> Lines:
+    """A lottery page's levels: remaining weights, dev/test WER and the controls' test WER."""
     levels = table(r, section="Levels")
     cols = [h for h in ("Level", "Remaining", "Dev WER", "Test WER", "Test CER", "random-prune test WER",
                         "random-reinit test WER") if h in levels["headers"]]
-    body: list = [pick(levels, cols), verdicts(r, ""),
+    return pick(levels, cols)
+
+
+def rewinding(r: dict) -> str:
+    """The rewind point a lottery page states (pages from before the stamp rewound to theta_0)."""
+    return describe_rewind(r["conditions"].get("rewind", "0"))
+
+
+def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
+    f = r["figures"]
+    levels = table(r, section="Levels")
+    body: list = [ticket_levels(r), verdicts(r, ""),
                   f"Cost: one dense training {f['dense_training_min']} min; IMP search, {f['imp_levels']} levels: "
                   f"{f['imp_search_min']} min = {f['imp_search_x_dense']} x dense; control branches "
                   f"({f['branch_trainings']} trainings) {f['branches_min']} min"
@@ -228,7 +240,7 @@ def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
                     f"([{no_guard['page']}]({no_guard['page']})):")
         body.append(verdicts(no_guard, ""))
     return section("Lottery search (`make demo`, `bench/bench_lottery.py`)", r,
-                   "`configs/ds2_demo.yaml`, IMP with rewinding to theta_0, global magnitude pruning with the "
+                   f"`configs/ds2_demo.yaml`, IMP with rewinding to {rewinding(r)}, global magnitude pruning with the "
                    "layer-collapse guard; dev selects the tickets, test is only reported. Percentages are WER/CER in %. "
                    + pruning_rate(f), *body)
 
@@ -244,6 +256,20 @@ def lottery_seeds(r: dict) -> Lines:
                    "Dev WER above each seed's own dense model, in points, by remaining weights:",
                    pick(table(r, section="Across seeds", first="Remaining")),
                    *bootstrap_intervals(r, "This seed's"), verdicts(r, ""))
+
+
+def lottery_rewind(r: dict) -> Lines:
+    """The demo's search with another rewind point (`prune.rewind`): its levels and controls, its verdicts, the
+    search it is compared with beside it (the page's `--previous`) and its bootstrap intervals."""
+    body: list = [ticket_levels(r), verdicts(r, "")]
+    for earlier, before in earlier_runs(r):
+        body += [f"The search it is compared with{f' (`{earlier}`)' if earlier else ''}, paired by remaining "
+                 "weights (its page names its rewind point and command):", pick(before)]
+    return section(f"The lottery search rewound to {rewinding(r)} ([{r['page']}]({r['page']}))", r,
+                   "The same preset, corpus, seed and pruning rate as the search above; each pruned level restarts "
+                   f"from {rewinding(r)} instead of theta_0, with the learning-rate schedule restarted. Its page has "
+                   "every level, the controls and the costs. Percentages are WER/CER in %.",
+                   *body, *bootstrap_intervals(r, "This search's"))
 
 
 def bootstrap_intervals(r: dict, whose: str) -> Lines:
@@ -489,6 +515,8 @@ def render(docs: Path = DOCS) -> str:
         lines += lottery(R["lottery_demo"], R.get("lottery_no_guard"), R.get("backbones"))
     for key in sorted(k for k in R if k.startswith("lottery_demo_seed")):
         lines += lottery_seeds(R[key])
+    for key in sorted(k for k in R if k.startswith("lottery_demo_rewind")):
+        lines += lottery_rewind(R[key])
     for key, make in {"backbones": backbones, "transducer_loss": transducer_loss}.items():
         if key in R:
             lines += make(R[key])

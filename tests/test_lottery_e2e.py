@@ -198,6 +198,15 @@ def test_rewind_points(text, steps):
     assert rewind_to_steps(text, steps_per_epoch=10) == steps
 
 
+@pytest.mark.parametrize("text, words", [("0", "theta_0 (the paper's)"),
+                                         ("1ep", "the weights after 1 epoch (late rewinding)"),
+                                         ("500it", "the weights after 500 steps (late rewinding)")])
+def test_rewind_points_in_words(text, words):
+    from audio_lottery.rewind import describe_rewind
+
+    assert describe_rewind(text) == words
+
+
 @pytest.mark.parametrize("text", ["5", "1.5ep", "ep", "-1it"])
 def test_bad_rewind_points_are_refused(text):
     from audio_lottery.rewind import parse_rewind

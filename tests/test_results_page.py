@@ -93,7 +93,8 @@ def test_a_search_with_another_seed_follows_the_demo_search(docs_copy):
          ["1 (extreme, best)", "80.0 %", "55.00 %", "68.00 %", "79.00 %", "81.00 %"]]) + "\n"
     demo = json.loads((docs_copy / "bench_lottery_demo.json").read_text())
     search = {"corpus_version": demo["conditions"]["corpus_version"],
-              "prune_percent_per_level": demo["figures"]["prune_percent_per_level"]}
+              "prune_percent_per_level": demo["figures"]["prune_percent_per_level"],
+              "rewind": demo["conditions"].get("rewind", "0")}
     seeds = [bench_lottery.seed_summary(4, "this run", bench_lottery.levels_table(results_io.parse_tables(levels), "x")),
              *bench_lottery.other_seeds([(0, docs_copy / "bench_lottery_demo.json")], 4, search)]
     section, verdict = bench_lottery.seeds_section(seeds, 0.01)
@@ -107,6 +108,33 @@ def test_a_search_with_another_seed_follows_the_demo_search(docs_copy):
     assert "| 4 | this run | 56.00 / 69.00 % | 80.0 % | 55.00 / 68.00 % | 81.00 % / 79.00 % |" in text
     assert f"- {verdict}" in text
     assert "80.0 % (seed 4), " in verdict and " (seed 0); the sparsest level" in verdict  # seed 0: the demo page
+
+
+def test_a_search_with_late_rewinding_follows_the_demo_search_with_it_beside(docs_copy):
+    import bench_lottery
+
+    levels = "## Levels\n\n" + make_results.md_table(
+        ["Level", "Remaining", "Dev WER", "Test WER", "Test CER", "random-prune test WER", "random-reinit test WER"],
+        [["0", "100.0 %", "56.00 %", "69.00 %", "26.00 %", "–", "–"],
+         ["10 (extreme)", "10.7 %", "56.50 %", "68.50 %", "25.50 %", "79.00 %", "81.00 %"]]) + "\n"
+    demo = json.loads((docs_copy / "bench_lottery_demo.json").read_text())
+    page = docs_copy / "bench_lottery_demo_rewind1ep.md"
+    markdown = (levels + "\nExtreme ticket at 10.7 %.\n\n"
+                + "\n".join(bench_lottery.previous_section(demo, levels, 2, "bench_lottery_demo.json")))
+    result = results_io.build_result(page, markdown, verdicts=["Extreme ticket at 10.7 %."], figures={},
+                                     conditions={"rewind": "1ep"}, source={"command": "python bench/bench_lottery.py x"})
+    (docs_copy / "bench_lottery_demo_rewind1ep.json").write_text(json.dumps(result))
+    text = make_results.render(docs_copy)
+    head = ("## The lottery search rewound to the weights after 1 epoch (late rewinding) "
+            "([bench_lottery_demo_rewind1ep.md](bench_lottery_demo_rewind1ep.md))")
+    assert text.index("## Lottery search (`make demo`") < text.index(head)
+    mine = text[text.index(head):].split("\n## ", 1)[0]
+    assert "| 10 (extreme) | 10.7 % | 56.50 % | 68.50 % | 25.50 % | 79.00 % | 81.00 % |" in mine
+    assert "The search it is compared with (`bench_lottery_demo.json`)" in mine and "- Extreme ticket at 10.7 %." in mine
+    theirs = next(t for t in demo["tables"] if t["section"] == "Levels")
+    at = next(row for row in theirs["rows"] if row[theirs["headers"].index("Remaining")] == "10.7 %")
+    assert at[theirs["headers"].index("Test WER")] in mine  # the theta_0 search's test WER at 10.7 %, beside ours
+    assert "rewinding to theta_0 (the paper's)" in text.split(head)[0]  # the demo page predates the stamp
 
 
 def test_check_mode_reports_a_stale_page(docs_copy, capsys):

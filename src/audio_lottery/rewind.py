@@ -22,3 +22,13 @@ def rewind_to_steps(text: str, steps_per_epoch: int) -> int:
     """Optimizer steps at which the rewind point is taken."""
     count, unit = parse_rewind(text)
     return count * steps_per_epoch if unit == "ep" else count
+
+
+def describe_rewind(text: str) -> str:
+    """The rewind point in words: '0' -> 'theta_0 (the paper's)', '1ep' -> 'the weights after 1 epoch
+    (late rewinding)', '500it' -> 'the weights after 500 steps (late rewinding)'."""
+    count, unit = parse_rewind(text)
+    if count == 0:
+        return "theta_0 (the paper's)"
+    noun = {"ep": "epoch", "it": "step"}[unit] + ("" if count == 1 else "s")
+    return f"the weights after {count} {noun} (late rewinding)"
