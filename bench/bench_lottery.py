@@ -42,7 +42,7 @@ from audio_lottery.rewind import describe_rewind
 from audio_lottery.train.loop import load_split
 from quick import md_table, threads_phrase
 from results_io import (beside_previous, before_and_after_heading, command_line, parse_tables, previous_intro,
-                        training_conditions, write_page)
+                        rewind_point, training_conditions, write_page)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -259,7 +259,7 @@ def other_seeds(paths: Sequence[tuple[int, Path]], seed: int, search: dict[str, 
             raise ValueError(f"{path}: seed {other} is this run's own seed")
         theirs = {"corpus_version": result.get("conditions", {}).get("corpus_version"),
                   "prune_percent_per_level": result.get("figures", {}).get("prune_percent_per_level"),
-                  "rewind": result.get("conditions", {}).get("rewind", "0")}
+                  "rewind": rewind_point(result)}
         if theirs != search:
             raise ValueError(f"{path}: another search ({theirs}) than this run's ({search})")
         margins = (result.get("data") or {}).get("bootstrap", {}).get("dev")

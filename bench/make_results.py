@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from quick import md_table
-from results_io import DOCS, earlier_runs, load_results
+from results_io import DOCS, earlier_runs, load_results, rewind_point
 
 from audio_lottery.files import atomic_write_text, read_json
 from audio_lottery.layout import DEMO_TIMINGS, RUN_PREFIX
@@ -208,7 +208,7 @@ def ticket_levels(r: dict) -> Lines:
 
 def rewinding(r: dict) -> str:
     """The rewind point a lottery page states (pages from before the stamp rewound to theta_0)."""
-    return describe_rewind(r["conditions"].get("rewind", "0"))
+    return describe_rewind(rewind_point(r))
 
 
 def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:

@@ -236,6 +236,12 @@ def previous_intro(previous: dict, what: str, version: int | None, pairing: str)
             f"{other_test}")
 
 
+def rewind_point(result: dict) -> str:
+    """A lottery result's stamped rewind point (``prune.rewind``); '0' (theta_0) for a page from before
+    the stamp, when no run rewound otherwise."""
+    return result.get("conditions", {}).get("rewind", "0")
+
+
 def training_conditions(cfg: Config) -> dict:
     """What a run was measured under, from its own config: the corpus stamp of its training data
     (:func:`audio_lottery.provenance.corpus_version`) and the torch threads it trained with (not the

@@ -94,7 +94,7 @@ def test_a_search_with_another_seed_follows_the_demo_search(docs_copy):
     demo = json.loads((docs_copy / "bench_lottery_demo.json").read_text())
     search = {"corpus_version": demo["conditions"]["corpus_version"],
               "prune_percent_per_level": demo["figures"]["prune_percent_per_level"],
-              "rewind": demo["conditions"].get("rewind", "0")}
+              "rewind": results_io.rewind_point(demo)}
     seeds = [bench_lottery.seed_summary(4, "this run", bench_lottery.levels_table(results_io.parse_tables(levels), "x")),
              *bench_lottery.other_seeds([(0, docs_copy / "bench_lottery_demo.json")], 4, search)]
     section, verdict = bench_lottery.seeds_section(seeds, 0.01)
