@@ -252,21 +252,32 @@ def lottery_seeds(r: dict) -> Lines:
     return section(f"The lottery search with another seed ([{r['page']}]({r['page']}))", r,
                    "The same preset, corpus and pruning rate as the search above, another `seed` (initial weights, "
                    "batch order, augmentation); its page has its every level, controls and costs. Dev / test WER in %.",
-                   pick(table(r, section="Across seeds", first="Seed")),
-                   "Dev WER above each seed's own dense model, in points, by remaining weights:",
-                   pick(table(r, section="Across seeds", first="Remaining")),
-                   *bootstrap_intervals(r, "This seed's"), verdicts(r, ""))
+                   *across_seeds(r), *bootstrap_intervals(r, "This seed's"), verdicts(r, ""))
+
+
+def across_seeds(r: dict) -> Lines:
+    """A lottery page's tickets beside the other seeds' (`bench_lottery.py --seed-result`): by seed, then each
+    level's dev margin over its seed's dense model; nothing for a page without them."""
+    by_seed = table(r, section="Across seeds", first="Seed", optional=True)
+    if by_seed is None:
+        return []
+    return ["By seed (dev / test WER in %):", pick(by_seed),
+            "Dev WER above each seed's own dense model, in points, by remaining weights:",
+            pick(table(r, section="Across seeds", first="Remaining"))]
 
 
 def lottery_rewind(r: dict) -> Lines:
-    """The demo's search with another rewind point (`prune.rewind`): its levels and controls, its verdicts, the
-    search it is compared with beside it (the page's `--previous`) and its bootstrap intervals."""
-    body: list = [ticket_levels(r), verdicts(r, "")]
+    """The demo's search with another rewind point (`prune.rewind`): its levels and controls, its verdicts, its
+    tickets beside other seeds' with the same rewind point (the page's `--seed-result`), the search it is compared
+    with beside it (the page's `--previous`) and its bootstrap intervals."""
+    seed = r["conditions"].get("seed", 0)
+    body: list = [ticket_levels(r), verdicts(r, ""), *across_seeds(r)]
     for earlier, before in earlier_runs(r):
         body += [f"The search it is compared with{f' (`{earlier}`)' if earlier else ''}, paired by remaining "
-                 "weights (its page names its rewind point and command):", pick(before)]
-    return section(f"The lottery search rewound to {rewinding(r)} ([{r['page']}]({r['page']}))", r,
-                   "The same preset, corpus, seed and pruning rate as the search above; each pruned level restarts "
+                 "weights (its page names its rewind point, seed and command):", pick(before)]
+    same = "seed and pruning rate as the search above" if seed == 0 else f"pruning rate as the search above, seed {seed}"
+    return section(f"The lottery search rewound to {rewinding(r)}, seed {seed} ([{r['page']}]({r['page']}))", r,
+                   f"The same preset, corpus, {same}; each pruned level restarts "
                    f"from {rewinding(r)} instead of theta_0, with the learning-rate schedule restarted. Its page has "
                    "every level, the controls and the costs. Percentages are WER/CER in %.",
                    *body, *bootstrap_intervals(r, "This search's"))

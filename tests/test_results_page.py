@@ -125,7 +125,7 @@ def test_a_search_with_late_rewinding_follows_the_demo_search_with_it_beside(doc
                                      conditions={"rewind": "1ep"}, source={"command": "python bench/bench_lottery.py x"})
     (docs_copy / "bench_lottery_demo_rewind1ep.json").write_text(json.dumps(result))
     text = make_results.render(docs_copy)
-    head = ("## The lottery search rewound to the weights after 1 epoch (late rewinding) "
+    head = ("## The lottery search rewound to the weights after 1 epoch (late rewinding), seed 0 "
             "([bench_lottery_demo_rewind1ep.md](bench_lottery_demo_rewind1ep.md))")
     assert text.index("## Lottery search (`make demo`") < text.index(head)
     mine = text[text.index(head):].split("\n## ", 1)[0]
@@ -135,6 +135,33 @@ def test_a_search_with_late_rewinding_follows_the_demo_search_with_it_beside(doc
     at = next(row for row in theirs["rows"] if row[theirs["headers"].index("Remaining")] == "10.7 %")
     assert at[theirs["headers"].index("Test WER")] in mine  # the theta_0 search's test WER at 10.7 %, beside ours
     assert "rewinding to theta_0 (the paper's)" in text.split(head)[0]  # the demo page predates the stamp
+
+
+def test_a_late_rewinding_search_with_another_seed_shows_its_seeds_side_by_side(docs_copy):
+    import bench_lottery
+
+    levels = "## Levels\n\n" + make_results.md_table(
+        ["Level", "Remaining", "Dev WER", "Test WER", "random-prune test WER", "random-reinit test WER"],
+        [["0", "100.0 %", "56.00 %", "69.00 %", "–", "–"],
+         ["1 (extreme, best)", "80.0 %", "55.00 %", "68.00 %", "79.00 %", "81.00 %"]]) + "\n"
+    seed0 = {**json.loads((docs_copy / "bench_lottery_demo.json").read_text()), "conditions": {"rewind": "1ep"}}
+    (docs_copy / "seed0.json").write_text(json.dumps(seed0))
+    search = {"corpus_version": None, "prune_percent_per_level": seed0["figures"]["prune_percent_per_level"],
+              "rewind": "1ep"}
+    seeds = [bench_lottery.seed_summary(1, "this run", bench_lottery.levels_table(results_io.parse_tables(levels), "x")),
+             *bench_lottery.other_seeds([(0, docs_copy / "seed0.json")], 1, search)]
+    section, verdict = bench_lottery.seeds_section(seeds, 0.01)
+    page = docs_copy / "bench_lottery_demo_rewind1ep_seed1.md"
+    result = results_io.build_result(page, levels + "\n".join(section), verdicts=[verdict], figures={},
+                                     conditions={"rewind": "1ep", "seed": 1}, source={"command": "python bench/x.py"})
+    (docs_copy / page.with_suffix(".json").name).write_text(json.dumps(result))
+    text = make_results.render(docs_copy)
+    head = ("## The lottery search rewound to the weights after 1 epoch (late rewinding), seed 1 "
+            "([bench_lottery_demo_rewind1ep_seed1.md](bench_lottery_demo_rewind1ep_seed1.md))")
+    mine = text[text.index(head):].split("\n## ", 1)[0]
+    assert "The same preset, corpus, pruning rate as the search above, seed 1;" in mine
+    assert "| 1 | this run | 56.00 / 69.00 % | 80.0 % | 55.00 / 68.00 % | 81.00 % / 79.00 % |" in mine
+    assert "Dev WER above each seed's own dense model" in mine and f"- {verdict}" in mine
 
 
 def test_check_mode_reports_a_stale_page(docs_copy, capsys):
