@@ -275,9 +275,10 @@ def lottery_rewind(r: dict) -> Lines:
     for earlier, before in earlier_runs(r):
         body += [f"The search it is compared with{f' (`{earlier}`)' if earlier else ''}, paired by remaining "
                  "weights (its page names its rewind point, seed and command):", pick(before)]
-    same = "seed and pruning rate as the search above" if seed == 0 else f"pruning rate as the search above, seed {seed}"
+    same = ("The same preset, corpus, seed and pruning rate as the search above" if seed == 0 else
+            f"The same preset, corpus and pruning rate as the search above, with seed {seed}")
     return section(f"The lottery search rewound to {rewinding(r)}, seed {seed} ([{r['page']}]({r['page']}))", r,
-                   f"The same preset, corpus, {same}; each pruned level restarts "
+                   f"{same}; each pruned level restarts "
                    f"from {rewinding(r)} instead of theta_0, with the learning-rate schedule restarted. Its page has "
                    "every level, the controls and the costs. Percentages are WER/CER in %.",
                    *body, *bootstrap_intervals(r, "This search's"))

@@ -159,7 +159,7 @@ def test_a_late_rewinding_search_with_another_seed_shows_its_seeds_side_by_side(
     head = ("## The lottery search rewound to the weights after 1 epoch (late rewinding), seed 1 "
             "([bench_lottery_demo_rewind1ep_seed1.md](bench_lottery_demo_rewind1ep_seed1.md))")
     mine = text[text.index(head):].split("\n## ", 1)[0]
-    assert "The same preset, corpus, pruning rate as the search above, seed 1;" in mine
+    assert "The same preset, corpus and pruning rate as the search above, with seed 1;" in mine
     assert "| 1 | this run | 56.00 / 69.00 % | 80.0 % | 55.00 / 68.00 % | 81.00 % / 79.00 % |" in mine
     assert "Dev WER above each seed's own dense model" in mine and f"- {verdict}" in mine
 
