@@ -24,6 +24,7 @@ docs/plots/ds2_small_curve.png (beside ``--doc``).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -43,10 +44,12 @@ from audio_lottery.data.manifest import read_manifest  # noqa: E402
 from audio_lottery.eval.evaluate import evaluate  # noqa: E402
 from audio_lottery.eval.real_speech import real_test_manifest  # noqa: E402
 from audio_lottery.files import read_json  # noqa: E402
-from audio_lottery.layout import TrainLayout  # noqa: E402
+from audio_lottery.layout import LAST, TrainLayout  # noqa: E402
 from audio_lottery.provenance import corpus_version  # noqa: E402
 from audio_lottery.recognizer import Recognizer  # noqa: E402
+from audio_lottery.train.checkpoint import read_training_state  # noqa: E402
 from audio_lottery.train.loop import train_model  # noqa: E402
+from audio_lottery.train.weight_average import PREFIX as AVERAGE_PREFIX  # noqa: E402
 from quick import md_table, subset_scores  # noqa: E402
 from results_io import command_line, write_page  # noqa: E402
 
@@ -178,6 +181,33 @@ def recipe_difference(previous: dict[str, str], now: dict[str, str]) -> str:
     return "; ".join(diff + ([f"{', '.join(missing)}: not on its page"] if missing else [])) or "same"
 
 
+def last_step_weights(run: Path) -> dict[str, dict]:
+    """The model's weights at the run's last step from its ``last`` checkpoint: the step's own
+    (``model.*``) and their moving average (``train.ema_decay``); {} when the run keeps no average."""
+    state = read_training_state(run, LAST)
+    if state is None:
+        return {}
+    tensors = state[1]
+    weights = {name: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+               for name, prefix in (("moving average", AVERAGE_PREFIX), ("last step's own", "model."))}
+    return weights if weights["moving average"] else {}
+
+
+def weight_average_scores(rec: Recognizer, run: Path, test_records: list[dict], dev_records: list[dict]) -> dict:
+    """Dev, test, held-out-voice WER and test CER of the last step's own weights and of their moving average.
+    Training never uses the average (it is only evaluated and kept), so the two rows are the whole effect of
+    averaging at that step."""
+    out = {}
+    for name, weights in last_step_weights(run).items():
+        model = copy.deepcopy(rec)
+        model.model.load_state_dict(weights)
+        hyps = evaluate(model, test_records)["hyps"]
+        test, held_out = (subset_scores(subsets(test_records)[k], hyps) for k in ("all", "held-out voices"))
+        out[name] = {"dev_wer": evaluate(model, dev_records)["wer"], "test_wer": test["wer"],
+                     "held_out_wer": held_out["wer"], "test_cer": test["cer"]}
+    return out
+
+
 def train_sample(train_records: list[dict], n: int) -> list[dict]:
     """``n`` training utterances spread evenly over the training manifest (no augmentation when decoded)."""
     step = max(1, len(train_records) // max(1, n))
@@ -282,6 +312,7 @@ def main() -> None:
         old = {name: subset_scores(recs, old_hyps) for name, recs in subsets(old_recs).items()}
         old_version = corpus_version(Path(args.old_test).parent)
     real = evaluate(rec, read_manifest(asterisk)) if asterisk else None
+    averaging = weight_average_scores(rec, run, test_records, read_manifest(cfg.data.dev_manifest))
     train_hours = sum(r["duration"] for r in train_records
                       if cfg.data.min_duration <= r["duration"] <= cfg.data.max_duration) / 3600
     curve_plot(dev, args.doc.parent / "plots" / "ds2_small_curve.png")
@@ -362,6 +393,13 @@ def main() -> None:
         (f"Real speech (asterisk test split, {real['utterances']} telephone prompts, Whisper-normalised): WER "
          f"{real['wer']:.3f}, CER {real['cer']:.3f}. A recogniser trained only on synthetic voices."
          if real else "Real speech: the asterisk test split is not prepared."), "",
+        *([f"The moving average of the weights (`train.ema_decay: {cfg.train.ema_decay}`) against the last step's own "
+           "weights, both from the run's last checkpoint (epoch "
+           f"{result['epochs']}). Training never uses the average, it is only evaluated and kept, so this is the whole "
+           "effect of averaging at that step:", "",
+           md_table(["weights", "dev WER", "test WER", "held-out WER", "test CER"],
+                    [[name, *[f"{s[k]:.3f}" for k in ("dev_wer", "test_wer", "held_out_wer", "test_cer")]]
+                     for name, s in averaging.items()]), ""] if averaging else []),
         "![learning curve](plots/ds2_small_curve.png)", "",
         "Training loss (CTC per target token, mean of the losses logged in the epoch) beside the dev error rates:", "",
         md_table(["epoch", "train min", "train loss", "dev WER", "dev CER"],
@@ -373,6 +411,7 @@ def main() -> None:
                 "subsets": new, "train_sample": fit, "old_test": {"corpus": old_version, "dropped_in_training": old_dropped,
                                              "subsets": old} if old else None,
                 "asterisk": {k: real[k] for k in ("wer", "cer", "utterances")} if real else None,
+                "weight_average": averaging or None,
                 "best_epoch": result["best_epoch"], "epochs": result["epochs"],
                 "curve": [{**{k: d[k] for k in ("epoch", "train_seconds", "dev_wer", "dev_cer")},
                            "train_loss": losses.get(d["epoch"])} for d in dev]}

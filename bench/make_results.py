@@ -176,12 +176,15 @@ def features(r: dict) -> Lines:
 def ds2_small(r: dict) -> Lines:
     f = r["figures"]
     before = table(r, first="run", optional=True)  # earlier runs of the bench beside this one
+    averaging = table(r, first="weights", optional=True)  # the weight average against the last step's own weights
     return section("ds2_small recogniser (`bench/bench_ds2_small.py`)", r,
                    f"`ds2_small` trained for {f['train_minutes']} minutes, best dev checkpoint, greedy decoding. "
                    f"Targets of the issue: test WER <= {f['target_wer']} overall and <= {f['target_held_out_wer']} on "
                    f"the voices held out of training, CER <= {f['target_cer']} (stretch WER {f['stretch_wer']}).",
                    pick(table(r, first="")),
                    pick(table(r, first="subset"), keep=lambda row: "," not in row[0]),
+                   "The moving average of the weights against the last step's own weights (training never uses the "
+                   "average, it is only evaluated and kept):" if averaging else "", pick(averaging) if averaging else "",
                    "Before and after (earlier runs of this bench, each on its own corpus and test set):" if before else "",
                    pick(before) if before else "", verdicts(r, ""))
 

@@ -165,3 +165,28 @@ def test_overrides_come_after_the_bench_keys_and_the_page_names_them(tmp_path):
     assert bench.preset_name("configs/ds2_small.yaml", []) == "preset `ds2_small.yaml`"
     assert (bench.preset_name("configs/ds2_small.yaml", ["data.augment.speed_prob=1.0"])
             == "preset `ds2_small.yaml` with `data.augment.speed_prob=1.0`")
+
+
+def test_last_step_weights_are_the_steps_own_and_their_average(tmp_path):
+    import torch
+
+    from audio_lottery.train.checkpoint import save_training_state
+    from audio_lottery.train.weight_average import WeightAverage
+
+    model = torch.nn.Linear(3, 2)
+    average = WeightAverage(model, 0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for step in range(3):
+        optimizer.zero_grad()
+        model(torch.ones(1, 3)).sum().backward()
+        optimizer.step()
+        average.update(model, step)
+    save_training_state(tmp_path, "last", model, optimizer, {"step": 3}, average)
+    weights = bench.last_step_weights(tmp_path)
+    assert set(weights) == {"moving average", "last step's own"}
+    assert torch.equal(weights["last step's own"]["weight"], model.weight.detach())
+    assert torch.equal(weights["moving average"]["bias"], average.tensors["bias"])
+    assert not torch.equal(weights["moving average"]["bias"], model.bias.detach())  # SGD moved the step past its average
+    save_training_state(tmp_path, "last", model, optimizer, {"step": 3})
+    assert bench.last_step_weights(tmp_path) == {}  # a run without an average
+    assert bench.last_step_weights(tmp_path / "missing") == {}
