@@ -10,7 +10,8 @@ Trains the preset for at most ``--minutes`` of training time (resuming/reusing `
 exists), evaluates the best-dev checkpoint on the test set (overall, voices held out of training,
 per engine), on an older corpus version's test set when ``--old-test`` names one (utterances whose
 sentence the training set holds are left out and counted) and on the real-speech asterisk test
-split when it is prepared (Whisper-normalised, as ``eval`` scores it). The corpus version is
+split when it is prepared (Whisper-normalised, as ``eval`` scores it); with ``train.ema_decay`` it also
+scores the last checkpoint's moving average against that step's own weights. The corpus version is
 stamped into the result. The model trains on the train split of a 32-hour synthesis of the same
 corpus version (``--train-hours``, synthesised beside ``--data`` when missing; its sentences follow
 the default corpus's test and dev sentences) and is evaluated on ``--data``'s dev and test sets;
