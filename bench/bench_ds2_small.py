@@ -48,9 +48,9 @@ from audio_lottery.files import read_json  # noqa: E402
 from audio_lottery.layout import LAST, TrainLayout  # noqa: E402
 from audio_lottery.provenance import corpus_version  # noqa: E402
 from audio_lottery.recognizer import Recognizer  # noqa: E402
-from audio_lottery.train.checkpoint import read_training_state  # noqa: E402
+from audio_lottery.train.checkpoint import model_tensors, read_training_state  # noqa: E402
 from audio_lottery.train.loop import train_model  # noqa: E402
-from audio_lottery.train.weight_average import PREFIX as AVERAGE_PREFIX  # noqa: E402
+from audio_lottery.train.weight_average import average_tensors  # noqa: E402
 from quick import md_table, subset_scores  # noqa: E402
 from results_io import command_line, write_page  # noqa: E402
 
@@ -188,22 +188,20 @@ def last_step_weights(run: Path) -> dict[str, dict]:
     state = read_training_state(run, LAST)
     if state is None:
         return {}
-    tensors = state[1]
-    weights = {name: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-               for name, prefix in (("moving average", AVERAGE_PREFIX), ("last step's own", "model."))}
-    return weights if weights["moving average"] else {}
+    average = average_tensors(state[1])
+    return {"moving average": average, "last step's own": model_tensors(state[1])} if average else {}
 
 
 def weight_average_scores(rec: Recognizer, run: Path, test_records: list[dict], dev_records: list[dict]) -> dict:
     """Dev, test, held-out-voice WER and test CER of the last step's own weights and of their moving average.
     Training never uses the average (it is only evaluated and kept), so the two rows are the whole effect of
     averaging at that step."""
-    out = {}
+    out, groups = {}, subsets(test_records)
     for name, weights in last_step_weights(run).items():
         model = copy.deepcopy(rec)
         model.model.load_state_dict(weights)
         hyps = evaluate(model, test_records)["hyps"]
-        test, held_out = (subset_scores(subsets(test_records)[k], hyps) for k in ("all", "held-out voices"))
+        test, held_out = (subset_scores(groups[k], hyps) for k in ("all", "held-out voices"))
         out[name] = {"dev_wer": evaluate(model, dev_records)["wer"], "test_wer": test["wer"],
                      "held_out_wer": held_out["wer"], "test_cer": test["cer"]}
     return out

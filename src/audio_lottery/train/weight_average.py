@@ -65,10 +65,16 @@ class WeightAverage:
 
     def load_checkpoint_tensors(self, tensors: dict[str, torch.Tensor], source: str) -> None:
         """Restore the average from a checkpoint's tensors; ``source`` names the file in errors."""
-        saved = {k[len(PREFIX):]: v for k, v in tensors.items() if k.startswith(PREFIX)}
+        saved = average_tensors(tensors)
         if saved.keys() != self.tensors.keys():
             missing = sorted(self.tensors.keys() - saved.keys())[:3]
             raise ValueError(f"{source}: the weight average in this checkpoint does not match the model "
                              f"(missing e.g. {missing}); use another --out")
         for name, value in saved.items():
             self.tensors[name].copy_(value)
+
+
+def average_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The averaged state dict inside a training checkpoint's tensors (keys without their ``average.``
+    prefix); empty for a run without an average."""
+    return {k[len(PREFIX):]: v for k, v in tensors.items() if k.startswith(PREFIX)}
