@@ -237,7 +237,7 @@ def weights_and_mask(draw):
 
 @FAST
 @given(wm=weights_and_mask(), fraction=st.floats(0.0, 1.0), strategy=st.sampled_from(
-    ["global_magnitude", "layerwise_magnitude", "random"]), seed=seeds)
+    ["global_magnitude", "lamp", "layerwise_magnitude", "random"]), seed=seeds)
 def test_pruning_removes_exactly_the_fraction_and_never_revives(wm, fraction, strategy, seed):
     params, mask = wm
     before = {k: v.clone() for k, v in mask.items()}
@@ -256,6 +256,11 @@ def test_pruning_removes_exactly_the_fraction_and_never_revives(wm, fraction, st
         kept = torch.cat([params[k][new[k]].abs() for k in mask.keys()])
         if pruned.numel() and kept.numel():
             assert pruned.max() <= kept.min()
+    if strategy == "lamp":  # magnitude order within each tensor
+        for k in mask.keys():
+            pruned, kept = params[k][mask[k] & ~new[k]].abs(), params[k][new[k]].abs()
+            if pruned.numel() and kept.numel():
+                assert pruned.max() <= kept.min()
 
 
 @FAST

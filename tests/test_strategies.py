@@ -12,6 +12,8 @@ from audio_lottery.pruning import (
     Mask,
     get_strategy,
     global_magnitude,
+    lamp,
+    lamp_scores,
     layerwise_magnitude,
     random_prune,
     remaining_after,
@@ -45,7 +47,7 @@ def _torch_global_mask(weights: dict[str, torch.Tensor], amount: float | int) ->
 
 
 def test_registry_and_unknown_name() -> None:
-    assert {"global_magnitude", "layerwise_magnitude", "random", "block", "nm", "channel"} == set(STRATEGIES)
+    assert {"global_magnitude", "lamp", "layerwise_magnitude", "random", "block", "nm", "channel"} == set(STRATEGIES)
     assert get_strategy("global_magnitude") is global_magnitude
     with pytest.raises(ValueError, match="global_magnitude.*layerwise_magnitude.*random"):
         get_strategy("magnitude")
@@ -87,7 +89,7 @@ def test_ties_are_deterministic() -> None:
     assert out["a"].tolist() == [False, False, False, True, True, True]  # lower flat index first
 
 
-@pytest.mark.parametrize("strategy", ["global_magnitude", "layerwise_magnitude", "random"])
+@pytest.mark.parametrize("strategy", ["global_magnitude", "lamp", "layerwise_magnitude", "random"])
 def test_repeated_levels_follow_geometric_schedule(strategy: str) -> None:
     w = _weights(_model())
     mask, gen = Mask.ones_like(w), torch.Generator().manual_seed(0)
@@ -152,3 +154,41 @@ def test_min_density_guard_stops_layer_collapse_and_keeps_the_global_count():
     top5 = params["small"].abs().topk(5).indices
     assert guarded["small"][top5].all()
     assert guarded.remaining() == plain.remaining()
+
+
+def _lamp_reference(w: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """LAMP by its definition, one weight at a time (distinct magnitudes): w_u^2 over the energy of
+    the surviving weights at least as large as u."""
+    flat, keep = w.flatten().double(), alive.flatten()
+    out = torch.zeros_like(flat)
+    for u in keep.nonzero().squeeze(1).tolist():
+        larger = keep & (flat.abs() >= flat[u].abs())
+        out[u] = flat[u] ** 2 / flat[larger].pow(2).sum()
+    return out
+
+
+def test_lamp_scores_match_the_definition() -> None:
+    torch.manual_seed(3)
+    w = {"a": torch.randn(4, 5), "b": torch.randn(7) * 0.01}
+    mask = Mask({"a": torch.rand(4, 5) < 0.7, "b": torch.ones(7, dtype=torch.bool)})
+    got = lamp_scores(w, mask, ["a", "b"])
+    want = torch.cat([_lamp_reference(w["a"], mask["a"]), _lamp_reference(w["b"], mask["b"])])
+    assert torch.allclose(got, want, rtol=1e-12, atol=0)
+    assert got[:20][~mask["a"].flatten()].eq(0).all()  # pruned entries score 0
+    assert got[:20].max() == 1.0 and got[20:].max() == 1.0  # every tensor's largest survivor
+
+
+def test_lamp_is_scale_free_per_tensor_where_global_magnitude_is_not() -> None:
+    torch.manual_seed(0)
+    w = {"small": torch.randn(50), "big": torch.randn(950)}
+    shrunk = {"small": w["small"] * 1e-3, "big": w["big"]}
+    plain, lamp_mask, lamp_shrunk = Mask.ones_like(w), Mask.ones_like(w), Mask.ones_like(w)
+    for _ in range(8):
+        plain = global_magnitude(shrunk, plain, 0.2)
+        lamp_mask = lamp(w, lamp_mask, 0.2)
+        lamp_shrunk = lamp(shrunk, lamp_shrunk, 0.2)
+    assert plain["small"].sum() == 0, "global magnitude strips the small-scale tensor"
+    assert lamp_shrunk == lamp_mask  # LAMP does not see the tensor's scale
+    assert lamp_shrunk.remaining() == plain.remaining()
+    # LAMP's known lean: the smaller tensor keeps more than the global 16.8 %, the larger one less
+    assert lamp_shrunk["small"].float().mean() > 0.168 > lamp_shrunk["big"].float().mean()

@@ -264,12 +264,12 @@ class TrainConfig:
 
 @dataclass
 class PruneConfig:
-    strategy: str = hparam("global_magnitude", "mask strategy: unstructured (global_magnitude, layerwise_magnitude, "
-                       "random) or structured (block, nm, channel); the registered strategies",
+    strategy: str = hparam("global_magnitude", "mask strategy: unstructured (global_magnitude, lamp, "
+                       "layerwise_magnitude, random) or structured (block, nm, channel); the registered strategies",
                        Registered("prune.strategy"))
     fraction: float = hparam(0.2, "fraction of the remaining weights pruned per level", ge=0, lt=1)
     min_tensor_density: float = hparam(0.0, "layer-collapse guard: every tensor keeps at least this fraction of its "
-                                   "weights (global_magnitude; 0 = the paper's plain global rule)", ge=0, le=1)
+                                   "weights (global_magnitude, lamp; 0 = the paper's plain global rule)", ge=0, le=1)
     include: list = hparam([], "glob patterns of prunable tensor names to include (empty = the model's defaults)", item=str)
     exclude: list = hparam([], "glob patterns of prunable tensor names to exclude", item=str)
     rewind: str = hparam("0", "rewind point: 0 (theta_0), '<k>it' (after k steps) or '<k>ep' (after k epochs)")

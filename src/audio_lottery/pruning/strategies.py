@@ -146,11 +146,45 @@ def global_magnitude(
     names = mask.keys()
     if not names:
         return mask.clone()
-    scores = magnitudes(params, names)
+    return _prune_by_global_score(magnitudes(params, names), mask, names, fraction, min_density)
+
+
+def _prune_by_global_score(scores: Tensor, mask: Mask, names: list[str], fraction: float,
+                           min_density: float) -> Mask:
+    """Drop the ``fraction`` of surviving weights with the smallest score over all tensors together
+    (``min_density`` protects each tensor's top entries, see :func:`protect_floor`)."""
     if min_density > 0:
         scores = protect_floor(scores, mask, names, min_density)
     keep = _prune_smallest(scores, flat_mask(mask, names), fraction)
     return unflat_mask(keep, mask, names)
+
+
+def lamp_scores(params: Mapping[str, Tensor], mask: Mask, names: list[str]) -> Tensor:
+    """LAMP scores (Lee et al., ICLR 2021) of the named tensors, flattened and concatenated.
+
+    Within a tensor, a surviving weight ``u`` scores ``w_u^2 / sum(w_v^2 for surviving v with
+    |w_v| >= |w_u|)``: the share of the tensor's remaining energy that ``u`` and the weights it
+    would leave behind hold. The largest survivor of every tensor scores 1, so a global ranking
+    of the scores never empties a tensor, and a tensor's scores do not change when it is scaled
+    (layers on different initialisation scales compete fairly). Pruned entries score 0; among equal
+    magnitudes the lower flat index counts as the smaller. Computed in float64.
+    """
+    parts = []
+    for n in names:
+        w2 = params[n].detach().to(device="cpu", dtype=torch.float64).flatten().pow(2)
+        alive = mask[n].flatten()
+        values = w2[alive]
+        order = torch.sort(values, stable=True).indices
+        ascending = values[order]
+        tail = ascending.flip(0).cumsum(0).flip(0)  # energy of this weight and every larger one
+        ranked = torch.where(tail > 0, ascending / tail.clamp_min(torch.finfo(torch.float64).tiny),
+                             torch.zeros_like(ascending))
+        score = torch.zeros_like(w2)
+        alive_scores = torch.empty_like(values)
+        alive_scores[order] = ranked
+        score[alive] = alive_scores
+        parts.append(score)
+    return torch.cat(parts)
 
 
 def protect_floor(scores: Tensor, mask: Mask, names: list[str], min_density: float) -> Tensor:
@@ -166,6 +200,30 @@ def protect_floor(scores: Tensor, mask: Mask, names: list[str], min_density: flo
             part[idx[top]] = math.inf
         start += size
     return scores
+
+
+@register_strategy("lamp")
+def lamp(
+    params: Mapping[str, Tensor],
+    mask: Mask,
+    fraction: float,
+    generator: torch.Generator | None = None,
+    min_density: float = 0.0,
+) -> Mask:
+    """Layer-adaptive magnitude pruning (LAMP, Lee et al., ICLR 2021): global pruning of the
+    ``fraction`` of remaining weights with the smallest :func:`lamp_scores`.
+
+    Within each tensor the order is that of |w| (so a tensor loses its smallest weights first, as
+    with magnitude pruning), but the share each tensor loses follows from its own weight
+    distribution instead of its raw scale: global magnitude pruning strips small-scale layers (a
+    small convolution beside LSTMs) far faster than the rest. ``min_density`` guards as in
+    :func:`global_magnitude`.
+    """
+    check_inputs(params, mask, fraction)
+    names = mask.keys()
+    if not names:
+        return mask.clone()
+    return _prune_by_global_score(lamp_scores(params, mask, names), mask, names, fraction, min_density)
 
 
 @register_strategy("layerwise_magnitude")
