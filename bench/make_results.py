@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from quick import md_table
-from results_io import DOCS, earlier_runs, load_results, rewind_point
+from results_io import DOCS, describe_strategy, earlier_runs, load_results, pruning_strategy, rewind_point
 
 from audio_lottery.files import atomic_write_text, read_json
 from audio_lottery.layout import DEMO_TIMINGS, RUN_PREFIX
@@ -269,10 +269,17 @@ def across_seeds(r: dict) -> Lines:
             pick(table(r, section="Across seeds", first="Remaining"))]
 
 
-def lottery_rewind(r: dict) -> Lines:
-    """The demo's search with another rewind point (`prune.rewind`): its levels and controls, its verdicts, its
-    tickets beside other seeds' with the same rewind point (the page's `--seed-result`), the search it is compared
-    with beside it (the page's `--previous`) and its bootstrap intervals."""
+def is_variant(r: dict) -> bool:
+    """Whether a lottery page searched otherwise than the demo's method (another pruning strategy or
+    rewind point), not merely with another seed."""
+    return pruning_strategy(r) != "global_magnitude" or rewind_point(r) != "0"
+
+
+def lottery_variant(r: dict) -> Lines:
+    """The demo's search with another pruning strategy (`prune.strategy`) and/or rewind point
+    (`prune.rewind`): its levels and controls, its verdicts, its tickets beside other seeds' of the same
+    search (the page's `--seed-result`), the search it is compared with beside it (the page's `--previous`)
+    and its bootstrap intervals."""
     seed = r["conditions"].get("seed", 0)
     body: list = [ticket_levels(r), verdicts(r, ""), *across_seeds(r)]
     for earlier, before in earlier_runs(r):
@@ -280,11 +287,17 @@ def lottery_rewind(r: dict) -> Lines:
                  "weights (its page names its rewind point, seed and command):", pick(before)]
     same = ("The same preset, corpus, seed and pruning rate as the search above" if seed == 0 else
             f"The same preset, corpus and pruning rate as the search above, with seed {seed}")
-    return section(f"The lottery search rewound to {rewinding(r)}, seed {seed} ([{r['page']}]({r['page']}))", r,
-                   f"{same}; each pruned level restarts "
-                   f"from {rewinding(r)} instead of theta_0, with the learning-rate schedule restarted. Its page has "
-                   "every level, the controls and the costs. Percentages are WER/CER in %.",
-                   *body, *bootstrap_intervals(r, "This search's"))
+    changes, titles = [], []
+    if pruning_strategy(r) != "global_magnitude":
+        titles.append(f"pruned by {describe_strategy(pruning_strategy(r))}")
+        changes.append(f"each level prunes by {describe_strategy(pruning_strategy(r))} instead of global magnitude")
+    if rewind_point(r) != "0":
+        titles.append(f"rewound to {rewinding(r)}")
+        changes.append(f"each pruned level restarts from {rewinding(r)} instead of theta_0, with the learning-rate "
+                       "schedule restarted")
+    return section(f"The lottery search {' and '.join(titles)}, seed {seed} ([{r['page']}]({r['page']}))", r,
+                   f"{same}; {'; '.join(changes)}. Its page has every level, the controls and the costs. "
+                   "Percentages are WER/CER in %.", *body, *bootstrap_intervals(r, "This search's"))
 
 
 def bootstrap_intervals(r: dict, whose: str) -> Lines:
@@ -528,10 +541,9 @@ def render(docs: Path = DOCS) -> str:
             lines += make(R[key])
     if "lottery_demo" in R:
         lines += lottery(R["lottery_demo"], R.get("lottery_no_guard"), R.get("backbones"))
-    for key in sorted(k for k in R if k.startswith("lottery_demo_seed")):
-        lines += lottery_seeds(R[key])
-    for key in sorted(k for k in R if k.startswith("lottery_demo_rewind")):
-        lines += lottery_rewind(R[key])
+    others = sorted(k for k in R if k.startswith("lottery_demo_"))
+    lines += [line for k in others if not is_variant(R[k]) for line in lottery_seeds(R[k])]
+    lines += [line for k in others if is_variant(R[k]) for line in lottery_variant(R[k])]
     for key, make in {"backbones": backbones, "transducer_loss": transducer_loss}.items():
         if key in R:
             lines += make(R[key])

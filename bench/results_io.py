@@ -242,6 +242,22 @@ def rewind_point(result: dict) -> str:
     return result.get("conditions", {}).get("rewind", "0")
 
 
+# A lottery page's pruning strategy in words; others are named by their `prune.strategy` key.
+STRATEGY_WORDS = {"global_magnitude": "global magnitude pruning (the paper's)",
+                  "lamp": "LAMP (layer-adaptive magnitude pruning, Lee et al. 2021)"}
+
+
+def pruning_strategy(result: dict) -> str:
+    """A lottery result's stamped pruning strategy (``prune.strategy``); 'global_magnitude' for a page
+    from before the stamp, when no lottery page used another."""
+    return result.get("conditions", {}).get("strategy", "global_magnitude")
+
+
+def describe_strategy(name: str) -> str:
+    """A pruning strategy in words: 'lamp' -> 'LAMP (layer-adaptive magnitude pruning, Lee et al. 2021)'."""
+    return STRATEGY_WORDS.get(name, f"the `{name}` strategy")
+
+
 def training_conditions(cfg: Config) -> dict:
     """What a run was measured under, from its own config: the corpus stamp of its training data
     (:func:`audio_lottery.provenance.corpus_version`) and the torch threads it trained with (not the

@@ -253,7 +253,8 @@ def test_other_seeds_refuses_another_seed_stamp_its_own_seed_and_another_search(
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"tables": parse_tables(page), "conditions": {"seed": 3, "corpus_version": 2},
                                 "figures": {"prune_percent_per_level": 20}}))
-    search = {"corpus_version": 2, "prune_percent_per_level": 20, "rewind": "0"}  # a page from before the stamp: theta_0
+    # a page from before the stamps: global magnitude, theta_0
+    search = {"corpus_version": 2, "prune_percent_per_level": 20, "strategy": "global_magnitude", "rewind": "0"}
     with pytest.raises(ValueError, match="stamped with seed 3, given as seed 0"):
         bench_lottery.other_seeds([(0, path)], 1, search)
     with pytest.raises(ValueError, match="this run's own seed"):
@@ -262,6 +263,8 @@ def test_other_seeds_refuses_another_seed_stamp_its_own_seed_and_another_search(
         bench_lottery.other_seeds([(3, path)], 1, {**search, "prune_percent_per_level": 36})
     with pytest.raises(ValueError, match="r.json: another search"):  # late rewinding is another search
         bench_lottery.other_seeds([(3, path)], 1, {**search, "rewind": "1ep"})
+    with pytest.raises(ValueError, match="r.json: another search"):  # so is another pruning strategy
+        bench_lottery.other_seeds([(3, path)], 1, {**search, "strategy": "lamp"})
     assert bench_lottery.other_seeds([(3, path)], 1, search)[0]["dense"]["dev_wer"] == 50.0
     assert not bench_lottery.other_seeds([(3, path)], 1, search)[0]["bootstrap"]
     result = json.loads(path.read_text())

@@ -94,7 +94,7 @@ def test_a_search_with_another_seed_follows_the_demo_search(docs_copy):
     demo = json.loads((docs_copy / "bench_lottery_demo.json").read_text())
     search = {"corpus_version": demo["conditions"]["corpus_version"],
               "prune_percent_per_level": demo["figures"]["prune_percent_per_level"],
-              "rewind": results_io.rewind_point(demo)}
+              "strategy": results_io.pruning_strategy(demo), "rewind": results_io.rewind_point(demo)}
     seeds = [bench_lottery.seed_summary(4, "this run", bench_lottery.levels_table(results_io.parse_tables(levels), "x")),
              *bench_lottery.other_seeds([(0, docs_copy / "bench_lottery_demo.json")], 4, search)]
     section, verdict = bench_lottery.seeds_section(seeds, 0.01)
@@ -147,7 +147,7 @@ def test_a_late_rewinding_search_with_another_seed_shows_its_seeds_side_by_side(
     seed0 = {**json.loads((docs_copy / "bench_lottery_demo.json").read_text()), "conditions": {"rewind": "1ep"}}
     (docs_copy / "seed0.json").write_text(json.dumps(seed0))
     search = {"corpus_version": None, "prune_percent_per_level": seed0["figures"]["prune_percent_per_level"],
-              "rewind": "1ep"}
+              "strategy": "global_magnitude", "rewind": "1ep"}
     seeds = [bench_lottery.seed_summary(1, "this run", bench_lottery.levels_table(results_io.parse_tables(levels), "x")),
              *bench_lottery.other_seeds([(0, docs_copy / "seed0.json")], 1, search)]
     section, verdict = bench_lottery.seeds_section(seeds, 0.01)
@@ -162,6 +162,26 @@ def test_a_late_rewinding_search_with_another_seed_shows_its_seeds_side_by_side(
     assert "The same preset, corpus and pruning rate as the search above, with seed 1;" in mine
     assert "| 1 | this run | 56.00 / 69.00 % | 80.0 % | 55.00 / 68.00 % | 81.00 % / 79.00 % |" in mine
     assert "Dev WER above each seed's own dense model" in mine and f"- {verdict}" in mine
+
+
+def test_a_search_with_another_pruning_strategy_is_a_variant_section(docs_copy):
+    levels = "## Levels\n\n" + make_results.md_table(
+        ["Level", "Remaining", "Dev WER", "Test WER", "random-prune test WER", "random-reinit test WER"],
+        [["0", "100.0 %", "56.00 %", "69.00 %", "–", "–"],
+         ["10 (extreme)", "10.7 %", "56.50 %", "68.50 %", "79.00 %", "81.00 %"]]) + "\n"
+    page = docs_copy / "bench_lottery_demo_lamp_seed1.md"
+    result = results_io.build_result(page, levels + "\nExtreme ticket at 10.7 %.\n", verdicts=["Extreme ticket at 10.7 %."],
+                                     figures={}, conditions={"strategy": "lamp", "seed": 1}, source={"command": "python bench/x.py"})
+    (docs_copy / page.with_suffix(".json").name).write_text(json.dumps(result))
+    text = make_results.render(docs_copy)
+    head = ("## The lottery search pruned by LAMP (layer-adaptive magnitude pruning, Lee et al. 2021), seed 1 "
+            "([bench_lottery_demo_lamp_seed1.md](bench_lottery_demo_lamp_seed1.md))")
+    mine = text[text.index(head):].split("\n## ", 1)[0]
+    assert ("The same preset, corpus and pruning rate as the search above, with seed 1; each level prunes by LAMP "
+            "(layer-adaptive magnitude pruning, Lee et al. 2021) instead of global magnitude. Its page") in mine
+    assert "theta_0 instead" not in mine and "| 10 (extreme) | 10.7 % | 56.50 % | 68.50 % | 79.00 % | 81.00 % |" in mine
+    seed_section = text.index("## The lottery search with another seed")  # the demo's own method, seed 1
+    assert seed_section < text.index(head)
 
 
 def test_check_mode_reports_a_stale_page(docs_copy, capsys):
@@ -319,6 +339,7 @@ CONFIG_FACTS: dict[str, list[str]] = {
         "1 bit per position", "2-D view", "opset 17", "from 512", "<= 20 % density", "1/remaining",  # formats, policy
         "at 1 and 2 threads and\nbatch 1 and 16",  # the bench's settings
         "8 epochs in bfloat16",  # the demo preset's recipe (configs/ds2_demo.yaml)
+        "Lee et al. 2021",  # the LAMP paper's year
     ],
 }
 # bench pages are generated with their JSON (tested above); the corpus page is one of them now

@@ -140,6 +140,11 @@ def test_report_files_lines_and_plots(tmp_path: Path) -> None:
     assert page.count("data:image/png;base64,") == 3
     assert "<b>Extreme ticket</b>" in page and "plots/" not in page  # self-contained
     assert "Notes" not in md
+    density = md[md.index("## Density of each pruned tensor by level (%)"):]
+    assert "| Tensor | L0 (100.0 %) | L1 (80.0 %) |" in density and "| L6 (26.2 %) |" in density
+    conv = next(line for line in density.splitlines() if line.startswith("| conv.weight |")).strip(" |").split(" | ")
+    stored = json.loads((run / "level_6" / "mask.json").read_text())["tensors"]["conv.weight"]["density"]
+    assert conv[1] == "100.0" and conv[-1] == f"{100 * stored:.1f}" and stored < 0.5
 
 
 def test_report_tolerance_from_argument_and_config(tmp_path: Path) -> None:

@@ -131,6 +131,7 @@ def _summary(run: RunData, tickets: dict | None, tolerance: float) -> list[str]:
     return lines
 
 
+DENSITY_TABLE = "Density of each pruned tensor by level (%)"
 _COLUMNS = ["Level", "Remaining", "Nonzero params", "MACs/s", "Dev WER", "Dev CER", "Test WER", "Test CER",
             "Train time", "Wall time"]
 
@@ -160,10 +161,15 @@ def _table(run: RunData, tickets: dict | None) -> tuple[list[str], list[list[str
 
 
 def _tables(run: RunData, tickets: dict | None) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
-    """The comparison table, then a full table per branch."""
+    """The comparison table, then a full table per branch, then each pruned tensor's density by level."""
     out = [("Levels", _table(run, tickets))]
     for name, levels in run.branches.items():
         out.append((f"Branch {name}", (list(_COLUMNS), [_row(lv, levels[lv], None) for lv in sorted(levels)])))
+    names, levels, grid = _density_grid(run)
+    if names:
+        headers = ["Tensor", *[f"L{lv} ({pct(run.imp[lv].remaining, 1)})" for lv in levels]]
+        rows = [[name, *("–" if math.isnan(v) else f"{100 * v:.1f}" for v in row)] for name, row in zip(names, grid)]
+        out.append((DENSITY_TABLE, (headers, rows)))
     return out
 
 
