@@ -142,17 +142,19 @@ def global_magnitude(
     global count is taken from the other weights instead (deep in a schedule, when fewer
     unprotected weights remain than the count, only those are pruned).
     """
+    return prune_by_global_score(lambda p, m, names: magnitudes(p, names), params, mask, fraction, min_density)
+
+
+def prune_by_global_score(score: Callable[[Mapping[str, Tensor], Mask, list[str]], Tensor],
+                          params: Mapping[str, Tensor], mask: Mask, fraction: float, min_density: float) -> Mask:
+    """Drop the ``fraction`` of surviving weights with the smallest ``score(params, mask, names)`` (flat,
+    in ``names`` order) over all tensors together; ``min_density`` protects each tensor's top entries
+    (:func:`protect_floor`)."""
     check_inputs(params, mask, fraction)
     names = mask.keys()
     if not names:
         return mask.clone()
-    return _prune_by_global_score(magnitudes(params, names), mask, names, fraction, min_density)
-
-
-def _prune_by_global_score(scores: Tensor, mask: Mask, names: list[str], fraction: float,
-                           min_density: float) -> Mask:
-    """Drop the ``fraction`` of surviving weights with the smallest score over all tensors together
-    (``min_density`` protects each tensor's top entries, see :func:`protect_floor`)."""
+    scores = score(params, mask, names)
     if min_density > 0:
         scores = protect_floor(scores, mask, names, min_density)
     keep = _prune_smallest(scores, flat_mask(mask, names), fraction)
@@ -219,11 +221,7 @@ def lamp(
     small convolution beside LSTMs) far faster than the rest. ``min_density`` guards as in
     :func:`global_magnitude`.
     """
-    check_inputs(params, mask, fraction)
-    names = mask.keys()
-    if not names:
-        return mask.clone()
-    return _prune_by_global_score(lamp_scores(params, mask, names), mask, names, fraction, min_density)
+    return prune_by_global_score(lamp_scores, params, mask, fraction, min_density)
 
 
 @register_strategy("layerwise_magnitude")
