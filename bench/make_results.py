@@ -22,6 +22,7 @@ from results_io import DOCS, describe_strategy, earlier_runs, load_results, prun
 
 from audio_lottery.files import atomic_write_text, read_json
 from audio_lottery.layout import DEMO_TIMINGS, RUN_PREFIX
+from audio_lottery.lottery.report import DENSITY_TABLE
 from audio_lottery.rewind import describe_rewind
 
 Lines = list[str]
@@ -281,7 +282,7 @@ def lottery_variant(r: dict) -> Lines:
     search (the page's `--seed-result`), the search it is compared with beside it (the page's `--previous`)
     and its bootstrap intervals."""
     seed = r["conditions"].get("seed", 0)
-    body: list = [ticket_levels(r), verdicts(r, ""), *across_seeds(r)]
+    body: list = [ticket_levels(r), verdicts(r, ""), *across_seeds(r), *sparsest_densities(r)]
     for earlier, before in earlier_runs(r):
         body += [f"The search it is compared with{f' (`{earlier}`)' if earlier else ''}, paired by remaining "
                  "weights (its page names its rewind point, seed and command):", pick(before)]
@@ -298,6 +299,16 @@ def lottery_variant(r: dict) -> Lines:
     return section(f"The lottery search {' and '.join(titles)}, seed {seed} ([{r['page']}]({r['page']}))", r,
                    f"{same}; {'; '.join(changes)}. Its page has every level, the controls and the costs. "
                    "Percentages are WER/CER in %.", *body, *bootstrap_intervals(r, "This search's"))
+
+
+def sparsest_densities(r: dict) -> Lines:
+    """Each pruned tensor's density at a lottery page's sparsest level (its page has every level); nothing
+    for a page without the table."""
+    density = table(r, section=DENSITY_TABLE, optional=True)
+    if density is None:
+        return []
+    return [f"Density of each pruned tensor at the sparsest level, {density['headers'][-1]}, in % (the page has "
+            "every level):", pick(density, ["Tensor", density["headers"][-1]])]
 
 
 def bootstrap_intervals(r: dict, whose: str) -> Lines:

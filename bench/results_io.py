@@ -244,7 +244,7 @@ def rewind_point(result: dict) -> str:
 
 # A lottery page's pruning strategy in words; others are named by their `prune.strategy` key.
 STRATEGY_WORDS = {"global_magnitude": "global magnitude pruning (the paper's)",
-                  "lamp": "LAMP (layer-adaptive magnitude pruning, Lee et al. 2021)"}
+                  "lamp": "LAMP (layer-adaptive magnitude pruning of Lee et al.)"}
 
 
 def pruning_strategy(result: dict) -> str:
@@ -254,7 +254,7 @@ def pruning_strategy(result: dict) -> str:
 
 
 def describe_strategy(name: str) -> str:
-    """A pruning strategy in words: 'lamp' -> 'LAMP (layer-adaptive magnitude pruning, Lee et al. 2021)'."""
+    """A pruning strategy in words: 'lamp' -> 'LAMP (layer-adaptive magnitude pruning of Lee et al.)'."""
     return STRATEGY_WORDS.get(name, f"the `{name}` strategy")
 
 

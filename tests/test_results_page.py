@@ -174,11 +174,11 @@ def test_a_search_with_another_pruning_strategy_is_a_variant_section(docs_copy):
                                      figures={}, conditions={"strategy": "lamp", "seed": 1}, source={"command": "python bench/x.py"})
     (docs_copy / page.with_suffix(".json").name).write_text(json.dumps(result))
     text = make_results.render(docs_copy)
-    head = ("## The lottery search pruned by LAMP (layer-adaptive magnitude pruning, Lee et al. 2021), seed 1 "
+    head = ("## The lottery search pruned by LAMP (layer-adaptive magnitude pruning of Lee et al.), seed 1 "
             "([bench_lottery_demo_lamp_seed1.md](bench_lottery_demo_lamp_seed1.md))")
     mine = text[text.index(head):].split("\n## ", 1)[0]
     assert ("The same preset, corpus and pruning rate as the search above, with seed 1; each level prunes by LAMP "
-            "(layer-adaptive magnitude pruning, Lee et al. 2021) instead of global magnitude. Its page") in mine
+            "(layer-adaptive magnitude pruning of Lee et al.) instead of global magnitude. Its page") in mine
     assert "theta_0 instead" not in mine and "| 10 (extreme) | 10.7 % | 56.50 % | 68.50 % | 79.00 % | 81.00 % |" in mine
     seed_section = text.index("## The lottery search with another seed")  # the demo's own method, seed 1
     assert seed_section < text.index(head)
@@ -316,6 +316,7 @@ CONFIG_FACTS: dict[str, list[str]] = {
         "rank 0", "(level 0)", "prune 20 %", "0.8^k", "exactly 0",  # the protocol's definition
         "default 0.005; 0.01 for the CPU presets", "(0 = the paper's rule; the CPU presets use 0.02)",  # defaults
         "(3-6 overlapping talkers", "at most 10 s",  # noise preparation settings
+        "Lee et al. 2021",  # the LAMP paper's year
         "at most 25 MB in all", "more than 0.2 WER points worse",  # shipped tickets: the size and accuracy checks
     ],
     "docs/robustness.md": [
