@@ -145,7 +145,7 @@ def test_yaml_with_python_tags_is_refused(tmp_path):
     # invalid enum values: the key and the allowed values
     ("data.tokenizer=words", ["data.tokenizer: 'words' is not allowed; allowed values: char, bpe"]),
     ("model.name=lstm", ["model.name: 'lstm' is not allowed; allowed values:", "ds2", "conformer", "rnnt", "transformer"]),
-    ("prune.strategy=magic", ["prune.strategy", "global_magnitude, layerwise_magnitude, random"]),
+    ("prune.strategy=magic", ["prune.strategy", "global_magnitude, lamp, layerwise_magnitude, random"]),
     ("train.schedule=cosine", ["train.schedule", "anneal, noam"]),
     ("data.features.kind=mfcc", ["data.features.kind", "logmel, linear"]),
     # rules between keys: every key involved
