@@ -166,8 +166,9 @@ def lamp_scores(params: Mapping[str, Tensor], mask: Mask, names: list[str]) -> T
 
     Within a tensor, a surviving weight ``u`` scores ``w_u^2 / sum(w_v^2 for surviving v with
     |w_v| >= |w_u|)``: the share of the tensor's remaining energy that ``u`` and the weights it
-    would leave behind hold. The largest survivor of every tensor scores 1, so a global ranking
-    of the scores never empties a tensor, and a tensor's scores do not change when it is scaled
+    would leave behind hold. Only the largest survivor of a tensor scores 1, so a global ranking of the
+    scores takes a tensor's last weight only once every tensor is down to its last, and a tensor's
+    scores do not change when it is scaled
     (layers on different initialisation scales compete fairly). Pruned entries score 0; among equal
     magnitudes the lower flat index counts as the smaller. Computed in float64.
     """
