@@ -244,12 +244,19 @@ def _bootstrap_clause(seeds: list[dict[str, Any]], last: str) -> str:
     return text + (f" (seed {', '.join(untested)}: no bootstrap on its page)" if untested else "")
 
 
+def search_identity(result: dict[str, Any]) -> dict[str, Any]:
+    """What makes two lottery results the same search but for the seed: their ``corpus_version``,
+    ``prune_percent_per_level``, ``strategy`` and ``rewind`` (a result from before the last two were
+    stamped pruned by global magnitude and rewound to theta_0: no run did otherwise)."""
+    return {"corpus_version": result.get("conditions", {}).get("corpus_version"),
+            "prune_percent_per_level": result.get("figures", {}).get("prune_percent_per_level"),
+            "strategy": pruning_strategy(result), "rewind": rewind_point(result)}
+
+
 def other_seeds(paths: Sequence[tuple[int, Path]], seed: int, search: dict[str, Any]) -> list[dict[str, Any]]:
     """:func:`seed_summary` of each ``--seed-result``. Errors naming the file: a result stamped with
-    another seed than its argument's, one with this run's seed, and one of another search: ``search``
-    holds this run's ``corpus_version``, ``prune_percent_per_level``, ``strategy`` and ``rewind``, which the result
-    must share (a page from before those stamps pruned by global magnitude and rewound to theta_0, '0': no run
-    did otherwise)."""
+    another seed than its argument's, one with this run's seed, and one of another search (``search``: this
+    run's :func:`search_identity`)."""
     out = []
     for other, path in paths:
         result = read_json(path)
@@ -258,9 +265,7 @@ def other_seeds(paths: Sequence[tuple[int, Path]], seed: int, search: dict[str, 
             raise ValueError(f"{path}: stamped with seed {stamped}, given as seed {other}")
         if other == seed:
             raise ValueError(f"{path}: seed {other} is this run's own seed")
-        theirs = {"corpus_version": result.get("conditions", {}).get("corpus_version"),
-                  "prune_percent_per_level": result.get("figures", {}).get("prune_percent_per_level"),
-                  "strategy": pruning_strategy(result), "rewind": rewind_point(result)}
+        theirs = search_identity(result)
         if theirs != search:
             raise ValueError(f"{path}: another search ({theirs}) than this run's ({search})")
         margins = (result.get("data") or {}).get("bootstrap", {}).get("dev")
@@ -406,9 +411,7 @@ def main() -> None:
     if args.seed_result:
         here = seed_summary(cfg.train.seed, f"this run ({run.name})", levels_table(parse_tables("\n".join(lines)), run.name),
                             boot[2]["dev"] if boot else None)
-        search = {"corpus_version": conditions.get("corpus_version"),
-                  "prune_percent_per_level": rate_figures["prune_percent_per_level"], "strategy": cfg.prune.strategy,
-                  "rewind": cfg.prune.rewind}
+        search = search_identity({"conditions": conditions, "figures": rate_figures})
         seeds = [here, *other_seeds(args.seed_result, cfg.train.seed, search)]
         section, verdict = seeds_section(seeds, cfg.lottery.match_tolerance)
         lines += section

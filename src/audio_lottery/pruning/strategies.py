@@ -168,24 +168,19 @@ def lamp_scores(params: Mapping[str, Tensor], mask: Mask, names: list[str]) -> T
     |w_v| >= |w_u|)``: the share of the tensor's remaining energy that ``u`` and the weights it
     would leave behind hold. Only the largest survivor of a tensor scores 1, so a global ranking of the
     scores takes a tensor's last weight only once every tensor is down to its last, and a tensor's
-    scores do not change when it is scaled
-    (layers on different initialisation scales compete fairly). Pruned entries score 0; among equal
-    magnitudes the lower flat index counts as the smaller. Computed in float64.
+    scores do not change when it is scaled (layers on different initialisation scales compete
+    fairly). Pruned entries score 0; among equal magnitudes the lower flat index counts as the
+    smaller. Computed in float64.
     """
     parts = []
     for n in names:
-        w2 = params[n].detach().to(device="cpu", dtype=torch.float64).flatten().pow(2)
-        alive = mask[n].flatten()
-        values = w2[alive]
-        order = torch.sort(values, stable=True).indices
-        ascending = values[order]
+        w2 = magnitudes(params, [n]).double().pow(2)
+        alive = mask[n].flatten().nonzero().squeeze(1)
+        order = alive[torch.sort(w2[alive], stable=True).indices]  # survivors, smallest first
+        ascending = w2[order]
         tail = ascending.flip(0).cumsum(0).flip(0)  # energy of this weight and every larger one
-        ranked = torch.where(tail > 0, ascending / tail.clamp_min(torch.finfo(torch.float64).tiny),
-                             torch.zeros_like(ascending))
         score = torch.zeros_like(w2)
-        alive_scores = torch.empty_like(values)
-        alive_scores[order] = ranked
-        score[alive] = alive_scores
+        score[order] = torch.where(tail > 0, ascending / tail, torch.zeros_like(ascending))
         parts.append(score)
     return torch.cat(parts)
 
