@@ -26,6 +26,8 @@ from audio_lottery.lottery.report import DENSITY_TABLE
 from audio_lottery.rewind import describe_rewind
 
 Lines = list[str]
+HISTORY = "history"  # docs/history: earlier results, read by the pages' --previous
+EARLIER_DEMO = "earlier_demo_search"  # set by mark_earlier_demo_runs on results that read an earlier demo run
 
 
 # ----------------------------------------------------------------- reading results
@@ -80,11 +82,21 @@ def conditions_text(r: dict) -> str:
              f"torch {c['torch']}" if c.get("torch") else None,
              f"threads {c['torch_threads']}" if c.get("torch_threads") else None,
              f"corpus version {c['corpus_version']}" if c.get("corpus_version") else None,
-             f"run `{run}`" if run else None]
+             run_text(r) if run else None]
     commit = f" (`{c['commit'][:10]}`)" if c.get("commit") else ""
     origin = (f"imported from the page{commit}; the bench replaces it when it next runs" if r.get("imported")
               else f"written by the bench{commit}")
     return f"{'; '.join(p for p in parts if p)}. *Source:* [{r['page']}]({r['page']}), {origin}."
+
+
+def run_text(r: dict) -> str:
+    """The lottery run a result read, and, when that run is an earlier `make demo` search than the
+    current one (see :func:`mark_earlier_demo_runs`), which search it was."""
+    earlier = r.get(EARLIER_DEMO)
+    if earlier is None:
+        return f"run `{run_of(r)}`"
+    return (f"run `{run_of(r)}`, an earlier `make demo` search than the one above, pruned by "
+            f"{describe_strategy(pruning_strategy(earlier))} ([{earlier['path']}]({earlier['path']}))")
 
 
 def machine_text(c: dict) -> str | None:
@@ -244,8 +256,8 @@ def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
                     f"([{no_guard['page']}]({no_guard['page']})):")
         body.append(verdicts(no_guard, ""))
     return section("Lottery search (`make demo`, `bench/bench_lottery.py`)", r,
-                   f"`configs/ds2_demo.yaml`, IMP with rewinding to {rewinding(r)}, global magnitude pruning with the "
-                   "layer-collapse guard; dev selects the tickets, test is only reported. Percentages are WER/CER in %. "
+                   f"`configs/ds2_demo.yaml`, IMP with rewinding to {rewinding(r)}, "
+                   f"pruning by {describe_strategy(pruning_strategy(r))} with the layer-collapse guard; dev selects the tickets, test is only reported. Percentages are WER/CER in %. "
                    + pruning_rate(f), *body)
 
 
@@ -270,13 +282,19 @@ def across_seeds(r: dict) -> Lines:
             pick(table(r, section="Across seeds", first="Remaining"))]
 
 
-def is_variant(r: dict) -> bool:
-    """Whether a lottery page searched otherwise than the demo's method (another pruning strategy or
-    rewind point), not merely with another seed."""
-    return pruning_strategy(r) != "global_magnitude" or rewind_point(r) != "0"
+def demo_method(demo_page: dict | None) -> tuple[str, str]:
+    """The pruning strategy and rewind point of the demo's own search (its lottery page; the paper's
+    global magnitude and theta_0 without one)."""
+    return (pruning_strategy(demo_page), rewind_point(demo_page)) if demo_page else ("global_magnitude", "0")
 
 
-def lottery_variant(r: dict) -> Lines:
+def is_variant(r: dict, demo_page: dict | None) -> bool:
+    """Whether a lottery page searched otherwise than the demo's own search (another pruning strategy
+    or rewind point), not merely with another seed."""
+    return (pruning_strategy(r), rewind_point(r)) != demo_method(demo_page)
+
+
+def lottery_variant(r: dict, demo_page: dict | None) -> Lines:
     """The demo's search with another pruning strategy (`prune.strategy`) and/or rewind point
     (`prune.rewind`): its levels and controls, its verdicts, its tickets beside other seeds' of the same
     search (the page's `--seed-result`), the search it is compared with beside it (the page's `--previous`)
@@ -289,13 +307,15 @@ def lottery_variant(r: dict) -> Lines:
     same = ("The same preset, corpus, seed and pruning rate as the search above" if seed == 0 else
             f"The same preset, corpus and pruning rate as the search above, with seed {seed}")
     changes, titles = [], []
-    if pruning_strategy(r) != "global_magnitude":
+    strategy, rewind = demo_method(demo_page)
+    if pruning_strategy(r) != strategy:
         titles.append(f"pruned by {describe_strategy(pruning_strategy(r))}")
-        changes.append(f"each level prunes by {describe_strategy(pruning_strategy(r))} instead of global magnitude")
-    if rewind_point(r) != "0":
+        changes.append(f"each level prunes by {describe_strategy(pruning_strategy(r))} instead of "
+                       f"{describe_strategy(strategy)}")
+    if rewind_point(r) != rewind:
         titles.append(f"rewound to {rewinding(r)}")
-        changes.append(f"each pruned level restarts from {rewinding(r)} instead of theta_0, with the learning-rate "
-                       "schedule restarted")
+        changes.append(f"each pruned level restarts from {rewinding(r)} instead of {describe_rewind(rewind)}"
+                       + (", with the learning-rate schedule restarted" if rewind_point(r) != "0" else ""))
     return section(f"The lottery search {' and '.join(titles)}, seed {seed} ([{r['page']}]({r['page']}))", r,
                    f"{same}; {'; '.join(changes)}. Its page has every level, the controls and the costs. "
                    "Percentages are WER/CER in %.", *body, *bootstrap_intervals(r, "This search's"))
@@ -534,9 +554,26 @@ augment = table_section(
     "real-speech test; a difference counts when the mean over seeds moves by at least 3 points.", "arm")
 
 
+def mark_earlier_demo_runs(R: dict[str, dict], docs: Path) -> None:
+    """Mark each result that read the run of an earlier demo lottery page (``docs/history/
+    bench_lottery_demo*.json``) other than the current demo page's run: its conditions then say
+    which search it measured (e.g. the noise bench on the demo's search before the preset changed)."""
+    current = run_of(R["lottery_demo"]) if "lottery_demo" in R else None
+    earlier = {}
+    for path in sorted((docs / HISTORY).glob("bench_lottery_demo*.json")):
+        page = read_json(path)
+        run = run_of(page)
+        if run and run != current:
+            earlier[run] = {"path": f"{HISTORY}/{path.name}", "conditions": page.get("conditions", {})}
+    for r in R.values():
+        if run_of(r) in earlier:
+            r[EARLIER_DEMO] = earlier[run_of(r)]
+
+
 def render(docs: Path = DOCS) -> str:
     """The text of docs/results.md from the results in ``docs``."""
     R = load_results(docs)
+    mark_earlier_demo_runs(R, Path(docs))
     timings_path = Path(docs) / DEMO_TIMINGS
     timings = read_json(timings_path) if timings_path.is_file() else None
     lines = [*HEADER, *demo(R, timings)]
@@ -553,8 +590,9 @@ def render(docs: Path = DOCS) -> str:
     if "lottery_demo" in R:
         lines += lottery(R["lottery_demo"], R.get("lottery_no_guard"), R.get("backbones"))
     others = sorted(k for k in R if k.startswith("lottery_demo_"))
-    lines += [line for k in others if not is_variant(R[k]) for line in lottery_seeds(R[k])]
-    lines += [line for k in others if is_variant(R[k]) for line in lottery_variant(R[k])]
+    demo_page = R.get("lottery_demo")
+    lines += [line for k in others if not is_variant(R[k], demo_page) for line in lottery_seeds(R[k])]
+    lines += [line for k in others if is_variant(R[k], demo_page) for line in lottery_variant(R[k], demo_page)]
     for key, make in {"backbones": backbones, "transducer_loss": transducer_loss}.items():
         if key in R:
             lines += make(R[key])

@@ -243,7 +243,7 @@ def rewind_point(result: dict) -> str:
 
 
 # A lottery page's pruning strategy in words; others are named by their `prune.strategy` key.
-STRATEGY_WORDS = {"global_magnitude": "global magnitude pruning (the paper's)",
+STRATEGY_WORDS = {"global_magnitude": "global magnitude (the paper's)",
                   "lamp": "LAMP (layer-adaptive magnitude pruning of Lee et al.)"}
 
 

@@ -99,7 +99,8 @@ def test_a_search_with_another_seed_follows_the_demo_search(docs_copy):
              *bench_lottery.other_seeds([(0, docs_copy / "bench_lottery_demo.json")], 4, search)]
     section, verdict = bench_lottery.seeds_section(seeds, 0.01)
     page = docs_copy / "bench_lottery_demo_seed4.md"
-    result = results_io.build_result(page, levels + "\n".join(section), verdicts=[verdict], figures={}, conditions={},
+    result = results_io.build_result(page, levels + "\n".join(section), verdicts=[verdict], figures={},
+                                     conditions={"strategy": search["strategy"], "rewind": search["rewind"]},
                                      source={"command": "python bench/bench_lottery.py runs/lottery_x --seed-result 0=y"})
     (docs_copy / "bench_lottery_demo_seed4.json").write_text(json.dumps(result))
     text = make_results.render(docs_copy)
@@ -122,7 +123,8 @@ def test_a_search_with_late_rewinding_follows_the_demo_search_with_it_beside(doc
     markdown = (levels + "\nExtreme ticket at 10.7 %.\n\n"
                 + "\n".join(bench_lottery.previous_section(demo, levels, 2, "bench_lottery_demo.json")))
     result = results_io.build_result(page, markdown, verdicts=["Extreme ticket at 10.7 %."], figures={},
-                                     conditions={"rewind": "1ep"}, source={"command": "python bench/bench_lottery.py x"})
+                                     conditions={"rewind": "1ep", "strategy": results_io.pruning_strategy(demo)},
+                                     source={"command": "python bench/bench_lottery.py x"})
     (docs_copy / "bench_lottery_demo_rewind1ep.json").write_text(json.dumps(result))
     text = make_results.render(docs_copy)
     head = ("## The lottery search rewound to the weights after 1 epoch (late rewinding), seed 0 "
@@ -134,7 +136,7 @@ def test_a_search_with_late_rewinding_follows_the_demo_search_with_it_beside(doc
     theirs = next(t for t in demo["tables"] if t["section"] == "Levels")
     at = next(row for row in theirs["rows"] if row[theirs["headers"].index("Remaining")] == "10.7 %")
     assert at[theirs["headers"].index("Test WER")] in mine  # the theta_0 search's test WER at 10.7 %, beside ours
-    assert "rewinding to theta_0 (the paper's)" in text.split(head)[0]  # the demo page predates the stamp
+    assert "rewinding to theta_0 (the paper's)" in text.split(head)[0]
 
 
 def test_a_late_rewinding_search_with_another_seed_shows_its_seeds_side_by_side(docs_copy):
@@ -144,16 +146,17 @@ def test_a_late_rewinding_search_with_another_seed_shows_its_seeds_side_by_side(
         ["Level", "Remaining", "Dev WER", "Test WER", "random-prune test WER", "random-reinit test WER"],
         [["0", "100.0 %", "56.00 %", "69.00 %", "–", "–"],
          ["1 (extreme, best)", "80.0 %", "55.00 %", "68.00 %", "79.00 %", "81.00 %"]]) + "\n"
-    seed0 = {**json.loads((docs_copy / "bench_lottery_demo.json").read_text()), "conditions": {"rewind": "1ep"}}
+    demo = json.loads((docs_copy / "bench_lottery_demo.json").read_text())
+    late = {"rewind": "1ep", "strategy": results_io.pruning_strategy(demo)}  # only the rewind point differs
+    seed0 = {**demo, "conditions": late}
     (docs_copy / "seed0.json").write_text(json.dumps(seed0))
-    search = {"corpus_version": None, "prune_percent_per_level": seed0["figures"]["prune_percent_per_level"],
-              "strategy": "global_magnitude", "rewind": "1ep"}
+    search = {"corpus_version": None, "prune_percent_per_level": seed0["figures"]["prune_percent_per_level"], **late}
     seeds = [bench_lottery.seed_summary(1, "this run", bench_lottery.levels_table(results_io.parse_tables(levels), "x")),
              *bench_lottery.other_seeds([(0, docs_copy / "seed0.json")], 1, search)]
     section, verdict = bench_lottery.seeds_section(seeds, 0.01)
     page = docs_copy / "bench_lottery_demo_rewind1ep_seed1.md"
     result = results_io.build_result(page, levels + "\n".join(section), verdicts=[verdict], figures={},
-                                     conditions={"rewind": "1ep", "seed": 1}, source={"command": "python bench/x.py"})
+                                     conditions={**late, "seed": 1}, source={"command": "python bench/x.py"})
     (docs_copy / page.with_suffix(".json").name).write_text(json.dumps(result))
     text = make_results.render(docs_copy)
     head = ("## The lottery search rewound to the weights after 1 epoch (late rewinding), seed 1 "
@@ -164,24 +167,52 @@ def test_a_late_rewinding_search_with_another_seed_shows_its_seeds_side_by_side(
     assert "Dev WER above each seed's own dense model" in mine and f"- {verdict}" in mine
 
 
-def test_a_search_with_another_pruning_strategy_is_a_variant_section(docs_copy):
+def test_a_search_with_another_pruning_strategy_than_the_demos_is_a_variant_section(docs_copy):
+    demo_path = docs_copy / "bench_lottery_demo.json"
+    demo = json.loads(demo_path.read_text())
+    demo_path.write_text(json.dumps({**demo, "conditions": {**demo["conditions"], "strategy": "lamp", "rewind": "0"}}))
     levels = "## Levels\n\n" + make_results.md_table(
         ["Level", "Remaining", "Dev WER", "Test WER", "random-prune test WER", "random-reinit test WER"],
         [["0", "100.0 %", "56.00 %", "69.00 %", "–", "–"],
          ["10 (extreme)", "10.7 %", "56.50 %", "68.50 %", "79.00 %", "81.00 %"]]) + "\n"
-    page = docs_copy / "bench_lottery_demo_lamp_seed1.md"
-    result = results_io.build_result(page, levels + "\nExtreme ticket at 10.7 %.\n", verdicts=["Extreme ticket at 10.7 %."],
-                                     figures={}, conditions={"strategy": "lamp", "seed": 1}, source={"command": "python bench/x.py"})
-    (docs_copy / page.with_suffix(".json").name).write_text(json.dumps(result))
+    for name, strategy in (("bench_lottery_demo_global_seed1.md", "global_magnitude"), ("bench_lottery_demo_seed1.md", "lamp")):
+        page = docs_copy / name
+        result = results_io.build_result(page, levels + "\nExtreme ticket at 10.7 %.\n", verdicts=["Extreme ticket at 10.7 %."],
+                                         figures={}, conditions={"strategy": strategy, "seed": 1},
+                                         source={"command": "python bench/x.py"})
+        (docs_copy / page.with_suffix(".json").name).write_text(json.dumps(result))
     text = make_results.render(docs_copy)
-    head = ("## The lottery search pruned by LAMP (layer-adaptive magnitude pruning of Lee et al.), seed 1 "
-            "([bench_lottery_demo_lamp_seed1.md](bench_lottery_demo_lamp_seed1.md))")
+    assert ("IMP with rewinding to theta_0 (the paper's), pruning by LAMP (layer-adaptive magnitude pruning of "
+            "Lee et al.) with the layer-collapse guard") in text
+    head = ("## The lottery search pruned by global magnitude (the paper's), seed 1 "
+            "([bench_lottery_demo_global_seed1.md](bench_lottery_demo_global_seed1.md))")
     mine = text[text.index(head):].split("\n## ", 1)[0]
-    assert ("The same preset, corpus and pruning rate as the search above, with seed 1; each level prunes by LAMP "
-            "(layer-adaptive magnitude pruning of Lee et al.) instead of global magnitude. Its page") in mine
+    assert ("The same preset, corpus and pruning rate as the search above, with seed 1; each level prunes by global "
+            "magnitude (the paper's) instead of LAMP (layer-adaptive magnitude pruning of Lee et al.). Its page") in mine
     assert "theta_0 instead" not in mine and "| 10 (extreme) | 10.7 % | 56.50 % | 68.50 % | 79.00 % | 81.00 % |" in mine
-    seed_section = text.index("## The lottery search with another seed")  # the demo's own method, seed 1
+    # the demo's own strategy with another seed is a seed section, before the variants
+    seed_section = text.index("## The lottery search with another seed ([bench_lottery_demo_seed1.md]")
     assert seed_section < text.index(head)
+
+
+def test_a_bench_on_an_earlier_demo_search_says_which_search_it_measured(docs_copy):
+    history = docs_copy / make_results.HISTORY
+    history.mkdir()
+    demo = json.loads((docs_copy / "bench_lottery_demo.json").read_text())
+    earlier = {**demo, "command": "python bench/bench_lottery.py runs/lottery_0123456789 --name demo",
+               "conditions": {**demo["conditions"], "strategy": "global_magnitude"}}
+    (history / "bench_lottery_demo_global.json").write_text(json.dumps(earlier))
+    noise_path = docs_copy / "bench_noise.json"
+    noise = json.loads(noise_path.read_text())
+    before = make_results.render(docs_copy)
+    noise_path.write_text(json.dumps({**noise, "command": "python bench/bench_noise.py --run runs/lottery_0123456789"}))
+    text = make_results.render(docs_copy)
+    said = ("run `lottery_0123456789`, an earlier `make demo` search than the one above, pruned by global magnitude "
+            "(the paper's) ([history/bench_lottery_demo_global.json](history/bench_lottery_demo_global.json))")
+    assert text.count(said) == 1 and said in text.split("## Noise")[1] and said not in before
+    # the current demo run is no earlier search, even when an earlier page read a run of the same name
+    (history / "bench_lottery_demo_same.json").write_text(json.dumps(demo))
+    assert "an earlier `make demo` search" not in make_results.render(docs_copy).replace(said, "")
 
 
 def test_check_mode_reports_a_stale_page(docs_copy, capsys):
