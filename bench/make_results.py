@@ -257,7 +257,8 @@ def lottery(r: dict, no_guard: dict | None, backbones: dict | None) -> Lines:
         body.append(verdicts(no_guard, ""))
     return section("Lottery search (`make demo`, `bench/bench_lottery.py`)", r,
                    f"`configs/ds2_demo.yaml`, IMP with rewinding to {rewinding(r)}, "
-                   f"pruning by {describe_strategy(pruning_strategy(r))} with the layer-collapse guard; dev selects the tickets, test is only reported. Percentages are WER/CER in %. "
+                   f"pruning by {describe_strategy(pruning_strategy(r))} with the layer-collapse guard; dev selects the "
+                   "tickets, test is only reported. Percentages are WER/CER in %. "
                    + pruning_rate(f), *body)
 
 
