@@ -82,21 +82,20 @@ def conditions_text(r: dict) -> str:
              f"torch {c['torch']}" if c.get("torch") else None,
              f"threads {c['torch_threads']}" if c.get("torch_threads") else None,
              f"corpus version {c['corpus_version']}" if c.get("corpus_version") else None,
-             run_text(r) if run else None]
+             run_text(run, r.get(EARLIER_DEMO)) if run else None]
     commit = f" (`{c['commit'][:10]}`)" if c.get("commit") else ""
     origin = (f"imported from the page{commit}; the bench replaces it when it next runs" if r.get("imported")
               else f"written by the bench{commit}")
     return f"{'; '.join(p for p in parts if p)}. *Source:* [{r['page']}]({r['page']}), {origin}."
 
 
-def run_text(r: dict) -> str:
+def run_text(run: str, earlier: dict | None) -> str:
     """The lottery run a result read, and, when that run is an earlier `make demo` search than the
-    current one (see :func:`mark_earlier_demo_runs`), which search it was."""
-    earlier = r.get(EARLIER_DEMO)
+    current one (``earlier``, set by :func:`mark_earlier_demo_runs`), which search it was."""
     if earlier is None:
-        return f"run `{run_of(r)}`"
-    return (f"run `{run_of(r)}`, an earlier `make demo` search than the one above, pruned by "
-            f"{describe_strategy(pruning_strategy(earlier))} ([{earlier['path']}]({earlier['path']}))")
+        return f"run `{run}`"
+    return (f"run `{run}`, an earlier `make demo` search than the one above, pruned by "
+            f"{describe_strategy(earlier['strategy'])} ([{earlier['path']}]({earlier['path']}))")
 
 
 def machine_text(c: dict) -> str | None:
@@ -565,10 +564,10 @@ def mark_earlier_demo_runs(R: dict[str, dict], docs: Path) -> None:
         page = read_json(path)
         run = run_of(page)
         if run and run != current:
-            earlier[run] = {"path": f"{HISTORY}/{path.name}", "conditions": page.get("conditions", {})}
+            earlier[run] = {"path": f"{HISTORY}/{path.name}", "strategy": pruning_strategy(page)}
     for r in R.values():
-        if run_of(r) in earlier:
-            r[EARLIER_DEMO] = earlier[run_of(r)]
+        if (run := run_of(r)) in earlier:
+            r[EARLIER_DEMO] = earlier[run]
 
 
 def render(docs: Path = DOCS) -> str:
