@@ -79,8 +79,15 @@ def checksum_agreement() -> dict:
     try:
         dist.check_same_on_all_ranks(other, "rank-dependent mask")
     except RuntimeError as exc:
-        return {"equal": "passed", "different": str(exc)}
-    return {"equal": "passed", "different": ""}
+        return {"equal": "passed", "different": str(exc), "max_over_ranks": _max_of_rank_clocks()}
+    return {"equal": "passed", "different": "", "max_over_ranks": _max_of_rank_clocks()}
+
+
+def _max_of_rank_clocks() -> float:
+    """max_over_ranks of a per-rank value (rank r: 10 + 5 r), as every rank received it: it must agree."""
+    got = dist.max_over_ranks(10.0 + 5.0 * dist.rank())
+    dist.check_same_on_all_ranks(dist.tensors_digest({"v": torch.tensor([got])}), "max_over_ranks")
+    return got
 
 
 def main(out: Path) -> None:

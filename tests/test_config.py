@@ -74,6 +74,22 @@ def test_learning_rate_schedules():
     cfg.train.schedule = "noam"
     assert learning_rate(cfg, 9, 0) == pytest.approx(1.0)
     assert learning_rate(cfg, 39, 5) == pytest.approx(0.5)
+    cfg.train.schedule = "linear"
+    assert learning_rate(cfg, 4, 0, progress=0.0) == pytest.approx(0.5)  # warm-up still applies
+    assert learning_rate(cfg, 100, 3, progress=0.25) == pytest.approx(0.75)  # the epoch alone does not anneal
+    assert learning_rate(cfg, 100, 3, progress=1.0) == 0.0
+
+
+def test_budget_progress_is_the_first_limit_to_run_out():
+    from audio_lottery.train.loop import budget_progress
+
+    cfg = Config()
+    cfg.train.epochs = 10
+    assert budget_progress(cfg, 2.5, 1000, 1e6) == pytest.approx(0.25)  # only epochs are set
+    cfg.train.max_steps, cfg.train.max_minutes = 4000, 30.0
+    assert budget_progress(cfg, 2.5, 2000, 60.0) == pytest.approx(0.5)  # steps run out first
+    assert budget_progress(cfg, 2.5, 2000, 1350.0) == pytest.approx(0.75)  # minutes run out first
+    assert budget_progress(cfg, 12.0, 0, 0.0) == 1.0
 
 
 def test_a_retired_key_with_its_old_value_loads_and_leaves_the_hash_alone(tmp_path):

@@ -92,6 +92,7 @@ def test_mask_checksums_are_compared_across_ranks(worker_out):
     checks = json.loads((worker_out / "sync.json").read_text())["checks"]
     assert checks["equal"] == "passed"
     assert "rank-dependent mask differs between ranks" in checks["different"]
+    assert checks["max_over_ranks"] == 15.0  # the linear schedule's clock: the larger of 10 and 15, on both ranks
 
 
 def test_tensors_digest_sees_every_bit():

@@ -54,6 +54,17 @@ def test_train_writes_artifacts_and_is_idempotent(tiny_corpus, tmp_path):
     assert (out / "result.json").stat().st_mtime == mtime
 
 
+def test_linear_schedule_decays_to_zero_over_the_epochs(tiny_corpus, tmp_path):
+    cfg = load_config(TINY_CONFIG, tiny_overrides(tiny_corpus, "train.epochs=2", "train.schedule=linear",
+                                                  "train.log_every_steps=1"))
+    result = train_model(cfg, tmp_path / "run", progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rates = [x["lr"] for x in lines if "lr" in x]
+    assert len(rates) == result["steps"] and result["steps"] % 2 == 0
+    per_epoch = result["steps"] // 2  # step i of the run sets lr * (1 - i / steps): a straight line to 0
+    assert rates == pytest.approx([cfg.train.lr * (1 - i / (2 * per_epoch)) for i in range(2 * per_epoch)])
+
+
 @pytest.mark.parametrize("extra", [(), ("train.ema_decay=0.9",)], ids=["plain", "weight-average"])
 def test_kill_and_resume_matches_uninterrupted(tiny_corpus, tmp_path, cli_env, extra):
     args = ["train", "--config", str(TINY_CONFIG), "--set", "train.epochs=3"]

@@ -143,6 +143,15 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     return buf.to(values.device)
 
 
+def max_over_ranks(value: float) -> float:
+    """The largest ``value`` of all ranks, on every rank (``value`` itself in one process)."""
+    if not is_distributed():
+        return value
+    buf = torch.tensor([value], dtype=torch.float64, device=_device_of_group())
+    dist.all_reduce(buf, op=dist.ReduceOp.MAX)
+    return float(buf[0])
+
+
 def any_rank(flag: bool) -> bool:
     """True on every rank when ``flag`` is True on at least one (a collective decision)."""
     if not is_distributed():

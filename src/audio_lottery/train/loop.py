@@ -80,18 +80,34 @@ class TrainState:
     amp_scaler: dict | None = None
 
 
-def learning_rate(cfg: Config, step: int, epoch: int) -> float:
-    """Peak ``train.lr`` with linear warm-up, then the per-epoch anneal or Noam's inverse square root."""
+def learning_rate(cfg: Config, step: int, epoch: int, progress: float = 0.0) -> float:
+    """Peak ``train.lr`` with linear warm-up, then the per-epoch anneal, Noam's inverse square root or a
+    linear decay to 0 over the run's budget (``progress``: the fraction of it spent, see
+    :func:`budget_progress`)."""
     t = cfg.train
     warm = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps > 0 else 1.0
     if t.schedule == "noam" and t.warmup_steps > 0:
         return t.lr * min(warm, (t.warmup_steps / (step + 1)) ** 0.5)
+    if t.schedule == "linear":
+        return t.lr * warm * max(0.0, 1.0 - progress)
     return t.lr * warm / (t.lr_anneal**epoch)
 
 
-def set_lr(optimizer: torch.optim.Optimizer, cfg: Config, step: int, epoch: int) -> float:
-    """Set and return the learning rate of ``step`` in ``epoch``."""
-    lr = learning_rate(cfg, step, epoch)
+def budget_progress(cfg: Config, epochs_done: float, step: int, train_seconds: float) -> float:
+    """Fraction of the run's budget spent: the largest of ``epochs_done`` / ``train.epochs``, ``step`` /
+    ``train.max_steps`` and ``train_seconds`` / ``train.max_minutes`` (the limits that are set), at most 1."""
+    t = cfg.train
+    spent = [epochs_done / t.epochs]
+    if t.max_steps > 0:
+        spent.append(step / t.max_steps)
+    if t.max_minutes > 0:
+        spent.append(train_seconds / (60.0 * t.max_minutes))
+    return min(1.0, max(spent))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, cfg: Config, step: int, epoch: int, progress: float = 0.0) -> float:
+    """Set and return the learning rate of ``step`` in ``epoch`` (``progress``: see :func:`learning_rate`)."""
+    lr = learning_rate(cfg, step, epoch, progress)
     for group in optimizer.param_groups:
         group["lr"] = lr
     return lr
@@ -298,16 +314,25 @@ class _Loop:
             return True
         return t.max_minutes > 0 and dist.any_rank(s.train_seconds >= 60 * t.max_minutes)
 
+    def progress_of(self, epochs_done: float) -> float:
+        """The budget spent before this step, for the linear schedule (time: the largest train_seconds of all ranks, so
+        every rank sets the same rate); 0 for the other schedules, which do not read it."""
+        if self.cfg.train.schedule != "linear":
+            return 0.0
+        s = self.state
+        return budget_progress(self.cfg, epochs_done, s.step, dist.max_over_ranks(s.train_seconds))
+
     def run_epoch(self) -> None:
         s = self.state
         self.rec.model.train()
         bar = tqdm(self.loader, desc=f"epoch {s.epoch + 1}/{self.cfg.train.epochs}", disable=not self.progress,
                    leave=False, dynamic_ncols=True)
         t0 = time.perf_counter()
-        for batch in bar:
+        batches = max(1, len(self.loader))
+        for index, batch in enumerate(bar):
             if batch is None and not dist.is_distributed():
                 continue
-            loss = self.step(batch)
+            loss = self.step(batch, s.epoch + index / batches)
             now = time.perf_counter()
             s.train_seconds += now - t0
             t0 = now
@@ -316,9 +341,9 @@ class _Loop:
             if self.out_of_budget():
                 break
 
-    def step(self, batch) -> float | None:
+    def step(self, batch, epochs_done: float) -> float | None:
         s, t, model = self.state, self.cfg.train, self.rec.model
-        lr = set_lr(self.stepper.optimizer, self.cfg, s.step, s.epoch)
+        lr = set_lr(self.stepper.optimizer, self.cfg, s.step, s.epoch, self.progress_of(epochs_done))
         out = self.stepper(batch)
         if out.skipped:
             return self._skip(out.skipped, batch)
