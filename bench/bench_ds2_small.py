@@ -234,7 +234,7 @@ def learning_rate_schedule(t: TrainConfig) -> str:
     warm = f", linear warm-up over {t.warmup_steps} steps" if t.warmup_steps else ""
     if t.schedule == "noam":
         return f"peak {t.lr:g}{warm}, then peak * sqrt(warm-up / step)"
-    if t.schedule == "linear":
+    if t.schedule == "linear_decay":
         return f"peak {t.lr:g}{warm}, times a linear decay to 0 at the end of the training budget"
     return f"peak {t.lr:g}{warm}, divided by {t.lr_anneal:g} after every epoch"
 

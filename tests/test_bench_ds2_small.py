@@ -131,7 +131,7 @@ def test_learning_rate_schedule_states_the_anneal_and_the_warm_up():
         "peak 0.0015, linear warm-up over 150 steps, divided by 1.15 after every epoch")
     noam = bench.learning_rate_schedule(TrainConfig(lr=1e-3, schedule="noam", warmup_steps=0))
     assert noam == "peak 0.001, then peak * sqrt(warm-up / step)"
-    linear = bench.learning_rate_schedule(TrainConfig(lr=1e-3, schedule="linear", warmup_steps=150))
+    linear = bench.learning_rate_schedule(TrainConfig(lr=1e-3, schedule="linear_decay", warmup_steps=150))
     assert linear == ("peak 0.001, linear warm-up over 150 steps, "
                       "times a linear decay to 0 at the end of the training budget")
 

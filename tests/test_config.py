@@ -74,7 +74,7 @@ def test_learning_rate_schedules():
     cfg.train.schedule = "noam"
     assert learning_rate(cfg, 9, 0) == pytest.approx(1.0)
     assert learning_rate(cfg, 39, 5) == pytest.approx(0.5)
-    cfg.train.schedule = "linear"
+    cfg.train.schedule = "linear_decay"
     assert learning_rate(cfg, 4, 0, progress=0.0) == pytest.approx(0.5)  # warm-up still applies
     assert learning_rate(cfg, 100, 3, progress=0.25) == pytest.approx(0.75)  # the epoch alone does not anneal
     assert learning_rate(cfg, 100, 3, progress=1.0) == 0.0

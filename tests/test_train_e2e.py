@@ -55,7 +55,7 @@ def test_train_writes_artifacts_and_is_idempotent(tiny_corpus, tmp_path):
 
 
 def test_linear_schedule_decays_to_zero_over_the_epochs(tiny_corpus, tmp_path):
-    cfg = load_config(TINY_CONFIG, tiny_overrides(tiny_corpus, "train.epochs=2", "train.schedule=linear",
+    cfg = load_config(TINY_CONFIG, tiny_overrides(tiny_corpus, "train.epochs=2", "train.schedule=linear_decay",
                                                   "train.log_every_steps=1"))
     result = train_model(cfg, tmp_path / "run", progress=False)
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

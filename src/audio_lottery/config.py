@@ -242,9 +242,9 @@ class TrainConfig:
     betas: list = hparam([0.9, 0.999], "Adam betas")
     weight_decay: float = hparam(1e-5, "AdamW decoupled weight decay", ge=0)
     schedule: str = hparam("anneal", "anneal: warm-up then /lr_anneal per epoch (DeepSpeech2); noam: warm-up then "
-                       "lr * sqrt(warmup / step) (Conformer, Transformer); linear: warm-up, times a linear decay to 0 "
+                       "lr * sqrt(warmup / step) (Conformer, Transformer); linear_decay: warm-up, times a linear decay to 0 "
                        "at the end of the run's budget (the first of epochs, max_steps, max_minutes to run out)",
-                       ("anneal", "noam", "linear"))
+                       ("anneal", "noam", "linear_decay"))
     lr_anneal: float = hparam(1.01, "learning rate is divided by this after every epoch (schedule anneal)", gt=0)
     warmup_steps: int = hparam(0, "linear warm-up steps at the start of training", ge=0)
     grad_clip: float = hparam(400.0, "gradient-norm clipping threshold", gt=0)

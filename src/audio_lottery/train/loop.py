@@ -88,7 +88,7 @@ def learning_rate(cfg: Config, step: int, epoch: int, progress: float = 0.0) -> 
     warm = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps > 0 else 1.0
     if t.schedule == "noam" and t.warmup_steps > 0:
         return t.lr * min(warm, (t.warmup_steps / (step + 1)) ** 0.5)
-    if t.schedule == "linear":
+    if t.schedule == "linear_decay":
         return t.lr * warm * max(0.0, 1.0 - progress)
     return t.lr * warm / (t.lr_anneal**epoch)
 
@@ -315,9 +315,9 @@ class _Loop:
         return t.max_minutes > 0 and dist.any_rank(s.train_seconds >= 60 * t.max_minutes)
 
     def progress_of(self, epochs_done: float) -> float:
-        """The budget spent before this step, for the linear schedule (time: the largest train_seconds of all ranks, so
-        every rank sets the same rate); 0 for the other schedules, which do not read it."""
-        if self.cfg.train.schedule != "linear":
+        """The budget spent before this step, for the linear schedule (time: the largest train_seconds of
+        all ranks, so every rank sets the same rate); 0 for the other schedules, which do not read it."""
+        if self.cfg.train.schedule != "linear_decay":
             return 0.0
         s = self.state
         return budget_progress(self.cfg, epochs_done, s.step, dist.max_over_ranks(s.train_seconds))
