@@ -65,6 +65,23 @@ def test_linear_schedule_decays_to_zero_over_the_epochs(tiny_corpus, tmp_path):
     assert rates == pytest.approx([cfg.train.lr * (1 - i / (2 * per_epoch)) for i in range(2 * per_epoch)])
 
 
+def test_time_budget_stops_the_run_and_drives_the_linear_decay(tiny_corpus, tmp_path):
+    budget_s = 0.3
+    cfg = load_config(TINY_CONFIG, tiny_overrides(tiny_corpus, "train.epochs=1000", "train.schedule=linear_decay",
+                                                  f"train.max_minutes={budget_s / 60}", "train.log_every_steps=1"))
+    result = train_model(cfg, tmp_path / "run", progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [x for x in lines if "lr" in x]
+    assert result["epochs"] < 1000 and result["train_seconds"] >= budget_s  # the clock ended the run
+    # a step's line holds the clock before it (rounded to 10 ms): the last step started inside the budget
+    assert steps[-1]["train_seconds"] - 0.005 < budget_s
+    assert steps[0]["lr"] == pytest.approx(cfg.train.lr)
+    for line in steps:  # a step's rate: the share of the budget its clock leaves (epochs: under 1 % of theirs)
+        left = 1 - line["train_seconds"] / budget_s
+        rounding = 0.005 / budget_s
+        assert cfg.train.lr * (left - rounding - 0.01) <= line["lr"] <= cfg.train.lr * (left + rounding)
+
+
 @pytest.mark.parametrize("extra", [(), ("train.ema_decay=0.9",)], ids=["plain", "weight-average"])
 def test_kill_and_resume_matches_uninterrupted(tiny_corpus, tmp_path, cli_env, extra):
     args = ["train", "--config", str(TINY_CONFIG), "--set", "train.epochs=3"]

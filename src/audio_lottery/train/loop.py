@@ -306,21 +306,26 @@ class _Loop:
         self.cfg, self.rec, self.stepper = cfg, rec, stepper
         self.loader, self.logger, self.state, self.out_dir = loader, logger, state, out_dir
         self.rewind_step, self.progress, self.average = rewind_step, progress, average
+        self.clock = state.train_seconds  # the largest train_seconds of all ranks at the last budget check
 
     def out_of_budget(self) -> bool:
-        """Step or time budget spent (time: on any rank, so all ranks stop at the same step)."""
+        """Step or time budget spent (time: the largest clock of all ranks, so all ranks stop at the same
+        step; kept in ``self.clock`` for the next step's learning rate)."""
         t, s = self.cfg.train, self.state
         if t.max_steps > 0 and s.step >= t.max_steps:
             return True
-        return t.max_minutes > 0 and dist.any_rank(s.train_seconds >= 60 * t.max_minutes)
+        if t.max_minutes <= 0:
+            return False
+        self.clock = dist.max_over_ranks(s.train_seconds)
+        return self.clock >= 60 * t.max_minutes
 
     def progress_of(self, epochs_done: float) -> float:
-        """The budget spent before this step, for the linear schedule (time: the largest train_seconds of
-        all ranks, so every rank sets the same rate); 0 for the other schedules, which do not read it."""
+        """The budget spent before this step, for the linear_decay schedule (time: the shared clock of the
+        budget check after the previous step, so every rank sets the same rate); 0 for the other schedules,
+        which do not read it."""
         if self.cfg.train.schedule != "linear_decay":
             return 0.0
-        s = self.state
-        return budget_progress(self.cfg, epochs_done, s.step, dist.max_over_ranks(s.train_seconds))
+        return budget_progress(self.cfg, epochs_done, self.state.step, self.clock)
 
     def run_epoch(self) -> None:
         s = self.state
