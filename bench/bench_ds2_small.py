@@ -2,7 +2,7 @@
 real speech, throughput, wall time and the learning curve.
 
     python bench/bench_ds2_small.py [--run runs/ds2_small_bench] [--minutes 60] [--data data/synth]
-                                    [--train-hours 32 | --train data/synth_32h/train.jsonl]
+                                    [--train-hours 32 [--train-pitch-variants] | --train data/synth_32h/train.jsonl]
                                     [--old-test data/synth_v1/test.jsonl] [--asterisk data/asterisk/test.jsonl]
                                     [--set data.augment.speed_prob=1.0 ...]
 
@@ -116,15 +116,17 @@ def old_test_records(old_test: Path, train_records: list[dict]) -> tuple[list[di
     return kept, len(old) - len(kept)
 
 
-def training_manifest(data: Path, train: Path | None, hours: float) -> Path:
+def training_manifest(data: Path, train: Path | None, hours: float, pitch_variants: bool = False) -> Path:
     """``train`` when given; else the train split of an ``hours``-hour synthesis of the corpus in ``data``
-    (same seed, synthesised beside it unless finished), or ``data``'s own train split when ``hours`` is 0."""
+    (same seed, synthesised beside it unless finished; ``pitch_variants``: with training-only pitch variants,
+    in ``<data>_<hours>h_pitch``), or ``data``'s own train split when ``hours`` is 0."""
     if train:
         return train
     if not hours:
         return data / "train.jsonl"
-    larger = data.parent / f"{data.name}_{hours:g}h"
-    synthesize_corpus(larger, hours=hours, seed=corpus_version(data).get("corpus_seed", 0))
+    larger = data.parent / (f"{data.name}_{hours:g}h" + ("_pitch" if pitch_variants else ""))
+    synthesize_corpus(larger, hours=hours, seed=corpus_version(data).get("corpus_seed", 0),
+                      train_pitch_variants=pitch_variants)
     return larger / "train.jsonl"
 
 
@@ -270,6 +272,8 @@ def main() -> None:
     p.add_argument("--data", default=str(ROOT / "data" / "synth"))
     p.add_argument("--train-hours", type=float, default=32.0, help="train on the train split of a synthesis of this "
                    "many hours (<data>_<hours>h/, made when missing; 0 = <data>/train.jsonl)")
+    p.add_argument("--train-pitch-variants", action="store_true", help="the --train-hours synthesis has training-only "
+                   "pitch variants of the flite and festival voices (<data>_<hours>h_pitch/)")
     p.add_argument("--train", type=Path, help="training manifest (instead of --train-hours)")
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--epochs", type=int, help="epoch cap (default: the preset's; --minutes may end the run first)")
@@ -284,7 +288,7 @@ def main() -> None:
                    "'' = none)")
     args = p.parse_args()
     data = Path(args.data)
-    train = training_manifest(data, args.train, args.train_hours)
+    train = training_manifest(data, args.train, args.train_hours, args.train_pitch_variants)
     version, train_version = corpus_version(data), corpus_version(Path(train).parent)
     check_same_version(version, train_version, train)
     cfg = bench_config(args.config, data, train, args.minutes, args.epochs, args.overrides)
@@ -334,7 +338,9 @@ def main() -> None:
         ("output units", output_units(rec.tokenizer)),
         ("training audio", f"{result['kept']} utterances ({train_hours:.2f} h)"
                            + (f" from {Path(train).parent.name}/ ({train_version.get('corpus_hours', '?')} h requested, "
-                              f"corpus version {train_version.get('corpus_version', '?')}): the test and dev sets are "
+                              f"corpus version {train_version.get('corpus_version', '?')}"
+                              + (", with training-only pitch variants" if train_version.get("corpus_train_pitch_variants")
+                                 else "") + f"): the test and dev sets are "
                               f"{data.name}/'s" if train_version != version else "")),
         ("training augmentation", ", ".join(f"{k}={v}" for k, v in aug.items()) or "none"),
         ("learning rate", learning_rate_schedule(cfg.train)),

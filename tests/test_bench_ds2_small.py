@@ -116,12 +116,15 @@ def test_training_set_from_another_corpus_version_is_refused():
 
 def test_training_manifest_defaults_to_a_larger_synthesis_beside_the_corpus(tmp_path, monkeypatch):
     made = []
-    monkeypatch.setattr(bench, "synthesize_corpus", lambda out, hours, seed: made.append((out.name, hours, seed)))
+    monkeypatch.setattr(bench, "synthesize_corpus", lambda out, hours, seed, train_pitch_variants:
+                        made.append((out.name, hours, seed, train_pitch_variants)))
     data = tmp_path / "synth"
     assert bench.training_manifest(data, None, 8.0) == tmp_path / "synth_8h" / "train.jsonl"
-    assert made == [("synth_8h", 8.0, 0)]
+    assert made == [("synth_8h", 8.0, 0, False)]
     assert bench.training_manifest(data, None, 0) == data / "train.jsonl"
     assert bench.training_manifest(data, Path("x.jsonl"), 8.0) == Path("x.jsonl") and len(made) == 1
+    assert bench.training_manifest(data, None, 8.0, pitch_variants=True) == tmp_path / "synth_8h_pitch" / "train.jsonl"
+    assert made[-1] == ("synth_8h_pitch", 8.0, 0, True)
 
 
 def test_learning_rate_schedule_states_the_anneal_and_the_warm_up():

@@ -165,6 +165,45 @@ def test_deterministic_and_resumable(corpus, tmp_path):
     assert not (copy / "audio" / "train" / "stale.flac").exists()
 
 
+def test_pitch_variants_add_training_speakers_only(corpus, tmp_path):
+    """With ``train_pitch_variants`` the dev and test splits are the plain corpus's (same ids, same files) and
+    the training split draws from the plain speakers and the pitch variants only."""
+    out, summary, manifests = corpus
+    copy = tmp_path / "pitched"
+    shutil.copytree(out, copy)  # its finished audio is reused; the plain corpus.json no longer matches
+    pitched = synthesize_corpus(copy, hours=HOURS, seed=0, workers=2, progress=False, train_pitch_variants=True)
+    assert pitched["settings"]["train_pitch_variants"]["per_voice"] == synth_mod.PITCH_VARIANTS
+    assert "train_pitch_variants" not in summary["settings"]
+    for split in ("dev", "test"):
+        assert (copy / f"{split}.jsonl").read_text() == (out / f"{split}.jsonl").read_text(), split
+    voices = {k: tuple(v) for k, v in summary["settings"]["voices"].items()}
+    plain = synth_mod.build_speakers(0, voices, tuple(summary["settings"]["espeak_variants"]))
+    extra = synth_mod.pitch_variants(0, plain, summary["held_out_voices"])
+    assert pitched["speakers"] == len(plain) + len(extra) > len(plain)
+    allowed = {s.id for s in plain + extra if summary["held_out_voices"].get(s.engine) != s.voice}
+    assert {r["speaker"] for r in read_manifest(copy / "train.jsonl")} <= allowed
+
+
+def test_pitch_variants_inventory():
+    """Per seen flite/festival voice that honours a target f0: PITCH_VARIANTS speakers, their pitch in range;
+    the held-out voice and voices without an f0 target (flite rms, festival HTS) get none; deterministic per seed."""
+    voices = {"espeak": ("en-us",), "flite": ("kal16", "awb", "rms", "slt"),
+              "festival": ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")}
+    plain = synth_mod.build_speakers(3, voices, ("f1", "m1"))
+    held = {"flite": "awb", "festival": "ked_diphone"}
+    extra = synth_mod.pitch_variants(3, plain, held)
+    per_voice = {}
+    for spk in extra:
+        per_voice[(spk.engine, spk.voice)] = per_voice.get((spk.engine, spk.voice), 0) + 1
+        low, high = synth_mod.VARIANT_F0_HZ[spk.sex]
+        assert low <= spk.pitch <= high, spk
+        assert spk.sex == voice_sex(spk.engine, spk.voice, "")
+    assert per_voice == {("flite", "kal16"): 3, ("flite", "slt"): 3, ("festival", "kal_diphone"): 2}
+    assert extra == synth_mod.pitch_variants(3, plain, held)
+    assert extra != synth_mod.pitch_variants(4, plain, held)
+    assert not {s.id for s in extra} & {s.id for s in plain}
+
+
 def test_other_seed_differs(corpus, tmp_path):
     _, _, manifests = corpus
     synthesize_corpus(tmp_path, hours=0.003, seed=1, workers=2, progress=False)

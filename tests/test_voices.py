@@ -132,6 +132,28 @@ def test_new_variants_are_spoken():
         assert audio.shape != plain.shape or not np.allclose(audio, plain), variant
 
 
+def _median_f0(audio: np.ndarray, sr: int) -> float:
+    import librosa
+
+    f0, _, _ = librosa.pyin(audio.astype(np.float64), fmin=50, fmax=400, sr=sr)
+    return float(np.nanmedian(f0))
+
+
+@pytest.mark.parametrize("voice", [v for v in FLITE_VOICES + FESTIVAL_VOICES], ids=lambda v: f"{v.engine}-{v.name}")
+def test_f0_target_flag_matches_the_engine(voice):
+    """A voice flagged ``f0_target`` says a sentence at the mean f0 asked for (1.5 times its own); the others
+    (flite rms; festival HTS, asked for +7 half-tones) keep their own, so the flag is not a guess."""
+    text = "The quick brown fox jumps over the lazy dog."
+    plain = _median_f0(*run_engine(Speaker(voice.engine, voice.name, "", 1.0, 0, voice.sex), text))
+    target = 7 if voice.name.endswith("_hts") else round(plain * 1.5)
+    shifted = _median_f0(*run_engine(Speaker(voice.engine, voice.name, "", 1.0, target, voice.sex), text))
+    ratio = shifted / plain
+    if voice.f0_target:
+        assert 1.3 < ratio < 1.7, (plain, shifted)
+    else:
+        assert 0.95 < ratio < 1.05, (plain, shifted)
+
+
 def test_coverage_counts_and_kinds_only_in_test():
     def rec(engine, voice, sex, duration):
         return {"engine": engine, "voice": voice, "kind": f"{engine}-{sex}", "duration": duration}

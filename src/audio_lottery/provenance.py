@@ -31,7 +31,8 @@ def git_commit(folder: Path = PACKAGE_DIR) -> str | None:
 
 
 def corpus_version(data: Path | str | None) -> dict:
-    """Version, hours and seed of the embedded corpus in ``data`` (its corpus.json); {} when absent."""
+    """Version, hours and seed of the embedded corpus in ``data`` (its corpus.json), and whether its training
+    split has pitch variants (only then); {} when absent."""
     meta = Path(data) / "corpus.json" if data else None
     if meta is None or not meta.is_file():
         return {}
@@ -40,7 +41,9 @@ def corpus_version(data: Path | str | None) -> dict:
     except (OSError, json.JSONDecodeError):
         return {}
     settings = summary.get("settings", summary)
-    return {"corpus": str(data), **{f"corpus_{k}": settings[k] for k in ("version", "hours", "seed") if k in settings}}
+    pitch = {"corpus_train_pitch_variants": True} if "train_pitch_variants" in settings else {}
+    return {"corpus": str(data), **{f"corpus_{k}": settings[k] for k in ("version", "hours", "seed") if k in settings},
+            **pitch}
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:

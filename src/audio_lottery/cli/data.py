@@ -14,7 +14,8 @@ from audio_lottery.config import load_config
 def cmd_data_synth(args: argparse.Namespace) -> None:
     from audio_lottery.data.corpora.synth import synthesize_corpus
 
-    summary = synthesize_corpus(Path(args.out), hours=args.hours, seed=args.seed, workers=args.workers)
+    summary = synthesize_corpus(Path(args.out), hours=args.hours, seed=args.seed, workers=args.workers,
+                                train_pitch_variants=args.train_pitch_variants)
     print(json.dumps(summary))
 
 
@@ -49,6 +50,9 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     p.add_argument("--hours", type=float, default=3.5, help="hours of training audio")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--train-pitch-variants", action="store_true",
+                   help="add training-only speakers at other mean f0s (flite and festival voices); dev and test "
+                        "stay the corpus's own")
     p.set_defaults(func=cmd_data_synth)
     cli_noise.add_data_parsers(data, common)
     p = data.add_parser("prepare", help="manifests from an official corpus layout", parents=[common])

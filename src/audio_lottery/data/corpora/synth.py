@@ -9,6 +9,11 @@ stays in training. Sentences come from
 Everything is a pure function of the seed: utterance ``i`` of a split always gets the same
 sentence, speaker, gain and margin, so the same files come out (the engines are deterministic).
 Splits are synthesised in order (test, dev, train) until their audio target is reached.
+
+With ``train_pitch_variants`` the training split also draws from *pitch variants*: every seen flite and
+festival voice that honours a target mean f0 (``Voice.f0_target``) gets extra training-only speakers at
+another mean f0, drawn per sex. The corpus's dev and test splits stay what they are without the option
+(the same files), so only the training voices become more varied.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from audio_lottery.data.corpora.voices import (
     coverage,
     espeak_variants,
     kind,
+    voice_info,
     voice_sex,
 )
 from audio_lottery.files import atomic_write_json
@@ -56,12 +62,16 @@ ESPEAK_SPEED = (90, 122)  # words per minute: espeak says ~0.1 * wpm chars/s, an
 ESPEAK_PITCH = (25, 75)
 FLITE_STRETCH = (1.3, 1.55)
 FESTIVAL_STRETCH = (1.3, 1.55)
+PITCH_VARIANTS = {"flite": 3, "festival": 2}  # training-only pitch variants per voice that honours a target f0
+VARIANT_F0_HZ = {"male": (75, 160), "female": (130, 250)}  # their mean f0 (flite, festival diphone)
 ENGINE_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)
 class Speaker:
-    """Engine + voice + variant + speed (wpm or duration stretch) + pitch (engine units) + sex."""
+    """Engine + voice + variant + speed (wpm or duration stretch) + pitch + sex. The pitch is in the engine's
+    units: espeak 0-99, festival HTS half-tones (hts_engine's -fm, which Debian's festival 2.5 ignores: the
+    HTS speakers differ only in speed), flite and festival diphone a target mean f0 in Hz (0: the voice's own)."""
 
     engine: str
     voice: str
@@ -110,12 +120,15 @@ def _engine_command(spk: Speaker, raw: str, wav: str) -> tuple[list[str], str | 
         argv = ["espeak-ng", "-v", voice, "-s", str(int(spk.speed)), "-p", str(int(spk.pitch)), "-w", wav, raw]
         return argv, None
     if spk.engine == "flite":
-        return ["flite", "-voice", spk.voice, "--setf", f"duration_stretch={spk.speed}", "-t", raw, "-o", wav], None
+        f0 = ["--setf", f"int_f0_target_mean={spk.pitch:g}"] if spk.pitch else []
+        return ["flite", "-voice", spk.voice, "--setf", f"duration_stretch={spk.speed}", *f0, "-t", raw, "-o", wav], None
     if spk.engine == "festival":
         if spk.voice.endswith("_hts"):  # hts_engine: -r is the speech rate, -fm shifts pitch in half-tones
             setup = f"(set! hts_engine_params (append hts_engine_params '((\"-r\" {1 / spk.speed:.3f}) (\"-fm\" {spk.pitch:g}))))"
         else:
             setup = f"(Parameter.set 'Duration_Stretch {spk.speed})"
+            if spk.pitch:  # the intonation model's target mean f0 (an earlier entry of the alist wins)
+                setup += f" (set! int_lr_params (cons '(target_f0_mean {spk.pitch:g}) int_lr_params))"
         return ["text2wave", "-eval", f"(begin (voice_{spk.voice}) {setup})", "-o", wav], raw
     raise ValueError(f"unknown engine {spk.engine!r}")
 
@@ -222,6 +235,23 @@ def build_speakers(seed: int, voices: dict[str, tuple[str, ...]], variants: tupl
     return out
 
 
+def pitch_variants(seed: int, speakers: list[Speaker], held_out: dict[str, str]) -> list[Speaker]:
+    """Training-only speakers for ``train_pitch_variants``: PITCH_VARIANTS per seen flite or festival voice
+    that honours a target f0 (``Voice.f0_target``), each with its own duration stretch and a mean f0 drawn
+    from VARIANT_F0_HZ of the voice's sex."""
+    rng = random.Random(f"pitch-variants:{seed}")
+    stretch = {"flite": FLITE_STRETCH, "festival": FESTIVAL_STRETCH}
+    voices = dict.fromkeys((s.engine, s.voice, s.sex) for s in speakers if s.engine in PITCH_VARIANTS)
+    out: list[Speaker] = []
+    for engine, voice, sex in voices:
+        if held_out.get(engine) == voice or not voice_info(engine, voice).f0_target:
+            continue
+        for _ in range(PITCH_VARIANTS[engine]):
+            speed = round(rng.uniform(*stretch[engine]), 2)
+            out.append(Speaker(engine, voice, "", speed, rng.randint(*VARIANT_F0_HZ[sex]), sex))
+    return out
+
+
 class Planner:
     """Deterministic job plan of one split: utterance ``i`` -> (engine, seen voice, speaker, gain)."""
 
@@ -263,8 +293,10 @@ class Planner:
 # ---------------------------------------------------------------- corpus
 
 
-def corpus_settings(hours: float, seed: int, voices: dict[str, tuple[str, ...]], variants: tuple[str, ...]) -> dict:
+def corpus_settings(hours: float, seed: int, voices: dict[str, tuple[str, ...]], variants: tuple[str, ...],
+                    train_pitch_variants: bool = False) -> dict:
     """Everything that determines the corpus (stored in corpus.json; a match makes a re-run a no-op)."""
+    extra = {"train_pitch_variants": {"per_voice": PITCH_VARIANTS, "f0_hz": VARIANT_F0_HZ}} if train_pitch_variants else {}
     return {
         "version": VERSION, "hours": hours, "seed": seed, "sample_rate": SAMPLE_RATE,
         "max_chars_per_second": MAX_CHARS_PER_SECOND, "eval_fraction": EVAL_FRACTION,
@@ -272,7 +304,7 @@ def corpus_settings(hours: float, seed: int, voices: dict[str, tuple[str, ...]],
         "espeak_variants": list(variants), "espeak_per_sex": ESPEAK_PER_SEX,
         "espeak_speed": list(ESPEAK_SPEED), "espeak_pitch": list(ESPEAK_PITCH),
         "flite_stretch": list(FLITE_STRETCH), "festival_stretch": list(FESTIVAL_STRETCH),
-        "sentences": {"min_words": 4, "max_words": 20, "max_chars": 120},
+        "sentences": {"min_words": 4, "max_words": 20, "max_chars": 120}, **extra,
     }  # fmt: skip
 
 
@@ -387,20 +419,22 @@ def _prune_unreferenced(out_dir: Path, runs: dict[str, _SplitRun]) -> None:
 
 
 def synthesize_corpus(
-    out_dir: Path, hours: float = 3.5, seed: int = 0, workers: int | None = None, progress: bool = True
+    out_dir: Path, hours: float = 3.5, seed: int = 0, workers: int | None = None, progress: bool = True,
+    train_pitch_variants: bool = False,
 ) -> dict:
     """Synthesise the embedded corpus into ``out_dir`` (train/dev/test.jsonl, audio/, corpus.json).
 
     ``hours`` is the training audio; dev and test each get ~6.5 % of it (at least 12-150
     utterances). Returns the summary (utterances and hours per split and engine). A finished
     corpus with the same settings is returned at once; a killed run reuses its finished audio.
+    ``train_pitch_variants`` adds the training-only pitch variants (:func:`pitch_variants`).
     """
     out_dir = Path(out_dir)
     voices = available_voices()
     if not voices:
         raise RuntimeError("no speech engine found: apt-get install espeak-ng flite festival festvox-kallpc16k")
     variants = espeak_variants() if "espeak" in voices else ()
-    settings = corpus_settings(hours, seed, voices, variants)
+    settings = corpus_settings(hours, seed, voices, variants, train_pitch_variants)
     finished = _finished_summary(out_dir, settings)
     if finished is not None:
         return finished
@@ -409,16 +443,17 @@ def synthesize_corpus(
     sentences = load_sentence_records(seed, limit=int(hours * 3600 * (1 + 2 * EVAL_FRACTION) / 2.0) + 500)
     speakers = build_speakers(seed, voices, variants)
     held_out = choose_held_out(seed, speakers)
+    train_speakers = speakers + pitch_variants(seed, speakers, held_out) if train_pitch_variants else speakers
     workers = workers or os.cpu_count() or 1
     runs: dict[str, _SplitRun] = {}
     cursor = 0
     with mp.Pool(workers) as pool:
         for split, target in split_targets(hours).items():
-            planner = Planner(split, seed, speakers, held_out, out_dir)
+            planner = Planner(split, seed, train_speakers if split == "train" else speakers, held_out, out_dir)
             runs[split] = _run_split(pool, planner, sentences, cursor, workers, progress, target)
             cursor += runs[split].consumed
         pool.terminate()
-    summary = _summarise(runs, settings, held_out, len(speakers))
+    summary = _summarise(runs, settings, held_out, len(train_speakers))
     if summary["coverage"]["kinds_only_in_test"]:  # planned away; a corpus too small to draw every kind can show it
         warnings.warn(f"{out_dir}: speaker kinds {summary['coverage']['kinds_only_in_test']} are in test but no "
                       f"training utterance drew them (a larger --hours draws every kind)", stacklevel=2)

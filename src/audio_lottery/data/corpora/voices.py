@@ -32,6 +32,7 @@ class Voice:
     package: str  # Debian package (or "pypi:<dist>")
     usable: bool = True
     note: str = ""
+    f0_target: bool = False  # honours a target mean f0 (flite int_f0_target_mean, festival diphone int_lr_params)
 
 
 LICENCE_ESPEAK = "GPL-3.0-or-later (the audio it makes is unrestricted)"
@@ -65,16 +66,20 @@ ESPEAK_EXCLUDED: dict[str, str] = {
 }
 ESPEAK_DATA_DIRS = (Path("/usr/lib/x86_64-linux-gnu/espeak-ng-data"), Path("/usr/share/espeak-ng-data"))
 
+# f0_target: measured with librosa's pyin (tests/test_voices.py): the median f0 of a sentence follows the target,
+# except for flite rms (its own ~100 Hz whatever the target) and festival's HTS voice (hts_engine's -fm shift
+# changes nothing in Debian's festival 2.5).
 FLITE_VOICES = (
-    Voice("flite", "kal16", "male", "kal", LICENCE_CMU, "flite", note="diphone, 16 kHz"),
-    Voice("flite", "kal", "male", "kal", LICENCE_CMU, "flite", note="diphone, 8 kHz"),
-    Voice("flite", "awb", "male", "awb", LICENCE_CMU, "flite", note="CMU ARCTIC clustergen, Scottish English"),
+    Voice("flite", "kal16", "male", "kal", LICENCE_CMU, "flite", note="diphone, 16 kHz", f0_target=True),
+    Voice("flite", "kal", "male", "kal", LICENCE_CMU, "flite", note="diphone, 8 kHz", f0_target=True),
+    Voice("flite", "awb", "male", "awb", LICENCE_CMU, "flite", note="CMU ARCTIC clustergen, Scottish English",
+          f0_target=True),
     Voice("flite", "rms", "male", "rms", LICENCE_CMU, "flite", note="CMU ARCTIC clustergen"),
-    Voice("flite", "slt", "female", "slt", LICENCE_CMU, "flite", note="CMU ARCTIC clustergen"),
+    Voice("flite", "slt", "female", "slt", LICENCE_CMU, "flite", note="CMU ARCTIC clustergen", f0_target=True),
 )
 FESTIVAL_VOICES = (
-    Voice("festival", "kal_diphone", "male", "kal", LICENCE_CMU, "festvox-kallpc16k", note="diphone"),
-    Voice("festival", "ked_diphone", "male", "ked", LICENCE_CSTR, "festvox-kdlpc16k", note="diphone"),
+    Voice("festival", "kal_diphone", "male", "kal", LICENCE_CMU, "festvox-kallpc16k", note="diphone", f0_target=True),
+    Voice("festival", "ked_diphone", "male", "ked", LICENCE_CSTR, "festvox-kdlpc16k", note="diphone", f0_target=True),
     Voice("festival", "cmu_us_slt_arctic_hts", "female", "slt", LICENCE_SLT_HTS, "festvox-us-slt-hts",
           note="HMM (hts_engine), 32 kHz"),
 )
