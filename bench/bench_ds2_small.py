@@ -184,6 +184,15 @@ def recipe_difference(previous: dict[str, str], now: dict[str, str]) -> str:
     return "; ".join(diff + ([f"{', '.join(missing)}: not on its page"] if missing else [])) or "same"
 
 
+def variant_label(page: dict) -> str:
+    """How an earlier run departed from its preset, read from its page: the ``--set`` overrides of its command
+    and a training corpus with pitch variants ("" for the preset's own run)."""
+    words = page.get("command", "").split()
+    sets = [words[i + 1] for i, word in enumerate(words[:-1]) if word == "--set"]
+    pitch = ["training-only pitch variants"] if page.get("conditions", {}).get("train_corpus_train_pitch_variants") else []
+    return "; ".join(pitch + [f"--set {kv}" for kv in sets])
+
+
 def last_step_weights(run: Path) -> dict[str, dict]:
     """The model's weights at the run's last step from its ``last`` checkpoint: the step's own
     (``model.*``) and their moving average (``train.ema_decay``); {} when the run keeps no average."""
@@ -321,7 +330,7 @@ def main() -> None:
     train_hours = sum(r["duration"] for r in train_records
                       if cfg.data.min_duration <= r["duration"] <= cfg.data.max_duration) / 3600
     curve_plot(dev, args.doc.parent / "plots" / "ds2_small_curve.png")
-    previous = [(path.name, previous_rows(page), page["conditions"])
+    previous = [(path.name, previous_rows(page), page["conditions"], variant_label(page))
                 for path in args.previous if path.is_file() for page in [read_json(path)]]
     measured = {"test_wer": new["all"]["wer"], "held_out_wer": new["held-out voices"]["wer"],
                 "test_cer": new["all"]["cer"]}
@@ -379,11 +388,12 @@ def main() -> None:
            md_table(["run", "parameters", "training time", "epochs", "audio s per wall s", "best dev WER", "test WER",
                      "held-out WER", "test CER", "old test WER", "recipe rows that differ from this run's"],
                     [*[[f"{name} ({cond.get('date', '?')}, corpus version {cond.get('corpus_version', 1)}"
-                        + (f", {hours} h of training audio requested)" if hours else ")"),
+                        + (f", {hours} h of training audio requested" if hours else "")
+                        + (f"; {variant}" if variant else "") + ")",
                         *[row[k] for k in ("parameters", "training time", "epochs", "throughput", "best_dev_wer",
                                            "test_wer", "held_out_wer", "test_cer", "old_test_wer")],
                         recipe_difference(row["recipe"], dict(rows))]
-                       for name, row, cond in previous
+                       for name, row, cond, variant in previous
                        for hours in [cond.get("train_corpus_hours", cond.get("corpus_hours"))]],
                      ["now", f"{params:,}",
                       f"{result['train_seconds'] / 60:.1f} min", str(result["epochs"]),
