@@ -123,7 +123,7 @@ def _engine_command(spk: Speaker, raw: str, wav: str) -> tuple[list[str], str | 
         f0 = ["--setf", f"int_f0_target_mean={spk.pitch:g}"] if spk.pitch else []
         return ["flite", "-voice", spk.voice, "--setf", f"duration_stretch={spk.speed}", *f0, "-t", raw, "-o", wav], None
     if spk.engine == "festival":
-        if spk.voice.endswith("_hts"):  # hts_engine: -r is the speech rate, -fm shifts pitch in half-tones
+        if spk.voice.endswith("_hts"):  # hts_engine: -r is the speech rate; -fm (half-tones) is ignored by festival 2.5
             setup = f"(set! hts_engine_params (append hts_engine_params '((\"-r\" {1 / spk.speed:.3f}) (\"-fm\" {spk.pitch:g}))))"
         else:
             setup = f"(Parameter.set 'Duration_Stretch {spk.speed})"
