@@ -185,12 +185,10 @@ def recipe_difference(previous: dict[str, str], now: dict[str, str]) -> str:
 
 
 def variant_label(page: dict) -> str:
-    """How an earlier run departed from its preset, read from its page: the ``--set`` overrides of its command
-    and a training corpus with pitch variants ("" for the preset's own run)."""
-    words = page.get("command", "").split()
-    sets = [words[i + 1] for i, word in enumerate(words[:-1]) if word == "--set"]
+    """How an earlier run departed from its preset, read from its page: its ``--set`` overrides (pages older
+    than ``--set`` have none) and a training corpus with pitch variants ("" for the preset's own run)."""
     pitch = ["training-only pitch variants"] if page.get("conditions", {}).get("train_corpus_train_pitch_variants") else []
-    return "; ".join(pitch + [f"--set {kv}" for kv in sets])
+    return "; ".join(pitch + [f"--set {kv}" for kv in page.get("data", {}).get("overrides", [])])
 
 
 def last_step_weights(run: Path) -> dict[str, dict]:

@@ -128,11 +128,12 @@ def test_training_manifest_defaults_to_a_larger_synthesis_beside_the_corpus(tmp_
 
 
 def test_variant_label_names_the_overrides_and_the_pitch_variants():
-    page = {"command": "python bench/bench_ds2_small.py --run r --set model.ds2.rnn_hidden=448 --set train.lr=0.003 "
-                       "--old-test t.jsonl", "conditions": {"train_corpus_train_pitch_variants": True}}
+    page = {"data": {"overrides": ["model.ds2.rnn_hidden=448", "train.lr=0.003"]},
+            "conditions": {"train_corpus_train_pitch_variants": True}}
     assert bench.variant_label(page) == ("training-only pitch variants; --set model.ds2.rnn_hidden=448; "
                                          "--set train.lr=0.003")
-    assert bench.variant_label({"command": "python bench/bench_ds2_small.py --run r", "conditions": {}}) == ""
+    assert bench.variant_label({"data": {"overrides": []}, "conditions": {}}) == ""
+    assert bench.variant_label({"data": {}, "conditions": {}}) == ""  # a page older than --set
 
 
 def test_learning_rate_schedule_states_the_anneal_and_the_warm_up():

@@ -139,7 +139,7 @@ def _median_f0(audio: np.ndarray, sr: int) -> float:
     return float(np.nanmedian(f0))
 
 
-@pytest.mark.parametrize("voice", [v for v in FLITE_VOICES + FESTIVAL_VOICES], ids=lambda v: f"{v.engine}-{v.name}")
+@pytest.mark.parametrize("voice", FLITE_VOICES + FESTIVAL_VOICES, ids=lambda v: f"{v.engine}-{v.name}")
 def test_f0_target_flag_matches_the_engine(voice):
     """A voice flagged ``f0_target`` says a sentence at the mean f0 asked for (1.5 times its own); the others
     (flite rms; festival HTS, asked for +7 half-tones) keep their own, so the flag is not a guess."""
