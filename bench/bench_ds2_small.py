@@ -5,6 +5,7 @@ real speech, throughput, wall time and the learning curve.
                                     [--train-hours 32 [--train-pitch-variants] | --train data/synth_32h/train.jsonl]
                                     [--old-test data/synth_v1/test.jsonl] [--asterisk data/asterisk/test.jsonl]
                                     [--set data.augment.speed_prob=1.0 ...]
+    python bench/bench_ds2_small.py --refresh-table [--doc docs/bench_ds2_small.md] --previous PAGE.json ...
 
 Trains the preset for at most ``--minutes`` of training time (resuming/reusing ``--run`` when it
 exists), evaluates the best-dev checkpoint on the test set (overall, voices held out of training,
@@ -19,7 +20,9 @@ the default corpus's test and dev sentences) and is evaluated on ``--data``'s de
 sentence, a voice held out of the test set, or another corpus version. ``--set KEY=VALUE`` measures a
 variant of the recipe (the page names the overrides; write it with ``--doc`` under runs/ and keep
 its JSON in docs/history/, so the preset's own page stays). Writes docs/bench_ds2_small.md (+ .json) and
-docs/plots/ds2_small_curve.png (beside ``--doc``).
+docs/plots/ds2_small_curve.png (beside ``--doc``). ``--refresh-table`` only rebuilds a page's before/after table
+from ``--previous`` (its measurements stay as stored), so a variant joins the preset's table on a machine
+without the preset's run folder.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import copy
 import json
 import os
 import platform
+import shlex
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -52,7 +56,7 @@ from audio_lottery.train.checkpoint import model_tensors, read_training_state  #
 from audio_lottery.train.loop import train_model  # noqa: E402
 from audio_lottery.train.weight_average import average_tensors  # noqa: E402
 from quick import md_table, subset_scores  # noqa: E402
-from results_io import command_line, write_page  # noqa: E402
+from results_io import command_line, result_path, write_page  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # the issue's targets after 60 min of training on 2 cores (test set of the current corpus version)
@@ -191,6 +195,63 @@ def variant_label(page: dict) -> str:
     return "; ".join(pitch + [f"--set {kv}" for kv in page.get("data", {}).get("overrides", [])])
 
 
+BEFORE_AFTER = "Before and after: earlier pages of this bench beside this run (each on its own corpus and test set):"
+# the before/after table's measured columns, in order (keys of :func:`previous_rows`)
+COLUMNS = ("parameters", "training time", "epochs", "throughput", "best_dev_wer", "test_wer", "held_out_wer", "test_cer",
+           "old_test_wer")
+
+
+def read_previous(paths: list[Path]) -> list[tuple[str, dict, dict, str]]:
+    """Name, headline numbers, conditions and variant label of each earlier page that exists."""
+    return [(path.name, previous_rows(page), page["conditions"], variant_label(page))
+            for path in paths if path.is_file() for page in [read_json(path)]]
+
+
+def before_after_table(previous: list[tuple[str, dict, dict, str]], now: dict[str, str], recipe_now: dict[str, str]) -> str:
+    """Earlier pages (:func:`read_previous`) beside this run (``now``: the cells of :data:`COLUMNS`), each
+    with the recipe rows in which it differs from this run's overview (``recipe_now``)."""
+    return md_table(["run", "parameters", "training time", "epochs", "audio s per wall s", "best dev WER", "test WER",
+                     "held-out WER", "test CER", "old test WER", "recipe rows that differ from this run's"],
+                    [*[[f"{name} ({cond.get('date', '?')}, corpus version {cond.get('corpus_version', 1)}"
+                        + (f", {hours} h of training audio requested" if hours else "")
+                        + (f"; {variant}" if variant else "") + ")",
+                        *[row[k] for k in COLUMNS], recipe_difference(row["recipe"], recipe_now)]
+                       for name, row, cond, variant in previous
+                       for hours in [cond.get("train_corpus_hours", cond.get("corpus_hours"))]],
+                     ["now", *[now[k] for k in COLUMNS], ""]])
+
+
+def with_previous(command: str, previous: list[Path]) -> str:
+    """``command`` (a bench command line) with its ``--previous`` paths replaced by ``previous``."""
+    words, kept, skipping = shlex.split(command), [], False
+    for word in words:
+        skipping = word == "--previous" or (skipping and not word.startswith("--"))
+        if not skipping:
+            kept.append(word)
+    return shlex.join(kept + (["--previous", *map(str, previous)] if previous else []))
+
+
+def refresh_before_after(doc: Path, previous: list[Path]) -> Path:
+    """Rebuild the before/after table of the page ``doc`` from the earlier pages ``previous`` and its own
+    stored tables, without its run: a variant measured elsewhere joins the preset's table. The page's
+    command line names the new ``--previous`` list; its measurements, conditions and data stay as stored.
+    Returns the page's result JSON."""
+    result, markdown = read_json(result_path(doc)), Path(doc).read_text()
+    if f"`{result['command']}`" not in markdown:
+        raise SystemExit(f"{doc}: its page does not show the command its result JSON stores")
+    lines = markdown.replace(f"`{result['command']}`", f"`{with_previous(result['command'], previous)}`").splitlines()
+    if BEFORE_AFTER not in lines:
+        raise SystemExit(f"{doc}: no before/after table to refresh (measure the run with --previous first)")
+    start = lines.index(BEFORE_AFTER) + 2
+    end = next(i for i in range(start, len(lines) + 1) if i == len(lines) or not lines[i].startswith("|"))
+    own = previous_rows(result)
+    overview = next(t for t in result["tables"] if t["headers"] == ["", ""])
+    table = before_after_table(read_previous(previous), {k: own[k] for k in COLUMNS}, {r[0]: r[1] for r in overview["rows"]})
+    lines[start:end] = table.splitlines()
+    return write_page(doc, "\n".join(lines) + "\n", conditions=result["conditions"],
+                      command=with_previous(result["command"], previous), data=result.get("data"))
+
+
 def last_step_weights(run: Path) -> dict[str, dict]:
     """The model's weights at the run's last step from its ``last`` checkpoint: the step's own
     (``model.*``) and their moving average (``train.ema_decay``); {} when the run keeps no average."""
@@ -293,7 +354,13 @@ def main() -> None:
                    "the page names it")
     p.add_argument("--asterisk", help="real-speech test manifest (default: asterisk/test.jsonl beside the corpus; "
                    "'' = none)")
+    p.add_argument("--refresh-table", action="store_true",
+                   help="only rebuild the before/after table of --doc (and its command line) from --previous: no "
+                        "training, no evaluation, the run folder need not exist")
     args = p.parse_args()
+    if args.refresh_table:
+        print(f"wrote {refresh_before_after(args.doc, args.previous)}")
+        return
     data = Path(args.data)
     train = training_manifest(data, args.train, args.train_hours, args.train_pitch_variants)
     version, train_version = corpus_version(data), corpus_version(Path(train).parent)
@@ -328,15 +395,18 @@ def main() -> None:
     train_hours = sum(r["duration"] for r in train_records
                       if cfg.data.min_duration <= r["duration"] <= cfg.data.max_duration) / 3600
     curve_plot(dev, args.doc.parent / "plots" / "ds2_small_curve.png")
-    previous = [(path.name, previous_rows(page), page["conditions"], variant_label(page))
-                for path in args.previous if path.is_file() for page in [read_json(path)]]
+    previous = read_previous(args.previous)
     measured = {"test_wer": new["all"]["wer"], "held_out_wer": new["held-out voices"]["wer"],
                 "test_cer": new["all"]["cer"]}
     met = {k: measured[k] <= TARGETS[k] for k in TARGETS}
+    params = rec.model.num_params()
+    now = {"parameters": f"{params:,}", "training time": f"{result['train_seconds'] / 60:.1f} min",
+           "epochs": str(result["epochs"]), "throughput": f"{result['audio_seconds_per_second']:.1f}",
+           "best_dev_wer": f"{result['best_dev_wer']:.3f}", **{k: f"{measured[k]:.3f}" for k in measured},
+           "old_test_wer": fmt(old.get("all") if old else None, "wer")}
     stretch_met = {k: measured[k] <= STRETCH[k] for k in STRETCH}
     aug = {f.name: getattr(cfg.data.augment, f.name) for f in fields(cfg.data.augment)
            if getattr(cfg.data.augment, f.name) != getattr(AugmentConfig(), f.name)}  # the preset's own settings
-    params = rec.model.num_params()
     rows = [
         ("corpus", f"version {version.get('corpus_version', '?')}, {version.get('corpus_hours', '?')} h requested, "
                    f"seed {version.get('corpus_seed', '?')}"),
@@ -382,23 +452,7 @@ def main() -> None:
         f"<= {TARGETS['held_out_wer']} on the voices held out of training, test CER <= {TARGETS['test_cer']} "
         f"(stretch {STRETCH['test_wer']} / {STRETCH['held_out_wer']} / {STRETCH['test_cer']}).", "",
         f"Result: {verdict}. Stretch: {stretch}.", "",
-        *(["Before and after: earlier pages of this bench beside this run (each on its own corpus and test set):", "",
-           md_table(["run", "parameters", "training time", "epochs", "audio s per wall s", "best dev WER", "test WER",
-                     "held-out WER", "test CER", "old test WER", "recipe rows that differ from this run's"],
-                    [*[[f"{name} ({cond.get('date', '?')}, corpus version {cond.get('corpus_version', 1)}"
-                        + (f", {hours} h of training audio requested" if hours else "")
-                        + (f"; {variant}" if variant else "") + ")",
-                        *[row[k] for k in ("parameters", "training time", "epochs", "throughput", "best_dev_wer",
-                                           "test_wer", "held_out_wer", "test_cer", "old_test_wer")],
-                        recipe_difference(row["recipe"], dict(rows))]
-                       for name, row, cond, variant in previous
-                       for hours in [cond.get("train_corpus_hours", cond.get("corpus_hours"))]],
-                     ["now", f"{params:,}",
-                      f"{result['train_seconds'] / 60:.1f} min", str(result["epochs"]),
-                      f"{result['audio_seconds_per_second']:.1f}", f"{result['best_dev_wer']:.3f}",
-                      *[f"{measured[k]:.3f}" for k in ("test_wer", "held_out_wer", "test_cer")],
-                      fmt(old.get("all") if old else None, "wer"), ""]]), ""]
-          if previous else []),
+        *([BEFORE_AFTER, "", before_after_table(previous, now, dict(rows)), ""] if previous else []),
         "Test set by subset. The held-out voices change with the corpus version, so the old test set is the second "
         "column: " + (f"{old_name}, scored without the {old_dropped} utterances whose sentence the current training "
                       "set holds; its 'held-out' labels are the old corpus's (some of those voices are in training now)."

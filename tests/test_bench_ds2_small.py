@@ -205,3 +205,48 @@ def test_last_step_weights_are_the_steps_own_and_their_average(tmp_path):
     save_training_state(tmp_path, "last", model, optimizer, {"step": 3})
     assert bench.last_step_weights(tmp_path) == {}  # a run without an average
     assert bench.last_step_weights(tmp_path / "missing") == {}
+
+
+def test_with_previous_replaces_only_the_previous_list():
+    cmd = "python bench/bench_ds2_small.py --run runs/x --previous a.json b.json --old-test t.jsonl"
+    assert bench.with_previous(cmd, [Path("c.json")]) == (
+        "python bench/bench_ds2_small.py --run runs/x --old-test t.jsonl --previous c.json")
+    assert bench.with_previous(cmd, []) == "python bench/bench_ds2_small.py --run runs/x --old-test t.jsonl"
+
+
+def _page_copy(tmp_path: Path) -> tuple[Path, list[Path]]:
+    """The repository's ds2_small page in ``tmp_path`` and the --previous list its command names."""
+    for suffix in (".md", ".json"):
+        (tmp_path / f"bench_ds2_small{suffix}").write_bytes((ROOT / "docs" / f"bench_ds2_small{suffix}").read_bytes())
+    words = json.loads((ROOT / "docs" / "bench_ds2_small.json").read_text())["command"].split()
+    previous = [ROOT / w for w in words[words.index("--previous") + 1:]]
+    return tmp_path / "bench_ds2_small.md", previous
+
+
+def test_refreshing_the_table_with_the_same_pages_leaves_the_page_as_measured(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the page's command names its pages relative to the repository
+    doc, previous = _page_copy(tmp_path)
+    before = (doc.read_text(), doc.with_suffix(".json").read_text())
+    bench.refresh_before_after(doc, [p.relative_to(ROOT) for p in previous])
+    assert (doc.read_text(), doc.with_suffix(".json").read_text()) == before
+
+
+def test_a_refreshed_table_gains_or_loses_exactly_the_rows_of_the_pages_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the page's command names its pages relative to the repository
+    doc, previous = _page_copy(tmp_path)
+    relative = [p.relative_to(ROOT) for p in previous]
+    original = doc.read_text()
+    bench.refresh_before_after(doc, relative[:-1])
+    table = next(t for t in json.loads(doc.with_suffix(".json").read_text())["tables"] if t["headers"][0] == "run")
+    assert [r[0].split(" (")[0] for r in table["rows"]] == [p.name for p in relative[:-1]] + ["now"]
+    assert f"--previous {' '.join(map(str, relative[:-1]))}`" in doc.read_text()
+    bench.refresh_before_after(doc, relative)
+    assert doc.read_text() == original  # the row comes back as it was: nothing else on the page moved
+
+
+def test_refreshing_a_page_without_a_before_after_table_is_refused(tmp_path):
+    doc, _ = _page_copy(tmp_path)
+    text = doc.read_text().replace(bench.BEFORE_AFTER, "Some other paragraph.")
+    doc.write_text(text)
+    with pytest.raises(SystemExit, match="no before/after table"):
+        bench.refresh_before_after(doc, [])
