@@ -239,17 +239,17 @@ def refresh_before_after(doc: Path, previous: list[Path]) -> Path:
     result, markdown = read_json(result_path(doc)), Path(doc).read_text()
     if f"`{result['command']}`" not in markdown:
         raise SystemExit(f"{doc}: its page does not show the command its result JSON stores")
-    lines = markdown.replace(f"`{result['command']}`", f"`{with_previous(result['command'], previous)}`").splitlines()
+    command = with_previous(result["command"], previous)
+    lines = markdown.replace(f"`{result['command']}`", f"`{command}`").splitlines()
     if BEFORE_AFTER not in lines:
         raise SystemExit(f"{doc}: no before/after table to refresh (measure the run with --previous first)")
     start = lines.index(BEFORE_AFTER) + 2
     end = next(i for i in range(start, len(lines) + 1) if i == len(lines) or not lines[i].startswith("|"))
-    own = previous_rows(result)
     overview = next(t for t in result["tables"] if t["headers"] == ["", ""])
-    table = before_after_table(read_previous(previous), {k: own[k] for k in COLUMNS}, {r[0]: r[1] for r in overview["rows"]})
+    table = before_after_table(read_previous(previous), previous_rows(result), {r[0]: r[1] for r in overview["rows"]})
     lines[start:end] = table.splitlines()
-    return write_page(doc, "\n".join(lines) + "\n", conditions=result["conditions"],
-                      command=with_previous(result["command"], previous), data=result.get("data"))
+    return write_page(doc, "\n".join(lines) + "\n", conditions=result["conditions"], command=command,
+                      data=result.get("data"))
 
 
 def last_step_weights(run: Path) -> dict[str, dict]:

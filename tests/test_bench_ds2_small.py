@@ -215,11 +215,12 @@ def test_with_previous_replaces_only_the_previous_list():
 
 
 def _page_copy(tmp_path: Path) -> tuple[Path, list[Path]]:
-    """The repository's ds2_small page in ``tmp_path`` and the --previous list its command names."""
+    """The repository's ds2_small page in ``tmp_path`` and the --previous list its command names (relative to
+    the repository, as the command writes them)."""
     for suffix in (".md", ".json"):
         (tmp_path / f"bench_ds2_small{suffix}").write_bytes((ROOT / "docs" / f"bench_ds2_small{suffix}").read_bytes())
     words = json.loads((ROOT / "docs" / "bench_ds2_small.json").read_text())["command"].split()
-    previous = [ROOT / w for w in words[words.index("--previous") + 1:]]
+    previous = [Path(w) for w in words[words.index("--previous") + 1:]]
     return tmp_path / "bench_ds2_small.md", previous
 
 
@@ -227,14 +228,13 @@ def test_refreshing_the_table_with_the_same_pages_leaves_the_page_as_measured(tm
     monkeypatch.chdir(ROOT)  # the page's command names its pages relative to the repository
     doc, previous = _page_copy(tmp_path)
     before = (doc.read_text(), doc.with_suffix(".json").read_text())
-    bench.refresh_before_after(doc, [p.relative_to(ROOT) for p in previous])
+    bench.refresh_before_after(doc, previous)
     assert (doc.read_text(), doc.with_suffix(".json").read_text()) == before
 
 
 def test_a_refreshed_table_gains_or_loses_exactly_the_rows_of_the_pages_named(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the page's command names its pages relative to the repository
-    doc, previous = _page_copy(tmp_path)
-    relative = [p.relative_to(ROOT) for p in previous]
+    doc, relative = _page_copy(tmp_path)
     original = doc.read_text()
     bench.refresh_before_after(doc, relative[:-1])
     table = next(t for t in json.loads(doc.with_suffix(".json").read_text())["tables"] if t["headers"][0] == "run")
