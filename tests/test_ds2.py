@@ -1,6 +1,8 @@
-"""DeepSpeech2 model: size, prunable scope, lengths, padding invariance, loss, re-init."""
+"""DeepSpeech2 model: size, prunable scope, lengths, padding invariance, loss, re-init, dropout."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -218,3 +220,35 @@ def test_default_prunable_covers_every_weight_kind():
                 "out.weight"}
     expected |= {f"gru.weight_{k}_l{l}{s}" for k in ("ih", "hh") for l in (0, 1) for s in ("", "_reverse")}
     assert names == expected
+
+
+def test_rnn_dropout_acts_in_training_only() -> None:
+    plain = small_model(layers=3)
+    cfg = small_cfg(layers=3)
+    cfg.ds2.rnn_dropout = 0.5
+    dropped = build_model(cfg, VOCAB, FEAT)
+    dropped.load_state_dict(plain.state_dict())  # dropout adds no parameters or buffers
+    assert dropped.state_dict().keys() == plain.state_dict().keys()
+    warm_up_stats(plain)
+    dropped.load_state_dict(plain.state_dict())
+    feats, lens = pad_batch([torch.randn(t, FEAT) for t in (37, 12, 25)], extra=6)
+    dropped.eval()
+    torch.testing.assert_close(dropped(feats, lens)[0], plain(feats, lens)[0])
+    plain.train(), dropped.train()
+    reference = plain(feats, lens)[0]
+    torch.manual_seed(3)
+    first = dropped(feats, lens)[0]
+    torch.manual_seed(4)
+    second = dropped(feats, lens)[0]
+    assert not torch.allclose(first, reference, atol=1e-3) and not torch.allclose(first, second, atol=1e-3)
+    torch.manual_seed(3)
+    torch.testing.assert_close(dropped(feats, lens)[0], first)  # seeded: reproducible
+
+
+def test_rnn_dropout_must_be_below_one() -> None:
+    from audio_lottery.config import ConfigError, load_config
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "ds2_small.yaml"
+    assert load_config(config, ["model.ds2.rnn_dropout=0.2"]).model.ds2.rnn_dropout == 0.2
+    with pytest.raises(ConfigError, match="rnn_dropout"):
+        load_config(config, ["model.ds2.rnn_dropout=1.0"])

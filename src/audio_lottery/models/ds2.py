@@ -1,7 +1,7 @@
 """DeepSpeech2 CNN-LSTM CTC model (deepspeech.pytorch layout), padding-invariant.
 
 Conv2d blocks over (freq, time) -> sequence-wise batch norm + bidirectional LSTMs with
-directions summed -> batch norm + Linear (no bias) -> log-softmax (layers in
+directions summed (each followed by dropout, ``rnn_dropout``) -> batch norm + Linear (no bias) -> log-softmax (layers in
 :mod:`audio_lottery.models.layers`). Its config section is ``model.ds2`` (:class:`DS2Config`).
 """
 
@@ -30,6 +30,8 @@ class DS2Config:
     bidirectional: bool = hparam(True, "bidirectional LSTMs (directions are summed)")
     rnn_batch_norm: bool = hparam(True, "sequence-wise batch norm before LSTM layers 2..N and the output")
     rnn_hidden_sizes: list = hparam([], "hidden size of each LSTM layer (a shrunk model); empty = rnn_hidden for all")
+    rnn_dropout: float = hparam(0.0, "dropout on every LSTM layer's output (directions summed), in training only",
+                                ge=0, lt=1)
 
 
 # --------------------------------------------------------------------------- the model
@@ -68,6 +70,7 @@ class DeepSpeech2(ASRModel):
             )
             for i in range(cfg.rnn_layers)
         )
+        self.rnn_dropout = nn.Dropout(cfg.rnn_dropout)
         self.out_norm = SequenceBatchNorm(hidden[-1]) if cfg.rnn_batch_norm else None
         self.out = nn.Linear(hidden[-1], vocab_size, bias=False)
 
@@ -85,7 +88,7 @@ class DeepSpeech2(ASRModel):
         x, lens = self.conv.encode(feats, feat_lens)
         mask = lengths_to_mask(lens, x.shape[1])
         for layer in self.rnns:
-            x = layer(x, lens, mask)
+            x = self.rnn_dropout(layer(x, lens, mask))
         if self.out_norm is not None:
             x = self.out_norm(x, mask)
         return F.log_softmax(self.out(x).float(), dim=-1), lens  # fp32 under autocast (train.amp)
