@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
 
-from audio_lottery.config import ModelConfig
+from audio_lottery.config import ConfigError, ModelConfig, load_config
 from audio_lottery.models.ds2 import DS2Config
 from audio_lottery.models import MODEL_NAMES, ASRModel, DeepSpeech2, build_model
 from audio_lottery.models.base import ctc_min_frames
 from audio_lottery.models.layers import SequenceBatchNorm, reverse_index, reverse_padded
+from conftest import ROOT
 
 VOCAB, FEAT = 7, 20
 
@@ -227,8 +226,7 @@ def test_rnn_dropout_acts_in_training_only() -> None:
     cfg = small_cfg(layers=3)
     cfg.ds2.rnn_dropout = 0.5
     dropped = build_model(cfg, VOCAB, FEAT)
-    dropped.load_state_dict(plain.state_dict())  # dropout adds no parameters or buffers
-    assert dropped.state_dict().keys() == plain.state_dict().keys()
+    assert dropped.state_dict().keys() == plain.state_dict().keys()  # dropout adds no parameters or buffers
     warm_up_stats(plain)
     dropped.load_state_dict(plain.state_dict())
     feats, lens = pad_batch([torch.randn(t, FEAT) for t in (37, 12, 25)], extra=6)
@@ -246,9 +244,7 @@ def test_rnn_dropout_acts_in_training_only() -> None:
 
 
 def test_rnn_dropout_must_be_below_one() -> None:
-    from audio_lottery.config import ConfigError, load_config
-
-    config = Path(__file__).resolve().parents[1] / "configs" / "ds2_small.yaml"
+    config = ROOT / "configs" / "ds2_small.yaml"
     assert load_config(config, ["model.ds2.rnn_dropout=0.2"]).model.ds2.rnn_dropout == 0.2
     with pytest.raises(ConfigError, match="rnn_dropout"):
         load_config(config, ["model.ds2.rnn_dropout=1.0"])

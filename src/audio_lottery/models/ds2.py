@@ -2,7 +2,8 @@
 
 Conv2d blocks over (freq, time) -> sequence-wise batch norm + bidirectional LSTMs with
 directions summed, each followed by dropout (``rnn_dropout``) -> batch norm + Linear (no bias)
--> log-softmax (layers in :mod:`audio_lottery.models.layers`). Its config section is ``model.ds2`` (:class:`DS2Config`).
+-> log-softmax (layers in :mod:`audio_lottery.models.layers`). Its config section is ``model.ds2``
+(:class:`DS2Config`).
 """
 
 from __future__ import annotations
