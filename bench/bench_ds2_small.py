@@ -155,7 +155,21 @@ def check_training_set(train_records: list[dict], test_records: list[dict], trai
 
 
 # Rows of the overview that describe the recipe: the before/after table names those that differ.
-RECIPE_ROWS = ("front-end", "training augmentation", "learning rate", "precision, weight average")
+RECIPE_ROWS = ("front-end", "training augmentation", "learning rate", "precision, weight average", "recurrent dropout")
+#: the override that sets the recurrent dropout; pages older than its row state it only through ``--set``
+DROPOUT_KEY = "model.ds2.rnn_dropout"
+
+
+def recurrent_dropout(rate: float) -> str:
+    """The dropout on the LSTM layers' outputs in words (``model.ds2.rnn_dropout``)."""
+    return f"{rate:g} on every LSTM layer's output, in training only" if rate else "none"
+
+
+def stated_dropout(page: dict) -> str:
+    """The recurrent dropout of a page older than its row: the rate its ``--set`` overrides gave, else none (the
+    preset had none before the row came)."""
+    rates = [o.split("=", 1)[1] for o in page.get("data", {}).get("overrides", []) if o.startswith(f"{DROPOUT_KEY}=")]
+    return recurrent_dropout(float(rates[-1]) if rates else 0.0)
 
 
 def previous_rows(previous: dict) -> dict[str, str]:
@@ -177,7 +191,9 @@ def previous_rows(previous: dict) -> dict[str, str]:
             "best_dev_wer": best_dev.split("dev WER ")[1].split(",")[0] if "dev WER " in best_dev else "–",
             "test_wer": cell("", ("test WER",), 1), "held_out_wer": cell("subset", ("held-out voices", "unseen voices"), 2),
             "test_cer": cell("", ("test CER",), 1), "old_test_wer": cell("subset", ("all",), 5),
-            "recipe": {key: value for key in RECIPE_ROWS for value in [cell("", (key,), 1)] if value != "–"}}
+            "recipe": {key: value for key in RECIPE_ROWS for value in [cell("", (key,), 1)]
+                       for value in [stated_dropout(previous) if value == "–" and key == "recurrent dropout" else value]
+                       if value != "–"}}
 
 
 def recipe_difference(previous: dict[str, str], now: dict[str, str]) -> str:
@@ -422,6 +438,7 @@ def main() -> None:
         ("training augmentation", ", ".join(f"{k}={v}" for k, v in aug.items()) or "none"),
         ("learning rate", learning_rate_schedule(cfg.train)),
         ("precision, weight average", training_numerics(cfg.train)),
+        ("recurrent dropout", recurrent_dropout(cfg.model.ds2.rnn_dropout)),
         ("training time (excl. dev evaluation)", f"{result['train_seconds'] / 60:.1f} min, {result['epochs']} epochs"),
         ("wall time incl. dev evaluation", f"{wall / 60:.1f} min"),
         ("training throughput", f"{result['audio_seconds_per_second']:.1f} audio s per wall s"),

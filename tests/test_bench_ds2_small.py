@@ -52,7 +52,7 @@ def test_previous_rows_read_the_old_page_layout():
     rows = bench.previous_rows({"tables": parse_tables(page)})
     assert rows == {"parameters": "–", "training time": "30.0 min", "epochs": "22", "throughput": "–",
                     "best_dev_wer": "–", "test_wer": "0.685", "held_out_wer": "0.870", "test_cer": "0.297",
-                    "old_test_wer": "–", "recipe": {}}
+                    "old_test_wer": "–", "recipe": {"recurrent dropout": "none"}}
 
 
 def test_previous_rows_read_the_current_page_layout():
@@ -70,18 +70,30 @@ def test_previous_rows_read_the_current_page_layout():
     assert rows == {"parameters": "5,892,448", "training time": "60.0 min", "epochs": "26", "throughput": "90.2",
                     "best_dev_wer": "0.301", "test_wer": "0.614", "held_out_wer": "0.765", "test_cer": "0.234",
                     "old_test_wer": "0.447",
-                    "recipe": {"learning rate": "peak 0.0015, divided by 1.3 after every epoch"}}
+                    "recipe": {"learning rate": "peak 0.0015, divided by 1.3 after every epoch",
+                               "recurrent dropout": "none"}}
+
+
+def test_recurrent_dropout_of_a_page_comes_from_its_row_else_from_its_overrides():
+    with_row = md_table(["", ""], [["recurrent dropout", bench.recurrent_dropout(0.3)]])
+    assert bench.previous_rows({"tables": parse_tables(with_row)})["recipe"]["recurrent dropout"] == (
+        "0.3 on every LSTM layer's output, in training only")
+    older = {"tables": parse_tables(md_table(["", ""], [["parameters", "5"]])),
+             "data": {"overrides": ["data.augment.noise_prob=0.5", "model.ds2.rnn_dropout=0.2"]}}
+    assert bench.previous_rows(older)["recipe"] == {"recurrent dropout": "0.2 on every LSTM layer's output, in training only"}
+    assert bench.stated_dropout({"data": {"overrides": ["data.augment.noise_prob=0.5"]}}) == "none"
 
 
 def test_recipe_difference_names_only_the_rows_that_changed():
     before = {"front-end": "80 log-mel bands", "learning rate": "peak 0.0015, divided by 1.3",
-              "training augmentation": "vtlp_prob=1.0", "precision, weight average": "float32"}
+              "training augmentation": "vtlp_prob=1.0", "precision, weight average": "float32", "recurrent dropout": "none"}
     now = {"front-end": "40 log-mel bands", "learning rate": "peak 0.0015, divided by 1.3",
-           "training augmentation": "vtlp_prob=1.0", "precision, weight average": "float32", "parameters": "5,073,248"}
+           "training augmentation": "vtlp_prob=1.0", "precision, weight average": "float32", "recurrent dropout": "none",
+           "parameters": "5,073,248"}
     assert bench.recipe_difference(before, now) == "front-end: 80 log-mel bands"
     assert bench.recipe_difference({**before, "front-end": "40 log-mel bands"}, now) == "same"
     assert bench.recipe_difference({"learning rate": "peak 0.0015, divided by 1.3"}, now) == (
-        "front-end, training augmentation, precision, weight average: not on its page")
+        "front-end, training augmentation, precision, weight average, recurrent dropout: not on its page")
 
 
 def test_training_set_with_a_test_sentence_or_held_out_voice_is_refused():

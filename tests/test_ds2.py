@@ -245,6 +245,6 @@ def test_rnn_dropout_acts_in_training_only() -> None:
 
 def test_rnn_dropout_must_be_below_one() -> None:
     config = ROOT / "configs" / "ds2_small.yaml"
-    assert load_config(config, ["model.ds2.rnn_dropout=0.2"]).model.ds2.rnn_dropout == 0.2
+    assert load_config(config, ["model.ds2.rnn_dropout=0.35"]).model.ds2.rnn_dropout == 0.35
     with pytest.raises(ConfigError, match="rnn_dropout"):
         load_config(config, ["model.ds2.rnn_dropout=1.0"])
