@@ -182,6 +182,10 @@ def previous_rows(previous: dict) -> dict[str, str]:
                         return r[column].strip("*")
         return "–"
 
+    def recipe_cell(key: str) -> str:
+        value = cell("", (key,), 1)
+        return stated_dropout(previous) if value == "–" and key == "recurrent dropout" else value
+
     # corpus version 1 pages call the held-out voices "unseen voices"
     time_cell = cell("", ("training time",), 1)
     best_dev = cell("", ("best dev epoch",), 1)
@@ -191,9 +195,7 @@ def previous_rows(previous: dict) -> dict[str, str]:
             "best_dev_wer": best_dev.split("dev WER ")[1].split(",")[0] if "dev WER " in best_dev else "–",
             "test_wer": cell("", ("test WER",), 1), "held_out_wer": cell("subset", ("held-out voices", "unseen voices"), 2),
             "test_cer": cell("", ("test CER",), 1), "old_test_wer": cell("subset", ("all",), 5),
-            "recipe": {key: value for key in RECIPE_ROWS for value in [cell("", (key,), 1)]
-                       for value in [stated_dropout(previous) if value == "–" and key == "recurrent dropout" else value]
-                       if value != "–"}}
+            "recipe": {key: value for key in RECIPE_ROWS for value in [recipe_cell(key)] if value != "–"}}
 
 
 def recipe_difference(previous: dict[str, str], now: dict[str, str]) -> str:
