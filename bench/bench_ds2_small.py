@@ -43,7 +43,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from audio_lottery.cli.common import add_set_arg  # noqa: E402
-from audio_lottery.config import AugmentConfig, Config, TrainConfig, load_config  # noqa: E402
+from audio_lottery.config import AugmentConfig, Config, TrainConfig, apply_overrides, load_config  # noqa: E402
 from audio_lottery.data.corpora.synth import synthesize_corpus  # noqa: E402
 from audio_lottery.data.manifest import read_manifest  # noqa: E402
 from audio_lottery.eval.evaluate import evaluate  # noqa: E402
@@ -168,8 +168,8 @@ def recurrent_dropout(rate: float) -> str:
 def stated_dropout(page: dict) -> str:
     """The recurrent dropout of a page older than its row: the rate its ``--set`` overrides gave, else none (the
     preset had none before the row came)."""
-    rates = [o.split("=", 1)[1] for o in page.get("data", {}).get("overrides", []) if o.startswith(f"{DROPOUT_KEY}=")]
-    return recurrent_dropout(float(rates[-1]) if rates else 0.0)
+    dropout = [o for o in page.get("data", {}).get("overrides", []) if o.startswith(f"{DROPOUT_KEY}=")]
+    return recurrent_dropout(apply_overrides(Config(), dropout).model.ds2.rnn_dropout)  # the config's own parser
 
 
 def previous_rows(previous: dict) -> dict[str, str]:
